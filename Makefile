@@ -1,0 +1,55 @@
+# Set-up, run and test of the mesh. `make run` and `make test` start from a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SERVICES := user_service product_service order_service payment_service notification_service
+PYTEST_ARGS ?=
+
+.PHONY: help install proto proto-check proto-lint migrate run test lint services admin clean
+
+help:
+	@echo "make run      set up, migrate and start the six processes (gateway on :8000)"
+	@echo "make test     set up and run the whole test suite"
+	@echo "make lint     ruff, mypy (strict on meshkit) and buf lint"
+	@echo "make proto    regenerate ecommerce/ from proto/"
+	@echo "make migrate  apply database migrations of every service"
+	@echo "make services start PostgreSQL, RabbitMQ and Redis here (installs them if absent)"
+
+$(STAMP):
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+proto: install
+	$(PY) scripts/gen_protos.py
+
+proto-check: install
+	$(PY) scripts/gen_protos.py --check
+
+proto-lint: install
+	$(PY) scripts/lint_protos.py
+
+migrate: install
+	@for service in $(SERVICES); do $(PY) -m $$service migrate || exit 1; done
+
+run: install proto migrate
+	$(PY) -m meshkit.launcher
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy meshkit gateway
+	$(PY) scripts/lint_protos.py
+
+services:
+	bash deployments/local/ensure-services.sh
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

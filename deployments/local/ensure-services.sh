@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Start PostgreSQL, RabbitMQ and Redis on this machine when they are not running,
+# installing them from Debian packages first when absent. Idempotent.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() { # name port seconds
+  local deadline=$((SECONDS + $3))
+  until listening "$2"; do
+    if [ "$SECONDS" -ge "$deadline" ]; then echo "error: $1 did not open port $2 within $3 s" >&2; exit 1; fi
+    sleep 0.5
+  done
+  echo "$1 is up on port $2"
+}
+
+apt_updated=""
+ensure_package() { # command package
+  if ! command -v "$1" >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/"$1" >/dev/null 2>&1; then
+    if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
+    echo "installing $2"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$2" >/dev/null
+  fi
+}
+
+if ! listening 5432; then
+  ensure_package pg_ctlcluster postgresql
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  wait_for PostgreSQL 5432 60
+  # Tests connect as postgres over TCP without a password, as on the CI machines.
+  hba=/etc/postgresql/$version/main/pg_hba.conf
+  if ! $SUDO grep -q "ecommerce-mesh trust" "$hba"; then
+    echo "host all all 127.0.0.1/32 trust # ecommerce-mesh trust" | $SUDO tee -a "$hba" >/dev/null
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+  fi
+else
+  echo "PostgreSQL is up on port 5432"
+fi
+
+if ! listening 5672; then
+  ensure_package rabbitmq-server rabbitmq-server
+  $SUDO rabbitmq-server -detached || true
+  wait_for RabbitMQ 5672 120
+else
+  echo "RabbitMQ is up on port 5672"
+fi
+
+if ! listening 6379; then
+  ensure_package redis-server redis-server
+  $SUDO mkdir -p /var/lib/redis /var/log/redis
+  $SUDO redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_for Redis 6379 30
+else
+  echo "Redis is up on port 6379"
+fi

@@ -1,0 +1,1 @@
+"""The HTTP gateway: JWT checks and REST⇄gRPC translation in front of the mesh."""

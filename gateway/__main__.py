@@ -1,0 +1,28 @@
+"""`python -m gateway`: serve the gateway with uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from meshkit.logging import configure_logging
+from meshkit.settings import load_settings
+
+
+def main() -> None:
+    settings = load_settings(GatewaySettings)
+    configure_logging(GatewaySettings.service_name, settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        # The default of 5 s lets a keep-alive client hold a worker past shutdown.
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Domain errors shared by every service, and their gRPC status codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import grpc
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One invalid input field and why it is invalid."""
+
+    field: str
+    message: str
+
+
+class DomainError(Exception):
+    """A failure the caller can act on; the transport maps it to a status code.
+
+    Anything that is not a DomainError is a bug, reported as INTERNAL with no detail.
+    """
+
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(DomainError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(
+        self,
+        message: str = "The request has invalid fields.",
+        violations: Iterable[FieldViolation] | Mapping[str, str] = (),
+    ) -> None:
+        super().__init__(message)
+        if isinstance(violations, Mapping):
+            violations = [FieldViolation(f, m) for f, m in violations.items()]
+        self.violations: tuple[FieldViolation, ...] = tuple(violations)
+
+    @classmethod
+    def for_field(cls, field: str, message: str) -> InvalidArgument:
+        return cls(f"{field}: {message}", [FieldViolation(field, message)])
+
+
+class NotFound(DomainError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(DomainError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPrecondition(DomainError):
+    """The request conflicts with the current state (out of stock, order already paid)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Aborted(DomainError):
+    """A concurrency conflict, such as an idempotency key reused with another request."""
+
+    code = grpc.StatusCode.ABORTED
+
+
+class PermissionDenied(DomainError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Unauthenticated(DomainError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class ResourceExhausted(DomainError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(DomainError):
+    """A dependency this call needs is down; the caller may retry later."""
+
+    code = grpc.StatusCode.UNAVAILABLE

@@ -1,0 +1,273 @@
+"""Server interceptors: the cross-cutting concerns every RPC of every service shares."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from meshkit.context import (
+    AUTHORIZATION_HEADER,
+    CORRELATION_ID_HEADER,
+    REQUEST_ID_HEADER,
+    Principal,
+    correlation_id_var,
+    deadline_var,
+    new_request_id,
+    principal_var,
+    request_id_var,
+)
+from meshkit.errors import DomainError, InvalidArgument, Unauthenticated
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("meshkit.access")
+
+if TYPE_CHECKING:  # grpc's classes are generic only in its type stubs
+    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+    _ServerInterceptor: TypeAlias = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    Handler = grpc.RpcMethodHandler
+    _ServerInterceptor = grpc.aio.ServerInterceptor
+Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+
+class TokenVerifier(Protocol):
+    """Turns a bearer token into a Principal, or raises Unauthenticated."""
+
+    async def verify(self, token: str) -> Principal: ...
+
+
+class UnaryInterceptor(_ServerInterceptor):
+    """Base for interceptors that wrap unary-unary calls (every RPC of this mesh).
+
+    Streaming methods (health Watch, reflection) pass through untouched.
+    """
+
+    # grpc accepts None from an interceptor (no such method); its stubs do not say so.
+    async def intercept_service(  # type: ignore[override]
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_streaming or handler.response_streaming:
+            return self.intercept_streaming(handler, handler_call_details.method)
+        inner: Any = handler.unary_unary
+        method: str = handler_call_details.method
+
+        async def call_next(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            result = inner(request, context)
+            # Methods a service has not built yet are the generated synchronous stubs.
+            return await result if inspect.isawaitable(result) else result
+
+        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            return await self.around(method, request, context, call_next)
+
+        return grpc.unary_unary_rpc_method_handler(
+            behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def intercept_streaming(self, handler: Handler | None, method: str) -> Handler | None:
+        return handler
+
+    async def around(
+        self,
+        method: str,
+        request: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+        call_next: Behavior,
+    ) -> Any:
+        raise NotImplementedError
+
+
+def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
+    return {
+        key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)
+    }
+
+
+class RequestContextInterceptor(UnaryInterceptor):
+    """Binds request id, correlation id and the call's deadline to the context."""
+
+    async def around(
+        self,
+        method: str,
+        request: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+        call_next: Behavior,
+    ) -> Any:
+        metadata = _metadata(context)
+        request_id = metadata.get(REQUEST_ID_HEADER) or new_request_id()
+        remaining = context.time_remaining()
+        tokens = (
+            request_id_var.set(request_id),
+            correlation_id_var.set(metadata.get(CORRELATION_ID_HEADER)),
+            deadline_var.set(None if remaining is None else time.monotonic() + remaining),
+        )
+        context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+        try:
+            return await call_next(request, context)
+        finally:
+            deadline_var.reset(tokens[2])
+            correlation_id_var.reset(tokens[1])
+            request_id_var.reset(tokens[0])
+
+
+class AccessLogInterceptor(UnaryInterceptor):
+    """One log line per call: method, status code, duration and caller."""
+
+    async def around(
+        self,
+        method: str,
+        request: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+        call_next: Behavior,
+    ) -> Any:
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            response = await call_next(request, context)
+            code = context.code() or grpc.StatusCode.OK
+            return response
+        except BaseException:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        finally:
+            if access_logger.isEnabledFor(logging.INFO):
+                principal = principal_var.get()
+                access_logger.info(
+                    "rpc",
+                    extra={
+                        "method": method,
+                        "code": code.name if isinstance(code, grpc.StatusCode) else str(code),
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "user_id": principal.subject if principal else None,
+                    },
+                )
+
+
+def status_for(error: DomainError) -> grpc.Status:
+    """The rich gRPC status for a domain error: code, message, and field violations."""
+    status = status_pb2.Status(code=_CODE_NUMBERS[error.code], message=error.message)
+    if isinstance(error, InvalidArgument) and error.violations:
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=v.field, description=v.message
+                    )
+                    for v in error.violations
+                ]
+            )
+        )
+        status.details.append(detail)
+    converted: grpc.Status = rpc_status.to_status(status)
+    return converted
+
+
+_CODE_NUMBERS: dict[grpc.StatusCode, int] = {
+    code: code_pb2.Code.Value(code.name) for code in grpc.StatusCode
+}
+
+# Upstream failures a caller can act on (retry later) keep their code; others are our bug.
+_PASSED_THROUGH_UPSTREAM_CODES = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+)
+
+
+class ErrorMappingInterceptor(UnaryInterceptor):
+    """Domain errors become their status; anything else is INTERNAL, never a stack trace."""
+
+    async def around(
+        self,
+        method: str,
+        request: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+        call_next: Behavior,
+    ) -> Any:
+        try:
+            return await call_next(request, context)
+        except DomainError as error:
+            await context.abort_with_status(status_for(error))  # type: ignore[attr-defined]
+        except grpc.aio.AbortError:
+            raise
+        except NotImplementedError:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
+        except grpc.aio.AioRpcError as error:
+            if error.code() in _PASSED_THROUGH_UPSTREAM_CODES:
+                await context.abort(
+                    error.code(), f"a service this call needs failed: {error.details()}"
+                )
+            logger.exception("unexpected upstream status in %s", method)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("unhandled error in %s", method)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+def bearer_token(metadata: dict[str, str]) -> str | None:
+    value = metadata.get(AUTHORIZATION_HEADER, "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+_PLUMBING_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+
+class AuthInterceptor(UnaryInterceptor):
+    """Verifies the bearer token of every call; only public methods go without one.
+
+    Services verify again what the gateway verified: no call is trusted for where it came from.
+    """
+
+    def __init__(self, verifier: TokenVerifier | None, public_methods: Collection[str]) -> None:
+        self.verifier = verifier
+        self.public_methods = frozenset(public_methods)
+
+    def _is_public(self, method: str) -> bool:
+        # Probes and operators' tools must work without a token.
+        return method.startswith(_PLUMBING_PREFIXES) or method in self.public_methods
+
+    def intercept_streaming(self, handler: Handler | None, method: str) -> Handler | None:
+        # Only the public plumbing (health, reflection) streams; anything else would bypass auth.
+        if (
+            method.startswith(("/grpc.health.", "/grpc.reflection."))
+            or method in self.public_methods
+        ):
+            return handler
+        return None  # grpc answers UNIMPLEMENTED
+
+    async def around(
+        self,
+        method: str,
+        request: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+        call_next: Behavior,
+    ) -> Any:
+        token = bearer_token(_metadata(context))
+        if token is None:
+            if self._is_public(method):
+                return await call_next(request, context)
+            raise Unauthenticated("This call needs a bearer token in the authorization metadata.")
+        if self.verifier is None:
+            raise Unauthenticated("This service cannot verify tokens.")
+        reset = principal_var.set(await self.verifier.verify(token))
+        try:
+            return await call_next(request, context)
+        finally:
+            principal_var.reset(reset)

@@ -1,0 +1,185 @@
+"""Runs the whole mesh locally: checks the broker, starts six processes, stops them together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+from meshkit.amqp import BrokerUnavailable, check_broker
+from meshkit.settings import PROJECT_ROOT, CommonSettings, load_settings
+
+# Start order: services others call first, the gateway last.
+SERVICES: tuple[str, ...] = (
+    "user_service",
+    "product_service",
+    "order_service",
+    "payment_service",
+    "notification_service",
+)
+DEFAULT_GRPC_PORTS: Mapping[str, int] = {
+    "product_service": 50051,
+    "user_service": 50052,
+    "order_service": 50053,
+    "payment_service": 50054,
+    "notification_service": 50055,
+}
+DEFAULT_GATEWAY_PORT = 8000
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM if the launcher itself is killed, so none is left behind."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class MeshPorts:
+    grpc: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_GRPC_PORTS))
+    gateway: int = DEFAULT_GATEWAY_PORT
+
+    def env(self) -> dict[str, str]:
+        """The variables that tell each process where it listens and where the others are."""
+        env = {"GATEWAY_PORT": str(self.gateway)}
+        for service, port in self.grpc.items():
+            prefix = service.upper()
+            env[f"{prefix}_GRPC_PORT"] = str(port)
+            env[f"{prefix}_ADDR"] = f"127.0.0.1:{port}"
+        return env
+
+
+@dataclass
+class Mesh:
+    """The six processes of the mesh, started and stopped as one."""
+
+    ports: MeshPorts = field(default_factory=MeshPorts)
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.gateway}"
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, **self.ports.env(), **self.extra_env}
+
+    async def start(self, ready_timeout: float = 60.0) -> None:
+        env = self._env()
+        for name in (*SERVICES, "gateway"):
+            self.processes[name] = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", name, env=env, cwd=PROJECT_ROOT, preexec_fn=_die_with_parent
+            )
+        await self.wait_ready(ready_timeout)
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Poll the gateway's /readyz (all upstreams SERVING) until 200 or the deadline."""
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if exited := self.exited():
+                    raise RuntimeError(f"{', '.join(exited)} exited during start-up")
+                try:
+                    response = await client.get(f"{self.gateway_url}/readyz")
+                    if response.status_code == 200:
+                        return
+                    last = response.text
+                except httpx.HTTPError as exc:
+                    last = repr(exc)
+                await asyncio.sleep(0.2)
+        raise TimeoutError(f"the mesh was not ready within {timeout:.0f}s: {last}")
+
+    def exited(self) -> list[str]:
+        return [name for name, proc in self.processes.items() if proc.returncode is not None]
+
+    async def wait_any_exit(self) -> str:
+        waits = {asyncio.ensure_future(proc.wait()): name for name, proc in self.processes.items()}
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return waits[next(iter(done))]
+
+    async def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM every process (each drains gracefully), SIGKILL what is left at the deadline."""
+        # The gateway first, so no new request reaches a service that is going away.
+        for name in ("gateway", *reversed(SERVICES)):
+            proc = self.processes.get(name)
+            if proc is not None and proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        waiting = [proc.wait() for proc in self.processes.values()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waiting), timeout)
+        except TimeoutError:
+            for proc in self.processes.values():
+                if proc.returncode is None:
+                    proc.kill()
+            await asyncio.gather(*(proc.wait() for proc in self.processes.values()))
+
+
+async def preflight(settings: CommonSettings) -> None:
+    """Refuse to start without RabbitMQ: the saga cannot run without it."""
+    await check_broker(settings.amqp_url)
+
+
+async def main_async(argv: Sequence[str]) -> int:
+    settings = load_settings(CommonSettings)
+    try:
+        await preflight(settings)
+    except BrokerUnavailable as exc:
+        print(f"error: {exc.code}", file=sys.stderr)
+        return 1
+    ports = MeshPorts(
+        grpc={
+            service: int(os.environ.get(f"{service.upper()}_GRPC_PORT", default))
+            for service, default in DEFAULT_GRPC_PORTS.items()
+        },
+        gateway=int(os.environ.get("GATEWAY_PORT", DEFAULT_GATEWAY_PORT)),
+    )
+    mesh = Mesh(ports=ports)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await mesh.start()
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        await mesh.stop()
+        return 1
+    print(
+        f"\n  Gateway ready at {mesh.gateway_url}  (API docs: {mesh.gateway_url}/docs)\n"
+        "  Press Ctrl-C to stop every process.\n",
+        flush=True,
+    )
+    stop_waiter = asyncio.ensure_future(stop.wait())
+    exit_waiter = asyncio.ensure_future(mesh.wait_any_exit())
+    done, _ = await asyncio.wait({stop_waiter, exit_waiter}, return_when=asyncio.FIRST_COMPLETED)
+    status = 0
+    if exit_waiter in done:
+        print(
+            f"error: {exit_waiter.result()} stopped unexpectedly; stopping the rest",
+            file=sys.stderr,
+        )
+        status = 1
+    for waiter in (stop_waiter, exit_waiter):
+        waiter.cancel()
+    await mesh.stop()
+    print("All processes stopped.", flush=True)
+    return status
+
+
+def main() -> None:
+    raise SystemExit(asyncio.run(main_async(sys.argv[1:])))
+
+
+if __name__ == "__main__":
+    main()

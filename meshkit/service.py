@@ -1,0 +1,114 @@
+"""The life of a gRPC service process: settings, logging, migrations, serve, shut down."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from meshkit.interceptors import TokenVerifier
+from meshkit.logging import configure_logging
+from meshkit.migrations import upgrade_to_head, upgrade_to_head_async
+from meshkit.server import GrpcServer, ServiceRegistration, start_grpc_server
+from meshkit.settings import ServiceSettings, load_settings
+
+logger = logging.getLogger(__name__)
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+BackgroundJob = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ServiceApp:
+    """What a service's composition root builds: servicers, auth and background jobs."""
+
+    services: Sequence[ServiceRegistration]
+    public_methods: Collection[str] = frozenset()
+    verifier: TokenVerifier | None = None
+    # Long-running coroutines (outbox relay, consumers), started once the server serves.
+    background: Sequence[BackgroundJob] = field(default_factory=tuple)
+
+
+# The composition root: builds everything from settings; resources it opens go on the stack.
+BuildApp = Callable[[SettingsT, AsyncExitStack], Awaitable[ServiceApp]]
+
+
+@dataclass(frozen=True)
+class ServiceDefinition(Generic[SettingsT]):
+    """Everything `python -m <service>` needs to know about a service."""
+
+    settings_cls: type[SettingsT]
+    build: BuildApp[SettingsT]
+    migrations: Path | None = None
+
+
+@asynccontextmanager
+async def running_service(
+    definition: ServiceDefinition[SettingsT], settings: SettingsT
+) -> AsyncIterator[GrpcServer]:
+    """Build, migrate and start a service; on exit drain it and close what it opened."""
+    if definition.migrations is not None and settings.migrate_on_start:
+        await upgrade_to_head_async(definition.migrations, settings.database_url)
+    async with AsyncExitStack() as stack:
+        app = await definition.build(settings, stack)
+        server = await start_grpc_server(
+            app.services,
+            host=settings.grpc_host,
+            port=settings.grpc_port,
+            verifier=app.verifier,
+            public_methods=app.public_methods,
+        )
+        jobs = [asyncio.create_task(_run_job(job)) for job in app.background]
+        try:
+            yield server
+        finally:
+            await server.stop(settings.shutdown_grace_seconds)
+            for task in jobs:
+                task.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
+
+
+async def _run_job(job: BackgroundJob) -> None:
+    try:
+        await job()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("background job %s failed", getattr(job, "__qualname__", job))
+        raise
+
+
+async def serve_until_signalled(
+    definition: ServiceDefinition[SettingsT], settings: SettingsT
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with running_service(definition, settings) as server:
+        logger.info("%s serving on port %d", settings.service_name, server.port)
+        await stop.wait()
+        logger.info("%s shutting down", settings.service_name)
+
+
+def run(definition: ServiceDefinition[SettingsT], argv: Sequence[str] | None = None) -> None:
+    """Entry point of `python -m <service>`: `serve` (the default) or `migrate`."""
+    settings_cls = definition.settings_cls
+    parser = argparse.ArgumentParser(prog=f"python -m {settings_cls.service_name}")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    args = parser.parse_args(argv)
+    settings = load_settings(settings_cls)
+    configure_logging(settings_cls.service_name, settings.log_level)
+    if args.command == "migrate":
+        if definition.migrations is not None:
+            upgrade_to_head(definition.migrations, settings.database_url)
+        return
+    with suppress(KeyboardInterrupt):
+        asyncio.run(serve_until_signalled(definition, settings))

@@ -1,0 +1,83 @@
+"""A tiny raw-bytes gRPC service that exercises the runtime's interceptors."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+
+from meshkit.channels import create_channel
+from meshkit.context import Principal, Role, current_principal, current_request_id, remaining_time
+from meshkit.errors import FieldViolation, InvalidArgument, NotFound, Unauthenticated
+from meshkit.server import ServiceRegistration
+
+SERVICE = "test.v1.Probe"
+PUBLIC_METHODS = frozenset({f"/{SERVICE}/Echo", f"/{SERVICE}/Fail", f"/{SERVICE}/Remaining"})
+
+
+class StaticVerifier:
+    """Accepts exactly one token: enough to test the interceptor, not token logic."""
+
+    async def verify(self, token: str) -> Principal:
+        if token != "good-token":
+            raise Unauthenticated("The token is not valid.")
+        return Principal(subject="user-1", role=Role.CUSTOMER, token=token)
+
+
+class Probe:
+    def __init__(self, downstream: str | None = None) -> None:
+        self.downstream = create_channel(downstream) if downstream else None
+
+    async def echo(self, request: bytes, context: Any) -> bytes:
+        return request
+
+    async def fail(self, request: bytes, context: Any) -> bytes:
+        if request == b"invalid":
+            raise InvalidArgument(
+                "The request has invalid fields.",
+                [FieldViolation("email", "must be an email address")],
+            )
+        if request == b"missing":
+            raise NotFound("No such thing.")
+        if request == b"unimplemented":
+            raise NotImplementedError
+        raise RuntimeError("secret internal detail")
+
+    async def whoami(self, request: bytes, context: Any) -> bytes:
+        principal = current_principal()
+        assert principal is not None
+        return principal.subject.encode()
+
+    async def remaining(self, request: bytes, context: Any) -> bytes:
+        left = remaining_time()
+        return b"none" if left is None else f"{left:.3f}".encode()
+
+    async def request_id(self, request: bytes, context: Any) -> bytes:
+        return (current_request_id() or "").encode()
+
+    async def forward(self, request: bytes, context: Any) -> bytes:
+        """Calls Remaining on the downstream probe: shows what deadline it inherits."""
+        assert self.downstream is not None
+        if request:
+            await asyncio.sleep(float(request))
+        call = self.downstream.unary_unary(f"/{SERVICE}/Remaining")
+        response: bytes = await call(b"")
+        return response
+
+
+def _add(servicer: Probe, server: grpc.aio.Server) -> None:
+    methods = {
+        "Echo": servicer.echo,
+        "Fail": servicer.fail,
+        "Whoami": servicer.whoami,
+        "Remaining": servicer.remaining,
+        "RequestId": servicer.request_id,
+        "Forward": servicer.forward,
+    }
+    handlers = {name: grpc.unary_unary_rpc_method_handler(fn) for name, fn in methods.items()}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+
+
+def registration(probe: Probe) -> ServiceRegistration:
+    return ServiceRegistration(SERVICE, probe, _add)

@@ -1,0 +1,124 @@
+"""The gRPC bootstrap in-process on port 0: health, reflection, interceptors, shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
+
+from meshkit.server import GrpcServer, start_grpc_server
+from tests.runtime.probe import PUBLIC_METHODS, SERVICE, Probe, StaticVerifier, registration
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[GrpcServer]:
+    started = await start_grpc_server(
+        [registration(Probe())],
+        host="127.0.0.1",
+        port=0,
+        verifier=StaticVerifier(),
+        public_methods=PUBLIC_METHODS,
+    )
+    yield started
+    await started.stop(0)
+
+
+@pytest.fixture
+async def channel(server: GrpcServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield channel
+
+
+async def test_health_reports_each_service_serving(channel: grpc.aio.Channel) -> None:
+    stub = health_pb2_grpc.HealthStub(channel)
+    for service in ("", SERVICE):
+        response = await stub.Check(health_pb2.HealthCheckRequest(service=service))
+        assert response.status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
+    assert raised.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_reflection_lists_services(channel: grpc.aio.Channel) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    responses = [response async for response in stub.ServerReflectionInfo(iter([request]))]
+    names = {service.name for service in responses[0].list_services_response.service}
+    assert {SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= names
+
+
+async def test_stop_turns_health_not_serving_before_draining(server: GrpcServer) -> None:
+    await server.health.enter_graceful_shutdown()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        response = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+    assert response.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def test_invalid_argument_carries_field_violations(channel: grpc.aio.Channel) -> None:
+    call = channel.unary_unary(f"/{SERVICE}/Fail")(b"invalid")
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call
+    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    status = await rpc_status.aio.from_call(call)
+    assert status is not None
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad_request)
+    assert [(v.field, v.description) for v in bad_request.field_violations] == [
+        ("email", "must be an email address")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"missing", grpc.StatusCode.NOT_FOUND),
+        (b"unimplemented", grpc.StatusCode.UNIMPLEMENTED),
+        (b"crash", grpc.StatusCode.INTERNAL),
+    ],
+)
+async def test_errors_map_to_status(
+    channel: grpc.aio.Channel, payload: bytes, code: grpc.StatusCode
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await channel.unary_unary(f"/{SERVICE}/Fail")(payload)
+    assert raised.value.code() is code
+
+
+async def test_unexpected_error_leaks_nothing(channel: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await channel.unary_unary(f"/{SERVICE}/Fail")(b"crash")
+    assert raised.value.details() == "internal error"
+    assert "secret" not in (raised.value.debug_error_string() or "")
+
+
+async def test_private_method_needs_a_token(channel: grpc.aio.Channel) -> None:
+    whoami = channel.unary_unary(f"/{SERVICE}/Whoami")
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await whoami(b"")
+    assert raised.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await whoami(b"", metadata=(("authorization", "Bearer forged"),))
+    assert raised.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert await whoami(b"", metadata=(("authorization", "Bearer good-token"),)) == b"user-1"
+
+
+async def test_public_method_needs_no_token(channel: grpc.aio.Channel) -> None:
+    assert await channel.unary_unary(f"/{SERVICE}/Echo")(b"hello") == b"hello"
+
+
+async def test_request_id_is_adopted_and_echoed(channel: grpc.aio.Channel) -> None:
+    call = channel.unary_unary(f"/{SERVICE}/RequestId")(
+        b"", metadata=(("x-request-id", "req-42"), ("authorization", "Bearer good-token"))
+    )
+    assert await call == b"req-42"
+    assert ("x-request-id", "req-42") in list(await call.trailing_metadata())
+
+
+async def test_taken_port_fails_loudly(server: GrpcServer) -> None:
+    with pytest.raises((OSError, RuntimeError)):
+        await start_grpc_server([registration(Probe())], host="127.0.0.1", port=server.port)
