@@ -20,7 +20,7 @@ def main() -> None:
         log_config=None,
         access_log=False,
         # The default of 5 s lets a keep-alive client hold a worker past shutdown.
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
     )
 
 

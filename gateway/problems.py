@@ -66,7 +66,8 @@ def problem(
 
 def field_violations(error: grpc.aio.AioRpcError) -> list[dict[str, str]]:
     """Field errors from a rich status (google.rpc.BadRequest in grpc-status-details-bin)."""
-    for key, value in error.trailing_metadata() or ():
+    entries: list[tuple[str, str | bytes]] = list(error.trailing_metadata() or ())  # type: ignore[arg-type]
+    for key, value in entries:
         if key == "grpc-status-details-bin" and isinstance(value, bytes):
             status = status_pb2.Status.FromString(value)
             violations: list[dict[str, str]] = []

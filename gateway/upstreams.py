@@ -53,4 +53,4 @@ class Upstreams:
             )
         except grpc.aio.AioRpcError as error:
             return error.code().name
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))

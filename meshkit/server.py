@@ -54,7 +54,7 @@ class GrpcServer:
 
 def default_interceptors(
     verifier: TokenVerifier | None, public_methods: Collection[str]
-) -> list["grpc.aio.ServerInterceptor[Any, Any]"]:
+) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
     # Outermost first: context before logging, logging sees the mapped status, and auth
     # failures are domain errors that the mapper turns into UNAUTHENTICATED.
     return [
@@ -72,7 +72,7 @@ async def start_grpc_server(
     port: int = 0,
     verifier: TokenVerifier | None = None,
     public_methods: Collection[str] = (),
-    interceptors: Sequence["grpc.aio.ServerInterceptor[Any, Any]"] | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] | None = None,
 ) -> GrpcServer:
     """Start serving `services` plus health and reflection; port 0 picks a free port."""
     server = grpc.aio.server(

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +40,10 @@ class ServiceApp:
 BuildApp = Callable[[SettingsT, AsyncExitStack], Awaitable[ServiceApp]]
 
 
+# An extra command-line command: gets the settings and the arguments after its name.
+Command = Callable[[SettingsT, list[str]], None]
+
+
 @dataclass(frozen=True)
 class ServiceDefinition(Generic[SettingsT]):
     """Everything `python -m <service>` needs to know about a service."""
@@ -47,6 +51,7 @@ class ServiceDefinition(Generic[SettingsT]):
     settings_cls: type[SettingsT]
     build: BuildApp[SettingsT]
     migrations: Path | None = None
+    commands: Mapping[str, Command[SettingsT]] = field(default_factory=dict)
 
 
 @asynccontextmanager
@@ -99,13 +104,20 @@ async def serve_until_signalled(
 
 
 def run(definition: ServiceDefinition[SettingsT], argv: Sequence[str] | None = None) -> None:
-    """Entry point of `python -m <service>`: `serve` (the default) or `migrate`."""
+    """Entry point of `python -m <service>`: `serve` (the default), `migrate`, or its own."""
     settings_cls = definition.settings_cls
     parser = argparse.ArgumentParser(prog=f"python -m {settings_cls.service_name}")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "command", nargs="?", default="serve", choices=["serve", "migrate", *definition.commands]
+    )
+    args, rest = parser.parse_known_args(argv)
     settings = load_settings(settings_cls)
     configure_logging(settings_cls.service_name, settings.log_level)
+    if args.command in definition.commands:
+        if definition.migrations is not None:
+            upgrade_to_head(definition.migrations, settings.database_url)
+        definition.commands[args.command](settings, rest)
+        return
     if args.command == "migrate":
         if definition.migrations is not None:
             upgrade_to_head(definition.migrations, settings.database_url)

@@ -103,6 +103,10 @@ class ServiceSettings(CommonSettings):
     grpc_port: int = Field(0, ge=0, le=65535)
     database_url: str = ""
     migrate_on_start: bool = Field(True, validation_alias="MIGRATE_ON_START")
+    # Signs page tokens so a client cannot forge a cursor.
+    page_token_secret: SecretStr = Field(
+        SecretStr(INSECURE_DEFAULT_PREFIX + "page-tokens"), validation_alias="PAGE_TOKEN_SECRET"
+    )
 
     def sqlite_default(self) -> str:
         return f"sqlite+aiosqlite:///{VAR_DIR / (self.service_name + '.db')}"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -62,11 +61,11 @@ def grpc_stub_cls() -> Any:
 
 
 @pytest.fixture
-def scripted(grpc_server: Any, grpc_servicer: ScriptedHealth) -> Iterator[ScriptedHealth]:
+def scripted(grpc_server: Any, grpc_servicer: ScriptedHealth) -> ScriptedHealth:
     grpc_servicer.script.clear()
     grpc_servicer.calls = 0
     grpc_servicer.metadata.clear()
-    yield grpc_servicer
+    return grpc_servicer
 
 
 async def check(address: str, **channel_options: Any) -> Any:

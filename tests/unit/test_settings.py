@@ -82,6 +82,7 @@ def test_default_secret_refused_outside_development(
 def test_real_secret_accepted_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("EXAMPLE_SIGNING_SECRET", "a-long-random-value")
+    monkeypatch.setenv("PAGE_TOKEN_SECRET", "another-long-random-value")
     assert load().signing_secret.get_secret_value() == "a-long-random-value"
 
 

@@ -1,0 +1,1 @@
+"""Notification service: emails for order and payment events."""

@@ -1,0 +1,8 @@
+"""Alembic environment of the notification service."""
+
+from __future__ import annotations
+
+from meshkit.migrations import run_env
+from notification_service.tables import metadata
+
+run_env(metadata)

@@ -1,0 +1,1 @@
+"""Order service: cart, orders and the saga, timeline, analytics."""

@@ -1,0 +1,8 @@
+"""Alembic environment of the order service."""
+
+from __future__ import annotations
+
+from meshkit.migrations import run_env
+from order_service.tables import metadata
+
+run_env(metadata)

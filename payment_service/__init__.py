@@ -1,0 +1,1 @@
+"""Payment service: charges orders with the simulated provider."""

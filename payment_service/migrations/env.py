@@ -1,0 +1,8 @@
+"""Alembic environment of the payment service."""
+
+from __future__ import annotations
+
+from meshkit.migrations import run_env
+from payment_service.tables import metadata
+
+run_env(metadata)

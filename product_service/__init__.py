@@ -1,0 +1,1 @@
+"""Product service: catalog, categories, the Redis cache and stock reservations."""

@@ -1,0 +1,1 @@
+"""Tests of the protobuf contracts and the code generated from them."""

@@ -1,0 +1,78 @@
+"""`make run` smoke test: the mesh starts, is ready, and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from meshkit.launcher import DEFAULT_GRPC_PORTS, MeshPorts
+from meshkit.settings import PROJECT_ROOT
+from tests.support import eventually, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def processes_in_session(session_id: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Fields after the parenthesised command name: state ppid pgrp session ...
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[3]) == session_id and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+async def test_make_run_starts_ready_and_stops_cleanly(tmp_path: Path) -> None:
+    ports = MeshPorts(grpc={name: free_port() for name in DEFAULT_GRPC_PORTS}, gateway=free_port())
+    env = {**os.environ, **ports.env()}
+    for service in DEFAULT_GRPC_PORTS:
+        env[f"{service.upper()}_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / service}.db"
+    log = tmp_path / "make-run.log"
+    process = await asyncio.create_subprocess_exec(
+        "make",
+        "--no-print-directory",
+        "run",
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=log.open("wb"),
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    output: list[str] = []
+    try:
+
+        async def announced() -> bool:
+            line = await asyncio.wait_for(process.stdout.readline(), 90)  # type: ignore[union-attr]
+            output.append(line.decode())
+            return b"Gateway ready at" in line or not line
+
+        await eventually(announced, timeout=120, interval=0, message="gateway announced")
+        assert any("Gateway ready at" in line for line in output), log.read_text()[-3000:]
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{ports.gateway}/readyz")
+        assert response.status_code == 200, response.text
+
+        # Ctrl-C in a terminal signals the whole foreground process group.
+        os.killpg(process.pid, signal.SIGINT)
+        await asyncio.wait_for(process.wait(), 60)
+
+        async def nothing_left() -> bool:
+            return not processes_in_session(process.pid)
+
+        await eventually(nothing_left, timeout=10, message="every process of make run exited")
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()

@@ -1,0 +1,64 @@
+"""Each service starts in-process on port 0 and serves health and reflection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from meshkit.service import ServiceDefinition, running_service
+from notification_service.app import DEFINITION as NOTIFICATION
+from order_service.app import DEFINITION as ORDER
+from payment_service.app import DEFINITION as PAYMENT
+from product_service.app import DEFINITION as PRODUCT
+from user_service.app import DEFINITION as USER
+
+EXPECTED_SERVICES = {
+    "user_service": (USER, {"ecommerce.user.v1.UserService", "ecommerce.user.v1.AuthService"}),
+    "product_service": (PRODUCT, {"ecommerce.product.v1.ProductService"}),
+    "order_service": (
+        ORDER,
+        {
+            "ecommerce.order.v1.OrderService",
+            "ecommerce.order.v1.CartService",
+            "ecommerce.order.v1.AnalyticsService",
+        },
+    ),
+    "payment_service": (PAYMENT, {"ecommerce.payment.v1.PaymentService"}),
+    "notification_service": (NOTIFICATION, {"ecommerce.notification.v1.NotificationService"}),
+}
+
+
+def in_process_settings(definition: ServiceDefinition[Any], tmp_path: Path) -> Any:
+    return definition.settings_cls(
+        _env_file=None,
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'service.db'}",
+    )
+
+
+async def listed_services(channel: grpc.aio.Channel) -> set[str]:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    responses = [r async for r in stub.ServerReflectionInfo(iter([request]))]
+    return {service.name for service in responses[0].list_services_response.service}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_SERVICES))
+async def test_service_serves_health_and_reflection(name: str, tmp_path: Path) -> None:
+    definition, expected = EXPECTED_SERVICES[name]
+    settings = in_process_settings(definition, tmp_path)
+    async with (
+        running_service(definition, settings) as server,
+        grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+    ):
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", *expected):
+            response = await health.Check(health_pb2.HealthCheckRequest(service=service))
+            assert response.status == health_pb2.HealthCheckResponse.SERVING, service
+        assert expected | {"grpc.health.v1.Health"} <= await listed_services(channel)

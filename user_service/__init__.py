@@ -1,0 +1,1 @@
+"""User service: accounts, login, JWT and JWKS, service tokens."""

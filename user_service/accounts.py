@@ -1,0 +1,323 @@
+"""The user service's domain: accounts, credentials and tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.exc import IntegrityError
+
+from meshkit.access import require_principal, require_role, require_user
+from meshkit.context import Role
+from meshkit.db import Database, utcnow
+from meshkit.errors import (
+    AlreadyExists,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
+from meshkit.ids import new_id
+from meshkit.pagination import PageTokenCodec, page_size
+from user_service.models import RefreshToken, User
+from user_service.passwords import PasswordHasher, password_violations
+from user_service.repository import RefreshTokenRepository, UserRepository
+from user_service.tokens import AccessTokens, IssuedToken, hash_refresh_token, new_refresh_token
+
+logger = logging.getLogger(__name__)
+
+USER_ROLES = (Role.CUSTOMER, Role.SELLER, Role.ADMIN)
+MAX_NAME_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+def normalize_email(email: str, field: str = "email") -> str:
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise InvalidArgument.for_field(field, f"is not a valid email address ({exc})") from None
+
+
+def _check_name(full_name: str, field: str = "full_name") -> str:
+    name = full_name.strip()
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidArgument.for_field(field, f"must be at most {MAX_NAME_LENGTH} characters")
+    return name
+
+
+@dataclass(frozen=True)
+class UserChanges:
+    """What an update may change; None leaves a field as it is."""
+
+    full_name: str | None = None
+    email: str | None = None
+    role: Role | None = None
+    active: bool | None = None
+
+
+class Accounts:
+    def __init__(
+        self,
+        database: Database,
+        passwords: PasswordHasher,
+        access_tokens: AccessTokens,
+        *,
+        refresh_ttl: timedelta,
+        service_token_ttl_seconds: int,
+        service_clients: Mapping[str, str],
+        page_tokens: PageTokenCodec,
+    ) -> None:
+        self.db = database
+        self.passwords = passwords
+        self.access_tokens = access_tokens
+        self.refresh_ttl = refresh_ttl
+        self.service_token_ttl = service_token_ttl_seconds
+        self.service_clients = dict(service_clients)
+        self.page_tokens = page_tokens
+
+    # --- registration and credentials ---------------------------------------------------
+
+    async def register(self, email: str, password: str, full_name: str) -> User:
+        violations: list[FieldViolation] = []
+        try:
+            normalized = normalize_email(email)
+        except InvalidArgument as exc:
+            violations.extend(exc.violations)
+            normalized = ""
+        violations += password_violations(password, normalized or email)
+        try:
+            name = _check_name(full_name)
+        except InvalidArgument as exc:
+            violations.extend(exc.violations)
+        if violations:
+            raise InvalidArgument("The registration has invalid fields.", violations)
+        password_hash = await asyncio.to_thread(self.passwords.hash, password)
+        return await self._create_user(normalized, password_hash, name, Role.CUSTOMER)
+
+    async def _create_user(self, email: str, password_hash: str, name: str, role: Role) -> User:
+        try:
+            async with self.db.transaction() as session:
+                users = UserRepository(session)
+                if await users.by_email(email) is not None:
+                    raise AlreadyExists("An account with this email exists already.")
+                return await users.add(
+                    User(email=email, password_hash=password_hash, full_name=name, role=role.value)
+                )
+        except IntegrityError:
+            # Two registrations raced past the check; the unique index kept one.
+            raise AlreadyExists("An account with this email exists already.") from None
+
+    async def login(self, email: str, password: str) -> TokenPair:
+        try:
+            normalized = normalize_email(email)
+        except InvalidArgument:
+            normalized = ""
+        async with self.db.session() as session:
+            user = await UserRepository(session).by_email(normalized) if normalized else None
+        # Verify even for an unknown email, so timing does not tell which emails exist.
+        valid = await asyncio.to_thread(
+            self.passwords.verify, user.password_hash if user else None, password
+        )
+        if user is None or not valid:
+            raise Unauthenticated("The email or password is wrong.")
+        if not user.active:
+            raise Unauthenticated("This account is deactivated.")
+        return await self._new_session(user, family_id=new_id())
+
+    async def _new_session(self, user: User, family_id: str) -> TokenPair:
+        refresh_token = new_refresh_token()
+        async with self.db.transaction() as session:
+            await RefreshTokenRepository(session).add(
+                RefreshToken(
+                    user_id=user.id,
+                    family_id=family_id,
+                    token_hash=hash_refresh_token(refresh_token),
+                    expires_at=utcnow() + self.refresh_ttl,
+                )
+            )
+        access = self.access_tokens.issue(user.id, user.role)
+        return TokenPair(access.token, refresh_token, access.expires_in)
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Rotate: the presented token is spent; presenting a spent one revokes its family."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            tokens = RefreshTokenRepository(session)
+            stored = await tokens.by_hash(hash_refresh_token(refresh_token))
+            if stored is None:
+                raise Unauthenticated("The refresh token is not valid.")
+            reused = stored.used_at is not None or stored.revoked_at is not None
+            if not reused and stored.expires_at <= now:
+                raise Unauthenticated("The refresh token has expired; sign in again.")
+            if not reused and not await tokens.mark_used(stored.id, now):
+                reused = True  # a concurrent refresh spent it first
+            if reused:
+                await tokens.revoke_family(stored.family_id, now)
+            user = await UserRepository(session).get(stored.user_id)
+        if reused:
+            # Committed above: the revocation stands even though this call fails.
+            logger.warning(
+                "refresh token reuse; family revoked",
+                extra={"user_id": stored.user_id, "family_id": stored.family_id},
+            )
+            raise Unauthenticated("The refresh token was used already; sign in again.")
+        if user is None or not user.active:
+            raise Unauthenticated("This account is deactivated.")
+        return await self._new_session(user, family_id=stored.family_id)
+
+    async def logout(self, refresh_token: str) -> None:
+        principal = require_user()
+        async with self.db.transaction() as session:
+            tokens = RefreshTokenRepository(session)
+            stored = await tokens.by_hash(hash_refresh_token(refresh_token))
+            if stored is None or stored.user_id != principal.subject:
+                raise InvalidArgument.for_field("refresh_token", "is not a token of this account")
+            await tokens.revoke_family(stored.family_id, utcnow())
+
+    async def issue_service_token(self, client_id: str, client_secret: str) -> IssuedToken:
+        expected = self.service_clients.get(client_id)
+        # compare_digest on a dummy keeps unknown ids as slow as wrong secrets.
+        if (
+            not hmac.compare_digest((expected or "\0").encode(), client_secret.encode())
+            or not expected
+        ):
+            raise Unauthenticated("The client id or secret is wrong.")
+        return self.access_tokens.issue(
+            client_id, Role.SERVICE.value, ttl_seconds=self.service_token_ttl
+        )
+
+    # --- the caller's own account ----------------------------------------------------
+
+    async def current_user(self) -> User:
+        principal = require_user()
+        return await self._get(principal.subject)
+
+    async def update_current_user(self, changes: UserChanges) -> User:
+        principal = require_user()
+        if changes.role is not None or changes.active is not None:
+            raise PermissionDenied("Role and status are changed by an admin.")
+        return await self._update(principal.subject, changes)
+
+    async def change_password(self, current_password: str, new_password: str) -> None:
+        principal = require_user()
+        user = await self._get(principal.subject)
+        if not await asyncio.to_thread(self.passwords.verify, user.password_hash, current_password):
+            raise InvalidArgument.for_field("current_password", "is wrong")
+        violations = password_violations(new_password, user.email, field="new_password")
+        if new_password == current_password:
+            violations.append(FieldViolation("new_password", "must differ from the current one"))
+        if violations:
+            raise InvalidArgument("The new password is not acceptable.", violations)
+        password_hash = await asyncio.to_thread(self.passwords.hash, new_password)
+        async with self.db.transaction() as session:
+            stored = await UserRepository(session).get(user.id)
+            if stored is None:
+                raise NotFound("No such user.")
+            stored.password_hash = password_hash
+            # Every device signs in again with the new password.
+            await RefreshTokenRepository(session).revoke_all_of_user(user.id, utcnow())
+
+    # --- administration and other services ------------------------------------------
+
+    async def list_users(self, requested_size: int, page_token: str) -> tuple[Sequence[User], str]:
+        require_role(Role.ADMIN)
+        limit = page_size(requested_size)
+        after = self.page_tokens.decode(page_token, "users")[0] if page_token else None
+        async with self.db.session() as session:
+            users = await UserRepository(session).page(after, limit + 1)
+        next_token = (
+            self.page_tokens.encode([users[limit - 1].id], "users") if len(users) > limit else ""
+        )
+        return users[:limit], next_token
+
+    async def get_user(self, user_id: str) -> User:
+        principal = require_principal()
+        if not principal.is_privileged and principal.subject != user_id:
+            raise PermissionDenied("Only admins see other users' profiles.")
+        return await self._get(user_id)
+
+    async def update_user(self, user_id: str, changes: UserChanges) -> User:
+        principal = require_role(Role.ADMIN)
+        if principal.subject == user_id and (
+            (changes.role not in (None, Role.ADMIN)) or changes.active is False
+        ):
+            raise InvalidArgument.for_field("user", "admins cannot demote or deactivate themselves")
+        return await self._update(user_id, changes)
+
+    async def deactivate_user(self, user_id: str) -> User:
+        return await self.update_user(user_id, UserChanges(active=False))
+
+    async def is_user_active(self, user_id: str) -> bool:
+        principal = require_principal()
+        if not principal.is_privileged and principal.subject != user_id:
+            raise PermissionDenied("Only services and admins ask about other users.")
+        async with self.db.session() as session:
+            user = await UserRepository(session).get(user_id)
+        return bool(user and user.active)
+
+    async def ensure_admin(self, email: str, password: str) -> User:
+        """Create the admin, or promote the existing account; idempotent."""
+        normalized = normalize_email(email, field="BOOTSTRAP_ADMIN_EMAIL")
+        if violations := password_violations(
+            password, normalized, field="BOOTSTRAP_ADMIN_PASSWORD"
+        ):
+            raise InvalidArgument("The admin password is not acceptable.", violations)
+        async with self.db.transaction() as session:
+            existing = await UserRepository(session).by_email(normalized)
+            if existing is not None:
+                existing.role, existing.active = Role.ADMIN.value, True
+                return existing
+        password_hash = await asyncio.to_thread(self.passwords.hash, password)
+        try:
+            return await self._create_user(normalized, password_hash, "Administrator", Role.ADMIN)
+        except AlreadyExists:  # another replica made it meanwhile
+            return await self.ensure_admin(email, password)
+
+    # --- helpers ---------------------------------------------------------------------
+
+    async def _get(self, user_id: str) -> User:
+        async with self.db.session() as session:
+            user = await UserRepository(session).get(user_id)
+        if user is None:
+            raise NotFound(f"No user has id {user_id!r}.")
+        return user
+
+    async def _update(self, user_id: str, changes: UserChanges) -> User:
+        email = normalize_email(changes.email) if changes.email is not None else None
+        name = _check_name(changes.full_name) if changes.full_name is not None else None
+        if changes.role is not None and changes.role not in USER_ROLES:
+            raise InvalidArgument.for_field("role", "must be customer, seller or admin")
+        try:
+            async with self.db.transaction() as session:
+                users = UserRepository(session)
+                user = await users.get(user_id)
+                if user is None:
+                    raise NotFound(f"No user has id {user_id!r}.")
+                if email is not None and email != user.email:
+                    if await users.by_email(email) is not None:
+                        raise AlreadyExists("An account with this email exists already.")
+                    user.email = email
+                if name is not None:
+                    user.full_name = name
+                if changes.role is not None:
+                    user.role = changes.role.value
+                if changes.active is not None:
+                    user.active = changes.active
+                    if not changes.active:
+                        await RefreshTokenRepository(session).revoke_all_of_user(user.id, utcnow())
+                await session.flush()
+                return user
+        except IntegrityError:
+            raise AlreadyExists("An account with this email exists already.") from None

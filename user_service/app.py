@@ -1,0 +1,83 @@
+"""Composition root of the user service: builds every object it needs from settings."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from pathlib import Path
+
+from ecommerce.user.v1 import auth_pb2, auth_pb2_grpc, user_pb2, user_pb2_grpc
+from meshkit.db import Database
+from meshkit.pagination import PageTokenCodec
+from meshkit.server import ServiceRegistration
+from meshkit.service import ServiceApp, ServiceDefinition
+from user_service.accounts import Accounts
+from user_service.cli import create_admin, rotate_key
+from user_service.grpc_api import PUBLIC_METHODS, AuthService, UserService
+from user_service.keys import KeyRing
+from user_service.passwords import PasswordHasher
+from user_service.settings import UserSettings
+from user_service.tokens import AccessTokens
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build_accounts(settings: UserSettings, database: Database) -> tuple[Accounts, KeyRing]:
+    keys = KeyRing.load(
+        settings.jwt_keys_dir, active_kid=settings.jwt_active_kid, create=settings.is_development
+    )
+    access_tokens = AccessTokens(
+        keys,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_seconds=settings.access_token_ttl_seconds,
+    )
+    accounts = Accounts(
+        database,
+        PasswordHasher(memory_kib=settings.argon2_memory_kib, time_cost=settings.argon2_time_cost),
+        access_tokens,
+        refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
+        service_token_ttl_seconds=settings.service_token_ttl_seconds,
+        service_clients={
+            client: secret.get_secret_value() for client, secret in settings.service_clients.items()
+        },
+        page_tokens=PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
+    )
+    return accounts, keys
+
+
+async def build(settings: UserSettings, stack: AsyncExitStack) -> ServiceApp:
+    database = await stack.enter_async_context(Database(settings.database_url))
+    accounts, keys = build_accounts(settings, database)
+    if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
+        admin = await accounts.ensure_admin(
+            settings.bootstrap_admin_email, settings.bootstrap_admin_password.get_secret_value()
+        )
+        logger.info("bootstrap admin ready", extra={"user_id": admin.id})
+    return ServiceApp(
+        services=[
+            ServiceRegistration(
+                user_pb2.DESCRIPTOR.services_by_name["UserService"].full_name,
+                UserService(accounts),
+                user_pb2_grpc.add_UserServiceServicer_to_server,
+            ),
+            ServiceRegistration(
+                auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
+                AuthService(accounts, keys),
+                auth_pb2_grpc.add_AuthServiceServicer_to_server,
+            ),
+        ],
+        public_methods=PUBLIC_METHODS,
+        verifier=accounts.access_tokens,
+    )
+
+
+DEFINITION = ServiceDefinition(
+    settings_cls=UserSettings,
+    build=build,
+    migrations=MIGRATIONS,
+    commands={"create-admin": create_admin, "rotate-key": rotate_key},
+)

@@ -1,0 +1,8 @@
+"""Alembic environment of the user service."""
+
+from __future__ import annotations
+
+from meshkit.migrations import run_env
+from user_service.models import metadata
+
+run_env(metadata)

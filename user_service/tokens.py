@@ -1,0 +1,75 @@
+"""Access tokens (signed JWTs) and refresh tokens (opaque, stored hashed)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from meshkit.auth import decode_claims, principal_from_claims
+from meshkit.context import Principal
+from meshkit.errors import Unauthenticated
+from user_service.keys import ALGORITHM, KeyRing
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+
+
+class AccessTokens:
+    """Signs access tokens with the active key; verifies with any key of the ring."""
+
+    def __init__(self, keys: KeyRing, *, issuer: str, audience: str, ttl_seconds: int) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl = ttl_seconds
+
+    def issue(self, subject: str, role: str, *, ttl_seconds: int | None = None) -> IssuedToken:
+        now = int(time.time())
+        ttl = ttl_seconds or self.ttl
+        claims: dict[str, Any] = {
+            "sub": subject,
+            "role": role,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        key = self.keys.active
+        token = jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+        return IssuedToken(token=token, expires_in=ttl)
+
+    async def verify(self, token: str) -> Principal:
+        """The user service's own check: same rules as everywhere, keys held locally."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("The token is malformed.") from None
+        if header.get("alg") != ALGORITHM:
+            raise Unauthenticated("The token's algorithm is not accepted.")
+        key = self.keys.keys.get(str(header.get("kid", "")))
+        if key is None:
+            raise Unauthenticated("The token was signed by an unknown key.")
+        claims = decode_claims(
+            token, key.private_key.public_key(), issuer=self.issuer, audience=self.audience
+        )
+        return principal_from_claims(token, claims)
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_refresh_token(token: str) -> str:
+    # The token has 256 bits of entropy: a fast hash is enough, no salt or stretching needed.
+    return hashlib.sha256(token.encode()).hexdigest()
