@@ -83,6 +83,7 @@ class JwksVerifier:
         self.refresh_interval = refresh_interval_seconds
         self.min_refetch_interval = min_refetch_interval_seconds
         self._keys: dict[str, jwt.PyJWK] = {}
+        self._jwks: dict[str, Any] = {"keys": []}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
         self._cache = VerifiedTokenCache()
@@ -97,7 +98,14 @@ class JwksVerifier:
             except jwt.PyJWTError:
                 logger.warning("ignoring unusable key %s in the JWKS", entry.get("kid"))
         self._keys = keys
+        self._jwks = {"keys": [dict(entry) for entry in jwks.get("keys", ())]}
         self._fetched_at = time.monotonic()
+
+    async def public_jwks(self) -> dict[str, Any]:
+        """The JWKS as last fetched, refreshed when older than the refresh interval."""
+        if time.monotonic() - self._fetched_at >= self.refresh_interval:
+            await self._refresh(force=False)
+        return self._jwks
 
     async def _refresh(self, *, force: bool) -> None:
         async with self._lock:

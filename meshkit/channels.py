@@ -30,6 +30,9 @@ else:
 # token for calls a service makes on its own behalf.
 TokenSource = Callable[[], Awaitable[str | None]]
 
+# Pass as a call's metadata to send no token at all, e.g. when asking for one.
+NO_TOKEN: tuple[tuple[str, str], ...] = ((AUTHORIZATION_HEADER, ""),)
+
 # A deadline this close to passing is not worth a network round trip.
 _MIN_USEFUL_TIMEOUT = 0.001
 
@@ -89,7 +92,11 @@ class _ForwardContext(_UnaryUnaryClientInterceptor):
             metadata.add(REQUEST_ID_HEADER, request_id)
         if CORRELATION_ID_HEADER not in present and (correlation_id := correlation_id_var.get()):
             metadata.add(CORRELATION_ID_HEADER, correlation_id)
-        if AUTHORIZATION_HEADER not in present:
+        if AUTHORIZATION_HEADER in present:
+            if not metadata.get(AUTHORIZATION_HEADER):
+                # NO_TOKEN: the caller asked for an anonymous call.
+                metadata.delete_all(AUTHORIZATION_HEADER)
+        else:
             token = await self._token()
             if token:
                 metadata.add(AUTHORIZATION_HEADER, f"Bearer {token}")

@@ -78,6 +78,10 @@ class Unauthenticated(DomainError):
 class ResourceExhausted(DomainError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
 
 class Unavailable(DomainError):
     """A dependency this call needs is down; the caller may retry later."""

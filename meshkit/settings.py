@@ -103,6 +103,11 @@ class ServiceSettings(CommonSettings):
     grpc_port: int = Field(0, ge=0, le=65535)
     database_url: str = ""
     migrate_on_start: bool = Field(True, validation_alias="MIGRATE_ON_START")
+    # This service's secret for client-credentials service tokens (client id: its name).
+    service_client_secret: SecretStr = Field(
+        SecretStr(INSECURE_DEFAULT_PREFIX + "service-secret"),
+        validation_alias="SERVICE_CLIENT_SECRET",
+    )
     # Signs page tokens so a client cannot forge a cursor.
     page_token_secret: SecretStr = Field(
         SecretStr(INSECURE_DEFAULT_PREFIX + "page-tokens"), validation_alias="PAGE_TOKEN_SECRET"

@@ -62,7 +62,6 @@ class UserChanges:
     """What an update may change; None leaves a field as it is."""
 
     full_name: str | None = None
-    email: str | None = None
     role: Role | None = None
     active: bool | None = None
 
@@ -295,29 +294,20 @@ class Accounts:
         return user
 
     async def _update(self, user_id: str, changes: UserChanges) -> User:
-        email = normalize_email(changes.email) if changes.email is not None else None
         name = _check_name(changes.full_name) if changes.full_name is not None else None
         if changes.role is not None and changes.role not in USER_ROLES:
             raise InvalidArgument.for_field("role", "must be customer, seller or admin")
-        try:
-            async with self.db.transaction() as session:
-                users = UserRepository(session)
-                user = await users.get(user_id)
-                if user is None:
-                    raise NotFound(f"No user has id {user_id!r}.")
-                if email is not None and email != user.email:
-                    if await users.by_email(email) is not None:
-                        raise AlreadyExists("An account with this email exists already.")
-                    user.email = email
-                if name is not None:
-                    user.full_name = name
-                if changes.role is not None:
-                    user.role = changes.role.value
-                if changes.active is not None:
-                    user.active = changes.active
-                    if not changes.active:
-                        await RefreshTokenRepository(session).revoke_all_of_user(user.id, utcnow())
-                await session.flush()
-                return user
-        except IntegrityError:
-            raise AlreadyExists("An account with this email exists already.") from None
+        async with self.db.transaction() as session:
+            user = await UserRepository(session).get(user_id)
+            if user is None:
+                raise NotFound(f"No user has id {user_id!r}.")
+            if name is not None:
+                user.full_name = name
+            if changes.role is not None:
+                user.role = changes.role.value
+            if changes.active is not None:
+                user.active = changes.active
+                if not changes.active:
+                    await RefreshTokenRepository(session).revoke_all_of_user(user.id, utcnow())
+            await session.flush()
+            return user

@@ -56,7 +56,6 @@ def _token_pair(pair: TokenPair) -> auth_pb2.TokenPair:
 def _changes(message: user_pb2.User, paths: set[str]) -> UserChanges:
     return UserChanges(
         full_name=message.full_name if "full_name" in paths else None,
-        email=message.email if "email" in paths else None,
         role=_ROLE_FROM_PROTO.get(message.role, Role.SERVICE) if "role" in paths else None,
         active=message.active if "active" in paths else None,
     )
@@ -78,7 +77,7 @@ class UserService(user_pb2_grpc.UserServiceServicer):
     async def UpdateCurrentUser(
         self, request: user_pb2.UpdateCurrentUserRequest, context: Context
     ) -> user_pb2.User:
-        paths = mask_paths(request.update_mask, {"full_name", "email"})
+        paths = mask_paths(request.update_mask, {"full_name"})
         return user_message(await self.accounts.update_current_user(_changes(request.user, paths)))
 
     async def ChangePassword(
@@ -101,7 +100,7 @@ class UserService(user_pb2_grpc.UserServiceServicer):
     async def UpdateUser(
         self, request: user_pb2.UpdateUserRequest, context: Context
     ) -> user_pb2.User:
-        paths = mask_paths(request.update_mask, {"full_name", "email", "role", "active"})
+        paths = mask_paths(request.update_mask, {"full_name", "role", "active"})
         user = await self.accounts.update_user(request.user.id, _changes(request.user, paths))
         return user_message(user)
 

@@ -38,7 +38,15 @@ class SigningKey:
         jwk: dict[str, Any] = json.loads(
             jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key())
         )
-        return {**jwk, "kid": self.kid, "alg": ALGORITHM, "use": "sig"}
+        # Only the members a verifier needs; pyjwt adds key_ops, which JWKS consumers ignore.
+        return {
+            "kty": jwk["kty"],
+            "n": jwk["n"],
+            "e": jwk["e"],
+            "kid": self.kid,
+            "alg": ALGORITHM,
+            "use": "sig",
+        }
 
 
 class KeyRing:
@@ -78,9 +86,15 @@ class KeyRing:
 
 
 def generate_key_file(directory: Path) -> Path:
-    """Write a new RSA key as `<kid>.pem`; its kid sorts after every earlier one."""
+    """Write a new RSA key as `<kid>.pem`; its kid sorts after every earlier one.
+
+    Kids start with a sequence number, not a time, so the order holds whatever the clock does.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    kid = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
+    sequence = 1 + max(
+        (int(path.stem[1:5]) for path in directory.glob("k[0-9][0-9][0-9][0-9]-*.pem")), default=0
+    )
+    kid = f"k{sequence:04d}-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4)}"
     key = rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS)
     path = directory / f"{kid}.pem"
     pem = key.private_bytes(

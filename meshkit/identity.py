@@ -1,0 +1,53 @@
+"""Wiring to the user service: token verification by its JWKS, and this service's own token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from ecommerce.user.v1 import auth_pb2, auth_pb2_grpc
+from meshkit.auth import JwksVerifier, ServiceTokenSource
+from meshkit.channels import NO_TOKEN
+from meshkit.settings import CommonSettings, ServiceSettings
+
+# Fetching keys or a token happens outside any request's deadline; keep it short.
+_IDENTITY_CALL_TIMEOUT = 3.0
+
+
+def jwks_verifier(settings: CommonSettings, user_channel: grpc.aio.Channel) -> JwksVerifier:
+    """A verifier that fetches the public keys from the user service when it needs them."""
+    stub = auth_pb2_grpc.AuthServiceStub(user_channel)
+
+    async def fetch() -> dict[str, Any]:
+        response = await stub.GetJwks(
+            auth_pb2.GetJwksRequest(), timeout=_IDENTITY_CALL_TIMEOUT, metadata=NO_TOKEN
+        )
+        return {
+            "keys": [MessageToDict(key, preserving_proto_field_name=True) for key in response.keys]
+        }
+
+    return JwksVerifier(fetch, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+
+
+def service_token_source(
+    settings: ServiceSettings, user_channel: grpc.aio.Channel
+) -> ServiceTokenSource:
+    """This service's own access token (role `service`), by client credentials."""
+    stub = auth_pb2_grpc.AuthServiceStub(user_channel)
+
+    async def issue() -> tuple[str, float]:
+        response = await stub.IssueServiceToken(
+            auth_pb2.IssueServiceTokenRequest(
+                client_id=settings.service_name,
+                client_secret=settings.service_client_secret.get_secret_value(),
+            ),
+            timeout=_IDENTITY_CALL_TIMEOUT,
+            # Asking for a token must neither carry the current request's token nor ask
+            # this same source for one (it would wait on itself).
+            metadata=NO_TOKEN,
+        )
+        return response.access_token, float(response.expires_in)
+
+    return ServiceTokenSource(issue)
