@@ -14,6 +14,8 @@ from google.rpc import error_details_pb2, status_pb2
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from meshkit.context import current_request_id
+from meshkit.errors import DomainError, InvalidArgument, ResourceExhausted
+from meshkit.interceptors import ERROR_DOMAIN
 
 logger = logging.getLogger(__name__)
 
@@ -64,36 +66,45 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
-def field_violations(error: grpc.aio.AioRpcError) -> list[dict[str, str]]:
-    """Field errors from a rich status (google.rpc.BadRequest in grpc-status-details-bin)."""
+def _rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
     entries: list[tuple[str, str | bytes]] = list(error.trailing_metadata() or ())  # type: ignore[arg-type]
     for key, value in entries:
         if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            status = status_pb2.Status.FromString(value)
-            violations: list[dict[str, str]] = []
-            for detail in status.details:
-                bad_request = error_details_pb2.BadRequest()
-                if detail.Unpack(bad_request):
-                    violations.extend(
-                        {"field": v.field, "message": v.description}
-                        for v in bad_request.field_violations
-                    )
-            return violations
-    return []
+            return status_pb2.Status.FromString(value)
+    return None
+
+
+def field_violations(status: status_pb2.Status | None) -> list[dict[str, str]]:
+    """Field errors from a rich status (google.rpc.BadRequest)."""
+    violations: list[dict[str, str]] = []
+    for detail in status.details if status else ():
+        bad_request = error_details_pb2.BadRequest()
+        if detail.Unpack(bad_request):
+            violations.extend(
+                {"field": v.field, "message": v.description} for v in bad_request.field_violations
+            )
+    return violations
+
+
+def _written_for_clients(status: status_pb2.Status | None) -> bool:
+    """True when a service of ours wrote the message as a domain error (ErrorInfo)."""
+    for detail in status.details if status else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info) and info.domain == ERROR_DOMAIN:
+            return True
+    return False
 
 
 def problem_from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
     status = GRPC_TO_HTTP.get(error.code(), 500)
+    rich = _rich_status(error)
     if status >= 500:
-        if status == 500 or status == 501:
-            logger.error("upstream failed: %s %s", error.code().name, error.details())
-        detail = _SERVER_FAULT_DETAIL.get(status, "This operation is not available yet.")
-        if status == 503 and error.details():
-            detail = f"{detail} ({error.details()})"
-        return problem(status, detail)
-    return problem(
-        status, error.details() or HTTPStatus(status).phrase, errors=field_violations(error)
-    )
+        logger.warning("upstream %s: %s", error.code().name, error.details())
+        if status != 500 and _written_for_clients(rich):
+            return problem(status, error.details() or _SERVER_FAULT_DETAIL[status])
+        # Transport details name internal hosts and ports: logged, never sent.
+        return problem(status, _SERVER_FAULT_DETAIL.get(status, "This operation is not available yet."))
+    return problem(status, error.details() or HTTPStatus(status).phrase, errors=field_violations(rich))
 
 
 def _validation_field(loc: tuple[Any, ...]) -> str:
@@ -116,14 +127,30 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         if any(error.get("type") == "json_invalid" for error in errors):
             return problem(400, "The request body is not valid JSON.")
+        # A bad query or path parameter is a bad request; 422 is for bodies that parse as
+        # JSON but do not match the schema.
+        in_body = any(tuple(error.get("loc", ("body",)))[:1] == ("body",) for error in errors)
         return problem(
-            422,
+            422 if in_body else 400,
             "The request has invalid fields.",
             errors=[
                 {"field": _validation_field(tuple(e.get("loc", ()))), "message": str(e.get("msg"))}
                 for e in errors
             ],
         )
+
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        status = GRPC_TO_HTTP.get(exc.code, 500)
+        errors = (
+            [{"field": v.field, "message": v.message} for v in exc.violations]
+            if isinstance(exc, InvalidArgument)
+            else None
+        )
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, ResourceExhausted) and exc.retry_after is not None:
+            headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        return problem(status, exc.message, errors=errors, headers=headers)
 
     @app.exception_handler(grpc.aio.AioRpcError)
     async def rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:

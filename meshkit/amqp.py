@@ -3,14 +3,101 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aio_pika
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika import ExchangeType
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
 
 logger = logging.getLogger(__name__)
 
 EVENTS_EXCHANGE = "ecommerce.events"
+
+# Who consumes what. Every service declares all of it at start-up, so an event published
+# before its consumer ever ran waits in that consumer's queue instead of being unroutable.
+CONSUMERS: dict[str, tuple[str, ...]] = {
+    "payment_service": ("order.created",),
+    "order_service": ("payment.succeeded", "payment.failed", "notification.sent"),
+    "notification_service": (
+        "order.created",
+        "order.confirmed",
+        "order.cancelled",
+        "order.shipped",
+        "payment.failed",
+    ),
+}
+# RabbitMQ before 4.0 sets no delivery limit on quorum queues: a poison message would loop.
+DELIVERY_LIMIT = 5
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Names of the exchange and queues. A namespace keeps test runs (or tenants) apart."""
+
+    namespace: str = ""
+
+    def _name(self, base: str) -> str:
+        return f"{self.namespace}.{base}" if self.namespace else base
+
+    @property
+    def exchange(self) -> str:
+        return self._name(EVENTS_EXCHANGE)
+
+    def queue(self, consumer: str) -> str:
+        return self._name(f"{consumer}.events")
+
+    def dead_letter_exchange(self, consumer: str) -> str:
+        return self._name(f"{consumer}.dlx")
+
+    def dead_letter_queue(self, consumer: str) -> str:
+        return self._name(f"{consumer}.events.dead")
+
+    async def declare_exchange(self, channel: AbstractChannel) -> AbstractExchange:
+        return await channel.declare_exchange(self.exchange, ExchangeType.TOPIC, durable=True)
+
+    async def declare_consumer_queue(
+        self, channel: AbstractChannel, consumer: str
+    ) -> AbstractQueue:
+        """The consumer's quorum queue, bound to its keys, with its dead-letter exchange and queue."""
+        exchange = await self.declare_exchange(channel)
+        dead_letters = await channel.declare_exchange(
+            self.dead_letter_exchange(consumer), ExchangeType.FANOUT, durable=True
+        )
+        dead_queue = await channel.declare_queue(
+            self.dead_letter_queue(consumer), durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await dead_queue.bind(dead_letters)
+        queue = await channel.declare_queue(
+            self.queue(consumer),
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": DELIVERY_LIMIT,
+                "x-dead-letter-exchange": self.dead_letter_exchange(consumer),
+                # At-least-once dead-lettering: a message is not dropped on its way to the DLQ.
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+        )
+        for key in CONSUMERS[consumer]:
+            await queue.bind(exchange, routing_key=key)
+        return queue
+
+    async def declare_all(self, connection: AbstractRobustConnection) -> None:
+        """Declare the exchange and every consumer's queues; idempotent."""
+        channel = await connection.channel()
+        try:
+            await self.declare_exchange(channel)
+            for consumer in CONSUMERS:
+                await self.declare_consumer_queue(channel, consumer)
+        finally:
+            await channel.close()
 
 
 class BrokerUnavailable(SystemExit):
@@ -21,7 +108,8 @@ class BrokerUnavailable(SystemExit):
         super().__init__(
             f"RabbitMQ is not reachable at {redact(url)} ({reason}). "
             "Start it (`rabbitmq-server -detached`, or `sudo systemctl start rabbitmq-server`; "
-            "install it with `sudo apt-get install rabbitmq-server`) or point AMQP_URL at a running broker."
+            "install it with `sudo apt-get install rabbitmq-server`) or point AMQP_URL at a "
+            "running broker."
         )
 
 

@@ -159,6 +159,11 @@ class AccessLogInterceptor(UnaryInterceptor):
 def status_for(error: DomainError) -> grpc.Status:
     """The rich gRPC status for a domain error: code, message, and field violations."""
     status = status_pb2.Status(code=_CODE_NUMBERS[error.code], message=error.message)
+    # Marks the message as written for the caller (not transport noise), so an edge may
+    # show it to clients even for server-side codes such as UNAVAILABLE.
+    info = any_pb2.Any()
+    info.Pack(error_details_pb2.ErrorInfo(reason=type(error).__name__, domain=ERROR_DOMAIN))
+    status.details.append(info)
     if isinstance(error, InvalidArgument) and error.violations:
         detail = any_pb2.Any()
         detail.Pack(
@@ -175,6 +180,8 @@ def status_for(error: DomainError) -> grpc.Status:
     converted: grpc.Status = rpc_status.to_status(status)
     return converted
 
+
+ERROR_DOMAIN = "ecommerce-mesh"
 
 _CODE_NUMBERS: dict[grpc.StatusCode, int] = {
     code: code_pb2.Code.Value(code.name) for code in grpc.StatusCode

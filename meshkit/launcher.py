@@ -11,6 +11,8 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -63,6 +65,8 @@ class Mesh:
 
     ports: MeshPorts = field(default_factory=MeshPorts)
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    # Where the processes' output goes; None inherits the launcher's terminal.
+    log_path: Path | None = None
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
 
     @property
@@ -74,11 +78,28 @@ class Mesh:
 
     async def start(self, ready_timeout: float = 60.0) -> None:
         env = self._env()
-        for name in (*SERVICES, "gateway"):
-            self.processes[name] = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", name, env=env, cwd=PROJECT_ROOT, preexec_fn=_die_with_parent
-            )
+        log = self.log_path.open("ab") if self.log_path else None
+        try:
+            for name in (*SERVICES, "gateway"):
+                self.processes[name] = await self.spawn(name, env, log)
+        finally:
+            if log is not None:
+                log.close()  # the children hold their own descriptors
         await self.wait_ready(ready_timeout)
+
+    async def spawn(
+        self, name: str, env: Mapping[str, str], log: BinaryIO | None
+    ) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            name,
+            env=dict(env),
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=log,
+            preexec_fn=_die_with_parent,
+        )
 
     async def wait_ready(self, timeout: float) -> None:
         """Poll the gateway's /readyz (all upstreams SERVING) until 200 or the deadline."""

@@ -52,6 +52,8 @@ class CommonSettings(BaseSettings):
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     grpc_host: str = Field("0.0.0.0", validation_alias="GRPC_HOST")
     amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", validation_alias="AMQP_URL")
+    # Prefixes the exchange and queue names: separate meshes can share one broker.
+    amqp_namespace: str = Field("", pattern=r"^[A-Za-z0-9_-]*$", validation_alias="AMQP_NAMESPACE")
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
     jwt_issuer: str = Field("ecommerce-mesh", validation_alias="JWT_ISSUER")
     jwt_audience: str = Field("ecommerce-api", validation_alias="JWT_AUDIENCE")

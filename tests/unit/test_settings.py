@@ -83,6 +83,7 @@ def test_real_secret_accepted_in_production(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("EXAMPLE_SIGNING_SECRET", "a-long-random-value")
     monkeypatch.setenv("PAGE_TOKEN_SECRET", "another-long-random-value")
+    monkeypatch.setenv("SERVICE_CLIENT_SECRET", "a-third-long-random-value")
     assert load().signing_secret.get_secret_value() == "a-long-random-value"
 
 

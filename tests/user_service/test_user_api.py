@@ -32,7 +32,8 @@ def violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
         if key == "grpc-status-details-bin":
             status = status_pb2.Status.FromString(value)
             bad_request = error_details_pb2.BadRequest()
-            status.details[0].Unpack(bad_request)
+            for detail in status.details:
+                detail.Unpack(bad_request)
             return {v.field: v.description for v in bad_request.field_violations}
     return {}
 

@@ -1,0 +1,182 @@
+"""Idempotent event consumers: an inbox row per message id, written with the handler's effects.
+
+A message is acked only after the transaction that holds its effects (and its inbox row)
+commits. A duplicate finds its row and is acked without running the handler again. A handler
+that fails is retried with backoff until the queue's delivery limit sends it to the
+dead-letter queue; a message that can never be read goes there at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from google.protobuf.message import Message
+from sqlalchemy import Column, MetaData, String, Table
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from meshkit.amqp import Topology
+from meshkit.context import correlation_id_var, request_id_var
+from meshkit.db import Database, UTCDateTime, utcnow
+from meshkit.events import Envelope, UnknownEvent, decode_event
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, Message, Envelope], Awaitable[None]]
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    """The `inbox` table, added to a service's own metadata (and its migrations)."""
+    return Table(
+        "inbox",
+        metadata,
+        Column("message_id", String(64), primary_key=True),
+        Column("event_type", String(64), nullable=False),
+        Column("received_at", UTCDateTime, nullable=False),
+    )
+
+
+def _header(message: AbstractIncomingMessage, name: str) -> str | None:
+    value = (message.headers or {}).get(name)
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return str(value) if value is not None else None
+
+
+def envelope_of(message: AbstractIncomingMessage, event_type: str) -> Envelope:
+    timestamp = message.timestamp
+    return Envelope(
+        event_type=event_type,
+        message_id=message.message_id or "",
+        correlation_id=message.correlation_id or "",
+        occurred_at=timestamp.astimezone(UTC) if isinstance(timestamp, datetime) else utcnow(),
+        source=message.app_id or "",
+        headers={
+            str(key): str(value.decode() if isinstance(value, bytes) else value)
+            for key, value in (message.headers or {}).items()
+            if isinstance(value, str | bytes)
+        },
+    )
+
+
+class EventConsumer:
+    """Consumes the service's queue and runs the handler registered for each event type."""
+
+    def __init__(
+        self,
+        database: Database,
+        inbox: Table,
+        connection: AbstractRobustConnection,
+        topology: Topology,
+        consumer: str,
+        handlers: Mapping[str, Handler],
+        *,
+        prefetch: int = 64,
+        retry_base_seconds: float = 0.2,
+        retry_max_seconds: float = 5.0,
+    ) -> None:
+        self.db = database
+        self.inbox = inbox
+        self.connection = connection
+        self.topology = topology
+        self.consumer = consumer
+        self.handlers = dict(handlers)
+        self.prefetch = prefetch
+        self.retry_base = retry_base_seconds
+        self.retry_max = retry_max_seconds
+
+    async def run(self) -> None:
+        """Consume until cancelled."""
+        channel = await self.connection.channel()
+        try:
+            await channel.set_qos(prefetch_count=self.prefetch)
+            queue = await self.topology.declare_consumer_queue(channel, self.consumer)
+            tag = await queue.consume(self.handle)
+            logger.info("consuming %s", queue.name, extra={"event_types": sorted(self.handlers)})
+            try:
+                await asyncio.Future()  # until cancelled
+            finally:
+                if not channel.is_closed:
+                    await queue.cancel(tag)
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
+    async def handle(self, message: AbstractIncomingMessage) -> None:
+        event_type = message.type or message.routing_key or ""
+        tokens = (
+            correlation_id_var.set(message.correlation_id or None),
+            request_id_var.set(_header(message, "x-request-id")),
+        )
+        try:
+            await self._handle(message, event_type)
+        finally:
+            request_id_var.reset(tokens[1])
+            correlation_id_var.reset(tokens[0])
+
+    async def _handle(self, message: AbstractIncomingMessage, event_type: str) -> None:
+        handler = self.handlers.get(event_type)
+        if handler is None:
+            await message.ack()  # bound for someone else's key pattern; nothing to do here
+            return
+        try:
+            if not message.message_id:
+                raise UnknownEvent("message without a message_id cannot be de-duplicated")
+            body = decode_event(event_type, message.body)
+        except UnknownEvent as exc:
+            logger.error(
+                "dead-lettering unreadable message: %s", exc, extra={"event_type": event_type}
+            )
+            await message.reject(requeue=False)
+            return
+        envelope = envelope_of(message, event_type)
+        try:
+            async with self.db.transaction() as session:
+                if await self._first_delivery(session, envelope):
+                    await handler(session, body, envelope)
+                else:
+                    logger.info("duplicate %s %s ignored", event_type, envelope.message_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            attempt = self._delivery_count(message) + 1
+            delay = min(self.retry_max, self.retry_base * 2 ** (attempt - 1)) * random.uniform(
+                0.5, 1
+            )
+            logger.exception(
+                "handling %s failed (attempt %d); retrying in %.2fs",
+                event_type,
+                attempt,
+                delay,
+                extra={"message_id": envelope.message_id},
+            )
+            # The delay holds one prefetch slot, not the consumer: other messages go on.
+            await asyncio.sleep(delay)
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+    async def _first_delivery(self, session: AsyncSession, envelope: Envelope) -> bool:
+        insert = postgresql_insert if not self.db.is_sqlite else sqlite_insert
+        statement = (
+            insert(self.inbox)
+            .values(
+                message_id=envelope.message_id,
+                event_type=envelope.event_type,
+                received_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["message_id"])
+        )
+        result = await session.execute(statement)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _delivery_count(message: AbstractIncomingMessage) -> int:
+        value = (message.headers or {}).get("x-delivery-count")
+        return int(value) if isinstance(value, int) else 0

@@ -1,0 +1,214 @@
+"""Transactional outbox: events are rows written with the state change, then relayed.
+
+The row commits in the business transaction, so an event exists if and only if the change
+does. The relay publishes rows with publisher confirms and marks them sent; a crash between
+commit and publish only delays the event, and a crash between publish and mark sends it again
+(consumers de-duplicate by message id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Sequence
+from datetime import datetime
+
+import aio_pika
+from aio_pika.abc import AbstractRobustConnection
+from google.protobuf.message import Message
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from meshkit.amqp import Topology
+from meshkit.context import correlation_id_var, request_id_var
+from meshkit.db import Database, UTCDateTime, utcnow
+from meshkit.events import CONTENT_TYPE, Envelope, event_type_of
+
+logger = logging.getLogger(__name__)
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """The `outbox` table, added to a service's own metadata (and its migrations)."""
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("message_id", String(32), nullable=False, unique=True),
+        Column("event_type", String(64), nullable=False),
+        Column("correlation_id", String(64), nullable=False, default=""),
+        Column("payload", LargeBinary, nullable=False),
+        Column("headers", Text, nullable=False, default="{}"),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("sent_at", UTCDateTime, nullable=True),
+        Column("attempts", Integer, nullable=False, default=0),
+        Index("ix_outbox_unsent", "id", postgresql_where="sent_at IS NULL", sqlite_where=None),
+    )
+
+
+class Outbox:
+    """Writes events in the caller's transaction and wakes the relay after commit."""
+
+    def __init__(self, table: Table, source: str) -> None:
+        self.table = table
+        self.source = source
+        self.pending = asyncio.Event()
+
+    async def add(self, session: AsyncSession, body: Message, *, correlation_id: str) -> Envelope:
+        envelope = Envelope(
+            event_type=event_type_of(body),
+            correlation_id=correlation_id,
+            source=self.source,
+            headers={
+                key: value
+                for key, value in (
+                    ("x-request-id", request_id_var.get()),
+                    ("x-correlation-id", correlation_id_var.get() or correlation_id),
+                )
+                if value
+            },
+        )
+        await session.execute(
+            self.table.insert().values(
+                message_id=envelope.message_id,
+                event_type=envelope.event_type,
+                correlation_id=correlation_id,
+                payload=body.SerializeToString(),
+                headers=json.dumps(envelope.headers),
+                created_at=envelope.occurred_at,
+                attempts=0,
+            )
+        )
+        # Set before commit is fine: the relay's query only sees committed rows, and
+        # polling covers a wake-up that came too early.
+        self.pending.set()
+        return envelope
+
+
+class OutboxRelay:
+    """Publishes unsent outbox rows, oldest first, with confirms; safe with several replicas."""
+
+    def __init__(
+        self,
+        database: Database,
+        outbox: Outbox,
+        connection: AbstractRobustConnection,
+        topology: Topology,
+        *,
+        batch_size: int = 100,
+        poll_interval: float = 0.5,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.db = database
+        self.outbox = outbox
+        self.table = outbox.table
+        self.connection = connection
+        self.topology = topology
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.max_backoff = max_backoff
+        self._channel: aio_pika.abc.AbstractChannel | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+
+    async def _exchange_for_publishing(self) -> aio_pika.abc.AbstractExchange:
+        if self._exchange is None or self._channel is None or self._channel.is_closed:
+            self._channel = await self.connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
+            self._exchange = await self.topology.declare_exchange(self._channel)
+        return self._exchange
+
+    async def run(self) -> None:
+        """Relay until cancelled; broker or database failures back off and retry."""
+        failures = 0
+        while True:
+            try:
+                sent = await self.relay_batch()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                delay = min(self.max_backoff, 0.1 * 2 ** min(failures, 10)) * random.uniform(0.5, 1)
+                logger.warning(
+                    "outbox relay failed; retrying in %.2fs: %s",
+                    delay,
+                    exc,
+                    extra={"attempt": failures},
+                )
+                self._exchange = None
+                await asyncio.sleep(delay)
+                continue
+            if sent == self.batch_size:
+                continue  # more may be waiting
+            self.outbox.pending.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.outbox.pending.wait(), self.poll_interval)
+
+    async def relay_batch(self) -> int:
+        """Publish one batch; returns how many rows were sent."""
+        exchange = await self._exchange_for_publishing()
+        async with self.db.transaction() as session:
+            query = (
+                select(self.table)
+                .where(self.table.c.sent_at.is_(None))
+                .order_by(self.table.c.id)
+                .limit(self.batch_size)
+            )
+            if not self.db.is_sqlite:
+                # Replicas take disjoint batches instead of waiting on each other's rows.
+                query = query.with_for_update(skip_locked=True)
+            rows = (await session.execute(query)).mappings().all()
+            if not rows:
+                return 0
+            await self._publish_all(exchange, rows)
+            await session.execute(
+                update(self.table)
+                .where(self.table.c.id.in_([row["id"] for row in rows]))
+                .values(sent_at=utcnow(), attempts=self.table.c.attempts + 1)
+            )
+        return len(rows)
+
+    async def _publish_all(
+        self,
+        exchange: aio_pika.abc.AbstractExchange,
+        rows: Sequence[dict[str, object]] | Sequence[object],
+    ) -> None:
+        # Confirms are awaited together: one round trip per batch, not per message.
+        await asyncio.gather(
+            *(
+                exchange.publish(
+                    aio_pika.Message(
+                        body=row["payload"],  # type: ignore[index]
+                        content_type=CONTENT_TYPE,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        message_id=row["message_id"],  # type: ignore[index]
+                        type=row["event_type"],  # type: ignore[index]
+                        correlation_id=row["correlation_id"] or None,  # type: ignore[index]
+                        timestamp=_as_datetime(row["created_at"]),  # type: ignore[index]
+                        app_id=self.outbox.source,
+                        headers=json.loads(row["headers"] or "{}"),  # type: ignore[index]
+                    ),
+                    routing_key=row["event_type"],  # type: ignore[index]
+                    mandatory=True,
+                )
+                for row in rows
+            )
+        )
+
+
+def _as_datetime(value: object) -> datetime | None:
+    return value if isinstance(value, datetime) else None
