@@ -100,6 +100,19 @@ class Topology:
             await channel.close()
 
 
+    async def delete_all(self, connection: AbstractRobustConnection) -> None:
+        """Remove every queue and exchange of this namespace (test clean-up)."""
+        channel = await connection.channel()
+        try:
+            for consumer in CONSUMERS:
+                await channel.queue_delete(self.queue(consumer))
+                await channel.queue_delete(self.dead_letter_queue(consumer))
+                await channel.exchange_delete(self.dead_letter_exchange(consumer))
+            await channel.exchange_delete(self.exchange)
+        finally:
+            await channel.close()
+
+
 class BrokerUnavailable(SystemExit):
     """RabbitMQ cannot be reached at start-up; uncaught, it ends the process with the fix."""
 

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,7 +56,13 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("created_at", UTCDateTime, nullable=False),
         Column("sent_at", UTCDateTime, nullable=True),
         Column("attempts", Integer, nullable=False, default=0),
-        Index("ix_outbox_unsent", "id", postgresql_where="sent_at IS NULL", sqlite_where=None),
+        # Only unsent rows are ever looked up: the index stays as small as the backlog.
+        Index(
+            "ix_outbox_unsent",
+            "id",
+            postgresql_where=text("sent_at IS NULL"),
+            sqlite_where=text("sent_at IS NULL"),
+        ),
     )
 
 

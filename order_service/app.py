@@ -13,23 +13,71 @@ from ecommerce.order.v1 import (
     order_pb2,
     order_pb2_grpc,
 )
+from meshkit import amqp
+from meshkit.channels import create_channel
 from meshkit.db import Database
+from meshkit.identity import jwks_verifier, service_token_source
+from meshkit.inbox import EventConsumer
+from meshkit.outbox import Outbox, OutboxRelay
+from meshkit.pagination import PageTokenCodec
 from meshkit.server import ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
+from order_service import models
 from order_service.grpc_api import AnalyticsService, CartService, OrderService
+from order_service.orders import SERVICE_NAME, Orders
 from order_service.settings import OrderSettings
+from order_service.upstream import Catalog, Users
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
     database = await stack.enter_async_context(Database(settings.database_url))
-    del database  # used by the domain as it grows
+    connection = await amqp.connect(settings.amqp_url, name=SERVICE_NAME)
+    stack.push_async_callback(connection.close)
+    topology = amqp.Topology(settings.amqp_namespace)
+    await topology.declare_all(connection)
+
+    timeout = settings.rpc_timeout_seconds
+    user_channel = create_channel(settings.user_service_addr, timeout_seconds=timeout)
+    stack.push_async_callback(user_channel.close)
+    service_token = service_token_source(settings, user_channel)
+    # This service acts as itself upstream, with its own service token.
+    users_as_service = create_channel(
+        settings.user_service_addr, timeout_seconds=timeout, token_source=service_token
+    )
+    stack.push_async_callback(users_as_service.close)
+    product_channel = create_channel(
+        settings.product_service_addr, timeout_seconds=timeout, token_source=service_token
+    )
+    stack.push_async_callback(product_channel.close)
+
+    outbox = Outbox(models.outbox, SERVICE_NAME)
+    orders = Orders(
+        database,
+        outbox,
+        Catalog(product_channel),
+        Users(users_as_service),
+        PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
+    )
+    relay = OutboxRelay(database, outbox, connection, topology)
+    consumer = EventConsumer(
+        database,
+        models.inbox,
+        connection,
+        topology,
+        SERVICE_NAME,
+        {
+            "payment.succeeded": orders.on_payment_succeeded,
+            "payment.failed": orders.on_payment_failed,
+            "notification.sent": orders.on_notification_sent,
+        },
+    )
     return ServiceApp(
         services=[
             ServiceRegistration(
                 order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,
-                OrderService(),
+                OrderService(orders),
                 order_pb2_grpc.add_OrderServiceServicer_to_server,
             ),
             ServiceRegistration(
@@ -43,6 +91,8 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
                 analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server,
             ),
         ],
+        verifier=jwks_verifier(settings, user_channel),
+        background=[relay.run, consumer.run],
     )
 
 

@@ -6,26 +6,56 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from ecommerce.payment.v1 import payment_pb2, payment_pb2_grpc
+from meshkit import amqp
+from meshkit.channels import create_channel
 from meshkit.db import Database
+from meshkit.identity import jwks_verifier
+from meshkit.inbox import EventConsumer
+from meshkit.outbox import Outbox, OutboxRelay
 from meshkit.server import ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
+from payment_service import models
 from payment_service.grpc_api import PaymentService
+from payment_service.payments import Payments
+from payment_service.provider import SimulatedProvider
 from payment_service.settings import PaymentSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICE_NAME = "payment_service"
 
 
 async def build(settings: PaymentSettings, stack: AsyncExitStack) -> ServiceApp:
     database = await stack.enter_async_context(Database(settings.database_url))
-    del database  # used by the domain as it grows
+    connection = await amqp.connect(settings.amqp_url, name=SERVICE_NAME)
+    stack.push_async_callback(connection.close)
+    topology = amqp.Topology(settings.amqp_namespace)
+    await topology.declare_all(connection)
+    user_channel = create_channel(
+        settings.user_service_addr, timeout_seconds=settings.rpc_timeout_seconds
+    )
+    stack.push_async_callback(user_channel.close)
+
+    outbox = Outbox(models.outbox, SERVICE_NAME)
+    payments = Payments(database, outbox, SimulatedProvider(settings.amount_limit_minor))
+    relay = OutboxRelay(database, outbox, connection, topology)
+    consumer = EventConsumer(
+        database,
+        models.inbox,
+        connection,
+        topology,
+        SERVICE_NAME,
+        {"order.created": payments.on_order_created},
+    )
     return ServiceApp(
         services=[
             ServiceRegistration(
                 payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name,
-                PaymentService(),
+                PaymentService(payments),
                 payment_pb2_grpc.add_PaymentServiceServicer_to_server,
-            ),
+            )
         ],
+        verifier=jwks_verifier(settings, user_channel),
+        background=[relay.run, consumer.run],
     )
 
 

@@ -1,9 +1,42 @@
-"""gRPC servicers of the payment service: thin adapters from messages to the domain."""
+"""gRPC servicer of the payment service: messages in, domain calls, messages out."""
 
 from __future__ import annotations
 
-from ecommerce.payment.v1 import payment_pb2_grpc
+from typing import Any
+
+from ecommerce.common.v1 import money_pb2
+from ecommerce.payment.v1 import payment_pb2, payment_pb2_grpc
+from meshkit.protobuf import timestamp
+from payment_service.models import Payment
+from payment_service.payments import Payments
+
+_STATUS = {
+    "SUCCEEDED": payment_pb2.PAYMENT_STATUS_SUCCEEDED,
+    "FAILED": payment_pb2.PAYMENT_STATUS_FAILED,
+}
+
+
+def payment_message(payment: Payment) -> payment_pb2.Payment:
+    return payment_pb2.Payment(
+        id=payment.id,
+        order_id=payment.order_id,
+        user_id=payment.user_id,
+        amount=money_pb2.Money(
+            amount_minor=payment.amount_minor, currency_code=payment.currency_code
+        ),
+        status=_STATUS[payment.status],
+        payment_method=payment.payment_method,
+        failure_code=payment.failure_code,
+        failure_reason=payment.failure_reason,
+        create_time=timestamp(payment.created_at),
+    )
 
 
 class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
-    """`ecommerce.payment.v1.PaymentService`: methods not overridden here answer UNIMPLEMENTED."""
+    def __init__(self, payments: Payments) -> None:
+        self.payments = payments
+
+    async def GetPayment(
+        self, request: payment_pb2.GetPaymentRequest, context: Any
+    ) -> payment_pb2.Payment:
+        return payment_message(await self.payments.for_order(request.order_id))

@@ -6,8 +6,11 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import aio_pika
 import asyncpg
 import pytest
+
+from meshkit.amqp import Topology
 
 # The machines this suite runs on have these; `make services` starts them elsewhere.
 POSTGRES_ADMIN_DSN = os.environ.get(
@@ -42,6 +45,18 @@ async def postgres_databases() -> AsyncIterator[PostgresFactory]:
         for name in created:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+async def amqp_namespace() -> AsyncIterator[str]:
+    """A namespace of exchange and queues of its own on the real broker, removed afterwards."""
+    namespace = f"test-{uuid.uuid4().hex[:10]}"
+    yield namespace
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        await Topology(namespace).delete_all(connection)
+    finally:
+        await connection.close()
 
 
 @pytest.fixture

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from meshkit.migrations import run_env
-from payment_service.tables import metadata
+from payment_service.models import metadata
 
 run_env(metadata)

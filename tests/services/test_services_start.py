@@ -33,12 +33,13 @@ EXPECTED_SERVICES = {
 }
 
 
-def in_process_settings(definition: ServiceDefinition[Any], tmp_path: Path) -> Any:
+def in_process_settings(definition: ServiceDefinition[Any], tmp_path: Path, namespace: str) -> Any:
     return definition.settings_cls(
         _env_file=None,
         grpc_host="127.0.0.1",
         grpc_port=0,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'service.db'}",
+        amqp_namespace=namespace,
     )
 
 
@@ -50,9 +51,11 @@ async def listed_services(channel: grpc.aio.Channel) -> set[str]:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_SERVICES))
-async def test_service_serves_health_and_reflection(name: str, tmp_path: Path) -> None:
+async def test_service_serves_health_and_reflection(
+    name: str, tmp_path: Path, amqp_namespace: str
+) -> None:
     definition, expected = EXPECTED_SERVICES[name]
-    settings = in_process_settings(definition, tmp_path)
+    settings = in_process_settings(definition, tmp_path, amqp_namespace)
     async with (
         running_service(definition, settings) as server,
         grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,

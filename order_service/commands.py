@@ -1,0 +1,117 @@
+"""What callers ask the order service to do, validated into plain values."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from meshkit.errors import FieldViolation, InvalidArgument
+from order_service.upstream import Line
+
+MAX_LINES = 100
+MAX_QUANTITY = 1_000
+MAX_KEY_LENGTH = 128
+
+
+@dataclass(frozen=True)
+class Address:
+    recipient: str
+    line1: str
+    line2: str
+    city: str
+    postal_code: str
+    country_code: str
+
+    def violations(self, prefix: str = "shipping_address") -> list[FieldViolation]:
+        problems = [
+            FieldViolation(f"{prefix}.{name}", "is required")
+            for name in ("recipient", "line1", "city", "country_code")
+            if not getattr(self, name).strip()
+        ]
+        if self.country_code.strip() and not (
+            len(self.country_code) == 2 and self.country_code.isalpha()
+        ):
+            problems.append(
+                FieldViolation(f"{prefix}.country_code", "must be an ISO 3166-1 alpha-2 code")
+            )
+        problems += [
+            FieldViolation(f"{prefix}.{name}", "must be at most 200 characters")
+            for name, value in asdict(self).items()
+            if len(value) > 200
+        ]
+        return problems
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Address:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class PlaceOrder:
+    idempotency_key: str
+    lines: tuple[Line, ...]
+    payment_method: str
+    address: Address
+
+    @classmethod
+    def validated(
+        cls,
+        idempotency_key: str,
+        lines: list[tuple[str, int]],
+        payment_method: str,
+        address: Address,
+    ) -> PlaceOrder:
+        problems: list[FieldViolation] = []
+        key = idempotency_key.strip()
+        if not key:
+            problems.append(
+                FieldViolation("idempotency_key", "is required (Idempotency-Key header)")
+            )
+        elif len(key) > MAX_KEY_LENGTH:
+            problems.append(
+                FieldViolation("idempotency_key", f"must be at most {MAX_KEY_LENGTH} characters")
+            )
+        if not lines:
+            problems.append(FieldViolation("items", "must hold at least one item"))
+        elif len(lines) > MAX_LINES:
+            problems.append(FieldViolation("items", f"must hold at most {MAX_LINES} items"))
+        merged: dict[str, int] = {}
+        for index, (product_id, quantity) in enumerate(lines):
+            if not product_id.strip():
+                problems.append(FieldViolation(f"items[{index}].product_id", "is required"))
+            if not 1 <= quantity <= MAX_QUANTITY:
+                problems.append(
+                    FieldViolation(
+                        f"items[{index}].quantity", f"must be between 1 and {MAX_QUANTITY}"
+                    )
+                )
+            merged[product_id] = merged.get(product_id, 0) + quantity
+        if any(q > MAX_QUANTITY for q in merged.values()) and not problems:
+            problems.append(FieldViolation("items", f"at most {MAX_QUANTITY} of one product"))
+        if not payment_method.strip():
+            problems.append(FieldViolation("payment_method", "is required"))
+        elif len(payment_method) > 64:
+            problems.append(FieldViolation("payment_method", "must be at most 64 characters"))
+        problems += address.violations()
+        if problems:
+            raise InvalidArgument("The order has invalid fields.", problems)
+        return cls(
+            idempotency_key=key,
+            lines=tuple(Line(pid, qty) for pid, qty in sorted(merged.items())),
+            payment_method=payment_method.strip(),
+            address=address,
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the request body: same key and same fingerprint is a replay."""
+        body = {
+            "lines": [[line.product_id, line.quantity] for line in self.lines],
+            "payment_method": self.payment_method,
+            "address": asdict(self.address),
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

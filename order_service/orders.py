@@ -1,0 +1,416 @@
+"""The order service's domain: placing orders, their life cycle, and the saga's reactions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from google.protobuf.message import Message
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecommerce.common.v1 import money_pb2
+from ecommerce.events.v1 import events_pb2
+from meshkit.access import require_principal, require_role, require_user
+from meshkit.context import Principal, Role
+from meshkit.db import Database, utcnow
+from meshkit.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from meshkit.events import Envelope
+from meshkit.ids import new_id
+from meshkit.outbox import Outbox
+from meshkit.pagination import PageTokenCodec, page_size
+from meshkit.protobuf import timestamp
+from order_service.commands import PlaceOrder
+from order_service.models import Order, OrderItem, OrderStatus, TimelineEvent
+from order_service.repository import OrderRepository, TimelineRepository
+from order_service.upstream import Catalog, ProductInfo, Users
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "order_service"
+STATUSES = frozenset(
+    {OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.CANCELLED}
+)
+
+
+def _money(amount_minor: int, currency: str) -> money_pb2.Money:
+    return money_pb2.Money(amount_minor=amount_minor, currency_code=currency)
+
+
+class Orders:
+    def __init__(
+        self,
+        database: Database,
+        outbox: Outbox,
+        catalog: Catalog,
+        users: Users,
+        page_tokens: PageTokenCodec,
+    ) -> None:
+        self.db = database
+        self.outbox = outbox
+        self.catalog = catalog
+        self.users = users
+        self.page_tokens = page_tokens
+
+    # --- placing an order -------------------------------------------------------------
+
+    async def place(self, command: PlaceOrder) -> Order:
+        """Check the user, price the items, reserve stock, then save order and event together."""
+        user_id = require_user().subject
+        replay = await self._replay(user_id, command)
+        if replay is not None:
+            return replay
+        if not await self.users.is_active(user_id):
+            raise PermissionDenied("This account is deactivated.")
+        products = await self.catalog.products([line.product_id for line in command.lines])
+        currency = self._check_sellable(command, products)
+
+        order_id = new_id()
+        await self.catalog.reserve(order_id, command.lines)
+        saved = False
+        try:
+            order = await self._save(order_id, user_id, command, products, currency)
+            saved = True
+            return order
+        except IntegrityError:
+            # The same key won a race with us: that order stands, ours never existed.
+            replay = await self._replay(user_id, command)
+            if replay is None:
+                raise
+            return replay
+        finally:
+            if not saved:
+                # Shielded: a client hanging up must not leave the stock reserved.
+                await asyncio.shield(self._release_quietly(order_id))
+
+    async def _replay(self, user_id: str, command: PlaceOrder) -> Order | None:
+        async with self.db.session() as session:
+            existing = await OrderRepository(session).by_idempotency_key(
+                user_id, command.idempotency_key
+            )
+        if existing is None:
+            return None
+        if existing.request_hash != command.fingerprint:
+            raise AlreadyExists(
+                "This Idempotency-Key was already used for a different order; use a new key."
+            )
+        return existing
+
+    @staticmethod
+    def _check_sellable(command: PlaceOrder, products: dict[str, ProductInfo]) -> str:
+        archived = [
+            products[line.product_id].name
+            for line in command.lines
+            if products[line.product_id].archived
+        ]
+        if archived:
+            raise FailedPrecondition(f"No longer sold: {', '.join(archived)}.")
+        currencies = {products[line.product_id].currency_code for line in command.lines}
+        if len(currencies) != 1:
+            raise InvalidArgument.for_field("items", "all items must be priced in one currency")
+        return currencies.pop()
+
+    async def _save(
+        self,
+        order_id: str,
+        user_id: str,
+        command: PlaceOrder,
+        products: dict[str, ProductInfo],
+        currency: str,
+    ) -> Order:
+        items = [
+            OrderItem(
+                position=position,
+                product_id=line.product_id,
+                product_name=products[line.product_id].name,
+                seller_id=products[line.product_id].seller_id,
+                quantity=line.quantity,
+                unit_price_minor=products[line.product_id].price_minor,
+            )
+            for position, line in enumerate(command.lines)
+        ]
+        now = utcnow()
+        order = Order(
+            id=order_id,
+            user_id=user_id,
+            status=OrderStatus.PENDING,
+            idempotency_key=command.idempotency_key,
+            request_hash=command.fingerprint,
+            currency_code=currency,
+            total_minor=sum(item.line_total_minor for item in items),
+            payment_method=command.payment_method,
+            shipping_address=command.address.to_json(),
+            created_at=now,
+            updated_at=now,
+            items=items,
+        )
+        event = events_pb2.OrderCreated(
+            order_id=order_id,
+            user_id=user_id,
+            items=[
+                events_pb2.OrderLine(
+                    product_id=item.product_id,
+                    product_name=item.product_name,
+                    quantity=item.quantity,
+                    unit_price=_money(item.unit_price_minor, currency),
+                )
+                for item in items
+            ],
+            total=_money(order.total_minor, currency),
+            payment_method=command.payment_method,
+            create_time=timestamp(now),
+        )
+        async with self.db.transaction() as session:
+            await OrderRepository(session).add(order)
+            await self._emit(session, order_id, event, f"Order placed: {len(items)} item(s)")
+        return order
+
+    async def _release_quietly(self, order_id: str) -> None:
+        try:
+            await self.catalog.release(order_id)
+        except Exception:
+            # The reservation stays until released by hand; say so loudly.
+            logger.exception("could not release the stock of unsaved order %s", order_id)
+
+    async def _emit(
+        self, session: AsyncSession, order_id: str, body: Message, summary: str
+    ) -> None:
+        """Outbox the event and put it on the order's timeline, in the caller's transaction."""
+        envelope = await self.outbox.add(session, body, correlation_id=order_id)
+        await TimelineRepository(session).record(
+            event_id=envelope.message_id,
+            order_id=order_id,
+            event_type=envelope.event_type,
+            source=SERVICE_NAME,
+            occurred_at=envelope.occurred_at,
+            summary=summary,
+        )
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def get(self, order_id: str) -> Order:
+        principal = require_principal()
+        async with self.db.session() as session:
+            order = await OrderRepository(session).get(order_id)
+        return self._visible(order, principal, order_id)
+
+    @staticmethod
+    def _visible(order: Order | None, principal: Principal, order_id: str) -> Order:
+        # Someone else's order is NOT_FOUND, not PERMISSION_DENIED: ids must not be probed.
+        if order is None or not (principal.is_privileged or order.user_id == principal.subject):
+            raise NotFound(f"No order has id {order_id!r}.")
+        return order
+
+    async def list(
+        self, *, status: str | None, user_id: str, requested_size: int, page_token: str
+    ) -> tuple[Sequence[Order], str]:
+        principal = require_principal()
+        if status is not None and status not in STATUSES:
+            raise InvalidArgument.for_field("status", "is not an order status")
+        if principal.is_privileged:
+            owner = user_id or None
+        elif user_id and user_id != principal.subject:
+            raise PermissionDenied("Only admins list other users' orders.")
+        else:
+            owner = principal.subject
+        limit = page_size(requested_size)
+        query_key = f"{owner}|{status}"
+        before = self.page_tokens.decode(page_token, query_key)[0] if page_token else None
+        async with self.db.session() as session:
+            orders = await OrderRepository(session).page(
+                user_id=owner, status=status, before_id=before, limit=limit + 1
+            )
+        next_token = ""
+        if len(orders) > limit:
+            next_token = self.page_tokens.encode([orders[limit - 1].id], query_key)
+        return orders[:limit], next_token
+
+    async def timeline(self, order_id: str) -> Sequence[TimelineEvent]:
+        await self.get(order_id)  # ownership check
+        async with self.db.session() as session:
+            return await TimelineRepository(session).for_order(order_id)
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def cancel(self, order_id: str, reason: str) -> Order:
+        principal = require_user()
+        async with self.db.transaction() as session:
+            orders = OrderRepository(session)
+            order = self._visible(await orders.get(order_id), principal, order_id)
+            if not await orders.transition(
+                order_id,
+                OrderStatus.PENDING,
+                OrderStatus.CANCELLED,
+                cancel_reason=(reason.strip() or "cancelled by the customer")[:500],
+                updated_at=utcnow(),
+            ):
+                raise FailedPrecondition(
+                    f"Only a PENDING order can be cancelled; this one is {order.status}."
+                )
+            # Inside the transaction: if the release fails, the cancellation does not happen.
+            await self.catalog.release(order_id)
+            await self._emit(
+                session,
+                order_id,
+                events_pb2.OrderCancelled(
+                    order_id=order_id,
+                    user_id=order.user_id,
+                    reason=reason or "cancelled by the customer",
+                    cancel_time=timestamp(utcnow()),
+                ),
+                "Order cancelled" + (f": {reason}" if reason else ""),
+            )
+        return await self._reload(order_id)
+
+    async def ship(self, order_id: str, carrier: str, tracking_number: str) -> Order:
+        principal = require_role(Role.ADMIN, Role.SELLER)
+        problems = [
+            FieldViolation(name, "is required (at most 100 characters)")
+            for name, value in (("carrier", carrier), ("tracking_number", tracking_number))
+            if not value.strip() or len(value) > 100
+        ]
+        if problems:
+            raise InvalidArgument("The shipment has invalid fields.", problems)
+        async with self.db.transaction() as session:
+            orders = OrderRepository(session)
+            order = await orders.get(order_id)
+            if order is None:
+                raise NotFound(f"No order has id {order_id!r}.")
+            if principal.role is Role.SELLER and principal.subject not in {
+                item.seller_id for item in order.items
+            }:
+                raise PermissionDenied("Only a seller of an item in this order may ship it.")
+            now = utcnow()
+            if not await orders.transition(
+                order_id,
+                OrderStatus.PAID,
+                OrderStatus.SHIPPED,
+                carrier=carrier.strip(),
+                tracking_number=tracking_number.strip(),
+                shipped_at=now,
+                updated_at=now,
+            ):
+                raise FailedPrecondition(
+                    f"Only a PAID order can be shipped; this one is {order.status}."
+                )
+            await self._emit(
+                session,
+                order_id,
+                events_pb2.OrderShipped(
+                    order_id=order_id,
+                    user_id=order.user_id,
+                    carrier=carrier.strip(),
+                    tracking_number=tracking_number.strip(),
+                    ship_time=timestamp(now),
+                ),
+                f"Shipped with {carrier.strip()}, tracking {tracking_number.strip()}",
+            )
+        return await self._reload(order_id)
+
+    async def _reload(self, order_id: str) -> Order:
+        async with self.db.session() as session:
+            order = await OrderRepository(session).get(order_id)
+        if order is None:
+            raise NotFound(f"No order has id {order_id!r}.")
+        return order
+
+    # --- the saga: reactions to other services' events ----------------------------------
+
+    async def on_payment_succeeded(
+        self, session: AsyncSession, event: Message, envelope: Envelope
+    ) -> None:
+        assert isinstance(event, events_pb2.PaymentSucceeded)
+        await self._record_received(session, event.order_id, envelope, "Payment succeeded")
+        orders = OrderRepository(session)
+        now = utcnow()
+        if await orders.transition(
+            event.order_id, OrderStatus.PENDING, OrderStatus.PAID, paid_at=now, updated_at=now
+        ):
+            order = await orders.get(event.order_id)
+            assert order is not None
+            await self._emit(
+                session,
+                event.order_id,
+                events_pb2.OrderConfirmed(
+                    order_id=event.order_id,
+                    user_id=order.user_id,
+                    payment_id=event.payment_id,
+                    total=_money(order.total_minor, order.currency_code),
+                    confirm_time=timestamp(now),
+                ),
+                "Order confirmed: paid",
+            )
+            return
+        order = await orders.get(event.order_id)
+        if order is None:
+            raise LookupError(f"payment for unknown order {event.order_id}")  # retried, then DLQ
+        if order.status == OrderStatus.CANCELLED:
+            # Cancelled while the charge went through: the money must go back by hand.
+            logger.error(
+                "payment %s succeeded for cancelled order %s: refund needed",
+                event.payment_id,
+                event.order_id,
+            )
+
+    async def on_payment_failed(
+        self, session: AsyncSession, event: Message, envelope: Envelope
+    ) -> None:
+        assert isinstance(event, events_pb2.PaymentFailed)
+        reason = event.failure_reason or event.failure_code or "payment declined"
+        await self._record_received(session, event.order_id, envelope, f"Payment failed: {reason}")
+        orders = OrderRepository(session)
+        if not await orders.transition(
+            event.order_id,
+            OrderStatus.PENDING,
+            OrderStatus.CANCELLED,
+            cancel_reason=f"payment failed: {reason}"[:500],
+            updated_at=utcnow(),
+        ):
+            return  # already moved on: a duplicate, or the owner cancelled first
+        order = await orders.get(event.order_id)
+        assert order is not None
+        await self.catalog.release(event.order_id)
+        await self._emit(
+            session,
+            event.order_id,
+            events_pb2.OrderCancelled(
+                order_id=event.order_id,
+                user_id=order.user_id,
+                reason=f"payment failed: {reason}",
+                cancel_time=timestamp(utcnow()),
+            ),
+            "Order cancelled: payment failed",
+        )
+
+    async def on_notification_sent(
+        self, session: AsyncSession, event: Message, envelope: Envelope
+    ) -> None:
+        assert isinstance(event, events_pb2.NotificationSent)
+        if event.order_id:
+            await self._record_received(
+                session,
+                event.order_id,
+                envelope,
+                f"Email sent to the customer about {event.event_type}",
+            )
+
+    @staticmethod
+    async def _record_received(
+        session: AsyncSession, order_id: str, envelope: Envelope, summary: str
+    ) -> None:
+        await TimelineRepository(session).record(
+            event_id=envelope.message_id,
+            order_id=order_id,
+            event_type=envelope.event_type,
+            source=envelope.source or "unknown",
+            occurred_at=envelope.occurred_at,
+            summary=summary,
+        )

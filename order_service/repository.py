@@ -1,0 +1,99 @@
+"""Reads and writes of orders and their timelines, given a session."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from order_service.models import Order, TimelineEvent
+
+
+class OrderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
+        query = select(Order).where(Order.id == order_id)
+        if for_update:
+            query = query.with_for_update()
+        return await self.session.scalar(query)
+
+    async def by_idempotency_key(self, user_id: str, key: str) -> Order | None:
+        return await self.session.scalar(
+            select(Order).where(Order.user_id == user_id, Order.idempotency_key == key)
+        )
+
+    async def add(self, order: Order) -> None:
+        self.session.add(order)
+        await self.session.flush()
+
+    async def transition(
+        self, order_id: str, from_status: str, to_status: str, **values: Any
+    ) -> bool:
+        """Move an order on only from the state expected: a late or repeated event moves nothing."""
+        result = await self.session.execute(
+            update(Order)
+            .where(Order.id == order_id, Order.status == from_status)
+            .values(status=to_status, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def page(
+        self, *, user_id: str | None, status: str | None, before_id: str | None, limit: int
+    ) -> Sequence[Order]:
+        """Newest first: ids are time-ordered, so the id is the keyset."""
+        query = select(Order).order_by(Order.id.desc()).limit(limit)
+        if user_id:
+            query = query.where(Order.user_id == user_id)
+        if status:
+            query = query.where(Order.status == status)
+        if before_id:
+            query = query.where(Order.id < before_id)
+        return (await self.session.scalars(query)).all()
+
+
+class TimelineRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record(
+        self,
+        *,
+        event_id: str,
+        order_id: str,
+        event_type: str,
+        source: str,
+        occurred_at: datetime,
+        summary: str,
+    ) -> None:
+        """Idempotent: the same event recorded twice is one entry."""
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        await self.session.execute(
+            insert(TimelineEvent)
+            .values(
+                event_id=event_id,
+                order_id=order_id,
+                event_type=event_type,
+                source=source,
+                occurred_at=occurred_at,
+                summary=summary[:500],
+            )
+            .on_conflict_do_nothing(index_elements=["event_id"])
+        )
+
+    async def for_order(self, order_id: str) -> Sequence[TimelineEvent]:
+        return (
+            await self.session.scalars(
+                select(TimelineEvent)
+                .where(TimelineEvent.order_id == order_id)
+                .order_by(TimelineEvent.occurred_at, TimelineEvent.event_id)
+            )
+        ).all()

@@ -1,0 +1,111 @@
+"""The order service's view of the services it calls: catalog (products, stock) and users."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from ecommerce.product.v1 import product_pb2, product_pb2_grpc
+from ecommerce.user.v1 import user_pb2, user_pb2_grpc
+from meshkit.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
+
+_UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+@dataclass(frozen=True)
+class ProductInfo:
+    id: str
+    name: str
+    seller_id: str
+    price_minor: int
+    currency_code: str
+    stock: int
+    archived: bool
+
+
+@dataclass(frozen=True)
+class Line:
+    product_id: str
+    quantity: int
+
+
+def _unavailable(what: str, error: grpc.aio.AioRpcError) -> Unavailable:
+    return Unavailable(f"The {what} is unavailable right now; nothing was changed. Retry later.")
+
+
+class Catalog:
+    """Products and stock reservations, over the product service's gRPC API."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.stub = product_pb2_grpc.ProductServiceStub(channel)
+
+    async def products(self, ids: Sequence[str]) -> dict[str, ProductInfo]:
+        """Current name, seller and price of each product; unknown ids are field errors."""
+        results = await asyncio.gather(
+            *(self.stub.GetProduct(product_pb2.GetProductRequest(id=pid)) for pid in ids),
+            return_exceptions=True,
+        )
+        found: dict[str, ProductInfo] = {}
+        missing: list[FieldViolation] = []
+        for index, (pid, result) in enumerate(zip(ids, results, strict=True)):
+            if isinstance(result, grpc.aio.AioRpcError):
+                if result.code() in _UNREACHABLE:
+                    raise _unavailable("product catalog", result)
+                if result.code() is grpc.StatusCode.NOT_FOUND:
+                    missing.append(FieldViolation(f"items[{index}].product_id", "no such product"))
+                    continue
+                raise result
+            if isinstance(result, BaseException):
+                raise result
+            found[pid] = ProductInfo(
+                id=result.id,
+                name=result.name,
+                seller_id=result.seller_id,
+                price_minor=result.price.amount_minor,
+                currency_code=result.price.currency_code,
+                stock=result.stock,
+                archived=result.archived,
+            )
+        if missing:
+            raise InvalidArgument("Some items name products that do not exist.", missing)
+        return found
+
+    async def reserve(self, order_id: str, lines: Iterable[Line]) -> None:
+        """All or nothing; idempotent per order id."""
+        request = product_pb2.ReserveStockRequest(
+            order_id=order_id,
+            items=[
+                product_pb2.StockItem(product_id=line.product_id, quantity=line.quantity)
+                for line in lines
+            ],
+        )
+        try:
+            await self.stub.ReserveStock(request)
+        except grpc.aio.AioRpcError as error:
+            if error.code() in _UNREACHABLE:
+                raise _unavailable("product catalog", error) from None
+            if error.code() is grpc.StatusCode.FAILED_PRECONDITION:
+                raise FailedPrecondition(error.details() or "Not enough stock.") from None
+            raise
+
+    async def release(self, order_id: str) -> bool:
+        """Give the order's stock back; a no-op when it was released already."""
+        response = await self.stub.ReleaseStock(product_pb2.ReleaseStockRequest(order_id=order_id))
+        return response.released
+
+
+class Users:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.stub = user_pb2_grpc.UserServiceStub(channel)
+
+    async def is_active(self, user_id: str) -> bool:
+        try:
+            response = await self.stub.IsUserActive(user_pb2.IsUserActiveRequest(id=user_id))
+        except grpc.aio.AioRpcError as error:
+            if error.code() in _UNREACHABLE:
+                raise _unavailable("user service", error) from None
+            raise
+        return response.active

@@ -1,0 +1,70 @@
+"""The whole mesh as real processes on PostgreSQL, RabbitMQ and Redis, for end-to-end tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from meshkit.launcher import DEFAULT_GRPC_PORTS, Mesh, MeshPorts
+from tests.conftest import AMQP_URL, PostgresFactory
+from tests.support import free_port
+
+ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "admin password 1"
+E2E_REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+@dataclass
+class RunningMesh:
+    mesh: Mesh
+    client: httpx.AsyncClient
+
+    @property
+    def url(self) -> str:
+        return self.mesh.gateway_url
+
+    def grpc_address(self, service: str) -> str:
+        return f"127.0.0.1:{self.mesh.ports.grpc[service]}"
+
+    def logs(self) -> str:
+        path = self.mesh.log_path
+        return path.read_text(errors="replace")[-5000:] if path and path.exists() else ""
+
+
+@pytest.fixture(scope="session")
+async def mesh(
+    postgres_databases: PostgresFactory, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningMesh]:
+    """All six processes, started once for the end-to-end tests, each service on its own database."""
+    workdir = tmp_path_factory.mktemp("mesh")
+    ports = MeshPorts(grpc={name: free_port() for name in DEFAULT_GRPC_PORTS}, gateway=free_port())
+    env = {
+        "AMQP_URL": AMQP_URL,
+        "REDIS_URL": E2E_REDIS_URL,
+        "JWT_KEYS_DIR": str(workdir / "jwt-keys"),
+        "BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
+        "BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "ARGON2_MEMORY_KIB": "1024",
+        "ARGON2_TIME_COST": "1",
+        # Every test logs in from 127.0.0.1; the per-client limit has its own tests.
+        "LOGIN_LIMIT_PER_CLIENT": "10000",
+        "WRITE_LIMIT_PER_CLIENT": "100000",
+        "LOG_LEVEL": "INFO",
+    }
+    for service in DEFAULT_GRPC_PORTS:
+        env[f"{service.upper()}_DATABASE_URL"] = await postgres_databases()
+    redis = Redis.from_url(E2E_REDIS_URL)
+    await redis.flushdb()  # rate-limit counters and cache entries of an earlier run
+    await redis.aclose()
+    running = Mesh(ports=ports, extra_env=env, log_path=workdir / "mesh.log")
+    try:
+        await running.start(ready_timeout=90)
+    except BaseException:
+        await running.stop()
+        raise AssertionError(f"the mesh did not start:\n{(workdir / 'mesh.log').read_text()[-5000:]}") from None
+    async with httpx.AsyncClient(base_url=running.gateway_url, timeout=10) as client:
+        yield RunningMesh(mesh=running, client=client)
+    await running.stop()
