@@ -67,6 +67,8 @@ class Mesh:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     # Where the processes' output goes; None inherits the launcher's terminal.
     log_path: Path | None = None
+    # A local SMTP sink on SMTP_PORT, so a laptop sees the emails with no mail server.
+    mail_sink: bool = False
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
 
     @property
@@ -80,6 +82,11 @@ class Mesh:
         env = self._env()
         log = self.log_path.open("ab") if self.log_path else None
         try:
+            if self.mail_sink:
+                port = env.get("SMTP_PORT", "1025")
+                self.processes["mail_sink"] = await self.spawn(
+                    "notification_service.sink", env, log, "--port", port
+                )
             for name in (*SERVICES, "gateway"):
                 self.processes[name] = await self.spawn(name, env, log)
         finally:
@@ -88,12 +95,13 @@ class Mesh:
         await self.wait_ready(ready_timeout)
 
     async def spawn(
-        self, name: str, env: Mapping[str, str], log: BinaryIO | None
+        self, module: str, env: Mapping[str, str], log: BinaryIO | None, *args: str
     ) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            name,
+            module,
+            *args,
             env=dict(env),
             cwd=PROJECT_ROOT,
             stdout=log,
@@ -132,7 +140,7 @@ class Mesh:
     async def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM every process (each drains gracefully), SIGKILL what is left at the deadline."""
         # The gateway first, so no new request reaches a service that is going away.
-        for name in ("gateway", *reversed(SERVICES)):
+        for name in ("gateway", *reversed(SERVICES), "mail_sink"):
             proc = self.processes.get(name)
             if proc is not None and proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
@@ -165,7 +173,7 @@ async def main_async(argv: Sequence[str]) -> int:
         },
         gateway=int(os.environ.get("GATEWAY_PORT", DEFAULT_GATEWAY_PORT)),
     )
-    mesh = Mesh(ports=ports)
+    mesh = Mesh(ports=ports, mail_sink=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -6,26 +6,75 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from ecommerce.notification.v1 import notification_pb2, notification_pb2_grpc
+from meshkit import amqp
+from meshkit.channels import create_channel
 from meshkit.db import Database
+from meshkit.identity import jwks_verifier, service_token_source
+from meshkit.inbox import EventConsumer
+from meshkit.outbox import Outbox, OutboxRelay
+from meshkit.pagination import PageTokenCodec
 from meshkit.server import ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
+from notification_service import models
+from notification_service.emails import EmailRenderer
 from notification_service.grpc_api import NotificationService
+from notification_service.mailer import SmtpMailer
+from notification_service.notifications import NOTIFIED_EVENTS, Notifications, Recipients
 from notification_service.settings import NotificationSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICE_NAME = "notification_service"
 
 
 async def build(settings: NotificationSettings, stack: AsyncExitStack) -> ServiceApp:
     database = await stack.enter_async_context(Database(settings.database_url))
-    del database  # used by the domain as it grows
+    connection = await amqp.connect(settings.amqp_url, name=SERVICE_NAME)
+    stack.push_async_callback(connection.close)
+    topology = amqp.Topology(settings.amqp_namespace)
+    await topology.declare_all(connection)
+
+    timeout = settings.rpc_timeout_seconds
+    user_channel = create_channel(settings.user_service_addr, timeout_seconds=timeout)
+    stack.push_async_callback(user_channel.close)
+    users_as_service = create_channel(
+        settings.user_service_addr,
+        timeout_seconds=timeout,
+        token_source=service_token_source(settings, user_channel),
+    )
+    stack.push_async_callback(users_as_service.close)
+
+    outbox = Outbox(models.outbox, SERVICE_NAME)
+    notifications = Notifications(
+        database,
+        outbox,
+        Recipients(users_as_service),
+        EmailRenderer(),
+        SmtpMailer(settings),
+        PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
+        retry_base_seconds=settings.mail_retry_base_seconds,
+        retry_max_seconds=settings.mail_retry_max_seconds,
+        max_attempts=settings.mail_max_attempts,
+        poll_seconds=settings.mail_poll_seconds,
+    )
+    relay = OutboxRelay(database, outbox, connection, topology)
+    consumer = EventConsumer(
+        database,
+        models.inbox,
+        connection,
+        topology,
+        SERVICE_NAME,
+        dict.fromkeys(NOTIFIED_EVENTS, notifications.on_event),
+    )
     return ServiceApp(
         services=[
             ServiceRegistration(
                 notification_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name,
-                NotificationService(),
+                NotificationService(notifications),
                 notification_pb2_grpc.add_NotificationServiceServicer_to_server,
-            ),
+            )
         ],
+        verifier=jwks_verifier(settings, user_channel),
+        background=[relay.run, consumer.run, notifications.run_mailer],
     )
 
 

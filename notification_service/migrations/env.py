@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from meshkit.migrations import run_env
-from notification_service.tables import metadata
+from notification_service.models import metadata
 
 run_env(metadata)

@@ -35,7 +35,7 @@ def processes_in_session(session_id: int) -> list[int]:
 
 async def test_make_run_starts_ready_and_stops_cleanly(tmp_path: Path) -> None:
     ports = MeshPorts(grpc={name: free_port() for name in DEFAULT_GRPC_PORTS}, gateway=free_port())
-    env = {**os.environ, **ports.env()}
+    env = {**os.environ, **ports.env(), "SMTP_PORT": str(free_port())}
     for service in DEFAULT_GRPC_PORTS:
         env[f"{service.upper()}_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / service}.db"
     log = tmp_path / "make-run.log"

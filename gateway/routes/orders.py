@@ -1,0 +1,148 @@
+"""Orders: place (idempotently), read, cancel, ship; their payment and timeline."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from ecommerce.order.v1 import order_pb2
+from ecommerce.payment.v1 import payment_pb2
+from gateway.deps import Caller, Stubs
+from gateway.schemas.common import problem_responses
+from gateway.schemas.orders import (
+    STATUS_VALUES,
+    CancelRequest,
+    CreateOrderRequest,
+    Order,
+    OrderList,
+    OrderStatusName,
+    Payment,
+    ShipRequest,
+    Timeline,
+)
+
+router = APIRouter(tags=["orders"])
+
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        max_length=128,
+        description="Any unique string per order attempt; retrying with the same key and "
+        "body returns the same order, with another body 409.",
+    ),
+]
+
+
+@router.post(
+    "/v1/orders",
+    status_code=status.HTTP_201_CREATED,
+    summary="Place an order",
+    description="Stock is reserved at once; payment follows asynchronously: poll the order "
+    "(PENDING → PAID, or CANCELLED when the payment fails).",
+    responses=problem_responses(400, 401, 409, 422, 429, 503),
+)
+async def create_order(
+    body: CreateOrderRequest,
+    idempotency_key: IdempotencyKey,
+    stubs: Stubs,
+    caller: Caller,
+    response: Response,
+) -> Order:
+    order = await stubs.orders.CreateOrder(
+        order_pb2.CreateOrderRequest(
+            idempotency_key=idempotency_key,
+            items=[
+                order_pb2.LineItem(product_id=i.product_id, quantity=i.quantity) for i in body.items
+            ],
+            payment_method=body.payment_method,
+            shipping_address=body.shipping_address.to_proto(),
+        )
+    )
+    response.headers["Location"] = f"/v1/orders/{order.id}"
+    return Order.from_proto(order)
+
+
+@router.get(
+    "/v1/orders",
+    summary="Your orders, newest first (admins: everyone's, filtered by user_id)",
+    responses=problem_responses(400, 401, 403),
+)
+async def list_orders(
+    stubs: Stubs,
+    caller: Caller,
+    status_filter: Annotated[OrderStatusName | None, Query(alias="status")] = None,
+    user_id: Annotated[str, Query(max_length=64, description="Admins only.")] = "",
+    page_size: Annotated[int, Query(ge=0, le=100)] = 0,
+    page_token: Annotated[str, Query(max_length=1024)] = "",
+) -> OrderList:
+    response = await stubs.orders.ListOrders(
+        order_pb2.ListOrdersRequest(
+            status=STATUS_VALUES[status_filter]
+            if status_filter
+            else order_pb2.ORDER_STATUS_UNSPECIFIED,
+            user_id=user_id,
+            page_size=page_size,
+            page_token=page_token,
+        )
+    )
+    return OrderList(
+        orders=[Order.from_proto(order) for order in response.orders],
+        next_page_token=response.next_page_token,
+    )
+
+
+@router.get("/v1/orders/{order_id}", summary="One order", responses=problem_responses(401, 404))
+async def get_order(order_id: str, stubs: Stubs, caller: Caller) -> Order:
+    return Order.from_proto(await stubs.orders.GetOrder(order_pb2.GetOrderRequest(id=order_id)))
+
+
+@router.post(
+    "/v1/orders/{order_id}:cancel",
+    summary="Cancel a PENDING order; its stock is released",
+    responses=problem_responses(401, 404, 409),
+)
+async def cancel_order(
+    order_id: str, stubs: Stubs, caller: Caller, body: CancelRequest | None = None
+) -> Order:
+    order = await stubs.orders.CancelOrder(
+        order_pb2.CancelOrderRequest(id=order_id, reason=body.reason if body else "")
+    )
+    return Order.from_proto(order)
+
+
+@router.post(
+    "/v1/orders/{order_id}:ship",
+    summary="Ship a PAID order (admin, or a seller of one of its items)",
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
+)
+async def ship_order(order_id: str, body: ShipRequest, stubs: Stubs, caller: Caller) -> Order:
+    order = await stubs.orders.ShipOrder(
+        order_pb2.ShipOrderRequest(
+            id=order_id, carrier=body.carrier, tracking_number=body.tracking_number
+        )
+    )
+    return Order.from_proto(order)
+
+
+@router.get(
+    "/v1/orders/{order_id}/timeline",
+    summary="Everything that happened to an order, across services, oldest first",
+    responses=problem_responses(401, 404),
+)
+async def order_timeline(order_id: str, stubs: Stubs, caller: Caller) -> Timeline:
+    timeline = await stubs.orders.GetOrderTimeline(
+        order_pb2.GetOrderTimelineRequest(order_id=order_id)
+    )
+    return Timeline.from_proto(timeline)
+
+
+@router.get(
+    "/v1/orders/{order_id}/payment",
+    summary="The payment of an order: status, amount, failure reason",
+    responses=problem_responses(401, 404),
+)
+async def order_payment(order_id: str, stubs: Stubs, caller: Caller) -> Payment:
+    payment = await stubs.payments.GetPayment(payment_pb2.GetPaymentRequest(order_id=order_id))
+    return Payment.from_proto(payment)

@@ -1,0 +1,188 @@
+"""Bodies of the order, payment and timeline endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ecommerce.order.v1 import order_pb2
+from ecommerce.payment.v1 import payment_pb2
+from gateway.schemas.common import Money, Schema, rfc3339
+
+OrderStatusName = Literal["PENDING", "PAID", "SHIPPED", "CANCELLED"]
+STATUS_NAMES: dict[order_pb2.OrderStatus.ValueType, str] = {
+    order_pb2.ORDER_STATUS_PENDING: "PENDING",
+    order_pb2.ORDER_STATUS_PAID: "PAID",
+    order_pb2.ORDER_STATUS_SHIPPED: "SHIPPED",
+    order_pb2.ORDER_STATUS_CANCELLED: "CANCELLED",
+}
+STATUS_VALUES = {name: number for number, name in STATUS_NAMES.items()}
+
+
+class LineItem(Schema):
+    product_id: str = Field(max_length=64)
+    quantity: int = Field(description="Units to order, 1 to 1000.", examples=[2])
+
+
+class Address(Schema):
+    recipient: str = Field(max_length=200, examples=["Ada Lovelace"])
+    line1: str = Field(max_length=200, examples=["12 St James's Square"])
+    line2: str = Field("", max_length=200)
+    city: str = Field(max_length=200, examples=["London"])
+    postal_code: str = Field("", max_length=32, examples=["SW1Y 4JH"])
+    country_code: str = Field(max_length=2, description="ISO 3166-1 alpha-2.", examples=["GB"])
+
+    def to_proto(self) -> order_pb2.Address:
+        return order_pb2.Address(**self.model_dump())
+
+    @classmethod
+    def from_proto(cls, message: order_pb2.Address) -> Address:
+        return cls(
+            recipient=message.recipient,
+            line1=message.line1,
+            line2=message.line2,
+            city=message.city,
+            postal_code=message.postal_code,
+            country_code=message.country_code,
+        )
+
+
+class CreateOrderRequest(Schema):
+    """Prices and totals are never sent: the server reads them from the catalog."""
+
+    items: list[LineItem] = Field(max_length=100)
+    payment_method: str = Field(
+        max_length=64,
+        description="A test payment method: pm_card_visa succeeds; pm_card_chargeDeclined and "
+        "pm_card_chargeDeclinedInsufficientFunds are declined.",
+        examples=["pm_card_visa"],
+    )
+    shipping_address: Address
+
+
+class OrderItem(BaseModel):
+    product_id: str
+    product_name: str
+    quantity: int
+    unit_price: Money
+    line_total: Money
+
+
+class Shipment(BaseModel):
+    carrier: str
+    tracking_number: str
+    ship_time: datetime | None
+
+
+class Order(BaseModel):
+    id: str
+    user_id: str
+    status: str = Field(description="PENDING, PAID, SHIPPED or CANCELLED.")
+    items: list[OrderItem]
+    total: Money
+    payment_method: str
+    shipping_address: Address
+    shipment: Shipment | None = None
+    cancel_reason: str = ""
+    create_time: datetime | None
+    update_time: datetime | None
+
+    @classmethod
+    def from_proto(cls, message: order_pb2.Order) -> Order:
+        return cls(
+            id=message.id,
+            user_id=message.user_id,
+            status=STATUS_NAMES.get(message.status, "PENDING"),
+            items=[
+                OrderItem(
+                    product_id=item.product_id,
+                    product_name=item.product_name,
+                    quantity=item.quantity,
+                    unit_price=Money.from_proto(item.unit_price),
+                    line_total=Money.from_proto(item.line_total),
+                )
+                for item in message.items
+            ],
+            total=Money.from_proto(message.total),
+            payment_method=message.payment_method,
+            shipping_address=Address.from_proto(message.shipping_address),
+            shipment=Shipment(
+                carrier=message.shipment.carrier,
+                tracking_number=message.shipment.tracking_number,
+                ship_time=rfc3339(message.shipment.ship_time),
+            )
+            if message.HasField("shipment")
+            else None,
+            cancel_reason=message.cancel_reason,
+            create_time=rfc3339(message.create_time),
+            update_time=rfc3339(message.update_time),
+        )
+
+
+class OrderList(BaseModel):
+    orders: list[Order]
+    next_page_token: str
+
+
+class CancelRequest(Schema):
+    reason: str = Field("", max_length=500)
+
+
+class ShipRequest(Schema):
+    carrier: str = Field(max_length=100, examples=["DHL"])
+    tracking_number: str = Field(max_length=100, examples=["JD014600006281230704"])
+
+
+class TimelineEvent(BaseModel):
+    event_id: str
+    type: str = Field(description="e.g. order.created, payment.succeeded, notification.sent.")
+    source: str = Field(description="The service that recorded it.")
+    time: datetime | None
+    summary: str
+
+
+class Timeline(BaseModel):
+    order_id: str
+    events: list[TimelineEvent]
+
+    @classmethod
+    def from_proto(cls, message: order_pb2.OrderTimeline) -> Timeline:
+        return cls(
+            order_id=message.order_id,
+            events=[
+                TimelineEvent(
+                    event_id=event.event_id,
+                    type=event.type,
+                    source=event.source,
+                    time=rfc3339(event.occur_time),
+                    summary=event.summary,
+                )
+                for event in message.events
+            ],
+        )
+
+
+class Payment(BaseModel):
+    id: str
+    order_id: str
+    status: str = Field(description="SUCCEEDED or FAILED.")
+    amount: Money
+    payment_method: str
+    failure_code: str = ""
+    failure_reason: str = ""
+    create_time: datetime | None
+
+    @classmethod
+    def from_proto(cls, message: payment_pb2.Payment) -> Payment:
+        return cls(
+            id=message.id,
+            order_id=message.order_id,
+            status=payment_pb2.PaymentStatus.Name(message.status).removeprefix("PAYMENT_STATUS_"),
+            amount=Money.from_proto(message.amount),
+            payment_method=message.payment_method,
+            failure_code=message.failure_code,
+            failure_reason=message.failure_reason,
+            create_time=rfc3339(message.create_time),
+        )

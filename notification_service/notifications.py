@@ -1,0 +1,211 @@
+"""The notification service's domain: an email per event, stored, sent, retried, never lost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Sequence
+from datetime import timedelta
+
+import grpc
+from google.protobuf.message import Message
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecommerce.events.v1 import events_pb2
+from ecommerce.user.v1 import user_pb2, user_pb2_grpc
+from meshkit.access import require_user
+from meshkit.db import Database, utcnow
+from meshkit.errors import Unavailable
+from meshkit.events import Envelope
+from meshkit.ids import new_id
+from meshkit.outbox import Outbox
+from meshkit.pagination import PageTokenCodec, page_size
+from meshkit.protobuf import timestamp
+from notification_service.emails import SUBJECTS, EmailRenderer
+from notification_service.mailer import SmtpMailer
+from notification_service.models import Notification, NotificationStatus
+
+logger = logging.getLogger(__name__)
+
+NOTIFIED_EVENTS = tuple(SUBJECTS)
+
+
+class Recipients:
+    """Who a user is, asked of the user service with this service's own token."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.stub = user_pb2_grpc.UserServiceStub(channel)
+
+    async def lookup(self, user_id: str) -> tuple[str, str]:
+        try:
+            user = await self.stub.GetUser(user_pb2.GetUserRequest(id=user_id))
+        except grpc.aio.AioRpcError as error:
+            # Raised to the consumer: the message is retried later, not dropped.
+            raise Unavailable(f"cannot look up user {user_id}: {error.code().name}") from error
+        return user.email, user.full_name
+
+
+class Notifications:
+    def __init__(
+        self,
+        database: Database,
+        outbox: Outbox,
+        recipients: Recipients,
+        renderer: EmailRenderer,
+        mailer: SmtpMailer,
+        page_tokens: PageTokenCodec,
+        *,
+        retry_base_seconds: float = 1.0,
+        retry_max_seconds: float = 300.0,
+        max_attempts: int = 12,
+        poll_seconds: float = 1.0,
+        batch_size: int = 20,
+    ) -> None:
+        self.db = database
+        self.outbox = outbox
+        self.recipients = recipients
+        self.renderer = renderer
+        self.mailer = mailer
+        self.page_tokens = page_tokens
+        self.retry_base = retry_base_seconds
+        self.retry_max = retry_max_seconds
+        self.max_attempts = max_attempts
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+        self.due = asyncio.Event()
+
+    # --- events become notifications ----------------------------------------------------
+
+    async def on_event(self, session: AsyncSession, event: Message, envelope: Envelope) -> None:
+        if isinstance(event, events_pb2.OrderCancelled) and event.reason.startswith(
+            "payment failed"
+        ):
+            return  # the payment.failed email already told the customer, with the reason
+        user_id = str(getattr(event, "user_id", ""))
+        email, name = await self.recipients.lookup(user_id)
+        rendered = self.renderer.render(envelope.event_type, event, customer_name=name)
+        now = utcnow()
+        session.add(
+            Notification(
+                id=new_id(),
+                source_message_id=envelope.message_id,
+                user_id=user_id,
+                order_id=str(getattr(event, "order_id", "")),
+                event_type=envelope.event_type,
+                recipient=email,
+                subject=rendered.subject,
+                body_text=rendered.text,
+                body_html=rendered.html,
+                status=NotificationStatus.PENDING,
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )
+        self.due.set()
+
+    # --- delivery ---------------------------------------------------------------------
+
+    async def run_mailer(self) -> None:
+        """Send due notifications until cancelled; failures wait with backoff, then retry."""
+        while True:
+            try:
+                sent = await self.deliver_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("mailer pass failed")
+                sent = 0
+            if sent == self.batch_size:
+                continue
+            self.due.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.due.wait(), self.poll_seconds)
+
+    async def deliver_due(self) -> int:
+        """One pass over due notifications; returns how many were attempted."""
+        async with self.db.transaction() as session:
+            query = (
+                select(Notification)
+                .where(
+                    Notification.status == NotificationStatus.PENDING,
+                    Notification.next_attempt_at <= utcnow(),
+                )
+                .order_by(Notification.next_attempt_at)
+                .limit(self.batch_size)
+            )
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            due = (await session.scalars(query)).all()
+            for notification in due:
+                await self._attempt(session, notification)
+        return len(due)
+
+    async def _attempt(self, session: AsyncSession, notification: Notification) -> None:
+        notification.attempts += 1
+        try:
+            await self.mailer.send(
+                notification.recipient,
+                notification.subject,
+                notification.body_text,
+                notification.body_html,
+            )
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:500]
+            notification.failure_reason = reason
+            if notification.attempts >= self.max_attempts:
+                notification.status = NotificationStatus.FAILED
+                logger.error("giving up on notification %s: %s", notification.id, reason)
+                return
+            delay = min(self.retry_max, self.retry_base * 2 ** (notification.attempts - 1))
+            notification.next_attempt_at = utcnow() + timedelta(
+                seconds=delay * random.uniform(0.8, 1.2)
+            )
+            logger.warning(
+                "sending notification %s failed (attempt %d): %s",
+                notification.id,
+                notification.attempts,
+                reason,
+            )
+            return
+        notification.status = NotificationStatus.SENT
+        notification.failure_reason = ""
+        notification.sent_at = utcnow()
+        await self.outbox.add(
+            session,
+            events_pb2.NotificationSent(
+                notification_id=notification.id,
+                order_id=notification.order_id,
+                user_id=notification.user_id,
+                event_type=notification.event_type,
+                channel="email",
+                recipient=notification.recipient,
+                sent_time=timestamp(notification.sent_at),
+            ),
+            correlation_id=notification.order_id,
+        )
+
+    # --- reading ---------------------------------------------------------------------
+
+    async def list_own(
+        self, requested_size: int, page_token: str
+    ) -> tuple[Sequence[Notification], str]:
+        user_id = require_user().subject
+        limit = page_size(requested_size)
+        before = self.page_tokens.decode(page_token, user_id)[0] if page_token else None
+        query = (
+            select(Notification)
+            .where(Notification.user_id == user_id)
+            .order_by(Notification.id.desc())
+            .limit(limit + 1)
+        )
+        if before:
+            query = query.where(Notification.id < before)
+        async with self.db.session() as session:
+            rows = (await session.scalars(query)).all()
+        next_token = (
+            self.page_tokens.encode([rows[limit - 1].id], user_id) if len(rows) > limit else ""
+        )
+        return rows[:limit], next_token
