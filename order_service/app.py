@@ -14,7 +14,7 @@ from ecommerce.order.v1 import (
     order_pb2_grpc,
 )
 from meshkit import amqp
-from meshkit.channels import create_channel
+from meshkit.channels import Channels, create_channel
 from meshkit.db import Database
 from meshkit.identity import jwks_verifier, service_token_source
 from meshkit.inbox import EventConsumer
@@ -23,6 +23,8 @@ from meshkit.pagination import PageTokenCodec
 from meshkit.server import ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
 from order_service import models
+from order_service.analytics import Analytics
+from order_service.carts import Carts
 from order_service.grpc_api import AnalyticsService, CartService, OrderService
 from order_service.orders import SERVICE_NAME, Orders
 from order_service.settings import OrderSettings
@@ -34,23 +36,28 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
     database = await stack.enter_async_context(Database(settings.database_url))
     connection = await amqp.connect(settings.amqp_url, name=SERVICE_NAME)
-    stack.push_async_callback(connection.close)
     topology = amqp.Topology(settings.amqp_namespace)
     await topology.declare_all(connection)
 
     timeout = settings.rpc_timeout_seconds
-    user_channel = create_channel(settings.user_service_addr, timeout_seconds=timeout)
-    stack.push_async_callback(user_channel.close)
+    channels = await stack.enter_async_context(Channels())
+    user_channel = channels.add(
+        "user_service", create_channel(settings.user_service_addr, timeout_seconds=timeout)
+    )
     service_token = service_token_source(settings, user_channel)
     # This service acts as itself upstream, with its own service token.
-    users_as_service = create_channel(
-        settings.user_service_addr, timeout_seconds=timeout, token_source=service_token
+    users_as_service = channels.add(
+        "user_service_as_service",
+        create_channel(
+            settings.user_service_addr, timeout_seconds=timeout, token_source=service_token
+        ),
     )
-    stack.push_async_callback(users_as_service.close)
-    product_channel = create_channel(
-        settings.product_service_addr, timeout_seconds=timeout, token_source=service_token
+    product_channel = channels.add(
+        "product_service",
+        create_channel(
+            settings.product_service_addr, timeout_seconds=timeout, token_source=service_token
+        ),
     )
-    stack.push_async_callback(product_channel.close)
 
     outbox = Outbox(models.outbox, SERVICE_NAME)
     orders = Orders(
@@ -60,6 +67,7 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         Users(users_as_service),
         PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
     )
+    carts = Carts(database, orders.catalog, orders)
     relay = OutboxRelay(database, outbox, connection, topology)
     consumer = EventConsumer(
         database,
@@ -82,12 +90,12 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
             ),
             ServiceRegistration(
                 cart_pb2.DESCRIPTOR.services_by_name["CartService"].full_name,
-                CartService(),
+                CartService(carts),
                 cart_pb2_grpc.add_CartServiceServicer_to_server,
             ),
             ServiceRegistration(
                 analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
-                AnalyticsService(),
+                AnalyticsService(Analytics(database)),
                 analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server,
             ),
         ],

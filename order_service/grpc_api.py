@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+
+from google.protobuf import timestamp_pb2
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.order.v1 import (
+    analytics_pb2,
     analytics_pb2_grpc,
+    cart_pb2,
     cart_pb2_grpc,
     order_pb2,
     order_pb2_grpc,
 )
-from meshkit.protobuf import timestamp
+from meshkit.errors import InvalidArgument
+from meshkit.protobuf import timestamp, to_datetime
+from order_service.analytics import Analytics, Granularity
+from order_service.carts import Carts, CartView
 from order_service.commands import Address, PlaceOrder
 from order_service.models import Order, TimelineEvent
 from order_service.orders import Orders
@@ -65,6 +73,17 @@ def order_message(order: Order) -> order_pb2.Order:
     return message
 
 
+def _address(address: order_pb2.Address) -> Address:
+    return Address(
+        recipient=address.recipient.strip(),
+        line1=address.line1.strip(),
+        line2=address.line2.strip(),
+        city=address.city.strip(),
+        postal_code=address.postal_code.strip(),
+        country_code=address.country_code.strip().upper(),
+    )
+
+
 def place_order_command(
     idempotency_key: str,
     items: Any,
@@ -75,14 +94,7 @@ def place_order_command(
         idempotency_key,
         [(item.product_id, item.quantity) for item in items],
         payment_method,
-        Address(
-            recipient=address.recipient,
-            line1=address.line1,
-            line2=address.line2,
-            city=address.city,
-            postal_code=address.postal_code,
-            country_code=address.country_code.upper(),
-        ),
+        _address(address),
     )
 
 
@@ -147,9 +159,121 @@ class OrderService(order_pb2_grpc.OrderServiceServicer):
         )
 
 
+def cart_message(cart: CartView) -> cart_pb2.Cart:
+    currency = cart.currency_code
+    message = cart_pb2.Cart(
+        user_id=cart.user_id,
+        items=[
+            cart_pb2.CartItem(
+                product_id=line.product_id,
+                product_name=line.product.name if line.product else "",
+                quantity=line.quantity,
+                unit_price=_money(line.product.price_minor, line.product.currency_code)
+                if line.product
+                else None,
+                line_total=_money(
+                    line.product.price_minor * line.quantity, line.product.currency_code
+                )
+                if line.product
+                else None,
+                archived=line.archived,
+                short_of_stock=line.short_of_stock,
+                available_stock=line.product.stock if line.product else 0,
+            )
+            for line in cart.lines
+        ],
+        total=_money(cart.total_minor, currency) if currency else None,
+    )
+    updated = timestamp(cart.updated_at)
+    if updated is not None:
+        message.update_time.CopyFrom(updated)
+    return message
+
+
 class CartService(cart_pb2_grpc.CartServiceServicer):
-    """`ecommerce.order.v1.CartService`: methods not overridden here answer UNIMPLEMENTED."""
+    def __init__(self, carts: Carts) -> None:
+        self.carts = carts
+
+    async def GetCart(self, request: cart_pb2.GetCartRequest, context: Context) -> cart_pb2.Cart:
+        return cart_message(await self.carts.view())
+
+    async def SetCartItem(
+        self, request: cart_pb2.SetCartItemRequest, context: Context
+    ) -> cart_pb2.Cart:
+        return cart_message(await self.carts.set_item(request.product_id, request.quantity))
+
+    async def RemoveCartItem(
+        self, request: cart_pb2.RemoveCartItemRequest, context: Context
+    ) -> cart_pb2.Cart:
+        return cart_message(await self.carts.remove_item(request.product_id))
+
+    async def ClearCart(
+        self, request: cart_pb2.ClearCartRequest, context: Context
+    ) -> cart_pb2.Cart:
+        return cart_message(await self.carts.clear())
+
+    async def CheckoutCart(
+        self, request: cart_pb2.CheckoutCartRequest, context: Context
+    ) -> order_pb2.Order:
+        order = await self.carts.checkout(
+            request.idempotency_key, request.payment_method, _address(request.shipping_address)
+        )
+        return order_message(order)
+
+
+_GRANULARITY = {
+    analytics_pb2.GRANULARITY_DAY: Granularity.DAY,
+    analytics_pb2.GRANULARITY_WEEK: Granularity.WEEK,
+    analytics_pb2.GRANULARITY_MONTH: Granularity.MONTH,
+}
+
+
+def _time_or_none(value: timestamp_pb2.Timestamp, has: bool) -> datetime | None:
+    return to_datetime(value) if has else None
 
 
 class AnalyticsService(analytics_pb2_grpc.AnalyticsServiceServicer):
-    """`ecommerce.order.v1.AnalyticsService`: methods not overridden here answer UNIMPLEMENTED."""
+    def __init__(self, analytics: Analytics) -> None:
+        self.analytics = analytics
+
+    async def GetTopProducts(
+        self, request: analytics_pb2.GetTopProductsRequest, context: Context
+    ) -> analytics_pb2.GetTopProductsResponse:
+        rows = await self.analytics.top_products(
+            _time_or_none(request.start_time, request.HasField("start_time")),
+            _time_or_none(request.end_time, request.HasField("end_time")),
+            request.limit,
+        )
+        return analytics_pb2.GetTopProductsResponse(
+            products=[
+                analytics_pb2.TopProduct(
+                    product_id=row.product_id,
+                    product_name=row.product_name,
+                    quantity=row.quantity,
+                    revenue=_money(row.revenue_minor, row.currency_code),
+                )
+                for row in rows
+            ]
+        )
+
+    async def GetSales(
+        self, request: analytics_pb2.GetSalesRequest, context: Context
+    ) -> analytics_pb2.GetSalesResponse:
+        granularity = _GRANULARITY.get(request.granularity)
+        if granularity is None:
+            raise InvalidArgument.for_field("granularity", "must be day, week or month")
+        rows = await self.analytics.sales(
+            granularity,
+            _time_or_none(request.start_time, request.HasField("start_time")),
+            _time_or_none(request.end_time, request.HasField("end_time")),
+        )
+        return analytics_pb2.GetSalesResponse(
+            periods=[
+                analytics_pb2.SalesPeriod(
+                    period_start_time=timestamp(row.start),
+                    order_count=row.order_count,
+                    revenue=_money(row.revenue_minor, row.currency_code),
+                )
+                for row in rows
+            ]
+        )

@@ -93,3 +93,15 @@ class TimelineEvent(Base):
     source: Mapped[str] = mapped_column(String(64))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     summary: Mapped[str] = mapped_column(String(500), default="")
+
+
+class CartItem(Base):
+    """A line of a user's cart. Prices are not stored: the cart shows the current ones."""
+
+    __tablename__ = "cart_items"
+
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    product_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

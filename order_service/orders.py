@@ -91,11 +91,14 @@ class Orders:
                 # Shielded: a client hanging up must not leave the stock reserved.
                 await asyncio.shield(self._release_quietly(order_id))
 
-    async def _replay(self, user_id: str, command: PlaceOrder) -> Order | None:
+    async def find_by_key(self, user_id: str, idempotency_key: str) -> Order | None:
+        if not idempotency_key:
+            return None
         async with self.db.session() as session:
-            existing = await OrderRepository(session).by_idempotency_key(
-                user_id, command.idempotency_key
-            )
+            return await OrderRepository(session).by_idempotency_key(user_id, idempotency_key)
+
+    async def _replay(self, user_id: str, command: PlaceOrder) -> Order | None:
+        existing = await self.find_by_key(user_id, command.idempotency_key)
         if existing is None:
             return None
         if existing.request_hash != command.fingerprint:
