@@ -6,32 +6,60 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
+from gateway.metrics import metrics_router
+from gateway.middleware import install_middleware
 from gateway.problems import install_problem_handlers
-from gateway.routes import health
+from gateway.ratelimit import RateLimits
+from gateway.routes import analytics, auth, carts, health, notifications, orders, users
 from gateway.settings import GatewaySettings
 from gateway.upstreams import Upstreams
+from meshkit.identity import jwks_verifier
+
+OPENAPI_TAGS = [
+    {"name": "auth", "description": "Sign up, sign in, tokens."},
+    {"name": "users", "description": "Your profile; user administration."},
+    {"name": "categories", "description": "The catalog's categories."},
+    {"name": "products", "description": "The catalog: public reads, seller and admin writes."},
+    {"name": "cart", "description": "Your cart and its checkout."},
+    {"name": "orders", "description": "Orders, their payment and timeline."},
+    {"name": "notifications", "description": "Emails sent to you."},
+    {"name": "analytics", "description": "Sales figures (admins)."},
+    {"name": "operations", "description": "Probes and metrics."},
+]
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.upstreams = Upstreams.open(settings)
+        upstreams = Upstreams.open(settings)
+        app.state.upstreams = upstreams
+        app.state.verifier = jwks_verifier(settings, upstreams.channels["user_service"])
         try:
             yield
         finally:
-            await app.state.upstreams.close()
+            await upstreams.close()
+            await app.state.rate_limits.close()
 
     app = FastAPI(
         title="E-commerce mesh API",
         version="1.0.0",
         description=(
             "REST front door of the e-commerce mesh. Every call becomes a gRPC call on the "
-            "product, user or order service. Errors are `application/problem+json` (RFC 9457)."
+            "product, user or order service. Send `Authorization: Bearer <access token>` "
+            "from `POST /v1/auth/login`. Errors are `application/problem+json` (RFC 9457) "
+            "with a `request_id`; money is `{amount_minor, currency_code}`."
         ),
+        openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.rate_limits = RateLimits.from_settings(settings)
+    app.state.metrics_registry = CollectorRegistry()
     install_problem_handlers(app)
-    app.include_router(health.router)
+    install_middleware(app, settings, app.state.rate_limits, app.state.metrics_registry)
+    for module in (health, auth, users, carts, orders, notifications, analytics):
+        app.include_router(module.router)
+    app.include_router(metrics_router)
     return app

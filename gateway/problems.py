@@ -103,8 +103,12 @@ def problem_from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
         if status != 500 and _written_for_clients(rich):
             return problem(status, error.details() or _SERVER_FAULT_DETAIL[status])
         # Transport details name internal hosts and ports: logged, never sent.
-        return problem(status, _SERVER_FAULT_DETAIL.get(status, "This operation is not available yet."))
-    return problem(status, error.details() or HTTPStatus(status).phrase, errors=field_violations(rich))
+        return problem(
+            status, _SERVER_FAULT_DETAIL.get(status, "This operation is not available yet.")
+        )
+    return problem(
+        status, error.details() or HTTPStatus(status).phrase, errors=field_violations(rich)
+    )
 
 
 def _validation_field(loc: tuple[Any, ...]) -> str:

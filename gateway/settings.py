@@ -22,6 +22,13 @@ class GatewaySettings(CommonSettings):
         1.0, gt=0, validation_alias="READINESS_TIMEOUT_SECONDS"
     )
 
+    # Rate limits: at most N requests per window; counters in Redis when REDIS_URL is set.
+    login_limit_per_client: int = Field(20, ge=1, validation_alias="LOGIN_LIMIT_PER_CLIENT")
+    login_limit_per_account: int = Field(5, ge=1, validation_alias="LOGIN_LIMIT_PER_ACCOUNT")
+    login_window_seconds: int = Field(60, ge=1, validation_alias="LOGIN_WINDOW_SECONDS")
+    write_limit_per_client: int = Field(120, ge=1, validation_alias="WRITE_LIMIT_PER_CLIENT")
+    write_window_seconds: int = Field(60, ge=1, validation_alias="WRITE_WINDOW_SECONDS")
+
     @property
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]

@@ -64,7 +64,9 @@ async def mesh(
         await running.start(ready_timeout=90)
     except BaseException:
         await running.stop()
-        raise AssertionError(f"the mesh did not start:\n{(workdir / 'mesh.log').read_text()[-5000:]}") from None
+        raise AssertionError(
+            f"the mesh did not start:\n{(workdir / 'mesh.log').read_text()[-5000:]}"
+        ) from None
     async with httpx.AsyncClient(base_url=running.gateway_url, timeout=10) as client:
         yield RunningMesh(mesh=running, client=client)
     await running.stop()

@@ -1,0 +1,308 @@
+"""The gateway's HTTP edge: request ids, access log, security headers, body size, CORS."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import time
+from collections.abc import Collection, Mapping
+from typing import Any, cast
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.types import ASGIApp, HTTPExceptionHandler, Message, Receive, Scope, Send
+
+from gateway.metrics import HttpMetrics, MetricsMiddleware
+from gateway.problems import problem
+from gateway.ratelimit import RateLimits, WriteRateLimitMiddleware
+from gateway.settings import GatewaySettings
+from meshkit.context import REQUEST_ID_HEADER, new_request_id, request_id_var
+
+access_logger = logging.getLogger("gateway.access")
+
+# Pure ASGI classes, not BaseHTTPMiddleware: that one runs the app in another task, which costs
+# throughput and hides contextvars set inside the app from the middleware.
+
+_REQUEST_ID_HEADER = REQUEST_ID_HEADER.encode("latin-1")
+# A client's id ends up in logs and upstream metadata: anything else could forge log lines.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
+)
+_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_NO_STORE = (b"cache-control", b"no-store")
+
+CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID")
+CORS_EXPOSE_HEADERS = ("X-Request-ID", "Location", "Retry-After")
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return cast(bytes, value)
+    return None
+
+
+class RequestContextMiddleware:
+    """Gives each request an id: the client's when sane, else a new one; echoed on every answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, _REQUEST_ID_HEADER)
+        candidate = given.decode("latin-1") if given is not None else ""
+        request_id = candidate if _SANE_REQUEST_ID.fullmatch(candidate) else new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (_REQUEST_ID_HEADER, request_id.encode("ascii"))
+
+        async def send_with_request_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (key, value)
+                    for key, value in message.get("headers", ())
+                    if key.lower() != _REQUEST_ID_HEADER
+                ]
+                headers.append(id_header)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        # Logs and the upstream gRPC channels read the id from here.
+        token = request_id_var.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            request_id_var.reset(token)
+
+
+class AccessLogMiddleware:
+    """One log line per request on `gateway.access`, with who asked and how it went."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not access_logger.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        # What the client gets when the app raises before answering.
+        status = 500
+
+        async def send_and_record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record_status)
+        finally:
+            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            state: Mapping[str, Any] = scope.get("state") or {}
+            principal = state.get("principal")
+            client = scope.get("client")
+            access_logger.info(
+                "%s %s %d",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": duration_ms,
+                    "user_id": getattr(principal, "subject", None),
+                    "request_id": state.get("request_id"),
+                    "client": client[0] if client else None,
+                },
+            )
+
+
+class SecurityHeadersMiddleware:
+    """Hardening headers on every answer; a route's own value for a header wins."""
+
+    def __init__(self, app: ASGIApp, docs_paths: Collection[str] = ("/docs", "/redoc")) -> None:
+        self.app = app
+        # The docs pages load Swagger UI and ReDoc from a CDN, which this CSP would block.
+        self.docs_paths = tuple(docs_paths)
+        self._docs_headers = _SECURITY_HEADERS
+        self._api_headers = (*_SECURITY_HEADERS, _CSP, _NO_STORE)
+        self._other_headers = (*_SECURITY_HEADERS, _CSP)
+
+    def _headers_for(self, path: str) -> tuple[tuple[bytes, bytes], ...]:
+        if path.startswith("/v1/"):
+            return self._api_headers
+        if any(path == docs or path.startswith(docs + "/") for docs in self.docs_paths):
+            return self._docs_headers
+        return self._other_headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self._headers_for(scope["path"])
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {key.lower() for key, _ in headers}
+                headers.extend(header for header in extra if header[0] not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class RequestBodyTooLarge(HTTPException):
+    """Raised from receive(): FastAPI passes HTTPExceptions met while reading a body on."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, detail)
+
+
+class BodySizeLimitMiddleware:
+    """413 for a body over `max_bytes`: up front by Content-Length, else as it streams in."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.detail = f"The request body is larger than {max_bytes} bytes."
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(413, self.detail)
+        await response(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+
+        received = 0
+        too_large = False
+        response_started = False
+        answered = False
+
+        async def receive_within_limit() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    too_large = True
+                    raise RequestBodyTooLarge(self.detail)
+            return message
+
+        async def send_unless_too_large(message: Message) -> None:
+            nonlocal response_started, answered
+            if answered:
+                return
+            if message["type"] == "http.response.start":
+                response_started = True
+                # An app that swallowed the error must not answer as if the body were fine.
+                if too_large and message["status"] != 413:
+                    answered = True
+                    await self._too_large(scope, receive, send)
+                    return
+            await send(message)
+
+        try:
+            await self.app(scope, receive_within_limit, send_unless_too_large)
+        except RequestBodyTooLarge:
+            if response_started:
+                raise
+            await self._too_large(scope, receive, send)
+
+
+class UnhandledErrorMiddleware:
+    """Answers an exception no handler took with the app's 500 handler, inside our middlewares.
+
+    Starlette runs that handler outermost, where the response would miss the request id, the
+    security headers, the access log and the metrics.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def send_and_track(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_track)
+        except Exception as exc:
+            handler = _server_error_handler(scope)
+            if response_started or handler is None:
+                raise
+            response = handler(Request(scope, receive), exc)
+            if inspect.isawaitable(response):
+                response = await response
+            await response(scope, receive, send)
+
+
+def _server_error_handler(scope: Scope) -> HTTPExceptionHandler | None:
+    handlers: Mapping[Any, Any] = getattr(scope.get("app"), "exception_handlers", {})
+    return cast("HTTPExceptionHandler | None", handlers.get(Exception) or handlers.get(500))
+
+
+def add_cors(app: FastAPI, settings: GatewaySettings) -> None:
+    """CORS for the configured origins; with none configured, no cross-origin access at all."""
+    origins = settings.cors_origin_list
+    if not origins:
+        return
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        # Bearer tokens travel in a header, never in cookies.
+        allow_credentials=False,
+        allow_methods=CORS_METHODS,
+        allow_headers=CORS_ALLOW_HEADERS,
+        expose_headers=CORS_EXPOSE_HEADERS,
+    )
+
+
+def install_middleware(
+    app: FastAPI,
+    settings: GatewaySettings,
+    limiter: RateLimits,
+    registry: CollectorRegistry,
+) -> None:
+    """Add every edge middleware to `app`; the last one added runs outermost."""
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(WriteRateLimitMiddleware, limits=limiter)
+    # Outside the limiters, so a browser may read their 413 and 429 answers.
+    add_cors(app, settings)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        docs_paths=[path for path in (app.docs_url, app.redoc_url) if path],
+    )
+    app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry))
+    app.add_middleware(AccessLogMiddleware)
+    # Outermost: every answer, even a 413 or 429 from a layer inside, carries the id and is
+    # logged with it.
+    app.add_middleware(RequestContextMiddleware)

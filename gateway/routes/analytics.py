@@ -1,0 +1,86 @@
+"""Sales analytics (admins)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from google.protobuf import timestamp_pb2
+
+from ecommerce.order.v1 import analytics_pb2
+from gateway.deps import Admin, Stubs
+from gateway.schemas.carts import Sales, SalesPeriod, TopProduct, TopProducts
+from gateway.schemas.common import Money, problem_responses, rfc3339
+
+router = APIRouter(tags=["analytics"])
+
+Start = Annotated[
+    datetime | None, Query(description="RFC 3339, inclusive; default 30 days before end.")
+]
+End = Annotated[datetime | None, Query(description="RFC 3339, exclusive; default now.")]
+_GRANULARITY = {
+    "day": analytics_pb2.GRANULARITY_DAY,
+    "week": analytics_pb2.GRANULARITY_WEEK,
+    "month": analytics_pb2.GRANULARITY_MONTH,
+}
+
+
+def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    result = timestamp_pb2.Timestamp()
+    result.FromDatetime(value)
+    return result
+
+
+@router.get(
+    "/v1/analytics/top-products",
+    summary="Best-selling products of paid and shipped orders, by quantity then revenue",
+    responses=problem_responses(400, 401, 403),
+)
+async def top_products(
+    stubs: Stubs,
+    admin: Admin,
+    start: Start = None,
+    end: End = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> TopProducts:
+    response = await stubs.analytics.GetTopProducts(
+        analytics_pb2.GetTopProductsRequest(
+            start_time=_timestamp(start), end_time=_timestamp(end), limit=limit
+        )
+    )
+    return TopProducts(products=[TopProduct.from_proto(p) for p in response.products])
+
+
+@router.get(
+    "/v1/analytics/sales",
+    summary="Orders and revenue per day, ISO week or month (UTC), zeros included",
+    responses=problem_responses(400, 401, 403),
+)
+async def sales(
+    stubs: Stubs,
+    admin: Admin,
+    granularity: Literal["day", "week", "month"] = "day",
+    start: Start = None,
+    end: End = None,
+) -> Sales:
+    response = await stubs.analytics.GetSales(
+        analytics_pb2.GetSalesRequest(
+            granularity=_GRANULARITY[granularity],
+            start_time=_timestamp(start),
+            end_time=_timestamp(end),
+        )
+    )
+    return Sales(
+        granularity=granularity,
+        periods=[
+            SalesPeriod(
+                period_start=rfc3339(period.period_start_time),
+                order_count=period.order_count,
+                revenue=Money.from_proto(period.revenue),
+            )
+            for period in response.periods
+        ],
+    )

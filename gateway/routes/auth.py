@@ -1,0 +1,88 @@
+"""Registration, login, token refresh and logout; the public keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+
+from ecommerce.user.v1 import auth_pb2, user_pb2
+from gateway.deps import Caller, Stubs
+from gateway.schemas.common import problem_responses
+from gateway.schemas.users import (
+    LoginRequest,
+    LogoutRequest,
+    RefreshRequest,
+    RegisterRequest,
+    TokenPair,
+    User,
+)
+from meshkit.auth import JwksVerifier
+
+router = APIRouter(tags=["auth"])
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post(
+    "/v1/auth/register",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a customer account",
+    responses=problem_responses(400, 409, 422, 429),
+)
+async def register(body: RegisterRequest, stubs: Stubs, response: Response) -> User:
+    user = await stubs.users.Register(
+        user_pb2.RegisterRequest(email=body.email, password=body.password, full_name=body.full_name)
+    )
+    response.headers["Location"] = f"/v1/users/{user.id}"
+    return User.from_proto(user)
+
+
+@router.post(
+    "/v1/auth/login",
+    summary="Exchange email and password for an access token and a refresh token",
+    responses=problem_responses(401, 422, 429),
+)
+async def login(body: LoginRequest, stubs: Stubs, request: Request) -> TokenPair:
+    await request.app.state.rate_limits.check_login(_client(request), body.email)
+    pair = await stubs.auth.Login(auth_pb2.LoginRequest(email=body.email, password=body.password))
+    return TokenPair.from_proto(pair)
+
+
+@router.post(
+    "/v1/auth/refresh",
+    summary="Trade a refresh token for a new pair (the old one is spent)",
+    description=(
+        "Refresh tokens rotate: each works once. Presenting a spent one revokes every token "
+        "descended from the same login, so a stolen token is useless once either party uses it."
+    ),
+    responses=problem_responses(401, 422),
+)
+async def refresh(body: RefreshRequest, stubs: Stubs) -> TokenPair:
+    pair = await stubs.auth.RefreshToken(
+        auth_pb2.RefreshTokenRequest(refresh_token=body.refresh_token)
+    )
+    return TokenPair.from_proto(pair)
+
+
+@router.post(
+    "/v1/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke a refresh token (and every token rotated from the same login)",
+    responses=problem_responses(400, 401, 422),
+)
+async def logout(body: LogoutRequest, stubs: Stubs, caller: Caller) -> Response:
+    await stubs.auth.Logout(auth_pb2.LogoutRequest(refresh_token=body.refresh_token))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/.well-known/jwks.json",
+    tags=["auth"],
+    summary="Public keys that verify access tokens (JWKS)",
+)
+async def jwks(request: Request) -> dict[str, Any]:
+    verifier: JwksVerifier = request.app.state.verifier
+    return await verifier.public_jwks()

@@ -1,0 +1,130 @@
+"""Bodies of the cart, notification and analytics endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from ecommerce.notification.v1 import notification_pb2
+from ecommerce.order.v1 import analytics_pb2, cart_pb2
+from gateway.schemas.common import Money, Schema, rfc3339
+from gateway.schemas.orders import Address
+
+
+class SetCartItemRequest(Schema):
+    quantity: int = Field(description="Units wanted, 1 to 1000; replaces what the cart had.")
+
+
+class CheckoutRequest(Schema):
+    payment_method: str = Field(max_length=64, examples=["pm_card_visa"])
+    shipping_address: Address
+
+
+class CartItem(BaseModel):
+    product_id: str
+    product_name: str
+    quantity: int
+    unit_price: Money | None = Field(description="Today's price; null if the product is gone.")
+    line_total: Money | None
+    archived: bool = Field(description="No longer sold: checkout would fail until removed.")
+    short_of_stock: bool = Field(description="Fewer units in stock than the cart wants.")
+    available_stock: int
+
+
+class Cart(BaseModel):
+    items: list[CartItem]
+    total: Money | None = Field(description="Today's total of the items that can be bought.")
+    update_time: datetime | None
+
+    @classmethod
+    def from_proto(cls, message: cart_pb2.Cart) -> Cart:
+        return cls(
+            items=[
+                CartItem(
+                    product_id=item.product_id,
+                    product_name=item.product_name,
+                    quantity=item.quantity,
+                    unit_price=Money.from_proto(item.unit_price)
+                    if item.HasField("unit_price")
+                    else None,
+                    line_total=Money.from_proto(item.line_total)
+                    if item.HasField("line_total")
+                    else None,
+                    archived=item.archived,
+                    short_of_stock=item.short_of_stock,
+                    available_stock=item.available_stock,
+                )
+                for item in message.items
+            ],
+            total=Money.from_proto(message.total) if message.HasField("total") else None,
+            update_time=rfc3339(message.update_time),
+        )
+
+
+class Notification(BaseModel):
+    id: str
+    order_id: str
+    event_type: str
+    channel: str
+    recipient: str
+    subject: str
+    status: str = Field(description="PENDING (retrying), SENT or FAILED.")
+    failure_reason: str
+    attempts: int
+    create_time: datetime | None
+    sent_time: datetime | None
+
+    @classmethod
+    def from_proto(cls, message: notification_pb2.Notification) -> Notification:
+        return cls(
+            id=message.id,
+            order_id=message.order_id,
+            event_type=message.event_type,
+            channel=notification_pb2.Channel.Name(message.channel).removeprefix("CHANNEL_").lower(),
+            recipient=message.recipient,
+            subject=message.subject,
+            status=notification_pb2.NotificationStatus.Name(message.status).removeprefix(
+                "NOTIFICATION_STATUS_"
+            ),
+            failure_reason=message.failure_reason,
+            attempts=message.attempts,
+            create_time=rfc3339(message.create_time),
+            sent_time=rfc3339(message.sent_time),
+        )
+
+
+class NotificationList(BaseModel):
+    notifications: list[Notification]
+    next_page_token: str
+
+
+class TopProduct(BaseModel):
+    product_id: str
+    product_name: str
+    quantity: int
+    revenue: Money
+
+    @classmethod
+    def from_proto(cls, message: analytics_pb2.TopProduct) -> TopProduct:
+        return cls(
+            product_id=message.product_id,
+            product_name=message.product_name,
+            quantity=message.quantity,
+            revenue=Money.from_proto(message.revenue),
+        )
+
+
+class TopProducts(BaseModel):
+    products: list[TopProduct]
+
+
+class SalesPeriod(BaseModel):
+    period_start: datetime | None
+    order_count: int
+    revenue: Money
+
+
+class Sales(BaseModel):
+    granularity: str
+    periods: list[SalesPeriod]
