@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 
 from meshkit.context import Principal, Role
-from meshkit.errors import Unauthenticated
+from meshkit.errors import Unauthenticated, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,11 @@ class JwksVerifier:
                 self.load_jwks(await self._fetch())
             except Exception as exc:
                 if not self._keys:
-                    raise Unauthenticated("Token keys are unavailable; try again.") from exc
+                    # Not the caller's fault: their token may be fine; we cannot tell yet.
+                    logger.warning("cannot fetch the JWKS: %r", exc)
+                    raise Unavailable(
+                        "Tokens cannot be checked right now: the user service is unavailable."
+                    ) from exc
                 logger.warning("JWKS refresh failed; keeping the keys we have", exc_info=True)
                 self._fetched_at = time.monotonic()
 

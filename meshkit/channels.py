@@ -37,17 +37,18 @@ NO_TOKEN: tuple[tuple[str, str], ...] = ((AUTHORIZATION_HEADER, ""),)
 _MIN_USEFUL_TIMEOUT = 0.001
 
 
-def service_config(timeout_seconds: float, max_attempts: int = 4) -> str:
+def service_config(max_attempts: int = 4) -> str:
     """Retries on UNAVAILABLE only: the one code that says the call did not run.
 
     Retrying anything else could repeat a side effect or hammer a service that said no.
+    The default deadline is set per call by the interceptor, not here: grpc 1.85 fails a
+    call at once when a service-config timeout is shorter than the call's own deadline.
     """
     return json.dumps(
         {
             "methodConfig": [
                 {
                     "name": [{}],
-                    "timeout": f"{timeout_seconds:.3f}s",
                     "retryPolicy": {
                         "maxAttempts": max_attempts,
                         "initialBackoff": "0.05s",
@@ -127,7 +128,7 @@ def create_channel(
     return grpc.aio.insecure_channel(
         target,
         options=[
-            ("grpc.service_config", service_config(timeout_seconds, max_attempts)),
+            ("grpc.service_config", service_config(max_attempts)),
             ("grpc.enable_retries", 1),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_permit_without_calls", 1),

@@ -110,6 +110,14 @@ class ServiceSettings(CommonSettings):
         SecretStr(INSECURE_DEFAULT_PREFIX + "service-secret"),
         validation_alias="SERVICE_CLIENT_SECRET",
     )
+    # Event consumers retry a failing handler with exponential backoff between these bounds,
+    # until the queue's delivery limit moves the message to the dead-letter queue.
+    consumer_retry_base_seconds: float = Field(
+        0.2, gt=0, validation_alias="CONSUMER_RETRY_BASE_SECONDS"
+    )
+    consumer_retry_max_seconds: float = Field(
+        5.0, gt=0, validation_alias="CONSUMER_RETRY_MAX_SECONDS"
+    )
     # Signs page tokens so a client cannot forge a cursor.
     page_token_secret: SecretStr = Field(
         SecretStr(INSECURE_DEFAULT_PREFIX + "page-tokens"), validation_alias="PAGE_TOKEN_SECRET"

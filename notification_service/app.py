@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ecommerce.notification.v1 import notification_pb2, notification_pb2_grpc
 from meshkit import amqp
-from meshkit.channels import create_channel
+from meshkit.channels import Channels, create_channel
 from meshkit.db import Database
 from meshkit.identity import jwks_verifier, service_token_source
 from meshkit.inbox import EventConsumer
@@ -29,19 +29,22 @@ SERVICE_NAME = "notification_service"
 async def build(settings: NotificationSettings, stack: AsyncExitStack) -> ServiceApp:
     database = await stack.enter_async_context(Database(settings.database_url))
     connection = await amqp.connect(settings.amqp_url, name=SERVICE_NAME)
-    stack.push_async_callback(connection.close)
     topology = amqp.Topology(settings.amqp_namespace)
     await topology.declare_all(connection)
 
     timeout = settings.rpc_timeout_seconds
-    user_channel = create_channel(settings.user_service_addr, timeout_seconds=timeout)
-    stack.push_async_callback(user_channel.close)
-    users_as_service = create_channel(
-        settings.user_service_addr,
-        timeout_seconds=timeout,
-        token_source=service_token_source(settings, user_channel),
+    channels = await stack.enter_async_context(Channels())
+    user_channel = channels.add(
+        "user_service", create_channel(settings.user_service_addr, timeout_seconds=timeout)
     )
-    stack.push_async_callback(users_as_service.close)
+    users_as_service = channels.add(
+        "user_service_as_service",
+        create_channel(
+            settings.user_service_addr,
+            timeout_seconds=timeout,
+            token_source=service_token_source(settings, user_channel),
+        ),
+    )
 
     outbox = Outbox(models.outbox, SERVICE_NAME)
     notifications = Notifications(
@@ -64,6 +67,8 @@ async def build(settings: NotificationSettings, stack: AsyncExitStack) -> Servic
         topology,
         SERVICE_NAME,
         dict.fromkeys(NOTIFIED_EVENTS, notifications.on_event),
+        retry_base_seconds=settings.consumer_retry_base_seconds,
+        retry_max_seconds=settings.consumer_retry_max_seconds,
     )
     return ServiceApp(
         services=[

@@ -80,6 +80,8 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
             "payment.failed": orders.on_payment_failed,
             "notification.sent": orders.on_notification_sent,
         },
+        retry_base_seconds=settings.consumer_retry_base_seconds,
+        retry_max_seconds=settings.consumer_retry_max_seconds,
     )
     return ServiceApp(
         services=[

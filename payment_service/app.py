@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ecommerce.payment.v1 import payment_pb2, payment_pb2_grpc
 from meshkit import amqp
-from meshkit.channels import create_channel
+from meshkit.channels import Channels, create_channel
 from meshkit.db import Database
 from meshkit.identity import jwks_verifier
 from meshkit.inbox import EventConsumer
@@ -27,13 +27,13 @@ SERVICE_NAME = "payment_service"
 async def build(settings: PaymentSettings, stack: AsyncExitStack) -> ServiceApp:
     database = await stack.enter_async_context(Database(settings.database_url))
     connection = await amqp.connect(settings.amqp_url, name=SERVICE_NAME)
-    stack.push_async_callback(connection.close)
     topology = amqp.Topology(settings.amqp_namespace)
     await topology.declare_all(connection)
-    user_channel = create_channel(
-        settings.user_service_addr, timeout_seconds=settings.rpc_timeout_seconds
+    channels = await stack.enter_async_context(Channels())
+    user_channel = channels.add(
+        "user_service",
+        create_channel(settings.user_service_addr, timeout_seconds=settings.rpc_timeout_seconds),
     )
-    stack.push_async_callback(user_channel.close)
 
     outbox = Outbox(models.outbox, SERVICE_NAME)
     payments = Payments(database, outbox, SimulatedProvider(settings.amount_limit_minor))
@@ -45,6 +45,8 @@ async def build(settings: PaymentSettings, stack: AsyncExitStack) -> ServiceApp:
         topology,
         SERVICE_NAME,
         {"order.created": payments.on_order_created},
+        retry_base_seconds=settings.consumer_retry_base_seconds,
+        retry_max_seconds=settings.consumer_retry_max_seconds,
     )
     return ServiceApp(
         services=[

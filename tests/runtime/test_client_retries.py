@@ -134,3 +134,17 @@ async def test_request_id_travels_as_metadata(scripted: ScriptedHealth, grpc_add
     finally:
         request_id_var.reset(token)
     assert scripted.metadata[0]["x-request-id"] == "req-7"
+
+
+async def test_call_deadline_longer_than_the_channel_default_works(
+    scripted: ScriptedHealth, grpc_addr: str
+) -> None:
+    """A service-config timeout shorter than the call's deadline failed every call at once."""
+    channel = create_channel(grpc_addr, timeout_seconds=0.5)
+    try:
+        response = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=3
+        )
+    finally:
+        await channel.close()
+    assert response.status == health_pb2.HealthCheckResponse.SERVING
