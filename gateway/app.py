@@ -12,7 +12,17 @@ from gateway.metrics import metrics_router
 from gateway.middleware import install_middleware
 from gateway.problems import install_problem_handlers
 from gateway.ratelimit import RateLimits
-from gateway.routes import analytics, auth, carts, health, notifications, orders, users
+from gateway.routes import (
+    analytics,
+    auth,
+    carts,
+    categories,
+    health,
+    notifications,
+    orders,
+    products,
+    users,
+)
 from gateway.settings import GatewaySettings
 from gateway.upstreams import Upstreams
 from meshkit.identity import jwks_verifier
@@ -59,7 +69,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.metrics_registry = CollectorRegistry()
     install_problem_handlers(app)
     install_middleware(app, settings, app.state.rate_limits, app.state.metrics_registry)
-    for module in (health, auth, users, carts, orders, notifications, analytics):
+    routers = (health, auth, users, categories, products, carts, orders, notifications, analytics)
+    for module in routers:
         app.include_router(module.router)
     app.include_router(metrics_router)
     return app

@@ -99,7 +99,6 @@ class Topology:
         finally:
             await channel.close()
 
-
     async def delete_all(self, connection: AbstractRobustConnection) -> None:
         """Remove every queue and exchange of this namespace (test clean-up)."""
         channel = await connection.channel()

@@ -11,6 +11,8 @@ from google.protobuf.message import DecodeError, Message
 from ecommerce.events.v1 import events_pb2
 
 CONTENT_TYPE = "application/x-protobuf"
+# When the event happened, to the microsecond (RFC 3339).
+OCCURRED_AT_HEADER = "x-occurred-at"
 
 # Routing key (also the AMQP `type` property) → body type.
 EVENT_TYPES: dict[str, type[Message]] = {

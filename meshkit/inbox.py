@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from meshkit.amqp import Topology
 from meshkit.context import correlation_id_var, request_id_var
 from meshkit.db import Database, UTCDateTime, utcnow
-from meshkit.events import Envelope, UnknownEvent, decode_event
+from meshkit.events import OCCURRED_AT_HEADER, Envelope, UnknownEvent, decode_event
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +49,23 @@ def _header(message: AbstractIncomingMessage, name: str) -> str | None:
     return str(value) if value is not None else None
 
 
-def envelope_of(message: AbstractIncomingMessage, event_type: str) -> Envelope:
+def _occurred_at(message: AbstractIncomingMessage) -> datetime:
+    precise = _header(message, OCCURRED_AT_HEADER)
+    if precise:
+        try:
+            return datetime.fromisoformat(precise).astimezone(UTC)
+        except ValueError:
+            pass
     timestamp = message.timestamp
+    return timestamp.astimezone(UTC) if isinstance(timestamp, datetime) else utcnow()
+
+
+def envelope_of(message: AbstractIncomingMessage, event_type: str) -> Envelope:
     return Envelope(
         event_type=event_type,
         message_id=message.message_id or "",
         correlation_id=message.correlation_id or "",
-        occurred_at=timestamp.astimezone(UTC) if isinstance(timestamp, datetime) else utcnow(),
+        occurred_at=_occurred_at(message),
         source=message.app_id or "",
         headers={
             str(key): str(value.decode() if isinstance(value, bytes) else value)

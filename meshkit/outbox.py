@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from meshkit.amqp import Topology
 from meshkit.context import correlation_id_var, request_id_var
 from meshkit.db import Database, UTCDateTime, utcnow
-from meshkit.events import CONTENT_TYPE, Envelope, event_type_of
+from meshkit.events import CONTENT_TYPE, OCCURRED_AT_HEADER, Envelope, event_type_of
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +207,11 @@ class OutboxRelay:
                         correlation_id=row["correlation_id"] or None,  # type: ignore[index]
                         timestamp=_as_datetime(row["created_at"]),  # type: ignore[index]
                         app_id=self.outbox.source,
-                        headers=json.loads(row["headers"] or "{}"),  # type: ignore[index]
+                        headers={
+                            **json.loads(row["headers"] or "{}"),  # type: ignore[index]
+                            # AMQP timestamps have whole seconds; timelines need more.
+                            OCCURRED_AT_HEADER: _iso(row["created_at"]),  # type: ignore[index]
+                        },
                     ),
                     routing_key=row["event_type"],  # type: ignore[index]
                     mandatory=True,
@@ -219,3 +223,7 @@ class OutboxRelay:
 
 def _as_datetime(value: object) -> datetime | None:
     return value if isinstance(value, datetime) else None
+
+
+def _iso(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else ""

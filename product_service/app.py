@@ -2,30 +2,79 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
+from meshkit.channels import Channels, create_channel
 from meshkit.db import Database
+from meshkit.identity import jwks_verifier
+from meshkit.pagination import PageTokenCodec
 from meshkit.server import ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
-from product_service.grpc_api import ProductService
+from product_service.cache import (
+    CatalogCache,
+    CircuitBreaker,
+    Clock,
+    NoCache,
+    RedisCatalogCache,
+    connect_redis,
+)
+from product_service.catalog import Catalog
+from product_service.grpc_api import PUBLIC_METHODS, ProductService
 from product_service.settings import ProductSettings
+from product_service.stock import Stock
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-async def build(settings: ProductSettings, stack: AsyncExitStack) -> ServiceApp:
+def build_cache(
+    settings: ProductSettings, stack: AsyncExitStack, clock: Clock = time.monotonic
+) -> CatalogCache:
+    if not settings.redis_url:
+        logger.warning("REDIS_URL is not set: catalog reads are not cached")
+        return NoCache()
+    redis = connect_redis(settings.redis_url, settings.cache_timeout_seconds)
+    stack.push_async_callback(redis.aclose)
+    return RedisCatalogCache(
+        redis,
+        product_ttl=settings.product_cache_ttl_seconds,
+        listing_ttl=settings.listing_cache_ttl_seconds,
+        popular_ttl=settings.popular_product_ttl_seconds,
+        popular_reads=settings.popular_product_reads,
+        timeout_seconds=settings.cache_timeout_seconds,
+        breaker=CircuitBreaker(settings.cache_retry_after_seconds, clock),
+    )
+
+
+async def build(
+    settings: ProductSettings, stack: AsyncExitStack, *, clock: Clock = time.monotonic
+) -> ServiceApp:
     database = await stack.enter_async_context(Database(settings.database_url))
-    del database  # used by the domain as it grows
+    channels = await stack.enter_async_context(Channels())
+    # Only for the public keys that verify callers' tokens.
+    user_channel = channels.add(
+        "user_service",
+        create_channel(settings.user_service_addr, timeout_seconds=settings.rpc_timeout_seconds),
+    )
+    cache = build_cache(settings, stack, clock)
+    catalog = Catalog(
+        database, cache, PageTokenCodec(settings.page_token_secret.get_secret_value().encode())
+    )
     return ServiceApp(
         services=[
             ServiceRegistration(
                 product_pb2.DESCRIPTOR.services_by_name["ProductService"].full_name,
-                ProductService(),
+                ProductService(catalog, Stock(database, cache)),
                 product_pb2_grpc.add_ProductServiceServicer_to_server,
             ),
         ],
+        public_methods=PUBLIC_METHODS,
+        verifier=jwks_verifier(settings, user_channel),
     )
 
 

@@ -27,7 +27,9 @@ def main() -> int:
     args = parser.parse_args()
     migrations = ROOT / args.service / "migrations"
     versions = migrations / "versions"
-    number = 1 + max((int(p.name[:4]) for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py")), default=0)
+    number = 1 + max(
+        (int(p.name[:4]) for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py")), default=0
+    )
     slug = "_".join("".join(c if c.isalnum() else " " for c in args.message.lower()).split())[:40]
     # Alembic only looks for its template beside env.py; it is there only while we generate.
     template = migrations / "script.py.mako"
@@ -38,7 +40,9 @@ def main() -> int:
             upgrade_to_head(migrations, url)
             config = alembic_config(migrations, url)
             config.set_main_option("file_template", f"%%(rev)s_{slug}")
-            command.revision(config, message=args.message, autogenerate=True, rev_id=f"{number:04d}")
+            command.revision(
+                config, message=args.message, autogenerate=True, rev_id=f"{number:04d}"
+            )
     finally:
         template.unlink()
     for path in versions.glob(f"{number:04d}_*.py"):
@@ -50,7 +54,9 @@ def main() -> int:
             text = text.replace(marker, "")
         path.write_text(text)
     subprocess.run([sys.executable, "-m", "ruff", "format", str(versions)], check=False)
-    subprocess.run([sys.executable, "-m", "ruff", "check", "--fix", "-q", str(versions)], check=False)
+    subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--fix", "-q", str(versions)], check=False
+    )
     return 0
 
 

@@ -28,7 +28,9 @@ class FaultProxy:
     def url(self, scheme_userinfo: str = "amqp://guest:guest@") -> str:
         return f"{scheme_userinfo}127.0.0.1:{self.port}/"
 
-    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+    async def _accept(
+        self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    ) -> None:
         if self._cut:
             client_writer.close()
             return

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from meshkit.migrations import run_env
-from product_service.tables import metadata
+from product_service.models import metadata
 
 run_env(metadata)

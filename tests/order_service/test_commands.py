@@ -29,7 +29,13 @@ def test_same_body_same_fingerprint_whatever_the_order_of_lines() -> None:
         ("", [("a", 1)], "pm_card_visa", ADDRESS, {"idempotency_key"}),
         ("k", [], "pm_card_visa", ADDRESS, {"items"}),
         ("k", [("a", 0)], "pm_card_visa", ADDRESS, {"items[0].quantity"}),
-        ("k", [("a", -3), ("", 1)], "pm_card_visa", ADDRESS, {"items[0].quantity", "items[1].product_id"}),
+        (
+            "k",
+            [("a", -3), ("", 1)],
+            "pm_card_visa",
+            ADDRESS,
+            {"items[0].quantity", "items[1].product_id"},
+        ),
         ("k", [("a", 1001)], "pm_card_visa", ADDRESS, {"items[0].quantity"}),
         ("k", [("a", 1)], "", ADDRESS, {"payment_method"}),
         (

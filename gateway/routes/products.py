@@ -1,0 +1,131 @@
+"""Products: a public, filtered listing and reads; sellers and admins change them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from google.protobuf import field_mask_pb2
+
+from ecommerce.product.v1 import product_pb2
+from gateway.deps import Caller, Stubs
+from gateway.schemas.common import problem_responses
+from gateway.schemas.products import (
+    CreateProductRequest,
+    OrderBy,
+    Product,
+    ProductList,
+    UpdateProductRequest,
+)
+
+router = APIRouter(tags=["products"])
+
+_INT64_MAX = 2**63 - 1
+Price = Annotated[
+    int | None, Query(ge=0, le=_INT64_MAX, description="In minor units (cents), inclusive.")
+]
+Id = Annotated[str, Query(max_length=64)]
+
+
+@router.get(
+    "/v1/products",
+    summary="Find products: filtered, sorted, paginated",
+    description=(
+        "Archived products never appear. Every filter given must match. Pages are keyset "
+        "based: a `next_page_token` stays valid while products are added, and only with the "
+        "same filters and order."
+    ),
+    responses=problem_responses(400),
+)
+async def list_products(
+    stubs: Stubs,
+    query: Annotated[
+        str,
+        Query(max_length=200, description="Words to find in name or description, any case."),
+    ] = "",
+    category_id: Id = "",
+    min_price: Price = None,
+    max_price: Price = None,
+    seller_id: Id = "",
+    in_stock: Annotated[
+        bool | None, Query(description="true: only in stock; false: only sold out.")
+    ] = None,
+    order_by: Annotated[OrderBy | None, Query(description="Default -created_at.")] = None,
+    page_size: Annotated[int, Query(ge=0, le=100, description="At most 100; 0 means 20.")] = 0,
+    page_token: Annotated[
+        str, Query(max_length=1024, description="next_page_token of the previous page.")
+    ] = "",
+) -> ProductList:
+    response = await stubs.products.ListProducts(
+        product_pb2.ListProductsRequest(
+            query=query,
+            category_id=category_id,
+            min_price=min_price,
+            max_price=max_price,
+            seller_id=seller_id,
+            in_stock=in_stock,
+            order_by=order_by or "",
+            page_size=page_size,
+            page_token=page_token,
+        )
+    )
+    return ProductList(
+        products=[Product.from_proto(product) for product in response.products],
+        next_page_token=response.next_page_token,
+    )
+
+
+@router.get(
+    "/v1/products/{product_id}",
+    summary="One product (archived ones too, flagged)",
+    responses=problem_responses(404),
+)
+async def get_product(product_id: str, stubs: Stubs) -> Product:
+    product = await stubs.products.GetProduct(product_pb2.GetProductRequest(id=product_id))
+    return Product.from_proto(product)
+
+
+@router.post(
+    "/v1/products",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a product (seller or admin)",
+    responses=problem_responses(400, 401, 403, 422),
+)
+async def create_product(
+    body: CreateProductRequest, stubs: Stubs, caller: Caller, response: Response
+) -> Product:
+    product = await stubs.products.CreateProduct(
+        product_pb2.CreateProductRequest(product=body.to_proto())
+    )
+    response.headers["Location"] = f"/v1/products/{product.id}"
+    return Product.from_proto(product)
+
+
+@router.patch(
+    "/v1/products/{product_id}",
+    summary="Change a product (its seller or an admin)",
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
+)
+async def update_product(
+    product_id: str, body: UpdateProductRequest, stubs: Stubs, caller: Caller
+) -> Product:
+    message, paths = body.to_proto(product_id)
+    product = await stubs.products.UpdateProduct(
+        product_pb2.UpdateProductRequest(
+            product=message, update_mask=field_mask_pb2.FieldMask(paths=paths)
+        )
+    )
+    return Product.from_proto(product)
+
+
+@router.delete(
+    "/v1/products/{product_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete (archive) a product (its seller or an admin)",
+    description="The product leaves listings and can no longer be ordered; GET still shows "
+    "it, flagged `archived`, for the orders that refer to it.",
+    responses=problem_responses(401, 403, 404),
+)
+async def delete_product(product_id: str, stubs: Stubs, caller: Caller) -> Response:
+    await stubs.products.DeleteProduct(product_pb2.DeleteProductRequest(id=product_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

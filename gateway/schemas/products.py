@@ -1,0 +1,160 @@
+"""Bodies of the category and product endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ecommerce.common.v1 import money_pb2
+from ecommerce.product.v1 import product_pb2
+from gateway.schemas.common import Money, Schema, rfc3339
+
+OrderBy = Literal["price", "-price", "name", "-created_at"]
+
+# Out of int64's range a value cannot even reach the service; inside it, the service
+# judges (and answers 400 naming the field), so the rules live in one place.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+class Category(BaseModel):
+    id: str
+    name: str
+    description: str
+    create_time: datetime | None
+    update_time: datetime | None
+
+    @classmethod
+    def from_proto(cls, message: product_pb2.Category) -> Category:
+        return cls(
+            id=message.id,
+            name=message.name,
+            description=message.description,
+            create_time=rfc3339(message.create_time),
+            update_time=rfc3339(message.update_time),
+        )
+
+
+class CategoryList(BaseModel):
+    categories: list[Category]
+    next_page_token: str = Field(
+        description="Pass as page_token for the next page; empty at the end."
+    )
+
+
+class CreateCategoryRequest(Schema):
+    name: str = Field(
+        description="Unique, ignoring case; at most 100 characters.", examples=["Books"]
+    )
+    description: str = Field("", description="At most 2000 characters.")
+
+
+class UpdateCategoryRequest(Schema):
+    """Only the fields present change."""
+
+    name: str | None = None
+    description: str | None = None
+
+
+class PriceInput(Schema):
+    """A price as sent: the product service checks it (400 with the field when invalid)."""
+
+    amount_minor: int = Field(
+        ge=_INT64_MIN,
+        le=_INT64_MAX,
+        description="Amount in the currency's minor unit (cents); 0 to 10^12.",
+        examples=[1999],
+    )
+    currency_code: str = Field(
+        max_length=16, description="ISO 4217 code in upper case.", examples=["USD"]
+    )
+
+    def to_proto(self) -> money_pb2.Money:
+        return money_pb2.Money(amount_minor=self.amount_minor, currency_code=self.currency_code)
+
+
+class Product(BaseModel):
+    id: str
+    name: str
+    description: str
+    price: Money
+    stock: int = Field(description="Units available to order now.")
+    category_id: str = Field(description="Empty when the product has no category.")
+    seller_id: str
+    archived: bool = Field(description="Deleted: hidden from listings, cannot be ordered.")
+    create_time: datetime | None
+    update_time: datetime | None
+
+    @classmethod
+    def from_proto(cls, message: product_pb2.Product) -> Product:
+        return cls(
+            id=message.id,
+            name=message.name,
+            description=message.description,
+            price=Money.from_proto(message.price),
+            stock=message.stock,
+            category_id=message.category_id,
+            seller_id=message.seller_id,
+            archived=message.archived,
+            create_time=rfc3339(message.create_time),
+            update_time=rfc3339(message.update_time),
+        )
+
+
+class ProductList(BaseModel):
+    products: list[Product]
+    next_page_token: str = Field(
+        description="Pass as page_token (with the same filters) for the next page; empty at "
+        "the end."
+    )
+
+
+class CreateProductRequest(Schema):
+    name: str = Field(description="At most 200 characters.", examples=["Analytical Engine"])
+    description: str = Field("", description="At most 5000 characters.")
+    price: PriceInput
+    stock: int = Field(0, ge=_INT64_MIN, le=_INT64_MAX, description="0 to 10^9.", examples=[10])
+    category_id: str = Field("", max_length=64, description="An existing category, or empty.")
+    seller_id: str = Field(
+        "",
+        max_length=64,
+        description="Admins only: the seller the product belongs to. A seller's own products "
+        "are always theirs.",
+    )
+
+    def to_proto(self) -> product_pb2.Product:
+        return product_pb2.Product(
+            name=self.name,
+            description=self.description,
+            price=self.price.to_proto(),
+            stock=self.stock,
+            category_id=self.category_id,
+            seller_id=self.seller_id,
+        )
+
+
+class UpdateProductRequest(Schema):
+    """Only the fields present change; `category_id: ""` removes the category."""
+
+    name: str | None = None
+    description: str | None = None
+    price: PriceInput | None = None
+    stock: int | None = Field(None, ge=_INT64_MIN, le=_INT64_MAX)
+    category_id: str | None = Field(None, max_length=64)
+
+    def to_proto(self, product_id: str) -> tuple[product_pb2.Product, list[str]]:
+        """The product message and the update mask of the fields sent."""
+        fields = {name for name in self.model_fields_set if getattr(self, name) is not None}
+        message = product_pb2.Product(id=product_id)
+        if self.name is not None:
+            message.name = self.name
+        if self.description is not None:
+            message.description = self.description
+        if self.price is not None:
+            message.price.CopyFrom(self.price.to_proto())
+        if self.stock is not None:
+            message.stock = self.stock
+        if self.category_id is not None:
+            message.category_id = self.category_id
+        return message, sorted(fields)

@@ -1,0 +1,322 @@
+"""The Redis cache of product reads and listings: invalidated by generations, never fatal.
+
+Entries are named by generation counters instead of being deleted: a write to a product
+replaces that product's generation, and any catalog write bumps the listing generation, so
+every affected entry is unreachable at once with no SCAN or KEYS; unreachable entries expire
+by their TTL. A reader takes the generations *before* reading the database and stores under
+them, so a write that commits meanwhile leaves that store unreachable instead of stale.
+
+Redis is an optimization only: when it fails or is slow, reads go to the database, a
+warning is logged at most every so often, and a circuit breaker leaves Redis alone for a
+few seconds so a dead Redis does not add a timeout to every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Literal, Protocol, TypeVar
+
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+CacheKind = Literal["product", "listing"]
+Clock = Callable[[], float]
+T = TypeVar("T")
+
+CACHE_HITS = Counter(
+    "catalog_cache_hits_total", "Catalog reads answered from the Redis cache.", ["kind"]
+)
+CACHE_MISSES = Counter(
+    "catalog_cache_misses_total", "Catalog reads the Redis cache did not hold.", ["kind"]
+)
+CACHE_BYPASSED = Counter(
+    "catalog_cache_bypassed_total",
+    "Catalog reads that went to the database because Redis failed or was skipped.",
+    ["kind"],
+)
+
+DEFAULT_PREFIX = "catalog:"
+# Warnings about an unavailable cache: at most one per this many seconds.
+WARNING_INTERVAL_SECONDS = 30.0
+
+
+class CircuitBreaker:
+    """Closed while Redis works; open (skip Redis) for `retry_after` seconds after a failure.
+
+    When the pause is over, one caller probes Redis while the others keep skipping it; the
+    probe's success closes the breaker, its failure opens it again. The clock is injectable
+    so tests move time instead of sleeping.
+    """
+
+    def __init__(self, retry_after: float, clock: Clock = time.monotonic) -> None:
+        self.retry_after = retry_after
+        self.clock = clock
+        self._open_until: float | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._open_until is not None
+
+    def allow(self) -> bool:
+        if self._open_until is None:
+            return True
+        now = self.clock()
+        if now < self._open_until:
+            return False
+        self._open_until = now + self.retry_after  # the others wait for this probe
+        return True
+
+    def record_success(self) -> bool:
+        """Close; True when it was open (Redis is back)."""
+        was_open, self._open_until = self._open_until is not None, None
+        return was_open
+
+    def record_failure(self) -> None:
+        self._open_until = self.clock() + self.retry_after
+
+
+Store = Callable[[bytes], Awaitable[None]]
+
+
+async def _store_nothing(value: bytes) -> None:
+    return None
+
+
+class CacheEntry:
+    """One lookup's outcome: the cached bytes, or None and a way to fill the entry."""
+
+    __slots__ = ("_store", "value")
+
+    def __init__(self, value: bytes | None, store: Store = _store_nothing) -> None:
+        self.value = value
+        self._store = store
+
+    async def store(self, value: bytes) -> None:
+        await self._store(value)
+
+
+class CatalogCache(Protocol):
+    async def product(self, product_id: str) -> CacheEntry: ...
+
+    async def listing(self, key: str) -> CacheEntry: ...
+
+    async def product_changed(self, product_id: str, *, listings: bool = True) -> None: ...
+
+    async def listings_changed(self) -> None: ...
+
+
+class NoCache:
+    """The cache when REDIS_URL is not set: every read goes to the database."""
+
+    async def product(self, product_id: str) -> CacheEntry:
+        return CacheEntry(None)
+
+    async def listing(self, key: str) -> CacheEntry:
+        return CacheEntry(None)
+
+    async def product_changed(self, product_id: str, *, listings: bool = True) -> None:
+        return None
+
+    async def listings_changed(self) -> None:
+        return None
+
+
+class _Failed:
+    """The result of a cache call that failed or was skipped."""
+
+
+_FAILED = _Failed()
+
+
+def _text(value: bytes | str | None) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    return value or "0"
+
+
+def _bytes(value: bytes | str | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value
+
+
+def connect_redis(url: str, timeout_seconds: float) -> Redis:
+    """A client that gives up after `timeout_seconds` and never retries on its own."""
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        # The breaker decides when to try again; a retry would double every timeout.
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+class RedisCatalogCache:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        product_ttl: int,
+        listing_ttl: int,
+        popular_ttl: int,
+        popular_reads: int,
+        timeout_seconds: float,
+        breaker: CircuitBreaker,
+        prefix: str = DEFAULT_PREFIX,
+        warning_interval: float = WARNING_INTERVAL_SECONDS,
+    ) -> None:
+        self.redis = redis
+        self.product_ttl = product_ttl
+        self.listing_ttl = listing_ttl
+        self.popular_ttl = popular_ttl
+        self.popular_reads = popular_reads
+        self.timeout = timeout_seconds
+        self.breaker = breaker
+        self.prefix = prefix
+        self.warning_interval = warning_interval
+        # A product's generation key must outlive any entry stored under it; see module doc.
+        self.generation_ttl = 2 * max(product_ttl, popular_ttl, listing_ttl)
+        self._epoch_key = f"{prefix}epoch"
+        self._listings_key = f"{prefix}listings:generation"
+        # Set when an invalidation could not reach Redis: entries stored before it may be
+        # stale, so the epoch (part of every key) is bumped once Redis answers again.
+        self._missed_invalidation = False
+        self._last_warning = float("-inf")
+        self._suppressed_warnings = 0
+
+    # --- reads -------------------------------------------------------------------------
+
+    async def product(self, product_id: str) -> CacheEntry:
+        generation_key = f"{self.prefix}product:{product_id}:generation"
+        reads_key = f"{self.prefix}product:{product_id}:reads"
+
+        async def look_up() -> tuple[str, int, bytes | None]:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.mget(self._epoch_key, generation_key)
+            pipe.incr(reads_key)
+            # Reads are counted per window of one normal TTL.
+            pipe.expire(reads_key, self.product_ttl, nx=True)
+            (epoch, generation), reads, _ = await pipe.execute()
+            key = f"{self.prefix}product:{product_id}:{_text(epoch)}:{_text(generation)}"
+            value = _bytes(await self.redis.get(key))
+            if value is not None and reads == self.popular_reads + 1:
+                # Just became popular: keep the entry longer from now on.
+                await self.redis.expire(key, self.popular_ttl)
+            return key, int(reads), value
+
+        outcome = await self._call("product", look_up)
+        if isinstance(outcome, _Failed):
+            return CacheEntry(None)
+        key, reads, value = outcome
+        ttl = self.popular_ttl if reads > self.popular_reads else self.product_ttl
+        return self._entry("product", key, value, ttl)
+
+    async def listing(self, key: str) -> CacheEntry:
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+
+        async def look_up() -> tuple[str, bytes | None]:
+            epoch, generation = await self.redis.mget(self._epoch_key, self._listings_key)
+            entry_key = f"{self.prefix}listing:{_text(epoch)}:{_text(generation)}:{digest}"
+            return entry_key, _bytes(await self.redis.get(entry_key))
+
+        outcome = await self._call("listing", look_up)
+        if isinstance(outcome, _Failed):
+            return CacheEntry(None)
+        entry_key, value = outcome
+        return self._entry("listing", entry_key, value, self.listing_ttl)
+
+    def _entry(self, kind: CacheKind, key: str, value: bytes | None, ttl: int) -> CacheEntry:
+        if value is not None:
+            CACHE_HITS.labels(kind).inc()
+            logger.debug("catalog cache hit", extra={"kind": kind, "key": key})
+            return CacheEntry(value)
+        CACHE_MISSES.labels(kind).inc()
+        logger.debug("catalog cache miss", extra={"kind": kind, "key": key})
+
+        async def store(data: bytes) -> None:
+            async def put() -> None:
+                await self.redis.set(key, data, ex=ttl)
+
+            await self._call(kind, put, count_bypass=False)
+
+        return CacheEntry(None, store)
+
+    # --- invalidation --------------------------------------------------------------------
+
+    async def product_changed(self, product_id: str, *, listings: bool = True) -> None:
+        """Make the product's entry unreachable, and every listing's when `listings`."""
+
+        async def bump() -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            # A random generation cannot repeat an earlier one, even after its key expired.
+            pipe.set(
+                f"{self.prefix}product:{product_id}:generation",
+                secrets.token_hex(8),
+                ex=self.generation_ttl,
+            )
+            if listings:
+                pipe.incr(self._listings_key)
+            await pipe.execute()
+
+        await self._invalidate(bump)
+
+    async def listings_changed(self) -> None:
+        async def bump() -> None:
+            await self.redis.incr(self._listings_key)
+
+        await self._invalidate(bump)
+
+    async def _invalidate(self, bump: Callable[[], Awaitable[None]]) -> None:
+        if isinstance(await self._call(None, bump, count_bypass=False), _Failed):
+            self._missed_invalidation = True
+
+    # --- resilience --------------------------------------------------------------------
+
+    async def _call(
+        self,
+        kind: CacheKind | None,
+        operation: Callable[[], Awaitable[T]],
+        *,
+        count_bypass: bool = True,
+    ) -> T | _Failed:
+        """Run a Redis operation within the timeout, or report that Redis is not usable."""
+        if not self.breaker.allow():
+            if kind is not None and count_bypass:
+                CACHE_BYPASSED.labels(kind).inc()
+            return _FAILED
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self._missed_invalidation:
+                    await self.redis.incr(self._epoch_key)
+                    self._missed_invalidation = False
+                result = await operation()
+        except (RedisError, OSError, TimeoutError) as error:
+            self.breaker.record_failure()
+            if kind is not None and count_bypass:
+                CACHE_BYPASSED.labels(kind).inc()
+            self._warn(error)
+            return _FAILED
+        if self.breaker.record_success():
+            logger.info("catalog cache is reachable again")
+        return result
+
+    def _warn(self, error: BaseException) -> None:
+        now = self.breaker.clock()
+        if now - self._last_warning < self.warning_interval:
+            self._suppressed_warnings += 1
+            return
+        logger.warning(
+            "catalog cache unavailable (%s); reading from the database, retrying Redis in %.0fs",
+            type(error).__name__,
+            self.breaker.retry_after,
+            extra={"suppressed_warnings": self._suppressed_warnings},
+        )
+        self._last_warning, self._suppressed_warnings = now, 0

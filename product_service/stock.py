@@ -1,0 +1,207 @@
+"""Stock reservations for orders: all or nothing, once per order, never below zero."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from meshkit.access import require_role
+from meshkit.context import Role
+from meshkit.db import Database, utcnow
+from meshkit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from product_service.cache import CatalogCache
+from product_service.catalog import MAX_STOCK, check_id
+from product_service.models import Reservation
+from product_service.repository import ProductRepository, ReservationRepository
+
+logger = logging.getLogger(__name__)
+
+MAX_ORDER_ID_LENGTH = 64
+MAX_RESERVATION_ITEMS = 100
+
+
+@dataclass(frozen=True, order=True)
+class StockLine:
+    product_id: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ReservationResult:
+    order_id: str
+    items: tuple[StockLine, ...]
+    # True when an earlier call reserved this order already; this one changed nothing.
+    already_reserved: bool
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    stock: int
+
+
+def _check_quantity(violations: list[FieldViolation], field: str, quantity: int) -> None:
+    if quantity <= 0:
+        violations.append(FieldViolation(field, "must be positive"))
+    elif quantity > MAX_STOCK:
+        violations.append(FieldViolation(field, f"must be at most {MAX_STOCK}"))
+
+
+def _check_order_id(order_id: str) -> str:
+    order_id = order_id.strip()
+    if not order_id:
+        raise InvalidArgument.for_field("order_id", "is required")
+    if len(order_id) > MAX_ORDER_ID_LENGTH:
+        raise InvalidArgument.for_field(
+            "order_id", f"must be at most {MAX_ORDER_ID_LENGTH} characters"
+        )
+    return order_id
+
+
+def _lines(items: Sequence[StockLine]) -> tuple[StockLine, ...]:
+    """Validated lines, sorted by product id: every reserve locks rows in the same order,
+    so two reserves never wait on each other in a cycle (no deadlock)."""
+    violations: list[FieldViolation] = []
+    if not items:
+        violations.append(FieldViolation("items", "must name at least one product"))
+    elif len(items) > MAX_RESERVATION_ITEMS:
+        violations.append(FieldViolation("items", f"must have at most {MAX_RESERVATION_ITEMS}"))
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if not item.product_id:
+            violations.append(FieldViolation(f"items[{index}].product_id", "is required"))
+        elif item.product_id in seen:
+            violations.append(
+                FieldViolation(f"items[{index}].product_id", "appears more than once")
+            )
+        seen.add(item.product_id)
+        _check_quantity(violations, f"items[{index}].quantity", item.quantity)
+    if violations:
+        raise InvalidArgument("The reservation has invalid items.", violations)
+    return tuple(sorted(items))
+
+
+def _result(order_id: str, rows: Sequence[Reservation]) -> ReservationResult:
+    if any(row.released_at is not None for row in rows):
+        raise FailedPrecondition(
+            f"The reservation of order {order_id!r} was released; an order reserves once."
+        )
+    return ReservationResult(
+        order_id=order_id,
+        items=tuple(sorted(StockLine(row.product_id, row.quantity) for row in rows)),
+        already_reserved=True,
+    )
+
+
+class Stock:
+    def __init__(self, database: Database, cache: CatalogCache) -> None:
+        self.db = database
+        self.cache = cache
+
+    async def check(self, product_id: str, quantity: int) -> Availability:
+        """Whether `quantity` could be ordered now; reserves nothing."""
+        require_role(Role.SERVICE, Role.ADMIN)
+        check_id(product_id, "product_id")
+        violations: list[FieldViolation] = []
+        _check_quantity(violations, "quantity", quantity)
+        if violations:
+            raise InvalidArgument("The stock check has invalid fields.", violations)
+        async with self.db.session() as session:
+            product = await ProductRepository(session).get(product_id)
+        if product is None:
+            raise NotFound(f"No product has id {product_id!r}.")
+        return Availability(
+            available=not product.archived and product.stock >= quantity, stock=product.stock
+        )
+
+    async def reserve(self, order_id: str, items: Sequence[StockLine]) -> ReservationResult:
+        """Take every item's quantity off stock for an order, or nothing at all.
+
+        Idempotent per order id: a repeat (even a concurrent one) returns the first
+        reservation with `already_reserved` set and takes nothing more.
+        """
+        require_role(Role.SERVICE, Role.ADMIN)
+        order_id = _check_order_id(order_id)
+        lines = _lines(items)
+        existing = await self._reservation_of(order_id)
+        if existing:
+            return self._repeat(order_id, lines, existing)
+        emptied: set[str] = set()
+        try:
+            async with self.db.transaction() as session:
+                products = ProductRepository(session)
+                for line in lines:
+                    # One conditional UPDATE: the row lock makes concurrent takers queue,
+                    # and each re-checks `stock >= quantity` after the one before it.
+                    left = await products.take_stock(line.product_id, line.quantity)
+                    if left is None:
+                        # Raising rolls back what the earlier lines took.
+                        raise FailedPrecondition(await self._shortage(products, line))
+                    if left == 0:
+                        emptied.add(line.product_id)
+                # The primary key (order id, product id) lets one reserve of an order win.
+                await ReservationRepository(session).add_all(
+                    [
+                        Reservation(
+                            order_id=order_id, product_id=line.product_id, quantity=line.quantity
+                        )
+                        for line in lines
+                    ]
+                )
+        except IntegrityError:
+            # A concurrent reserve of the same order committed first; ours rolled back.
+            existing = await self._reservation_of(order_id)
+            if not existing:
+                raise
+            return self._repeat(order_id, lines, existing)
+        for line in lines:
+            # Listings change only when a product leaves the in-stock filter.
+            await self.cache.product_changed(line.product_id, listings=line.product_id in emptied)
+        return ReservationResult(order_id=order_id, items=lines, already_reserved=False)
+
+    async def release(self, order_id: str) -> bool:
+        """Put an order's reserved stock back, once; False when there was nothing to release."""
+        require_role(Role.SERVICE, Role.ADMIN)
+        order_id = _check_order_id(order_id)
+        restocked: list[tuple[str, bool]] = []
+        async with self.db.transaction() as session:
+            released = await ReservationRepository(session).release(order_id, utcnow())
+            products = ProductRepository(session)
+            for product_id, quantity in released:  # sorted by product id, as reserve locks
+                after = await products.give_back_stock(product_id, quantity)
+                restocked.append((product_id, after == quantity))
+        for product_id, was_empty in restocked:
+            await self.cache.product_changed(product_id, listings=was_empty)
+        if restocked:
+            logger.info("stock released", extra={"order_id": order_id, "items": len(restocked)})
+        return bool(restocked)
+
+    async def _reservation_of(self, order_id: str) -> Sequence[Reservation]:
+        async with self.db.session() as session:
+            return await ReservationRepository(session).of_order(order_id)
+
+    def _repeat(
+        self, order_id: str, lines: tuple[StockLine, ...], existing: Sequence[Reservation]
+    ) -> ReservationResult:
+        result = _result(order_id, existing)
+        if result.items != lines:
+            logger.warning(
+                "order reserved again with other items; the first reservation stands",
+                extra={"order_id": order_id},
+            )
+        return result
+
+    @staticmethod
+    async def _shortage(products: ProductRepository, line: StockLine) -> str:
+        product = await products.get(line.product_id)
+        if product is None:
+            return f"No product has id {line.product_id!r}."
+        if product.archived:
+            return f"Product {line.product_id!r} is no longer sold."
+        return (
+            f"Not enough stock of product {line.product_id!r} ({product.name}): "
+            f"{line.quantity} wanted, {product.stock} left."
+        )

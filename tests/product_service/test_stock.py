@@ -1,0 +1,106 @@
+"""Stock reservations on PostgreSQL: never oversold, all or nothing, once per order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from ecommerce.product.v1 import product_pb2
+from tests.product_service.conftest import CatalogApi, expect, violations
+
+pytestmark = pytest.mark.integration
+
+Code = grpc.StatusCode
+
+
+async def test_fifty_concurrent_orders_for_five_units(catalog: CatalogApi) -> None:
+    product = await catalog.create_product("Limited edition", stock=5)
+    results = await asyncio.gather(
+        *(catalog.reserve(f"order-{n}", (product.id, 1)) for n in range(50)),
+        return_exceptions=True,
+    )
+    succeeded = [r for r in results if isinstance(r, product_pb2.ReserveStockResponse)]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(succeeded) == 5
+    assert len(refused) == 45
+    assert {error.code() for error in refused} == {Code.FAILED_PRECONDITION}
+    assert await catalog.stock_of(product.id) == 0
+    check = await catalog.stub.CheckStock(
+        product_pb2.CheckStockRequest(product_id=product.id, quantity=1),
+        metadata=catalog.identity.service.auth,
+    )
+    assert (check.available, check.stock) == (False, 0)
+
+
+async def test_a_retried_reserve_reserves_once(catalog: CatalogApi) -> None:
+    product = await catalog.create_product("Kite", stock=10)
+    first = await catalog.reserve("order-1", (product.id, 3))
+    assert not first.already_reserved
+    assert [(i.product_id, i.quantity) for i in first.items] == [(product.id, 3)]
+    again = await catalog.reserve("order-1", (product.id, 3))
+    assert again.already_reserved
+    assert list(again.items) == list(first.items)
+    assert await catalog.stock_of(product.id) == 7
+
+
+async def test_concurrent_reserves_of_one_order_reserve_once(catalog: CatalogApi) -> None:
+    product = await catalog.create_product("Kite", stock=100)
+    results = await asyncio.gather(
+        *(catalog.reserve("order-1", (product.id, 2)) for _ in range(10))
+    )
+    assert sum(not r.already_reserved for r in results) == 1
+    assert await catalog.stock_of(product.id) == 98
+
+
+async def test_all_or_nothing_across_items(catalog: CatalogApi) -> None:
+    plenty = await catalog.create_product("Plenty", stock=10)
+    scarce = await catalog.create_product("Scarce", stock=1)
+    error = await expect(
+        Code.FAILED_PRECONDITION, catalog.reserve("order-1", (plenty.id, 2), (scarce.id, 2))
+    )
+    assert scarce.id in (error.details() or "")
+    assert "2 wanted, 1 left" in (error.details() or "")
+    assert await catalog.stock_of(plenty.id) == 10
+    assert await catalog.stock_of(scarce.id) == 1
+    # The failed attempt left no reservation behind: the order can try again.
+    ok = await catalog.reserve("order-1", (plenty.id, 2), (scarce.id, 1))
+    assert not ok.already_reserved
+    assert (await catalog.stock_of(plenty.id), await catalog.stock_of(scarce.id)) == (8, 0)
+
+
+async def test_release_gives_stock_back_once(catalog: CatalogApi) -> None:
+    a = await catalog.create_product("A", stock=5)
+    b = await catalog.create_product("B", stock=5)
+    await catalog.reserve("order-1", (a.id, 2), (b.id, 5))
+    assert (await catalog.stock_of(a.id), await catalog.stock_of(b.id)) == (3, 0)
+    assert await catalog.release("order-1") is True
+    assert await catalog.release("order-1") is False
+    assert (await catalog.stock_of(a.id), await catalog.stock_of(b.id)) == (5, 5)
+    assert await catalog.release("never-reserved") is False
+    # A released order does not reserve again.
+    await expect(Code.FAILED_PRECONDITION, catalog.reserve("order-1", (a.id, 1)))
+    assert await catalog.stock_of(a.id) == 5
+
+
+async def test_concurrent_releases_give_back_once(catalog: CatalogApi) -> None:
+    product = await catalog.create_product("Kite", stock=4)
+    await catalog.reserve("order-1", (product.id, 4))
+    released = await asyncio.gather(*(catalog.release("order-1") for _ in range(8)))
+    assert released.count(True) == 1
+    assert await catalog.stock_of(product.id) == 4
+
+
+async def test_invalid_reservations(catalog: CatalogApi) -> None:
+    product = await catalog.create_product("Kite", stock=4)
+    error = await expect(
+        Code.INVALID_ARGUMENT, catalog.reserve("order-1", (product.id, 0), (product.id, 1))
+    )
+    assert set(violations(error)) == {"items[0].quantity", "items[1].product_id"}
+    error = await expect(Code.INVALID_ARGUMENT, catalog.reserve("order-1"))
+    assert "items" in violations(error)
+    error = await expect(Code.INVALID_ARGUMENT, catalog.reserve("", (product.id, 1)))
+    assert "order_id" in violations(error)
+    await expect(Code.FAILED_PRECONDITION, catalog.reserve("order-2", ("no-such-product", 1)))
+    assert await catalog.stock_of(product.id) == 4
