@@ -26,6 +26,7 @@ from meshkit.context import (
     request_id_var,
 )
 from meshkit.errors import DomainError, InvalidArgument, Unauthenticated
+from meshkit.metrics import RPC_SECONDS
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("meshkit.access")
@@ -124,7 +125,7 @@ class RequestContextInterceptor(UnaryInterceptor):
 
 
 class AccessLogInterceptor(UnaryInterceptor):
-    """One log line per call: method, status code, duration and caller."""
+    """One log line and one latency observation per call: method, status code, duration."""
 
     async def around(
         self,
@@ -143,14 +144,17 @@ class AccessLogInterceptor(UnaryInterceptor):
             code = context.code() or grpc.StatusCode.UNKNOWN
             raise
         finally:
+            elapsed = time.perf_counter() - started
+            code_name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+            RPC_SECONDS.labels(method, code_name).observe(elapsed)
             if access_logger.isEnabledFor(logging.INFO):
                 principal = principal_var.get()
                 access_logger.info(
                     "rpc",
                     extra={
                         "method": method,
-                        "code": code.name if isinstance(code, grpc.StatusCode) else str(code),
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "code": code_name,
+                        "duration_ms": round(elapsed * 1000, 2),
                         "user_id": principal.subject if principal else None,
                     },
                 )

@@ -44,10 +44,17 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+DEFAULT_METRICS_PORTS: Mapping[str, int] = {
+    service: 9000 + port - 50000 for service, port in DEFAULT_GRPC_PORTS.items()
+}
+
+
 @dataclass
 class MeshPorts:
     grpc: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_GRPC_PORTS))
     gateway: int = DEFAULT_GATEWAY_PORT
+    # Each service's /metrics port; empty: no metrics endpoints.
+    metrics: dict[str, int] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         """The variables that tell each process where it listens and where the others are."""
@@ -88,7 +95,10 @@ class Mesh:
                     "notification_service.sink", env, log, "--port", port
                 )
             for name in (*SERVICES, "gateway"):
-                self.processes[name] = await self.spawn(name, env, log)
+                own = dict(env)
+                if name in self.ports.metrics:
+                    own["METRICS_PORT"] = str(self.ports.metrics[name])
+                self.processes[name] = await self.spawn(name, own, log)
         finally:
             if log is not None:
                 log.close()  # the children hold their own descriptors
@@ -172,6 +182,10 @@ async def main_async(argv: Sequence[str]) -> int:
             for service, default in DEFAULT_GRPC_PORTS.items()
         },
         gateway=int(os.environ.get("GATEWAY_PORT", DEFAULT_GATEWAY_PORT)),
+        metrics={
+            service: int(os.environ.get(f"{service.upper()}_METRICS_PORT", default))
+            for service, default in DEFAULT_METRICS_PORTS.items()
+        },
     )
     mesh = Mesh(ports=ports, mail_sink=True)
     stop = asyncio.Event()

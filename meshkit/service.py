@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 
 from meshkit.interceptors import TokenVerifier
 from meshkit.logging import configure_logging
+from meshkit.metrics import serve_metrics
 from meshkit.migrations import upgrade_to_head, upgrade_to_head_async
 from meshkit.server import GrpcServer, ServiceRegistration, start_grpc_server
 from meshkit.settings import ServiceSettings, load_settings
@@ -97,6 +98,8 @@ async def serve_until_signalled(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if settings.metrics_port:
+        serve_metrics(settings.metrics_port, settings.grpc_host)
     async with running_service(definition, settings) as server:
         logger.info("%s serving on port %d", settings.service_name, server.port)
         await stop.wait()

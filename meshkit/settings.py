@@ -105,6 +105,8 @@ class ServiceSettings(CommonSettings):
     grpc_port: int = Field(0, ge=0, le=65535)
     database_url: str = ""
     migrate_on_start: bool = Field(True, validation_alias="MIGRATE_ON_START")
+    # Where /metrics is served for Prometheus; 0 turns it off.
+    metrics_port: int = Field(0, ge=0, le=65535, validation_alias="METRICS_PORT")
     # This service's secret for client-credentials service tokens (client id: its name).
     service_client_secret: SecretStr = Field(
         SecretStr(INSECURE_DEFAULT_PREFIX + "service-secret"),

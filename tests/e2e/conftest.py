@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import aio_pika
 import httpx
 import pytest
 from redis.asyncio import Redis
 
+from meshkit.amqp import Topology
 from meshkit.launcher import DEFAULT_GRPC_PORTS, Mesh, MeshPorts
 from tests.conftest import AMQP_URL, PostgresFactory
+from tests.smtp import SmtpServer
 from tests.support import free_port
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "admin password 1"
@@ -21,6 +25,10 @@ E2E_REDIS_URL = "redis://127.0.0.1:6379/13"
 class RunningMesh:
     mesh: Mesh
     client: httpx.AsyncClient
+    smtp: SmtpServer
+    databases: dict[str, str]
+    # Tokens shared across tests (the admin signs in once: logins per account are limited).
+    tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -40,6 +48,7 @@ async def mesh(
 ) -> AsyncIterator[RunningMesh]:
     """All six processes, started once for the end-to-end tests, each service on its own database."""
     workdir = tmp_path_factory.mktemp("mesh")
+    smtp = SmtpServer().start()
     ports = MeshPorts(grpc={name: free_port() for name in DEFAULT_GRPC_PORTS}, gateway=free_port())
     env = {
         "AMQP_URL": AMQP_URL,
@@ -53,9 +62,18 @@ async def mesh(
         "LOGIN_LIMIT_PER_CLIENT": "10000",
         "WRITE_LIMIT_PER_CLIENT": "100000",
         "LOG_LEVEL": "INFO",
+        "AMQP_NAMESPACE": f"e2e-{uuid.uuid4().hex[:8]}",
+        "SMTP_PORT": str(smtp.port),
+        # Quick retries, so an SMTP outage in a test heals within seconds.
+        "MAIL_RETRY_BASE_SECONDS": "0.2",
+        "MAIL_RETRY_MAX_SECONDS": "1",
+        "MAIL_POLL_SECONDS": "0.2",
+        "CONSUMER_RETRY_BASE_SECONDS": "0.05",
     }
+    databases = {}
     for service in DEFAULT_GRPC_PORTS:
-        env[f"{service.upper()}_DATABASE_URL"] = await postgres_databases()
+        databases[service] = await postgres_databases()
+        env[f"{service.upper()}_DATABASE_URL"] = databases[service]
     redis = Redis.from_url(E2E_REDIS_URL)
     await redis.flushdb()  # rate-limit counters and cache entries of an earlier run
     await redis.aclose()
@@ -67,6 +85,12 @@ async def mesh(
         raise AssertionError(
             f"the mesh did not start:\n{(workdir / 'mesh.log').read_text()[-5000:]}"
         ) from None
-    async with httpx.AsyncClient(base_url=running.gateway_url, timeout=10) as client:
-        yield RunningMesh(mesh=running, client=client)
-    await running.stop()
+    try:
+        async with httpx.AsyncClient(base_url=running.gateway_url, timeout=10) as client:
+            yield RunningMesh(mesh=running, client=client, smtp=smtp, databases=databases)
+    finally:
+        await running.stop()
+        smtp.stop()
+        connection = await aio_pika.connect(AMQP_URL)
+        await Topology(env["AMQP_NAMESPACE"]).delete_all(connection)
+        await connection.close()

@@ -11,47 +11,23 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, RunningMesh
+from tests.e2e.conftest import RunningMesh
+from tests.e2e.shop import (
+    PROBLEM,
+    Shop,
+    assert_problem,
+    auth,
+    register_and_login,
+    unique_email,
+)
 from tests.e2e.test_grpcurl import grpcurl_binary
 from user_service.keys import KeyRing
 
 pytestmark = pytest.mark.e2e
-
-PROBLEM = "application/problem+json"
-
-
-def unique_email(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}@example.com"
-
-
-async def register_and_login(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
-    password = "a fine password"
-    response = await client.post(
-        "/v1/auth/register", json={"email": email, "password": password, "full_name": "E2E"}
-    )
-    assert response.status_code == 201, response.text
-    login = await client.post("/v1/auth/login", json={"email": email, "password": password})
-    assert login.status_code == 200, login.text
-    return {"user": response.json(), **login.json()}
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["request_id"] == response.headers["x-request-id"]
-    assert "Traceback" not in response.text
-    return body
 
 
 async def test_register_login_me_refresh_reuse_logout(mesh: RunningMesh) -> None:
@@ -233,10 +209,7 @@ async def test_roles_and_ownership(mesh: RunningMesh) -> None:
     own = await client.get(f"/v1/users/{alice['user']['id']}", headers=auth(alice["access_token"]))
     assert own.status_code == 200
 
-    admin = await client.post(
-        "/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-    )
-    admin_headers = auth(admin.json()["access_token"])
+    admin_headers = (await Shop(mesh).admin()).headers
     listed = await client.get("/v1/users", params={"page_size": 100}, headers=admin_headers)
     assert listed.status_code == 200
     assert assert_problem(

@@ -36,8 +36,10 @@ def processes_in_session(session_id: int) -> list[int]:
 async def test_make_run_starts_ready_and_stops_cleanly(tmp_path: Path) -> None:
     ports = MeshPorts(grpc={name: free_port() for name in DEFAULT_GRPC_PORTS}, gateway=free_port())
     env = {**os.environ, **ports.env(), "SMTP_PORT": str(free_port())}
+    metrics = {service: free_port() for service in DEFAULT_GRPC_PORTS}
     for service in DEFAULT_GRPC_PORTS:
         env[f"{service.upper()}_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / service}.db"
+        env[f"{service.upper()}_METRICS_PORT"] = str(metrics[service])
     log = tmp_path / "make-run.log"
     process = await asyncio.create_subprocess_exec(
         "make",
@@ -62,7 +64,9 @@ async def test_make_run_starts_ready_and_stops_cleanly(tmp_path: Path) -> None:
         assert any("Gateway ready at" in line for line in output), log.read_text()[-3000:]
         async with httpx.AsyncClient() as client:
             response = await client.get(f"http://127.0.0.1:{ports.gateway}/readyz")
-        assert response.status_code == 200, response.text
+            assert response.status_code == 200, response.text
+            scraped = await client.get(f"http://127.0.0.1:{metrics['user_service']}/metrics")
+            assert "grpc_server_handled_seconds" in scraped.text
 
         # Ctrl-C in a terminal signals the whole foreground process group.
         os.killpg(process.pid, signal.SIGINT)
