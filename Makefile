@@ -45,7 +45,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy meshkit gateway
+	$(VENV)/bin/mypy meshkit gateway user_service product_service order_service payment_service notification_service
 	$(PY) scripts/lint_protos.py
 
 services:

@@ -80,3 +80,32 @@ async def test_make_run_starts_ready_and_stops_cleanly(tmp_path: Path) -> None:
         if process.returncode is None:
             os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
+
+
+async def test_make_run_without_rabbitmq_stops_at_once_naming_the_fix(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/",
+        **{
+            f"{service.upper()}_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / service}.db"
+            for service in DEFAULT_GRPC_PORTS
+        },
+    }
+    process = await asyncio.create_subprocess_exec(
+        "make",
+        "--no-print-directory",
+        "run",
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode != 0
+    errors = [line for line in stderr.decode().splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr.decode()
+    assert "RabbitMQ is not reachable" in errors[0]
+    assert "rabbitmq-server" in errors[0]
+    assert "Gateway ready" not in stdout.decode()
+    assert not processes_in_session(process.pid)

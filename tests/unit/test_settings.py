@@ -91,3 +91,27 @@ def test_unknown_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("APP_ENV", "staging")
     with pytest.raises(ConfigurationError, match="APP_ENV"):
         load()
+
+
+def test_the_example_configuration_loads_for_every_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.settings import GatewaySettings
+    from meshkit.settings import PROJECT_ROOT
+    from notification_service.settings import NotificationSettings
+    from order_service.settings import OrderSettings
+    from payment_service.settings import PaymentSettings
+    from product_service.settings import ProductSettings
+    from user_service.settings import UserSettings
+
+    example = PROJECT_ROOT / ".env.example"
+    for settings_cls in (
+        GatewaySettings,
+        UserSettings,
+        ProductSettings,
+        OrderSettings,
+        PaymentSettings,
+        NotificationSettings,
+    ):
+        settings = load_settings(settings_cls, _env_file=example)
+        assert settings.amqp_url.startswith("amqp://")
+    assert load_settings(ProductSettings, _env_file=example).grpc_port == 50051
+    assert load_settings(UserSettings, _env_file=example).grpc_port == 50052
