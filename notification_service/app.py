@@ -6,12 +6,10 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from ecommerce.notification.v1 import notification_pb2, notification_pb2_grpc
-from meshkit import amqp
 from meshkit.channels import Channels, create_channel
 from meshkit.db import Database
 from meshkit.identity import jwks_verifier, service_token_source
-from meshkit.inbox import EventConsumer
-from meshkit.outbox import Outbox, OutboxRelay
+from meshkit.messaging import Messaging
 from meshkit.pagination import PageTokenCodec
 from meshkit.server import ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
@@ -23,14 +21,13 @@ from notification_service.notifications import NOTIFIED_EVENTS, Notifications, R
 from notification_service.settings import NotificationSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SERVICE_NAME = "notification_service"
 
 
 async def build(settings: NotificationSettings, stack: AsyncExitStack) -> ServiceApp:
     database = await stack.enter_async_context(Database(settings.database_url))
-    connection = await amqp.connect(settings.amqp_url, name=SERVICE_NAME)
-    topology = amqp.Topology(settings.amqp_namespace)
-    await topology.declare_all(connection)
+    messaging = await Messaging.open(
+        settings, stack, database, outbox_table=models.outbox, inbox_table=models.inbox
+    )
 
     timeout = settings.rpc_timeout_seconds
     channels = await stack.enter_async_context(Channels())
@@ -46,10 +43,9 @@ async def build(settings: NotificationSettings, stack: AsyncExitStack) -> Servic
         ),
     )
 
-    outbox = Outbox(models.outbox, SERVICE_NAME)
     notifications = Notifications(
         database,
-        outbox,
+        messaging.outbox,
         Recipients(users_as_service),
         EmailRenderer(),
         SmtpMailer(settings),
@@ -58,17 +54,6 @@ async def build(settings: NotificationSettings, stack: AsyncExitStack) -> Servic
         retry_max_seconds=settings.mail_retry_max_seconds,
         max_attempts=settings.mail_max_attempts,
         poll_seconds=settings.mail_poll_seconds,
-    )
-    relay = OutboxRelay(database, outbox, connection, topology)
-    consumer = EventConsumer(
-        database,
-        models.inbox,
-        connection,
-        topology,
-        SERVICE_NAME,
-        dict.fromkeys(NOTIFIED_EVENTS, notifications.on_event),
-        retry_base_seconds=settings.consumer_retry_base_seconds,
-        retry_max_seconds=settings.consumer_retry_max_seconds,
     )
     return ServiceApp(
         services=[
@@ -79,7 +64,10 @@ async def build(settings: NotificationSettings, stack: AsyncExitStack) -> Servic
             )
         ],
         verifier=jwks_verifier(settings, user_channel),
-        background=[relay.run, consumer.run, notifications.run_mailer],
+        background=[
+            *messaging.jobs(dict.fromkeys(NOTIFIED_EVENTS, notifications.on_event)),
+            notifications.run_mailer,
+        ],
     )
 
 

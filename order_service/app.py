@@ -13,12 +13,10 @@ from ecommerce.order.v1 import (
     order_pb2,
     order_pb2_grpc,
 )
-from meshkit import amqp
 from meshkit.channels import Channels, create_channel
 from meshkit.db import Database
 from meshkit.identity import jwks_verifier, service_token_source
-from meshkit.inbox import EventConsumer
-from meshkit.outbox import Outbox, OutboxRelay
+from meshkit.messaging import Messaging
 from meshkit.pagination import PageTokenCodec
 from meshkit.server import ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
@@ -26,7 +24,7 @@ from order_service import models
 from order_service.analytics import Analytics
 from order_service.carts import Carts
 from order_service.grpc_api import AnalyticsService, CartService, OrderService
-from order_service.orders import SERVICE_NAME, Orders
+from order_service.orders import Orders
 from order_service.settings import OrderSettings
 from order_service.upstream import Catalog, Users
 
@@ -35,9 +33,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
     database = await stack.enter_async_context(Database(settings.database_url))
-    connection = await amqp.connect(settings.amqp_url, name=SERVICE_NAME)
-    topology = amqp.Topology(settings.amqp_namespace)
-    await topology.declare_all(connection)
+    messaging = await Messaging.open(
+        settings, stack, database, outbox_table=models.outbox, inbox_table=models.inbox
+    )
 
     timeout = settings.rpc_timeout_seconds
     channels = await stack.enter_async_context(Channels())
@@ -59,30 +57,14 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         ),
     )
 
-    outbox = Outbox(models.outbox, SERVICE_NAME)
     orders = Orders(
         database,
-        outbox,
+        messaging.outbox,
         Catalog(product_channel),
         Users(users_as_service),
         PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
     )
     carts = Carts(database, orders.catalog, orders)
-    relay = OutboxRelay(database, outbox, connection, topology)
-    consumer = EventConsumer(
-        database,
-        models.inbox,
-        connection,
-        topology,
-        SERVICE_NAME,
-        {
-            "payment.succeeded": orders.on_payment_succeeded,
-            "payment.failed": orders.on_payment_failed,
-            "notification.sent": orders.on_notification_sent,
-        },
-        retry_base_seconds=settings.consumer_retry_base_seconds,
-        retry_max_seconds=settings.consumer_retry_max_seconds,
-    )
     return ServiceApp(
         services=[
             ServiceRegistration(
@@ -102,7 +84,13 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
             ),
         ],
         verifier=jwks_verifier(settings, user_channel),
-        background=[relay.run, consumer.run],
+        background=messaging.jobs(
+            {
+                "payment.succeeded": orders.on_payment_succeeded,
+                "payment.failed": orders.on_payment_failed,
+                "notification.sent": orders.on_notification_sent,
+            }
+        ),
     )
 
 

@@ -6,12 +6,10 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from ecommerce.payment.v1 import payment_pb2, payment_pb2_grpc
-from meshkit import amqp
 from meshkit.channels import Channels, create_channel
 from meshkit.db import Database
 from meshkit.identity import jwks_verifier
-from meshkit.inbox import EventConsumer
-from meshkit.outbox import Outbox, OutboxRelay
+from meshkit.messaging import Messaging
 from meshkit.server import ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
 from payment_service import models
@@ -21,33 +19,20 @@ from payment_service.provider import SimulatedProvider
 from payment_service.settings import PaymentSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SERVICE_NAME = "payment_service"
 
 
 async def build(settings: PaymentSettings, stack: AsyncExitStack) -> ServiceApp:
     database = await stack.enter_async_context(Database(settings.database_url))
-    connection = await amqp.connect(settings.amqp_url, name=SERVICE_NAME)
-    topology = amqp.Topology(settings.amqp_namespace)
-    await topology.declare_all(connection)
+    messaging = await Messaging.open(
+        settings, stack, database, outbox_table=models.outbox, inbox_table=models.inbox
+    )
     channels = await stack.enter_async_context(Channels())
     user_channel = channels.add(
         "user_service",
         create_channel(settings.user_service_addr, timeout_seconds=settings.rpc_timeout_seconds),
     )
 
-    outbox = Outbox(models.outbox, SERVICE_NAME)
-    payments = Payments(database, outbox, SimulatedProvider(settings.amount_limit_minor))
-    relay = OutboxRelay(database, outbox, connection, topology)
-    consumer = EventConsumer(
-        database,
-        models.inbox,
-        connection,
-        topology,
-        SERVICE_NAME,
-        {"order.created": payments.on_order_created},
-        retry_base_seconds=settings.consumer_retry_base_seconds,
-        retry_max_seconds=settings.consumer_retry_max_seconds,
-    )
+    payments = Payments(database, messaging.outbox, SimulatedProvider(settings.amount_limit_minor))
     return ServiceApp(
         services=[
             ServiceRegistration(
@@ -57,7 +42,7 @@ async def build(settings: PaymentSettings, stack: AsyncExitStack) -> ServiceApp:
             )
         ],
         verifier=jwks_verifier(settings, user_channel),
-        background=[relay.run, consumer.run],
+        background=messaging.jobs({"order.created": payments.on_order_created}),
     )
 
 

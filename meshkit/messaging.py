@@ -1,0 +1,66 @@
+"""A service's link to the event bus: its outbox, the relay that publishes it, its consumer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+from aio_pika.abc import AbstractRobustConnection
+from sqlalchemy import Table
+
+from meshkit import amqp
+from meshkit.db import Database
+from meshkit.inbox import EventConsumer, Handler
+from meshkit.outbox import Outbox, OutboxRelay
+from meshkit.service import BackgroundJob
+from meshkit.settings import ServiceSettings
+
+
+@dataclass
+class Messaging:
+    settings: ServiceSettings
+    database: Database
+    connection: AbstractRobustConnection
+    topology: amqp.Topology
+    outbox: Outbox
+    inbox: Table
+
+    @classmethod
+    async def open(
+        cls,
+        settings: ServiceSettings,
+        stack: AsyncExitStack,
+        database: Database,
+        *,
+        outbox_table: Table,
+        inbox_table: Table,
+    ) -> Messaging:
+        """Connect (failing fast without a broker) and declare the topology; closed by `stack`."""
+        connection = await amqp.connect(settings.amqp_url, name=settings.service_name)
+        stack.push_async_callback(connection.close)
+        topology = amqp.Topology(settings.amqp_namespace)
+        await topology.declare_all(connection)
+        return cls(
+            settings=settings,
+            database=database,
+            connection=connection,
+            topology=topology,
+            outbox=Outbox(outbox_table, settings.service_name),
+            inbox=inbox_table,
+        )
+
+    def jobs(self, handlers: Mapping[str, Handler]) -> list[BackgroundJob]:
+        """The outbox relay, and a consumer of the given event types."""
+        relay = OutboxRelay(self.database, self.outbox, self.connection, self.topology)
+        consumer = EventConsumer(
+            self.database,
+            self.inbox,
+            self.connection,
+            self.topology,
+            self.settings.service_name,
+            handlers,
+            retry_base_seconds=self.settings.consumer_retry_base_seconds,
+            retry_max_seconds=self.settings.consumer_retry_max_seconds,
+        )
+        return [relay.run, consumer.run]
