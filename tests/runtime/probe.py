@@ -13,7 +13,7 @@ from meshkit.errors import FieldViolation, InvalidArgument, NotFound, Unauthenti
 from meshkit.server import ServiceRegistration
 
 SERVICE = "test.v1.Probe"
-PUBLIC_METHODS = frozenset({f"/{SERVICE}/Echo", f"/{SERVICE}/Fail", f"/{SERVICE}/Remaining"})
+PUBLIC_METHODS = frozenset({f"/{SERVICE}/{name}" for name in ("Echo", "Fail", "Remaining", "Slow")})
 
 
 class StaticVerifier:
@@ -28,6 +28,12 @@ class StaticVerifier:
 class Probe:
     def __init__(self, downstream: str | None = None) -> None:
         self.downstream = create_channel(downstream) if downstream else None
+        self.slow_started = asyncio.Event()
+
+    async def slow(self, request: bytes, context: Any) -> bytes:
+        self.slow_started.set()
+        await asyncio.sleep(float(request))
+        return b"done"
 
     async def echo(self, request: bytes, context: Any) -> bytes:
         return request
@@ -74,6 +80,7 @@ def _add(servicer: Probe, server: grpc.aio.Server) -> None:
         "Remaining": servicer.remaining,
         "RequestId": servicer.request_id,
         "Forward": servicer.forward,
+        "Slow": servicer.slow,
     }
     handlers = {name: grpc.unary_unary_rpc_method_handler(fn) for name, fn in methods.items()}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -122,3 +123,32 @@ async def test_request_id_is_adopted_and_echoed(channel: grpc.aio.Channel) -> No
 async def test_taken_port_fails_loudly(server: GrpcServer) -> None:
     with pytest.raises((OSError, RuntimeError)):
         await start_grpc_server([registration(Probe())], host="127.0.0.1", port=server.port)
+
+
+async def test_every_call_is_measured_with_its_status(channel: grpc.aio.Channel) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(code: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "grpc_server_handled_seconds_count", {"method": f"/{SERVICE}/Fail", "code": code}
+        )
+        return value or 0.0
+
+    before = count("NOT_FOUND")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await channel.unary_unary(f"/{SERVICE}/Fail")(b"missing")
+    assert count("NOT_FOUND") == before + 1
+
+
+async def test_graceful_stop_lets_in_flight_calls_finish() -> None:
+    probe = Probe()
+    server = await start_grpc_server(
+        [registration(probe)], host="127.0.0.1", port=0, public_methods=PUBLIC_METHODS
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        in_flight = asyncio.ensure_future(channel.unary_unary(f"/{SERVICE}/Slow")(b"0.3"))
+        await probe.slow_started.wait()
+        await server.stop(grace=5)
+        assert await in_flight == b"done"
+        status = await server.health.Check(health_pb2.HealthCheckRequest(service=""), None)
+        assert status.status == health_pb2.HealthCheckResponse.NOT_SERVING
