@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from meshkit.settings import ServiceSettings
+
 logger = logging.getLogger(__name__)
 
 # Stable constraint names, so migrations can refer to (and drop) them on every backend.
@@ -73,7 +75,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
     """An engine for `url`; an SQLite file's directory is created when missing."""
     parsed = make_url(url)
     if is_sqlite(parsed):
@@ -90,10 +92,14 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
 class Database:
     """The engine and session factory of one service, created once and disposed on shutdown."""
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 5) -> None:
         self.url = url
         self.engine = create_engine(url, echo=echo, pool_size=pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> Database:
+        return cls(settings.database_url, pool_size=settings.db_pool_size)
 
     @property
     def is_sqlite(self) -> bool:

@@ -22,7 +22,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def build(settings: PaymentSettings, stack: AsyncExitStack) -> ServiceApp:
-    database = await stack.enter_async_context(Database(settings.database_url))
+    database = await stack.enter_async_context(Database.from_settings(settings))
     messaging = await Messaging.open(
         settings, stack, database, outbox_table=models.outbox, inbox_table=models.inbox
     )

@@ -54,7 +54,7 @@ def build_cache(
 async def build(
     settings: ProductSettings, stack: AsyncExitStack, *, clock: Clock = time.monotonic
 ) -> ServiceApp:
-    database = await stack.enter_async_context(Database(settings.database_url))
+    database = await stack.enter_async_context(Database.from_settings(settings))
     channels = await stack.enter_async_context(Channels())
     # Only for the public keys that verify callers' tokens.
     user_channel = channels.add(

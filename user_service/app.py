@@ -50,7 +50,7 @@ def build_accounts(settings: UserSettings, database: Database) -> tuple[Accounts
 
 
 async def build(settings: UserSettings, stack: AsyncExitStack) -> ServiceApp:
-    database = await stack.enter_async_context(Database(settings.database_url))
+    database = await stack.enter_async_context(Database.from_settings(settings))
     accounts, keys = build_accounts(settings, database)
     if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
         admin = await accounts.ensure_admin(

@@ -42,7 +42,7 @@ class RunningMesh:
         return path.read_text(errors="replace")[-5000:] if path and path.exists() else ""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def mesh(
     postgres_databases: PostgresFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningMesh]:
