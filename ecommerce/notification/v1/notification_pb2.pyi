@@ -148,7 +148,7 @@ class ListNotificationsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Most notifications to return; the service may return fewer. 0 means the service's
-    default, values above its maximum are lowered to it.
+    default (20); above the maximum (100) is INVALID_ARGUMENT.
     """
     page_token: _builtins.str
     """`next_page_token` of the previous page; empty for the first page."""

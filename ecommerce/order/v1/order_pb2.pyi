@@ -343,8 +343,8 @@ class ListOrdersRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """Most orders to return; the service may return fewer. 0 means the service's default,
-    values above its maximum are lowered to it.
+    """Most orders to return; the service may return fewer. 0 means the service's default
+    (20); above the maximum (100) is INVALID_ARGUMENT.
     """
     page_token: _builtins.str
     """`next_page_token` of the previous page, from a request with the same filters;

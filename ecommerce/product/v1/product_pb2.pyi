@@ -211,7 +211,7 @@ class ListCategoriesRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Most categories to return; the service may return fewer. 0 means the service's
-    default, values above its maximum are lowered to it.
+    default (20); above the maximum (100) is INVALID_ARGUMENT.
     """
     page_token: _builtins.str
     """`next_page_token` of the previous page; empty for the first page."""
@@ -390,7 +390,7 @@ class ListProductsRequest(_message.Message):
     """
     page_size: _builtins.int
     """Most products to return; the service may return fewer. 0 means the service's
-    default, values above its maximum are lowered to it.
+    default (20); above the maximum (100) is INVALID_ARGUMENT.
     """
     page_token: _builtins.str
     """`next_page_token` of the previous page, from a request with the same filters and

@@ -185,7 +185,7 @@ class ProductServiceServicer:
 
     def CheckStock(self, request, context):
         """Tells whether a quantity of a product is in stock now, without reserving it.
-        Caller: anyone.
+        Caller: a service token or an admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -62,7 +62,7 @@ class ProductServiceStub:
     """
     CheckStock: _grpc.UnaryUnaryMultiCallable[_product_pb2.CheckStockRequest, _product_pb2.CheckStockResponse]
     """Tells whether a quantity of a product is in stock now, without reserving it.
-    Caller: anyone.
+    Caller: a service token or an admin.
     """
     ReserveStock: _grpc.UnaryUnaryMultiCallable[_product_pb2.ReserveStockRequest, _product_pb2.ReserveStockResponse]
     """Reserves stock for every item of an order, all or nothing: fails with
@@ -106,7 +106,7 @@ class ProductServiceAsyncStub(ProductServiceStub):
     """
     CheckStock: _aio.UnaryUnaryMultiCallable[_product_pb2.CheckStockRequest, _product_pb2.CheckStockResponse]  # type: ignore[assignment]
     """Tells whether a quantity of a product is in stock now, without reserving it.
-    Caller: anyone.
+    Caller: a service token or an admin.
     """
     ReserveStock: _aio.UnaryUnaryMultiCallable[_product_pb2.ReserveStockRequest, _product_pb2.ReserveStockResponse]  # type: ignore[assignment]
     """Reserves stock for every item of an order, all or nothing: fails with
@@ -213,7 +213,7 @@ class ProductServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_product_pb2.CheckStockResponse, _abc.Awaitable[_product_pb2.CheckStockResponse]]:
         """Tells whether a quantity of a product is in stock now, without reserving it.
-        Caller: anyone.
+        Caller: a service token or an admin.
         """
 
     @_abc_1.abstractmethod
