@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.amqp import Topology
 from meshkit.context import correlation_id_var, request_id_var
-from meshkit.db import Database, UTCDateTime, utcnow
+from meshkit.db import Database, UTCDateTime, after_commit, utcnow
 from meshkit.events import CONTENT_TYPE, OCCURRED_AT_HEADER, Envelope, event_type_of
 
 logger = logging.getLogger(__name__)
@@ -99,9 +99,8 @@ class Outbox:
                 attempts=0,
             )
         )
-        # Set before commit is fine: the relay's query only sees committed rows, and
-        # polling covers a wake-up that came too early.
-        self.pending.set()
+        # After commit: woken earlier, the relay would find nothing and go back to sleep.
+        after_commit(session, self.pending.set)
         return envelope
 
 
@@ -142,6 +141,8 @@ class OutboxRelay:
         """Relay until cancelled; broker or database failures back off and retry."""
         failures = 0
         while True:
+            # Cleared before looking: a commit that lands while we look wakes the next wait.
+            self.outbox.pending.clear()
             try:
                 sent = await self.relay_batch()
                 failures = 0
@@ -161,7 +162,6 @@ class OutboxRelay:
                 continue
             if sent == self.batch_size:
                 continue  # more may be waiting
-            self.outbox.pending.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.outbox.pending.wait(), self.poll_interval)
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ecommerce.events.v1 import events_pb2
 from ecommerce.user.v1 import user_pb2, user_pb2_grpc
 from meshkit.access import require_user
-from meshkit.db import Database, utcnow
+from meshkit.db import Database, after_commit, utcnow
 from meshkit.errors import Unavailable
 from meshkit.events import Envelope
 from meshkit.ids import new_id
@@ -104,13 +104,14 @@ class Notifications:
                 next_attempt_at=now,
             )
         )
-        self.due.set()
+        after_commit(session, self.due.set)
 
     # --- delivery ---------------------------------------------------------------------
 
     async def run_mailer(self) -> None:
         """Send due notifications until cancelled; failures wait with backoff, then retry."""
         while True:
+            self.due.clear()  # before looking: a notification saved meanwhile wakes the wait
             try:
                 sent = await self.deliver_due()
             except asyncio.CancelledError:
@@ -120,7 +121,6 @@ class Notifications:
                 sent = 0
             if sent == self.batch_size:
                 continue
-            self.due.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.due.wait(), self.poll_seconds)
 
