@@ -75,7 +75,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
     """An engine for `url`; an SQLite file's directory is created when missing."""
     parsed = make_url(url)
     if is_sqlite(parsed):
@@ -92,7 +92,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
 class Database:
     """The engine and session factory of one service, created once and disposed on shutdown."""
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 5) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
         self.url = url
         self.engine = create_engine(url, echo=echo, pool_size=pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)

@@ -107,7 +107,7 @@ class ServiceSettings(CommonSettings):
     migrate_on_start: bool = Field(True, validation_alias="MIGRATE_ON_START")
     # Connections per process: the pool, plus as many again under bursts. Mind the
     # server's max_connections across every replica of every service that shares it.
-    db_pool_size: int = Field(5, ge=1, le=100, validation_alias="DB_POOL_SIZE")
+    db_pool_size: int = Field(10, ge=1, le=100, validation_alias="DB_POOL_SIZE")
     # Where /metrics is served for Prometheus; 0 turns it off.
     metrics_port: int = Field(0, ge=0, le=65535, validation_alias="METRICS_PORT")
     # This service's secret for client-credentials service tokens (client id: its name).

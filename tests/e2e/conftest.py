@@ -69,6 +69,8 @@ async def mesh(
         "MAIL_RETRY_MAX_SECONDS": "1",
         "MAIL_POLL_SECONDS": "0.2",
         "CONSUMER_RETRY_BASE_SECONDS": "0.05",
+        # Five processes here, in-process services elsewhere: stay under max_connections.
+        "DB_POOL_SIZE": "4",
     }
     databases = {}
     for service in DEFAULT_GRPC_PORTS:

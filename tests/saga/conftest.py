@@ -67,6 +67,7 @@ class Saga:
             "product_service_addr": self.addresses.get("product_service", ""),
             "consumer_retry_base_seconds": 0.05,
             "consumer_retry_max_seconds": 0.2,
+            "db_pool_size": 4,
         }
         return {**common, **overrides}
 
