@@ -1,0 +1,138 @@
+"""Analytics figures straight from the database, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from meshkit.context import Principal, Role, principal_var
+from meshkit.db import Database
+from meshkit.errors import PermissionDenied
+from meshkit.ids import new_id
+from meshkit.migrations import upgrade_to_head_async
+from order_service.analytics import Analytics, Granularity
+from order_service.app import MIGRATIONS
+from order_service.models import Order, OrderItem
+from tests.conftest import PostgresFactory
+
+pytestmark = pytest.mark.integration
+
+# (when, status, [(product, name, quantity, unit price)])
+ORDERS = [
+    (datetime(2024, 3, 4, 10, tzinfo=UTC), "PAID", [("p1", "Lamp", 2, 1_000)]),
+    (datetime(2024, 3, 4, 23, 59, tzinfo=UTC), "SHIPPED", [("p2", "Desk", 1, 5_000)]),
+    (datetime(2024, 3, 6, 12, tzinfo=UTC), "PAID", [("p1", "Lamp", 1, 1_000)]),
+    (datetime(2024, 3, 12, 8, tzinfo=UTC), "PAID", [("p1", "Lamp", 3, 1_000)]),
+    (datetime(2024, 3, 13, 8, tzinfo=UTC), "CANCELLED", [("p2", "Desk", 9, 5_000)]),
+    (datetime(2024, 3, 14, 8, tzinfo=UTC), "PENDING", [("p2", "Desk", 9, 5_000)]),
+    (
+        datetime(2024, 4, 1, 0, 0, tzinfo=UTC),
+        "PAID",
+        [("p2", "Desk", 2, 5_000), ("p1", "Lamp", 1, 1_000)],
+    ),
+]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def analytics(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_databases: PostgresFactory
+) -> AsyncIterator[Analytics]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}"
+    else:
+        url = await postgres_databases()
+    await upgrade_to_head_async(MIGRATIONS, url)
+    async with Database(url) as database:
+        async with database.transaction() as session:
+            for when, status, lines in ORDERS:
+                order_id = new_id()
+                session.add(
+                    Order(
+                        id=order_id,
+                        user_id="u1",
+                        status=status,
+                        idempotency_key=order_id,
+                        request_hash="-",
+                        currency_code="USD",
+                        total_minor=sum(q * price for _, _, q, price in lines),
+                        payment_method="pm_card_visa",
+                        shipping_address="{}",
+                        created_at=when,
+                        updated_at=when,
+                        items=[
+                            OrderItem(
+                                position=i,
+                                product_id=pid,
+                                product_name=name,
+                                quantity=q,
+                                unit_price_minor=price,
+                            )
+                            for i, (pid, name, q, price) in enumerate(lines)
+                        ],
+                    )
+                )
+        token = principal_var.set(Principal("admin", Role.ADMIN, "t"))
+        try:
+            yield Analytics(database)
+        finally:
+            principal_var.reset(token)
+
+
+def day(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+async def test_top_products(analytics: Analytics) -> None:
+    rows = await analytics.top_products(day("2024-03-01"), day("2024-05-01"), 5)
+    assert [(r.product_name, r.quantity, r.revenue_minor) for r in rows] == [
+        ("Lamp", 7, 7_000),
+        ("Desk", 3, 15_000),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("granularity", "start", "end", "expected"),
+    [
+        (
+            Granularity.DAY,
+            "2024-03-04",
+            "2024-03-07",
+            [("2024-03-04", 2, 7_000), ("2024-03-05", 0, 0), ("2024-03-06", 1, 1_000)],
+        ),
+        (
+            Granularity.WEEK,
+            "2024-03-04",
+            "2024-03-25",
+            [("2024-03-04", 3, 8_000), ("2024-03-11", 1, 3_000), ("2024-03-18", 0, 0)],
+        ),
+        (
+            Granularity.MONTH,
+            "2024-02-01",
+            "2024-04-30",
+            [("2024-02-01", 0, 0), ("2024-03-01", 4, 11_000), ("2024-04-01", 1, 11_000)],
+        ),
+    ],
+)
+async def test_sales_per_period_with_zeros(
+    analytics: Analytics,
+    granularity: Granularity,
+    start: str,
+    end: str,
+    expected: list[tuple[str, int, int]],
+) -> None:
+    rows = await analytics.sales(granularity, day(start), day(end))
+    assert [
+        (r.start.strftime("%Y-%m-%d"), r.order_count, r.revenue_minor) for r in rows
+    ] == expected
+
+
+async def test_only_admins(analytics: Analytics) -> None:
+    token = principal_var.set(Principal("u1", Role.CUSTOMER, "t"))
+    try:
+        with pytest.raises(PermissionDenied):
+            await analytics.sales(Granularity.DAY, None, None)
+    finally:
+        principal_var.reset(token)
