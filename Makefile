@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SERVICES := user_service product_service order_service payment_service notification_service
 PYTEST_ARGS ?=
 
-.PHONY: help install proto proto-check proto-lint migrate run test lint services admin clean
+.PHONY: help install proto proto-check proto-lint migrate run test lint bench services clean
 
 help:
 	@echo "make run      set up, migrate and start the six processes (gateway on :8000)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint     ruff, mypy (strict on meshkit) and buf lint"
 	@echo "make proto    regenerate ecommerce/ from proto/"
 	@echo "make migrate  apply database migrations of every service"
+	@echo "make bench    measure the saga's latency on the running mesh (see bench/README.md)"
 	@echo "make services start PostgreSQL, RabbitMQ and Redis here (installs them if absent)"
 
 $(STAMP):
@@ -47,6 +48,9 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy meshkit gateway user_service product_service order_service payment_service notification_service
 	$(PY) scripts/lint_protos.py
+
+bench: install
+	$(PY) -m bench.saga_latency --orders 200 --rate 20
 
 services:
 	bash deployments/local/ensure-services.sh

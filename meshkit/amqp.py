@@ -10,6 +10,7 @@ import aio_pika
 from aio_pika import ExchangeType
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractConnection,
     AbstractExchange,
     AbstractQueue,
     AbstractRobustConnection,
@@ -99,7 +100,7 @@ class Topology:
         finally:
             await channel.close()
 
-    async def delete_all(self, connection: AbstractRobustConnection) -> None:
+    async def delete_all(self, connection: AbstractConnection) -> None:
         """Remove every queue and exchange of this namespace (test clean-up)."""
         channel = await connection.channel()
         try:
