@@ -14,7 +14,7 @@ help:
 	@echo "make lint     ruff, mypy (strict on meshkit) and buf lint"
 	@echo "make proto    regenerate ecommerce/ from proto/"
 	@echo "make migrate  apply database migrations of every service"
-	@echo "make bench    measure the saga's latency on the running mesh (see bench/README.md)"
+	@echo "make bench    measure the saga's latency on a mesh of its own (see bench/README.md)"
 	@echo "make services start PostgreSQL, RabbitMQ and Redis here (installs them if absent)"
 
 $(STAMP):
