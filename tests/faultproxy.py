@@ -1,4 +1,4 @@
-"""A TCP proxy that can cut a connection on demand: a broker outage without touching the broker.
+"""A TCP proxy that can forward, refuse, or swallow traffic: a server going down, or hanging.
 
 toxiproxy and netem are not available here; this is the part of them the tests need.
 """
@@ -7,70 +7,90 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from enum import Enum
 
 
-class FaultProxy:
-    """Forwards 127.0.0.1:<port> to a target; `cut()` drops every connection and refuses
-    new ones until `restore()`."""
+class Mode(Enum):
+    FORWARD = "forward"
+    # Connections are accepted and closed at once, as by a crashed server behind a balancer.
+    RESET = "reset"
+    # Connections are accepted and bytes read, but nothing ever comes back: a hung server.
+    BLACK_HOLE = "black_hole"
 
+
+class FaultyProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
+        self.mode = Mode.FORWARD
         self.port = 0
         self._server: asyncio.Server | None = None
-        self._open: set[asyncio.StreamWriter] = set()
-        self._cut = False
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> FaultProxy:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+    async def start(self) -> FaultyProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
-    def url(self, scheme_userinfo: str = "amqp://guest:guest@") -> str:
-        return f"{scheme_userinfo}127.0.0.1:{self.port}/"
+    @property
+    def endpoint(self) -> str:
+        """host:port to point a client at instead of the real server."""
+        return f"127.0.0.1:{self.port}"
 
-    async def _accept(
-        self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
-    ) -> None:
-        if self._cut:
-            client_writer.close()
-            return
-        try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            client_writer.close()
-            return
-        self._open.update((client_writer, upstream_writer))
-        await asyncio.gather(
-            self._pipe(client_reader, upstream_writer),
-            self._pipe(upstream_reader, client_writer),
-            return_exceptions=True,
-        )
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                if self._cut:
-                    break
-                writer.write(data)
-                await writer.drain()
-        finally:
-            self._open.discard(writer)
+    def set_mode(self, mode: Mode) -> None:
+        """Switch; connections opened under the old mode are cut."""
+        self.mode = mode
+        for writer in list(self._writers):
             writer.close()
-
-    def cut(self) -> None:
-        self._cut = True
-        for writer in list(self._open):
-            # An abort, not a polite close: what a dead network or a crashed broker looks like.
-            transport = writer.transport
-            with contextlib.suppress(Exception):
-                transport.abort()
-        self._open.clear()
-
-    def restore(self) -> None:
-        self._cut = False
+        self._writers.clear()
 
     async def close(self) -> None:
-        self.cut()
+        self.set_mode(Mode.RESET)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> FaultyProxy:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.add(writer)
+        try:
+            if self.mode is Mode.RESET:
+                return
+            if self.mode is Mode.BLACK_HOLE:
+                while await reader.read(65536):
+                    pass
+                return
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+            self._writers.add(upstream_writer)
+            await asyncio.gather(
+                self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)
+            )
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            self._writers.discard(writer)
+            self._tasks.discard(task)
+
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.close()

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.product.v1 import product_pb2
+from tests.faultproxy import FaultyProxy, Mode
 from tests.product_service.conftest import (
     CACHE_REDIS_URL,
     CatalogApi,
@@ -18,7 +19,6 @@ from tests.product_service.conftest import (
     StartCatalog,
     metric,
 )
-from tests.product_service.faulty_proxy import FaultyProxy, Mode
 from tests.support import free_port
 
 pytestmark = pytest.mark.integration
@@ -186,7 +186,9 @@ async def test_a_hung_redis_costs_one_timeout_then_is_skipped(
 ) -> None:
     async with FaultyProxy("127.0.0.1", 6379) as proxy:
         proxy.set_mode(Mode.BLACK_HOLE)
-        async with start_catalog(redis_url=proxy.url, cache_timeout_seconds=0.2) as api:
+        async with start_catalog(
+            redis_url=f"redis://{proxy.endpoint}/14", cache_timeout_seconds=0.2
+        ) as api:
             product = await api.create_product("Kite")  # its invalidation times out
             counters = Counters("product")
             started = time.perf_counter()
@@ -205,7 +207,9 @@ async def test_the_cache_is_used_again_when_redis_is_back(
     clock = FakeClock()
     async with (
         FaultyProxy("127.0.0.1", 6379) as proxy,
-        start_catalog(redis_url=proxy.url, clock=clock, cache_retry_after_seconds=5) as api,
+        start_catalog(
+            redis_url=f"redis://{proxy.endpoint}/14", clock=clock, cache_retry_after_seconds=5
+        ) as api,
     ):
         product = await api.create_product("Kite", price=1000)
         counters = Counters("product")

@@ -28,7 +28,7 @@ from order_service.app import DEFINITION as ORDER
 from payment_service.app import DEFINITION as PAYMENT
 from product_service.app import DEFINITION as PRODUCT
 from tests.conftest import AMQP_URL, PostgresFactory
-from tests.faultproxy import FaultProxy
+from tests.faultproxy import FaultyProxy
 from tests.support import eventually, free_port
 from user_service.app import DEFINITION as USER
 
@@ -208,9 +208,9 @@ async def saga(saga_base: Saga) -> Saga:
 
 
 @pytest.fixture
-async def broker_proxy() -> AsyncIterator[FaultProxy]:
+async def broker_proxy() -> AsyncIterator[FaultyProxy]:
     host, port = AMQP_URL.split("@", 1)[1].rstrip("/").split(":")
-    proxy = await FaultProxy(host, int(port)).start()
+    proxy = await FaultyProxy(host, int(port)).start()
     yield proxy
     await proxy.close()
 

@@ -20,7 +20,7 @@ from order_service.app import DEFINITION as ORDER
 from payment_service.app import DEFINITION as PAYMENT
 from payment_service.models import Payment
 from tests.conftest import AMQP_URL
-from tests.faultproxy import FaultProxy
+from tests.faultproxy import FaultyProxy, Mode
 from tests.saga.conftest import ADDRESS, OrderProcess, Saga, bearer
 from tests.support import eventually, free_port
 
@@ -232,35 +232,39 @@ async def test_upstream_down_is_unavailable_and_no_order_is_made(
 
 
 async def test_orders_are_accepted_while_the_broker_is_down(
-    saga_base: Saga, broker_proxy: FaultProxy
+    saga_base: Saga, broker_proxy: FaultyProxy
 ) -> None:
-    await saga_base.start("order_service", ORDER, amqp_url=broker_proxy.url())
+    await saga_base.start(
+        "order_service", ORDER, amqp_url=f"amqp://guest:guest@{broker_proxy.endpoint}/"
+    )
     await saga_base.start("payment_service", PAYMENT)
     saga = saga_base
     product = await saga.new_product(stock=20)
-    broker_proxy.cut()
+    broker_proxy.set_mode(Mode.RESET)
     orders = [await saga.place(product, 1, key=key()) for _ in range(5)]
     assert {order.status for order in orders} == {PENDING}
-    broker_proxy.restore()
+    broker_proxy.set_mode(Mode.FORWARD)
     for order in orders:
         await saga.wait_status(order.id, PAID, timeout=40)
     assert await payment_count(saga) == 5
 
 
 async def test_a_crash_between_commit_and_publish_loses_nothing(
-    saga_base: Saga, broker_proxy: FaultProxy
+    saga_base: Saga, broker_proxy: FaultyProxy
 ) -> None:
     saga = saga_base
     await saga.start("payment_service", PAYMENT)
     product = await saga.new_product(stock=20)
-    first = OrderProcess(saga, broker_proxy.url())
+    first = OrderProcess(saga, f"amqp://guest:guest@{broker_proxy.endpoint}/")
     await first.start()
     try:
-        broker_proxy.cut()  # the relay cannot publish: every order stays in the outbox
+        broker_proxy.set_mode(
+            Mode.RESET
+        )  # the relay cannot publish: every order stays in the outbox
         orders = [await saga.place(product, 1, key=key()) for _ in range(3)]
     finally:
         await first.kill()  # SIGKILL: no shutdown, no flush
-    broker_proxy.restore()
+    broker_proxy.set_mode(Mode.FORWARD)
     second = OrderProcess(saga, AMQP_URL)
     await second.start()
     try:
