@@ -3,46 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from gateway.problems import PROBLEM_JSON, install_problem_handlers
-from gateway.routes import categories, products
+from gateway.app import create_app
+from gateway.problems import PROBLEM_JSON
 from gateway.settings import GatewaySettings
-from gateway.upstreams import Upstreams
-from meshkit.identity import jwks_verifier
 from tests.product_service.conftest import CatalogApi, Person
 
 pytestmark = pytest.mark.integration
 
 
 def gateway_for(catalog: CatalogApi) -> FastAPI:
-    """The gateway's catalog routers and error handling, wired to the running services."""
-    settings = GatewaySettings(
-        _env_file=None,
-        product_service_addr=catalog.address,
-        user_service_addr=catalog.identity.address,
+    """The real gateway app, its catalog upstreams pointed at the running services."""
+    return create_app(
+        GatewaySettings(
+            _env_file=None,
+            product_service_addr=catalog.address,
+            user_service_addr=catalog.identity.address,
+        )
     )
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        upstreams = Upstreams.open(settings)
-        app.state.upstreams = upstreams
-        app.state.verifier = jwks_verifier(settings, upstreams.channels["user_service"])
-        try:
-            yield
-        finally:
-            await upstreams.close()
-
-    app = FastAPI(lifespan=lifespan)
-    install_problem_handlers(app)
-    app.include_router(products.router)
-    app.include_router(categories.router)
-    return app
 
 
 @pytest.fixture
