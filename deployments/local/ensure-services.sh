@@ -31,10 +31,11 @@ if ! listening 5432; then
   version=$(ls /etc/postgresql | sort -V | tail -n 1)
   $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
   wait_for PostgreSQL 5432 60
-  # Tests connect as postgres over TCP without a password, as on the CI machines.
+  # Tests connect as postgres over TCP without a password, as on the CI machines. The first
+  # matching line of pg_hba.conf wins, so the trust lines go on top of Debian's defaults.
   hba=/etc/postgresql/$version/main/pg_hba.conf
   if ! $SUDO grep -q "ecommerce-mesh trust" "$hba"; then
-    echo "host all all 127.0.0.1/32 trust # ecommerce-mesh trust" | $SUDO tee -a "$hba" >/dev/null
+    $SUDO sed -i '1i host all all 127.0.0.1/32 trust # ecommerce-mesh trust\nhost all all ::1/128 trust # ecommerce-mesh trust' "$hba"
     $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main reload
   fi
 else
