@@ -106,6 +106,15 @@ async def serve_until_signalled(
         logger.info("%s shutting down", settings.service_name)
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (it comes with uvicorn[standard]): cheaper wake-ups between tasks."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def run(definition: ServiceDefinition[SettingsT], argv: Sequence[str] | None = None) -> None:
     """Entry point of `python -m <service>`: `serve` (the default), `migrate`, or its own."""
     settings_cls = definition.settings_cls
@@ -125,5 +134,5 @@ def run(definition: ServiceDefinition[SettingsT], argv: Sequence[str] | None = N
         if definition.migrations is not None:
             upgrade_to_head(definition.migrations, settings.database_url)
         return
-    with suppress(KeyboardInterrupt):
-        asyncio.run(serve_until_signalled(definition, settings))
+    with suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve_until_signalled(definition, settings))
