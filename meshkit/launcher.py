@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import random
 import signal
+import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -47,6 +49,38 @@ def _die_with_parent() -> None:
 DEFAULT_METRICS_PORTS: Mapping[str, int] = {
     service: 9000 + port - 50000 for service, port in DEFAULT_GRPC_PORTS.items()
 }
+
+
+def _ports_outside_ephemeral_range() -> range:
+    """Ports the kernel never hands to an outgoing connection.
+
+    A port taken from the ephemeral range (what binding port 0 returns) can be given to some
+    process's outgoing connection between the check and the bind that needs it; the bind then
+    fails with EADDRINUSE. Below the ephemeral range that cannot happen.
+    """
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    return range(max(1024, low - 12_000), low)
+
+
+_candidate_ports: list[int] = []
+
+
+def free_port() -> int:
+    """A port nothing listens on now and no other call in this process returned, for a mesh
+    that must not meet another on the default ports."""
+    if not _candidate_ports:
+        _candidate_ports.extend(random.sample(_ports_outside_ephemeral_range(), k=2_000))
+    while _candidate_ports:
+        port = _candidate_ports.pop()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port left below the ephemeral range")
 
 
 @dataclass

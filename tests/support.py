@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from meshkit.launcher import free_port
+
+__all__ = ["eventually", "free_port"]
+
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    """A port nothing listens on now (the socket is closed before returning)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def eventually(
