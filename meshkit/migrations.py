@@ -1,19 +1,24 @@
-"""Alembic migrations for every service: one env.py body, one way to upgrade."""
+"""Alembic migrations for every service: one env.py body, one way to upgrade.
+
+Alembic (with Mako and Pygments) is imported only when migrations run: a serving process,
+which migrates in a child process (`meshkit.service`), never holds its ~11 MB.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from alembic import command, context
-from alembic.config import Config
 from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from meshkit.db import UTCDateTime, is_sqlite
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +27,8 @@ _MIGRATION_LOCK_KEY = 0x65636F6D
 
 
 def alembic_config(script_location: Path, database_url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
@@ -30,6 +37,10 @@ def alembic_config(script_location: Path, database_url: str) -> Config:
 
 def upgrade_to_head(script_location: Path, database_url: str) -> None:
     """Apply every pending migration. Synchronous: run it before the loop or in a thread."""
+    from alembic import command
+
+    # Alembic announces each of its plugins at INFO on every run.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     command.upgrade(alembic_config(script_location, database_url), "head")
 
 
@@ -40,6 +51,8 @@ async def upgrade_to_head_async(script_location: Path, database_url: str) -> Non
 
 def run_env(target_metadata: MetaData) -> None:
     """The whole body of a service's migrations/env.py."""
+    from alembic import context
+
     url = context.config.get_main_option("sqlalchemy.url")
     if url is None:
         raise RuntimeError("alembic config has no sqlalchemy.url")
@@ -69,6 +82,8 @@ def _render_item(kind: str, value: Any, autogen_context: Any) -> str | Literal[F
 
 
 def _migrate(connection: Connection, target_metadata: MetaData, sqlite: bool) -> None:
+    from alembic import context
+
     if not sqlite:
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
     try:

@@ -16,6 +16,7 @@ from meshkit.interceptors import (
     AccessLogInterceptor,
     AuthInterceptor,
     ErrorMappingInterceptor,
+    InterceptorChain,
     RequestContextInterceptor,
     TokenVerifier,
 )
@@ -58,10 +59,14 @@ def default_interceptors(
     # Outermost first: context before logging, logging sees the mapped status, and auth
     # failures are domain errors that the mapper turns into UNAUTHENTICATED.
     return [
-        RequestContextInterceptor(),
-        AccessLogInterceptor(),
-        ErrorMappingInterceptor(),
-        AuthInterceptor(verifier, public_methods),
+        InterceptorChain(
+            [
+                RequestContextInterceptor(),
+                AccessLogInterceptor(),
+                ErrorMappingInterceptor(),
+                AuthInterceptor(verifier, public_methods),
+            ]
+        )
     ]
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import aio_pika
 import asyncpg
 import pytest
+from sqlalchemy import MetaData
 
 from meshkit.amqp import Topology
+from meshkit.db import Database
 
 # The machines this suite runs on have these; `make services` starts them elsewhere.
 POSTGRES_ADMIN_DSN = os.environ.get(
@@ -63,3 +66,27 @@ async def amqp_namespace() -> AsyncIterator[str]:
 async def postgres_url(postgres_databases: PostgresFactory) -> str:
     """A fresh, empty PostgreSQL database for one test (SQLAlchemy URL)."""
     return await postgres_databases()
+
+
+DatabaseFactory = Callable[[MetaData], Awaitable[Database]]
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def database_on_each_backend(
+    request: pytest.FixtureRequest, postgres_url: str, tmp_path: Path
+) -> AsyncIterator[DatabaseFactory]:
+    """Runs a test once on PostgreSQL and once on SQLite: gives a `Database` with the tables
+    of the metadata it is called with; disposed after the test."""
+    url = postgres_url if request.param == "postgresql" else f"sqlite+aiosqlite:///{tmp_path}/t.db"
+    made: list[Database] = []
+
+    async def make(metadata: MetaData) -> Database:
+        database = Database(url, pool_size=2)
+        made.append(database)
+        async with database.engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        return database
+
+    yield make
+    for database in made:
+        await database.dispose()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ from notification_service.app import DEFINITION as NOTIFICATION
 from order_service.app import DEFINITION as ORDER
 from payment_service.app import DEFINITION as PAYMENT
 from product_service.app import DEFINITION as PRODUCT
+from tests.support import free_port
 from user_service.app import DEFINITION as USER
 
 EXPECTED_SERVICES = {
@@ -65,3 +69,28 @@ async def test_service_serves_health_and_reflection(
             response = await health.Check(health_pb2.HealthCheckRequest(service=service))
             assert response.status == health_pb2.HealthCheckResponse.SERVING, service
         assert expected | {"grpc.health.v1.Health"} <= await listed_services(channel)
+
+
+def test_a_service_whose_database_is_down_exits_with_one_clear_line(tmp_path: Path) -> None:
+    # Migrations run in a child process before serving; its failure stops the service.
+    env = {
+        **os.environ,
+        "PAYMENT_SERVICE_DATABASE_URL": "postgresql+asyncpg://postgres:hunter2@127.0.0.1:1/x",
+        "PAYMENT_SERVICE_GRPC_PORT": str(free_port()),
+        "METRICS_PORT": "0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "payment_service"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert "payment_service cannot migrate its database" in errors[0]
+    assert "make services" in errors[0]
+    assert "hunter2" not in done.stderr  # the password is never printed
+    assert "Traceback" not in done.stderr

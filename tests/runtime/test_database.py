@@ -1,0 +1,82 @@
+"""Database sessions on real PostgreSQL: read sessions refuse writes; a pooled connection
+the server closed while it sat idle is replaced before it fails a request."""
+
+from __future__ import annotations
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+from sqlalchemy import String, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from meshkit import db as meshkit_db
+from meshkit.db import Database
+from tests.conftest import POSTGRES_ADMIN_DSN, DatabaseFactory
+
+pytestmark = pytest.mark.integration
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Note(Base):
+    __tablename__ = "notes"
+    id: Mapped[str] = mapped_column(String(8), primary_key=True)
+
+
+@pytest.fixture
+async def database(database_on_each_backend: DatabaseFactory) -> Database:
+    return await database_on_each_backend(Base.metadata)
+
+
+async def test_a_read_session_sees_commits_and_refuses_to_write(database: Database) -> None:
+    async with database.transaction() as session:
+        session.add(Note(id="a"))
+    async with database.session() as session:
+        assert await session.get(Note, "a") is not None
+        session.add(Note(id="b"))
+        with pytest.raises(RuntimeError, match="does not write"):
+            await session.flush()
+    async with database.session() as session:
+        assert await session.get(Note, "b") is None
+
+
+async def _kill_other_backends(url: str) -> int:
+    name = url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        rows = await admin.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+    finally:
+        await admin.close()
+    return len(rows)
+
+
+async def _select_one(database: Database) -> int:
+    async with database.session() as session:
+        return int((await session.execute(text("SELECT 1"))).scalar_one())
+
+
+async def test_an_idle_connection_closed_by_the_server_is_replaced(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = Database(postgres_url, pool_size=1)
+    try:
+        assert await _select_one(database) == 1
+        assert await _kill_other_backends(postgres_url) == 1
+
+        # Checked out at once, a dead connection is not pinged: the request sees the error
+        # (and the pool then drops it).
+        monkeypatch.setattr(meshkit_db, "IDLE_PING_AFTER_SECONDS", 3600.0)
+        with pytest.raises(DBAPIError):
+            await _select_one(database)
+
+        assert await _select_one(database) == 1
+        assert await _kill_other_backends(postgres_url) == 1
+        # Idle long enough: pinged, found dead, replaced; the request never knows.
+        monkeypatch.setattr(meshkit_db, "IDLE_PING_AFTER_SECONDS", 0.0)
+        assert await _select_one(database) == 1
+    finally:
+        await database.dispose()
