@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -12,7 +10,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 UNMATCHED_ROUTE = "unmatched"
 OTHER_METHOD = "OTHER"
@@ -37,36 +35,14 @@ class HttpMetrics:
             registry=registry,
         )
 
-
-class MetricsMiddleware:
-    """Counts and times every HTTP request by the route template it matched."""
-
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_and_record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_record_status)
-        finally:
-            method = scope["method"] if scope["method"] in _KNOWN_METHODS else OTHER_METHOD
-            # The router leaves the matched route in the scope; raw paths carry ids and
-            # would make one series per resource.
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.duration.labels(method, route).observe(time.perf_counter() - started)
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        """One answered request, by the route template the router matched."""
+        method = scope["method"] if scope["method"] in _KNOWN_METHODS else OTHER_METHOD
+        # The router leaves the matched route in the scope; raw paths carry ids and would
+        # make one series per resource.
+        route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+        self.requests.labels(method, route, str(status)).inc()
+        self.duration.labels(method, route).observe(seconds)
 
 
 metrics_router = APIRouter()
