@@ -7,6 +7,8 @@ import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+from redis.asyncio import Redis
+
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
 from meshkit.channels import Channels, create_channel
 from meshkit.db import Database
@@ -24,6 +26,7 @@ from product_service.cache import (
 )
 from product_service.catalog import Catalog
 from product_service.grpc_api import PUBLIC_METHODS, ProductService
+from product_service.near_cache import NearCache
 from product_service.settings import ProductSettings
 from product_service.stock import Stock
 
@@ -40,7 +43,7 @@ def build_cache(
         return NoCache()
     redis = connect_redis(settings.redis_url, settings.cache_timeout_seconds)
     stack.push_async_callback(redis.aclose)
-    return RedisCatalogCache(
+    shared = RedisCatalogCache(
         redis,
         product_ttl=settings.product_cache_ttl_seconds,
         listing_ttl=settings.listing_cache_ttl_seconds,
@@ -49,6 +52,19 @@ def build_cache(
         timeout_seconds=settings.cache_timeout_seconds,
         breaker=CircuitBreaker(settings.cache_retry_after_seconds, clock),
     )
+    if not settings.near_cache_ttl_seconds:
+        return shared
+    near = NearCache(
+        shared,
+        # Its own connection: a subscription blocks it, and reads wait with no timeout.
+        Redis.from_url(settings.redis_url, socket_connect_timeout=settings.cache_timeout_seconds),
+        ttl=settings.near_cache_ttl_seconds,
+        max_bytes=int(settings.near_cache_max_mb * 1024 * 1024),
+        clock=clock,
+    )
+    near.start()
+    stack.push_async_callback(near.aclose)
+    return near
 
 
 async def build(

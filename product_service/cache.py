@@ -27,6 +27,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from product_service import invalidation
+
 logger = logging.getLogger(__name__)
 
 CacheKind = Literal["product", "listing"]
@@ -186,6 +188,8 @@ class RedisCatalogCache:
         self.generation_ttl = 2 * max(product_ttl, popular_ttl, listing_ttl)
         self._epoch_key = f"{prefix}epoch"
         self._listings_key = f"{prefix}listings:generation"
+        # Every invalidation is also published here, for the replicas' in-process tiers.
+        self.invalidation_channel = f"{prefix}invalidations"
         # Set when an invalidation could not reach Redis: entries stored before it may be
         # stale, so the epoch (part of every key) is bumped once Redis answers again.
         self._missed_invalidation = False
@@ -264,13 +268,20 @@ class RedisCatalogCache:
             )
             if listings:
                 pipe.incr(self._listings_key)
+            pipe.publish(
+                self.invalidation_channel,
+                invalidation.product_changed(product_id, listings=listings),
+            )
             await pipe.execute()
 
         await self._invalidate(bump)
 
     async def listings_changed(self) -> None:
         async def bump() -> None:
-            await self.redis.incr(self._listings_key)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.incr(self._listings_key)
+            pipe.publish(self.invalidation_channel, invalidation.LISTINGS)
+            await pipe.execute()
 
         await self._invalidate(bump)
 
@@ -295,7 +306,10 @@ class RedisCatalogCache:
         try:
             async with asyncio.timeout(self.timeout):
                 if self._missed_invalidation:
-                    await self.redis.incr(self._epoch_key)
+                    pipe = self.redis.pipeline(transaction=False)
+                    pipe.incr(self._epoch_key)
+                    pipe.publish(self.invalidation_channel, invalidation.ALL)
+                    await pipe.execute()
                     self._missed_invalidation = False
                 result = await operation()
         except (RedisError, OSError, TimeoutError) as error:

@@ -35,6 +35,13 @@ class ProductSettings(ServiceSettings):
         5.0, ge=0, le=3600, validation_alias="CACHE_RETRY_AFTER_SECONDS"
     )
 
+    # The in-process tier over Redis (hot products and listings): entries live this long at
+    # most (invalidations reach every replica at once through Redis); 0 turns it off.
+    near_cache_ttl_seconds: float = Field(
+        10.0, ge=0, le=3600, validation_alias="NEAR_CACHE_TTL_SECONDS"
+    )
+    near_cache_max_mb: float = Field(16.0, gt=0, le=4096, validation_alias="NEAR_CACHE_MAX_MB")
+
     @model_validator(mode="after")
     def _popular_lives_longer(self) -> ProductSettings:
         if self.popular_product_ttl_seconds < self.product_cache_ttl_seconds:

@@ -266,6 +266,8 @@ def start_catalog(identity: Identity, postgres_url: str) -> StartCatalog:
             "database_url": postgres_url,
             "user_service_addr": identity.address,
             "redis_url": None,
+            # The Redis tier alone, unless a test asks for the in-process one too.
+            "near_cache_ttl_seconds": 0,
             **overrides,
         }
         settings = ProductSettings(_env_file=None, **values)

@@ -1,0 +1,247 @@
+"""An in-process tier over the Redis catalog cache, kept exact by Redis pub/sub.
+
+A product read from Redis costs this process more than the rest of the call together (two
+round trips through redis-py); hot products and listings are therefore also kept here, as
+the bytes Redis holds. Every invalidation the Redis tier makes is published on a channel
+(`RedisCatalogCache`), and every replica drops what a message names as it arrives, so a
+replica serves what another one changed no longer than the message takes (a millisecond
+on one host).
+
+Three rules keep it exact rather than merely short-lived:
+- the tier is used only while its subscription is confirmed and heard from; losing it (or
+  not hearing a ping's answer in time) empties the tier and sends reads to Redis until a new
+  subscription is confirmed, which empties it again (messages were missed in between);
+- a value read from Redis or the database is kept only if no invalidation arrived while it
+  was being read: otherwise it may predate a write whose message was already applied;
+- entries also expire after `ttl` seconds, a bound should a message ever be lost unnoticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from product_service.cache import CacheEntry, Clock, RedisCatalogCache
+from product_service.invalidation import ALL, LISTINGS, decode
+
+logger = logging.getLogger(__name__)
+
+NEAR_HITS = Counter(
+    "catalog_near_cache_hits_total",
+    "Catalog reads answered from the in-process tier, without Redis.",
+    ["kind"],
+)
+
+# How often the subscription is pinged when quiet, and how long without any answer means
+# the connection is dead although no error says so.
+PING_INTERVAL_SECONDS = 1.0
+SILENCE_LIMIT_SECONDS = 3.0
+RESUBSCRIBE_AFTER_SECONDS = 1.0
+
+_PRODUCT, _LISTING = "product:", "listing:"
+
+
+class NearCache:
+    """A byte-bounded LRU of catalog entries in front of a `RedisCatalogCache`."""
+
+    def __init__(
+        self,
+        inner: RedisCatalogCache,
+        subscriber: Redis,
+        *,
+        ttl: float,
+        max_bytes: int,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.inner = inner
+        self.subscriber = subscriber
+        self.ttl = ttl
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._bytes = 0
+        # Listings are all forgotten at once, often (any catalog write, any sell-out): kept
+        # apart so that costs their number, not the number of entries.
+        self._listing_keys: set[str] = set()
+        # Counts every invalidation applied: a read that saw it change keeps nothing.
+        self._invalidations = 0
+        self._live = False
+        self._task: asyncio.Task[None] | None = None
+        self._confirmed = asyncio.Event()
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="catalog-near-cache")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._go_dark()
+        await self.subscriber.aclose()
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    async def wait_live(self, timeout: float) -> None:
+        """Until the subscription is confirmed (for tests and start-up)."""
+        await asyncio.wait_for(self._confirmed.wait(), timeout)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def product(self, product_id: str) -> CacheEntry:
+        return await self._read(_PRODUCT + product_id, "product", self.inner.product, product_id)
+
+    async def listing(self, key: str) -> CacheEntry:
+        return await self._read(_LISTING + key, "listing", self.inner.listing, key)
+
+    async def _read(
+        self,
+        local_key: str,
+        kind: str,
+        lookup: Callable[[str], Awaitable[CacheEntry]],
+        key: str,
+    ) -> CacheEntry:
+        value = self._get(local_key)
+        if value is not None:
+            NEAR_HITS.labels(kind).inc()
+            return CacheEntry(value)
+        seen = self._invalidations
+        entry = await lookup(key)
+        if entry.value is not None:
+            self._put(local_key, entry.value, seen)
+            return entry
+
+        async def store(data: bytes) -> None:
+            await entry.store(data)
+            self._put(local_key, data, seen)
+
+        return CacheEntry(None, store)
+
+    def _get(self, key: str) -> bytes | None:
+        if not self._live:
+            return None
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        expires, value = found
+        if self.clock() >= expires:
+            self._drop(key)
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    def _put(self, key: str, value: bytes, seen: int) -> None:
+        if not self._live or seen != self._invalidations or len(value) > self.max_bytes:
+            return
+        self._drop(key)
+        self._entries[key] = (self.clock() + self.ttl, value)
+        self._bytes += len(value)
+        if key.startswith(_LISTING):
+            self._listing_keys.add(key)
+        while self._bytes > self.max_bytes:
+            evicted_key, (_, evicted) = self._entries.popitem(last=False)
+            self._bytes -= len(evicted)
+            self._listing_keys.discard(evicted_key)
+
+    def _drop(self, key: str) -> None:
+        found = self._entries.pop(key, None)
+        if found is not None:
+            self._bytes -= len(found[1])
+            self._listing_keys.discard(key)
+
+    # --- invalidation --------------------------------------------------------------------
+
+    async def product_changed(self, product_id: str, *, listings: bool = True) -> None:
+        # Here at once (read-your-writes on this replica), everywhere through Redis.
+        self._forget_product(product_id, listings=listings)
+        await self.inner.product_changed(product_id, listings=listings)
+
+    async def listings_changed(self) -> None:
+        self._forget_listings()
+        await self.inner.listings_changed()
+
+    def _forget_product(self, product_id: str, *, listings: bool) -> None:
+        self._invalidations += 1
+        self._drop(_PRODUCT + product_id)
+        if listings:
+            self._forget_listings()
+
+    def _forget_listings(self) -> None:
+        self._invalidations += 1
+        for key in list(self._listing_keys):
+            self._drop(key)
+
+    def _forget_all(self) -> None:
+        self._invalidations += 1
+        self._entries.clear()
+        self._listing_keys.clear()
+        self._bytes = 0
+
+    def apply(self, message: bytes | str) -> None:
+        """One invalidation message from any replica, this one included."""
+        target, listings = decode(message)
+        if target == ALL:
+            self._forget_all()
+        elif target == LISTINGS:
+            self._forget_listings()
+        else:
+            self._forget_product(target, listings=listings)
+
+    # --- the subscription ----------------------------------------------------------------
+
+    def _go_dark(self) -> None:
+        self._live = False
+        self._confirmed.clear()
+        self._forget_all()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                await self._follow()
+            except (RedisError, OSError, TimeoutError) as error:
+                if self._live:
+                    logger.warning(
+                        "catalog invalidations unavailable (%s): in-process cache off",
+                        type(error).__name__,
+                    )
+                self._go_dark()
+            except Exception:
+                # Whatever broke, a tier that no longer hears invalidations must not serve.
+                logger.exception("catalog invalidation listener failed: in-process cache off")
+                self._go_dark()
+            await asyncio.sleep(RESUBSCRIBE_AFTER_SECONDS)
+
+    async def _follow(self) -> None:
+        async with self.subscriber.pubsub() as pubsub:
+            await pubsub.subscribe(self.inner.invalidation_channel)
+            heard = time.monotonic()
+            while True:
+                message = await pubsub.get_message(timeout=PING_INTERVAL_SECONDS)
+                now = time.monotonic()
+                if message is None:
+                    if now - heard > SILENCE_LIMIT_SECONDS:
+                        raise TimeoutError("no answer from Redis on the subscription")
+                    await pubsub.ping()
+                    continue
+                heard = now
+                kind = message["type"]
+                if kind == "subscribe":
+                    # Whatever was kept before may have missed messages: start empty.
+                    self._forget_all()
+                    self._live = True
+                    self._confirmed.set()
+                    logger.info("catalog in-process cache on")
+                elif kind == "message":
+                    self.apply(message["data"])
