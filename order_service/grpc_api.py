@@ -23,6 +23,7 @@ from order_service.carts import Carts, CartView
 from order_service.commands import Address, PlaceOrder
 from order_service.models import Order, TimelineEvent
 from order_service.orders import Orders
+from order_service.reads import OrderRecord
 
 Context = Any  # grpc.aio.ServicerContext; unused by these thin adapters
 
@@ -39,7 +40,7 @@ def _money(amount: int, currency: str) -> money_pb2.Money:
     return money_pb2.Money(amount_minor=amount, currency_code=currency)
 
 
-def order_message(order: Order) -> order_pb2.Order:
+def order_message(order: Order | OrderRecord) -> order_pb2.Order:
     address = Address.from_json(order.shipping_address)
     message = order_pb2.Order(
         id=order.id,

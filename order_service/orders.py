@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy.exc import IntegrityError
@@ -30,8 +31,11 @@ from meshkit.pagination import PageTokenCodec, page_size
 from meshkit.protobuf import timestamp
 from order_service.commands import PlaceOrder
 from order_service.models import Order, OrderItem, OrderStatus, TimelineEvent
+from order_service.reads import OrderRecord, load_order
 from order_service.repository import OrderRepository, TimelineRepository
 from order_service.upstream import Catalog, ProductInfo, Users
+
+OrderT = TypeVar("OrderT", bound=Order | OrderRecord)
 
 logger = logging.getLogger(__name__)
 
@@ -199,14 +203,12 @@ class Orders:
 
     # --- reading ------------------------------------------------------------------------
 
-    async def get(self, order_id: str) -> Order:
+    async def get(self, order_id: str) -> Order | OrderRecord:
         principal = require_principal()
-        async with self.db.session() as session:
-            order = await OrderRepository(session).get(order_id)
-        return self._visible(order, principal, order_id)
+        return self._visible(await load_order(self.db, order_id), principal, order_id)
 
     @staticmethod
-    def _visible(order: Order | None, principal: Principal, order_id: str) -> Order:
+    def _visible(order: OrderT | None, principal: Principal, order_id: str) -> OrderT:
         # Someone else's order is NOT_FOUND, not PERMISSION_DENIED: ids must not be probed.
         if order is None or not (principal.is_privileged or order.user_id == principal.subject):
             raise NotFound(f"No order has id {order_id!r}.")

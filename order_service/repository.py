@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from order_service.models import Order, TimelineEvent
 
@@ -21,8 +22,11 @@ class OrderRepository:
     async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
         query = select(Order).where(Order.id == order_id)
         if for_update:
-            query = query.with_for_update()
-        return await self.session.scalar(query)
+            # Items are loaded after, by the relationship: PostgreSQL locks no outer join.
+            return await self.session.scalar(query.with_for_update())
+        # One statement for the order and its items (the relationship's default is two).
+        rows = await self.session.scalars(query.options(joinedload(Order.items)))
+        return rows.unique().one_or_none()
 
     async def by_idempotency_key(self, user_id: str, key: str) -> Order | None:
         return await self.session.scalar(
