@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SERVICES := user_service product_service order_service payment_service notification_service
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help install proto proto-check proto-lint migrate run test lint bench services clean
 
@@ -14,7 +15,7 @@ help:
 	@echo "make lint     ruff, mypy (strict on meshkit) and buf lint"
 	@echo "make proto    regenerate ecommerce/ from proto/"
 	@echo "make migrate  apply database migrations of every service"
-	@echo "make bench    measure the saga's latency on a mesh of its own (see bench/README.md)"
+	@echo "make bench    measure every hot path against baselines (BENCH_ARGS=--quick: < 2 min)"
 	@echo "make services start PostgreSQL, RabbitMQ and Redis here (installs them if absent)"
 
 $(STAMP):
@@ -46,11 +47,11 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy meshkit gateway user_service product_service order_service payment_service notification_service
+	$(VENV)/bin/mypy meshkit gateway user_service product_service order_service payment_service notification_service bench
 	$(PY) scripts/lint_protos.py
 
 bench: install
-	$(PY) -m bench.saga_latency --orders 200 --rate 20
+	$(PY) -m bench $(BENCH_ARGS)
 
 services:
 	bash deployments/local/ensure-services.sh

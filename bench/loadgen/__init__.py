@@ -1,0 +1,1 @@
+"""Load generators: each runs in processes of its own and prints its figures as JSON."""

@@ -1,0 +1,158 @@
+"""Closed-loop unary gRPC load from several processes: the echo baseline or GetProduct.
+
+`python -m bench.loadgen.grpc_load --target HOST:PORT --call get_product --ids-file F
+--concurrency 64 --processes 2 --duration 10` keeps `concurrency` calls in flight (split over
+the processes, each a grpc.aio client on uvloop with one channel, as the gateway has), and
+prints one JSON object: calls/s, latency percentiles, errors by status code, and the CPU the
+generator itself used (in cores), so a reader can see it was not the bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import wrappers_pb2
+
+from bench.baselines.echo_server import ECHO_METHOD, loop_factory
+from bench.stats import summary_ms
+from ecommerce.product.v1 import product_pb2
+
+CALL_TIMEOUT_SECONDS = 5.0
+
+GET_PRODUCT_METHOD = "/ecommerce.product.v1.ProductService/GetProduct"
+
+
+@dataclass(frozen=True)
+class Plan:
+    target: str
+    call: str
+    ids: list[str]
+    concurrency: int
+    duration: float
+    warmup: float
+
+
+def _callable(channel: grpc.aio.Channel, call: str) -> tuple[Any, Callable[[str], Any]]:
+    """The multicallable and how to build its request from a product id."""
+    if call == "echo":
+        method = channel.unary_unary(
+            ECHO_METHOD,
+            request_serializer=wrappers_pb2.StringValue.SerializeToString,
+            response_deserializer=wrappers_pb2.StringValue.FromString,
+        )
+        return method, lambda value: wrappers_pb2.StringValue(value=value)
+    if call == "get_product":
+        method = channel.unary_unary(
+            GET_PRODUCT_METHOD,
+            request_serializer=product_pb2.GetProductRequest.SerializeToString,
+            response_deserializer=product_pb2.Product.FromString,
+        )
+        return method, lambda value: product_pb2.GetProductRequest(id=value)
+    raise ValueError(f"unknown call {call!r}")
+
+
+async def _drive(plan: Plan, offset: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    async with grpc.aio.insecure_channel(plan.target) as channel:
+        await asyncio.wait_for(channel.channel_ready(), 10)
+        method, build = _callable(channel, plan.call)
+        requests = [build(value) for value in plan.ids]
+        started = time.monotonic()
+        measure_from = started + plan.warmup
+        until = measure_from + plan.duration
+
+        async def worker(index: int) -> None:
+            position = index
+            while (now := time.monotonic()) < until:
+                request = requests[position % len(requests)]
+                position += plan.concurrency
+                try:
+                    await method(request, timeout=CALL_TIMEOUT_SECONDS)
+                except grpc.aio.AioRpcError as exc:
+                    if now >= measure_from:
+                        errors[exc.code().name] += 1
+                    continue
+                if now >= measure_from:
+                    latencies.append(time.monotonic() - now)
+
+        tasks = [asyncio.create_task(worker(offset + i)) for i in range(plan.concurrency)]
+        await asyncio.sleep(max(0.0, measure_from - time.monotonic()))
+        cpu_from = time.process_time()
+        await asyncio.gather(*tasks)
+        cpu = time.process_time() - cpu_from
+    return {"latencies": latencies, "errors": dict(errors), "cpu_s": cpu}
+
+
+def _worker(plan: Plan, offset: int, results: Any) -> None:
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        results.put(runner.run(_drive(plan, offset)))
+
+
+def run(plan: Plan, processes: int) -> dict[str, Any]:
+    context = multiprocessing.get_context("spawn")  # no gRPC state is shared across a fork
+    results = context.Queue()
+    shares = [
+        plan.concurrency // processes + (i < plan.concurrency % processes) for i in range(processes)
+    ]
+    workers = [
+        context.Process(
+            target=_worker,
+            args=(
+                Plan(plan.target, plan.call, plan.ids, share, plan.duration, plan.warmup),
+                sum(shares[:i]),
+                results,
+            ),
+        )
+        for i, share in enumerate(shares)
+    ]
+    for process in workers:
+        process.start()
+    parts = [results.get() for _ in workers]
+    for process in workers:
+        process.join()
+    latencies = [value for part in parts for value in part["latencies"]]
+    errors: Counter[str] = Counter()
+    for part in parts:
+        errors.update(part["errors"])
+    return {
+        "requests": len(latencies),
+        "rps": round(len(latencies) / plan.duration, 1),
+        **summary_ms(latencies),
+        "errors": sum(errors.values()),
+        "errors_by_code": dict(errors),
+        "concurrency": plan.concurrency,
+        "loadgen": f"grpc.aio client, {processes} processes",
+        "loadgen_cpu_cores": round(sum(part["cpu_s"] for part in parts) / plan.duration, 2),
+        "loadgen_capacity_cores": processes,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--target", required=True, help="host:port")
+    parser.add_argument("--call", choices=["echo", "get_product"], required=True)
+    parser.add_argument("--ids-file", type=Path, help="product ids, one a line")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    args = parser.parse_args()
+    ids = args.ids_file.read_text().split() if args.ids_file else ["hello"]
+    plan = Plan(args.target, args.call, ids, args.concurrency, args.duration, args.warmup)
+    json.dump(run(plan, args.processes), sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

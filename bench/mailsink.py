@@ -1,0 +1,32 @@
+"""An SMTP server that accepts and counts every email: the notification service's relay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from meshkit.launcher import free_port
+
+
+class MailSink:
+    """Runs in a thread of the benchmark; keeps nothing but a count."""
+
+    def __init__(self) -> None:
+        self.port = free_port()  # aiosmtpd does not report the port it bound
+        self.received = 0
+        self._controller: Controller | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received += 1
+        return "250 OK"
+
+    def start(self) -> MailSink:
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None

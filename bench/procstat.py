@@ -1,0 +1,100 @@
+"""Resident memory and CPU time of processes, read from /proc (Linux)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A memory figure of /proc/<pid>/status in MB of 10^6 bytes (0 when the process is gone):
+    VmRSS, all resident memory; RssAnon, the process's own (heap, not shared libraries)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of a process (uvicorn's workers, for instance)."""
+    found: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as listing:
+                found += [int(child) for child in listing.read().split()]
+    except FileNotFoundError:
+        pass
+    return found
+
+
+def family(pid: int) -> list[int]:
+    """A process and all its descendants."""
+    pids = [pid]
+    for child in children(pid):
+        pids += family(child)
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far, its threads included."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            # The command name may hold spaces: the fields that follow start after its ')'.
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def family_rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of a process and its descendants (a multi-worker uvicorn), in MB."""
+    return sum(rss_mb(member, field) for member in family(pid))
+
+
+def family_cpu_seconds(pid: int) -> float:
+    return sum(cpu_seconds(member) for member in family(pid))
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent on anything but idling, since boot (from /proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / _TICKS
+
+
+@dataclass
+class CpuMeter:
+    """CPU used by named processes (and their children) between `start()` and `stop()`, in
+    cores: 1.0 is one core busy all the time."""
+
+    pids: Mapping[str, int]
+    _cpu: dict[str, float] | None = None
+    _machine: float = 0.0
+    _wall: float = 0.0
+
+    def start(self) -> CpuMeter:
+        self._cpu = {name: family_cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._machine = machine_busy_seconds()
+        self._wall = time.monotonic()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        """Cores used by each process, and by the whole machine under `machine` (the load
+        generator, PostgreSQL, RabbitMQ and Redis included)."""
+        assert self._cpu is not None, "start() first"
+        elapsed = max(time.monotonic() - self._wall, 1e-9)
+        used = {
+            name: round((family_cpu_seconds(pid) - self._cpu[name]) / elapsed, 2)
+            for name, pid in self.pids.items()
+        }
+        used["machine"] = round((machine_busy_seconds() - self._machine) / elapsed, 2)
+        return used

@@ -1,0 +1,97 @@
+"""How long and how big each mode runs: full (`make bench`), quick and smoke (tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # Closed-loop HTTP (wrk) and gRPC scenarios: measured seconds after a warm-up.
+    http_seconds: float
+    http_warmup: float
+    grpc_seconds: float
+    grpc_warmup: float
+    # The saga: a fixed rate first, then steps up while the mesh keeps up.
+    saga_rate: float
+    saga_seconds: float
+    saga_steps: tuple[float, ...]
+    saga_step_seconds: float
+    saga_drain: float
+    saga_final_drain: float
+    # The mixed shopper load.
+    shopper_users: int
+    shopper_seconds: float
+    shopper_warmup: float
+    # Seed data.
+    products: int = 10_000
+    categories: int = 20
+    shoppers: int = 200
+    order_owners: int = 50
+    orders_per_owner: int = 20
+    # Products read by scenarios 1 and 4, cycled (all of them warm in the cache).
+    hot_products: int = 1_000
+    connections: int = 64
+
+
+FULL = Profile(
+    name="full",
+    http_seconds=30,
+    http_warmup=5,
+    grpc_seconds=30,
+    grpc_warmup=3,
+    saga_rate=20,
+    saga_seconds=60,
+    saga_steps=(30, 45, 70, 100, 150, 220, 330),
+    saga_step_seconds=15,
+    saga_drain=15,
+    saga_final_drain=30,
+    shopper_users=200,
+    shopper_seconds=120,
+    shopper_warmup=10,
+)
+
+QUICK = Profile(
+    name="quick",
+    http_seconds=4,
+    http_warmup=2,
+    grpc_seconds=4,
+    # Long enough to read every hot product once when scenario 1 did not warm the caches.
+    grpc_warmup=3,
+    saga_rate=20,
+    saga_seconds=12,
+    saga_steps=(40, 80, 160),
+    saga_step_seconds=4,
+    saga_drain=8,
+    saga_final_drain=15,
+    shopper_users=200,
+    shopper_seconds=15,
+    shopper_warmup=2,
+)
+
+# Seconds per scenario and little data: proves every scenario runs and yields figures.
+SMOKE = Profile(
+    name="smoke",
+    http_seconds=1,
+    http_warmup=1,
+    grpc_seconds=1,
+    grpc_warmup=0.5,
+    saga_rate=5,
+    saga_seconds=2,
+    saga_steps=(10,),
+    saga_step_seconds=1,
+    saga_drain=10,
+    saga_final_drain=10,
+    shopper_users=20,
+    shopper_seconds=3,
+    shopper_warmup=1,
+    products=1_000,
+    categories=5,
+    shoppers=20,
+    order_owners=5,
+    orders_per_owner=4,
+    hot_products=100,
+)
+
+PROFILES = {profile.name: profile for profile in (FULL, QUICK, SMOKE)}

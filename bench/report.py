@@ -1,0 +1,222 @@
+"""The report of a run: one table (text and Markdown), the targets' PASS/MISS, and JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.scenarios import BASELINES, SCENARIOS
+from bench.targets import Check
+
+COLUMNS = (
+    "scenario",
+    "req/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "errors",
+    "vs baseline",
+    "result",
+    "notes",
+)
+
+
+@dataclass
+class Report:
+    meta: dict[str, Any]
+    results: dict[str, Any]
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "meta": self.meta,
+            "results": self.results,
+            "checks": [check.to_json() for check in self.checks],
+        }
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "" if value is None else f"{value:,.{digits}f}"
+
+
+def _cores(result: dict[str, Any]) -> str:
+    """The load generator's CPU next to what it had, and the busiest server process."""
+    parts = []
+    if "loadgen_cpu_cores" in result:
+        capacity = result.get("loadgen_capacity_cores")
+        of = f"/{capacity}" if capacity else ""
+        parts.append(f"{result['loadgen']}: {result['loadgen_cpu_cores']:.2f}{of} cores")
+    servers = dict(result.get("server_cpu_cores") or {})
+    machine = servers.pop("machine", None)
+    if servers:
+        name, cores = max(servers.items(), key=lambda item: item[1])
+        parts.append(f"busiest {name} {cores:.2f} cores")
+    if machine is not None:
+        parts.append(f"machine {machine:.2f} cores busy")
+    return "; ".join(parts)
+
+
+def _database_work(result: dict[str, Any]) -> str:
+    """Database transactions per request, per service that ran any (a warm cache runs none)."""
+    requests = max(int(result.get("requests") or 0), 1)
+    used = {s: n for s, n in (result.get("db_transactions") or {}).items() if n}
+    return ", ".join(f"{s.split('_')[0]} DB {n / requests:.2f} txn/req" for s, n in used.items())
+
+
+def _throughput_row(key: str, title: str, result: dict[str, Any]) -> dict[str, str]:
+    ratio = result.get("ratio")
+    baseline = result.get("baseline")
+    return {
+        "id": key,
+        "scenario": title,
+        "req/s": _num(result["rps"], 0),
+        "p50 ms": _num(result["p50_ms"]),
+        "p95 ms": _num(result["p95_ms"]),
+        "p99 ms": _num(result["p99_ms"]),
+        "errors": str(result["errors"]),
+        "vs baseline": f"{ratio:.0%} of {baseline}" if ratio is not None else "",
+        "notes": "; ".join(part for part in (_cores(result), _database_work(result)) if part),
+    }
+
+
+def _saga_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
+    for index, phase in enumerate(result["phases"]):
+        label = "fixed rate" if index == 0 else "step"
+        sustained = "sustained" if phase["sustained"] else "NOT sustained"
+        yield {
+            "id": f"5@{index}",
+            "scenario": f"5 saga {label} {phase['rate_per_s']:g} orders/s, {phase['seconds']:g} s",
+            "req/s": _num(phase["completed_per_s"]),
+            "p50 ms": _num(phase["p50_ms"]),
+            "p95 ms": _num(phase["p95_ms"]),
+            "p99 ms": _num(phase["p99_ms"]),
+            "errors": str(phase["post_errors"]),
+            "notes": (
+                f"POST to PAID; {phase['placed']} placed, {phase['lost']} lost, "
+                f"{phase['cancelled']} cancelled; {sustained}; load gen "
+                f"{phase['loadgen_cpu_cores']:.2f}/1 cores"
+            ),
+        }
+    best = result["highest_sustained_rate"]
+    yield {
+        "id": "5",
+        "scenario": "5 saga: highest sustained step",
+        "req/s": _num(best, 0) if best is not None else "none",
+        "notes": "orders/s; " + _cores({"server_cpu_cores": result.get("server_cpu_cores")}),
+    }
+
+
+def _shopper_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
+    yield {
+        "id": "6",
+        "scenario": f"6 shoppers: {result['users']} users, all requests",
+        "req/s": _num(result["requests"] / result["seconds"], 0),
+        "errors": f"{result['errors']} ({result['error_rate']:.2%})"
+        if result["error_rate"] is not None
+        else "",
+        "notes": _cores(result),
+    }
+    for kind, figures in result["kinds"].items():
+        yield {
+            "id": f"6:{kind}",
+            "scenario": f"6 shoppers: {kind}",
+            "req/s": _num(figures["rps"]),
+            "p50 ms": _num(figures["p50_ms"]),
+            "p95 ms": _num(figures["p95_ms"]),
+            "p99 ms": _num(figures["p99_ms"]),
+            "errors": str(figures["errors"]),
+            "notes": ", ".join(f"{k}: {v}" for k, v in figures["errors_by_kind"].items()),
+        }
+
+
+def _memory_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
+    idle, after = result.get("idle", {}), result.get("after", {})
+    idle_own, after_own = result.get("idle_anonymous", {}), result.get("after_anonymous", {})
+    for name in idle or after:
+        yield {
+            "id": f"7:{name}",
+            "scenario": f"7 RSS {name}",
+            "notes": (
+                f"idle {_num(idle.get(name))} MB ({_num(idle_own.get(name))} MB its own), "
+                f"after the load {_num(after.get(name))} MB ({_num(after_own.get(name))} MB)"
+            ),
+        }
+
+
+def rows(report: Report) -> list[dict[str, str]]:
+    table: list[dict[str, str]] = []
+    titles = {key: d.title for key, d in {**BASELINES, **SCENARIOS}.items()}
+    for key, result in report.results.items():
+        if "failed" in result:
+            table.append({"id": key, "scenario": titles.get(key, key), "notes": result["failed"]})
+        elif key == "5":
+            table += _saga_rows(result)
+        elif key == "6":
+            table += _shopper_rows(result)
+        elif key == "7":
+            table += _memory_rows(result)
+        else:
+            table.append(_throughput_row(key, titles[key], result))
+    for row in table:
+        own = [check for check in report.checks if check.row == row["id"]]
+        row["result"] = ("PASS" if all(c.passed for c in own) else "MISS") if own else ""
+    return table
+
+
+def text_table(report: Report) -> str:
+    table = rows(report)
+    widths = {c: max([len(c)] + [len(r.get(c, "")) for r in table]) for c in COLUMNS[:-1]}
+
+    def line(cells: dict[str, str]) -> str:
+        return "  ".join(
+            cells.get(c, "").ljust(widths[c]) if c != "notes" else cells.get(c, "") for c in COLUMNS
+        ).rstrip()
+
+    header = line({c: c for c in COLUMNS})
+    return "\n".join([header, "-" * len(header), *(line(row) for row in table)])
+
+
+def checks_text(report: Report) -> str:
+    return "\n".join(
+        f"{'PASS' if c.passed else 'MISS'}  {c.row:<14} {c.target}: {c.measured}"
+        for c in report.checks
+    )
+
+
+def markdown(report: Report) -> str:
+    meta = report.meta
+    head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS)
+    body = "\n".join(
+        "| " + " | ".join(row.get(c, "").replace("|", "\\|") for c in COLUMNS) + " |"
+        for row in rows(report)
+    )
+    targets = "\n".join(
+        f"- **{'PASS' if c.passed else 'MISS'}** {c.row}: {c.target} (measured {c.measured})"
+        for c in report.checks
+    )
+    facts = ", ".join(f"{k}: {v}" for k, v in meta.items() if not isinstance(v, dict | list))
+    return (
+        f"# Benchmark, {meta['profile']} run, {meta['started_at']}\n\n{facts}\n\n"
+        f"{head}\n{body}\n\n## Targets\n\n{targets}\n"
+    )
+
+
+def write(report: Report, directory: Path) -> tuple[Path, Path]:
+    """`<profile>-<UTC time>.json` and `.md`, and the same as `latest-<profile>.*`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stem = f"{report.meta['profile']}-{stamp}"
+    data = json.dumps(report.to_json(), indent=2) + "\n"
+    text = markdown(report)
+    for name in (stem, f"latest-{report.meta['profile']}"):
+        (directory / f"{name}.json").write_text(data)
+        (directory / f"{name}.md").write_text(text)
+    return directory / f"{stem}.json", directory / f"{stem}.md"

@@ -1,0 +1,138 @@
+"""One benchmark run: stand the stack up, seed it, run the chosen scenarios, report."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Collection
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bench import profiling, scenarios
+from bench.loadgen.wrk import ensure_wrk
+from bench.profiles import Profile
+from bench.report import Report
+from bench.scenarios import BASELINES, MEMORY, SCENARIOS, Bench
+from bench.seed import seed
+from bench.stack import PROCESSES, bench_stack
+from bench.targets import evaluate
+from meshkit.settings import PROJECT_ROOT
+
+ALL = (*SCENARIOS, MEMORY)
+# Each baseline runs right before the first scenario compared with it.
+ORDER = ("hello", "1", "2", "3", "echo", "4", "5", "6")
+
+
+def _say(message: str, began: float) -> None:
+    print(f"[{time.monotonic() - began:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def _commit() -> str:
+    found = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    return found.stdout.strip() or "unknown"
+
+
+def _plan(selected: Collection[str]) -> list[str]:
+    needed = {SCENARIOS[key].baseline for key in selected if key in SCENARIOS} - {None}
+    return [key for key in ORDER if key in selected or key in needed]
+
+
+async def _profiled(
+    bench: Bench, key: str, directory: Path, processes: Collection[str]
+) -> tuple[dict[str, Any], list[profiling.Profile]]:
+    """Run a scenario while py-spy samples the chosen processes of the mesh."""
+    pids = {name: pid for name, pid in bench.mesh_pids.items() if name in processes}
+    async with profiling.recording(pids, directory, f"scenario{key}") as outputs:
+        result = await SCENARIOS[key].run(bench)
+    return result, [profiling.summarize(name, path) for name, path in outputs.items()]
+
+
+async def run_bench(
+    profile: Profile,
+    selected: Collection[str] = ALL,
+    *,
+    mesh_log: Path | None = None,
+    py_spy_dir: Path | None = None,
+    py_spy_processes: Collection[str] = PROCESSES,
+) -> Report:
+    began = time.monotonic()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    plan = _plan(selected)
+    if py_spy_dir is not None:
+        profiling.py_spy()  # fail now, not after the set-up, when it is missing
+    if any(key in plan for key in ("hello", "1", "2", "3")):
+        ensure_wrk()
+    results: dict[str, Any] = {}
+    profiles: dict[str, list[profiling.Profile]] = {}
+    meta: dict[str, Any] = {
+        "profile": profile.name,
+        "started_at": started_at,
+        "commit": _commit(),
+        "cores": os.cpu_count(),
+        "load_average_before": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "grpcio": grpc.__version__,
+        "connections": profile.connections,
+    }
+    async with bench_stack(keep_logs=mesh_log) as stack:
+        _say("mesh ready; seeding", began)
+        seeded = await seed(
+            stack,
+            products=profile.products,
+            categories=profile.categories,
+            shoppers=profile.shoppers,
+            order_owners=profile.order_owners,
+            orders_per_owner=profile.orders_per_owner,
+        )
+        meta.update(
+            gateway_workers=stack.gateway_workers,
+            products=len(seeded.product_ids),
+            categories=len(seeded.category_ids),
+            users=len(seeded.shoppers),
+            seeded_orders=len(seeded.orders),
+        )
+        bench = Bench(stack, seeded, seeded.write(stack.workdir / "seed.json"), profile)
+        if MEMORY in selected:
+            await asyncio.sleep(1)  # let the sign-ups' work settle
+            results[MEMORY] = {
+                "idle": scenarios.memory(stack),
+                "idle_anonymous": scenarios.memory(stack, "RssAnon"),
+            }
+        for key in plan:
+            definition = BASELINES.get(key) or SCENARIOS[key]
+            _say(f"running {definition.title}", began)
+            try:
+                if py_spy_dir is not None and key in SCENARIOS:
+                    results[key], profiles[key] = await _profiled(
+                        bench, key, py_spy_dir, py_spy_processes
+                    )
+                else:
+                    results[key] = await definition.run(bench)
+            except Exception as exc:  # one broken scenario must not hide the others' figures
+                results[key] = {"failed": f"{type(exc).__name__}: {exc}"[:2000]}
+            if definition.baseline and "failed" not in results[key]:
+                base = results.get(definition.baseline, {})
+                if base.get("rps"):
+                    results[key]["baseline"] = definition.baseline
+                    results[key]["ratio"] = round(results[key]["rps"] / base["rps"], 3)
+        if MEMORY in selected:
+            results[MEMORY]["after"] = scenarios.memory(stack)
+            results[MEMORY]["after_anonymous"] = scenarios.memory(stack, "RssAnon")
+        meta["emails_sent"] = stack.mail.received
+        _say("stopping the mesh", began)
+    if py_spy_dir is not None:
+        (py_spy_dir / "summary.md").write_text(profiling.summary_markdown(profiles))
+        meta["py_spy"] = str(py_spy_dir)
+    meta["load_average_after"] = round(os.getloadavg()[0], 2)
+    meta["duration_s"] = round(time.monotonic() - began, 1)
+    ordered = {key: results[key] for key in (*ORDER, MEMORY) if key in results}
+    return Report(meta, ordered, evaluate(ordered))

@@ -1,0 +1,208 @@
+"""The scenarios and baselines: each runs its load generator and returns its figures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.dbstats import TransactionMeter
+from bench.loadgen.child import run_child
+from bench.loadgen.wrk import Target, run_wrk
+from bench.procstat import CpuMeter, family_rss_mb
+from bench.profiles import Profile
+from bench.seed import Seeded
+from bench.stack import AMQP_URL, PROCESSES, Stack
+
+
+@dataclass
+class Bench:
+    """Everything a scenario runs against."""
+
+    stack: Stack
+    seeded: Seeded
+    seed_file: Path
+    profile: Profile
+
+    @property
+    def mesh_pids(self) -> dict[str, int]:
+        return self.stack.pids
+
+    def baseline_pid(self, name: str) -> dict[str, int]:
+        return {name: self.stack.baselines.processes[name].pid}
+
+
+Scenario = Callable[[Bench], Awaitable[dict[str, Any]]]
+
+
+async def _wrk(
+    bench: Bench, url: str, targets: list[Target], pids: Mapping[str, int]
+) -> dict[str, Any]:
+    """Warm up, then measure; on the mesh, count what its databases did per request."""
+    profile = bench.profile
+    workdir, connections = bench.stack.workdir, profile.connections
+    # The warm-up fills the caches, and the connections of the server's pools.
+    await run_wrk(
+        url, targets, duration=profile.http_warmup, connections=connections, workdir=workdir
+    )
+    # PostgreSQL publishes a backend's transaction counts up to a second late: let the
+    # warm-up's land before counting.
+    await asyncio.sleep(1.0)
+    meter = CpuMeter(pids).start()
+    database = await TransactionMeter(bench.stack.databases).start()
+    result = await run_wrk(
+        url, targets, duration=profile.http_seconds, connections=connections, workdir=workdir
+    )
+    result["server_cpu_cores"] = meter.stop()
+    result["db_transactions"] = await database.stop()
+    return result
+
+
+async def hello_world(bench: Bench) -> dict[str, Any]:
+    """Baseline: GET / of a bare FastAPI app."""
+    return await _wrk(
+        bench, bench.stack.baselines.hello_url, [Target("/", {})], bench.baseline_pid("hello_app")
+    )
+
+
+def _hot_products(bench: Bench) -> list[str]:
+    return bench.seeded.product_ids[: bench.profile.hot_products]
+
+
+async def product_by_id(bench: Bench) -> dict[str, Any]:
+    """1: GET /v1/products/{id}, cycling through the hot products, cache warm."""
+    targets = [Target(f"/v1/products/{pid}", {}) for pid in _hot_products(bench)]
+    return await _wrk(bench, bench.stack.gateway_url, targets, bench.mesh_pids)
+
+
+async def product_listing(bench: Bench) -> dict[str, Any]:
+    """2: GET /v1/products?category_id=...&order_by=price, cycling through the categories."""
+    targets = [
+        Target(f"/v1/products?category_id={cid}&order_by=price", {})
+        for cid in bench.seeded.category_ids
+    ]
+    return await _wrk(bench, bench.stack.gateway_url, targets, bench.mesh_pids)
+
+
+async def order_by_id(bench: Bench) -> dict[str, Any]:
+    """3: GET /v1/orders/{id} with its owner's bearer token, cycling through seeded orders."""
+    targets = [
+        Target(f"/v1/orders/{order_id}", {"Authorization": f"Bearer {token}"})
+        for order_id, token in bench.seeded.orders
+    ]
+    return await _wrk(bench, bench.stack.gateway_url, targets, bench.mesh_pids)
+
+
+async def _grpc(bench: Bench, target: str, call: str, pids: Mapping[str, int]) -> dict[str, Any]:
+    profile = bench.profile
+    ids = bench.stack.workdir / "hot-products.txt"
+    ids.write_text("\n".join(_hot_products(bench)))
+    meter = CpuMeter(pids)
+    argv = [
+        sys.executable, "-m", "bench.loadgen.grpc_load",
+        "--target", target, "--call", call, "--ids-file", str(ids),
+        "--concurrency", str(profile.connections), "--processes", "2",
+        "--duration", str(profile.grpc_seconds), "--warmup", str(profile.grpc_warmup),
+    ]  # fmt: skip
+    # The meter starts with the process: the warm-up is short next to the measured time, and
+    # the generator reports its own CPU for the measured window only.
+    meter.start()
+    database = await TransactionMeter(bench.stack.databases).start()
+    run = (await run_child(argv, timeout=profile.grpc_seconds + profile.grpc_warmup + 60)).check(
+        "grpc_load"
+    )
+    result: dict[str, Any] = json.loads(run.stdout)
+    result["server_cpu_cores"] = meter.stop()
+    result["db_transactions"] = await database.stop()
+    return result
+
+
+async def echo(bench: Bench) -> dict[str, Any]:
+    """Baseline: a unary call on a bare grpc.aio echo server."""
+    return await _grpc(
+        bench, bench.stack.baselines.echo_target, "echo", bench.baseline_pid("echo_server")
+    )
+
+
+async def grpc_get_product(bench: Bench) -> dict[str, Any]:
+    """4: ProductService.GetProduct over gRPC, straight to the product service."""
+    return await _grpc(
+        bench, bench.stack.grpc_target("product_service"), "get_product",
+        {"product_service": bench.mesh_pids["product_service"]},
+    )  # fmt: skip
+
+
+async def saga(bench: Bench) -> dict[str, Any]:
+    """5: orders through the gateway at a fixed rate, then stepping up; POST to PAID."""
+    profile = bench.profile
+    phases = [f"{profile.saga_rate:g}x{profile.saga_seconds:g}"] + [
+        f"{rate:g}x{profile.saga_step_seconds:g}" for rate in profile.saga_steps
+    ]
+    argv = [
+        sys.executable, "-m", "bench.loadgen.saga_load",
+        "--gateway", bench.stack.gateway_url, "--seed-file", str(bench.seed_file),
+        "--amqp-url", AMQP_URL, "--namespace", bench.stack.namespace,
+        "--phases", ",".join(phases),
+        "--drain", str(profile.saga_drain), "--final-drain", str(profile.saga_final_drain),
+    ]  # fmt: skip
+    longest = (
+        profile.saga_seconds
+        + len(profile.saga_steps) * (profile.saga_step_seconds + profile.saga_drain)
+        + profile.saga_drain * 2
+        + profile.saga_final_drain
+    )
+    meter = CpuMeter(bench.mesh_pids).start()
+    run = (await run_child(argv, timeout=longest + 60)).check("saga_load")
+    result: dict[str, Any] = json.loads(run.stdout)
+    result["server_cpu_cores"] = meter.stop()
+    return result
+
+
+async def shoppers(bench: Bench) -> dict[str, Any]:
+    """6: simulated shoppers browsing, viewing, filling carts and checking out."""
+    profile = bench.profile
+    argv = [
+        sys.executable, "-m", "bench.loadgen.shopper_load",
+        "--gateway", bench.stack.gateway_url, "--seed-file", str(bench.seed_file),
+        "--users", str(profile.shopper_users), "--seconds", str(profile.shopper_seconds),
+        "--warmup", str(profile.shopper_warmup),
+    ]  # fmt: skip
+    meter = CpuMeter(bench.mesh_pids).start()
+    timeout = profile.shopper_seconds + profile.shopper_warmup + 90
+    run = (await run_child(argv, timeout=timeout)).check("shopper_load")
+    result: dict[str, Any] = json.loads(run.stdout)
+    result["server_cpu_cores"] = meter.stop()
+    return result
+
+
+def memory(stack: Stack, field: str = "VmRSS") -> dict[str, float]:
+    """7: resident memory of each process of the mesh, in MB."""
+    return {name: round(family_rss_mb(stack.pids[name], field), 1) for name in PROCESSES}
+
+
+@dataclass(frozen=True)
+class Definition:
+    key: str
+    title: str
+    run: Scenario
+    # The baseline its throughput is compared with, if any.
+    baseline: str | None = None
+
+
+BASELINES = {
+    "hello": Definition("hello", "baseline: FastAPI hello world (HTTP)", hello_world),
+    "echo": Definition("echo", "baseline: grpc.aio unary echo", echo),
+}
+SCENARIOS = {
+    "1": Definition("1", "1 GET /v1/products/{id} (cache warm)", product_by_id, "hello"),
+    "2": Definition("2", "2 GET /v1/products?category_id&order_by=price", product_listing, "hello"),
+    "3": Definition("3", "3 GET /v1/orders/{id} (bearer)", order_by_id, "hello"),
+    "4": Definition("4", "4 gRPC ProductService.GetProduct", grpc_get_product, "echo"),
+    "5": Definition("5", "5 saga POST /v1/orders to PAID", saga),
+    "6": Definition("6", "6 mixed shoppers", shoppers),
+}
+MEMORY = "7"

@@ -1,0 +1,209 @@
+"""What a benchmark run stands on: the mesh on fresh databases, and the two baselines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aio_pika
+import asyncpg  # type: ignore[import-untyped]
+import grpc
+import httpx
+
+from bench.mailsink import MailSink
+from bench.procstat import children
+from meshkit.amqp import Topology
+from meshkit.launcher import DEFAULT_GRPC_PORTS, SERVICES, Mesh, MeshPorts, free_port
+from meshkit.settings import PROJECT_ROOT
+
+POSTGRES_DSN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+ADMIN_EMAIL, ADMIN_PASSWORD = "bench-admin@example.com", "bench admin password"
+PROCESSES = (*SERVICES, "gateway")
+
+
+@dataclass
+class Baselines:
+    """The bare FastAPI app and the bare grpc.aio echo server, each in a process of its own."""
+
+    hello_url: str
+    echo_target: str
+    processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+
+
+@dataclass
+class Stack:
+    mesh: Mesh
+    namespace: str
+    # Service name to the asyncpg DSN of its database.
+    databases: dict[str, str]
+    workdir: Path
+    baselines: Baselines
+    mail: MailSink
+
+    @property
+    def gateway_url(self) -> str:
+        return self.mesh.gateway_url
+
+    def grpc_target(self, service: str) -> str:
+        return f"127.0.0.1:{self.mesh.ports.grpc[service]}"
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """The six processes of the mesh by name."""
+        return {name: self.mesh.processes[name].pid for name in PROCESSES}
+
+    @property
+    def gateway_workers(self) -> int:
+        """uvicorn runs the app in the process itself, or in as many children as workers."""
+        return max(1, len(children(self.pids["gateway"])))
+
+
+def mesh_env(namespace: str, smtp_port: int, keys_dir: Path) -> dict[str, str]:
+    """The settings the mesh runs with: the defaults, except what a benchmark must change."""
+    return {
+        "AMQP_URL": AMQP_URL,
+        "AMQP_NAMESPACE": namespace,
+        "REDIS_URL": REDIS_URL,
+        "JWT_KEYS_DIR": str(keys_dir),
+        "BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
+        "BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        # Sign-ups and sign-ins are set-up here, not what is measured: cheap hashing.
+        "ARGON2_MEMORY_KIB": "1024",
+        "ARGON2_TIME_COST": "1",
+        # Every simulated client comes from 127.0.0.1.
+        "LOGIN_LIMIT_PER_CLIENT": "1000000",
+        "LOGIN_LIMIT_PER_ACCOUNT": "1000000",
+        "WRITE_LIMIT_PER_CLIENT": "1000000",
+        # Tokens taken at set-up must outlive a full run.
+        "ACCESS_TOKEN_TTL_SECONDS": "3600",
+        "LOG_LEVEL": "WARNING",
+        "SMTP_PORT": str(smtp_port),
+    }
+
+
+async def _create_databases(admin: asyncpg.Connection, created: dict[str, str]) -> None:
+    for service in DEFAULT_GRPC_PORTS:
+        name = f"bench_{service.split('_')[0]}_{uuid.uuid4().hex[:8]}"
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        created[service] = name
+
+
+def _dsn(database: str) -> str:
+    return f"{POSTGRES_DSN.rsplit('/', 1)[0]}/{database}"
+
+
+async def _spawn(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        *args,
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def _wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=1) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+            await asyncio.sleep(0.1)
+
+
+async def _wait_grpc(target: str, timeout: float = 30) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        await asyncio.wait_for(channel.channel_ready(), timeout)
+
+
+async def start_baselines(baselines: Baselines, workers: int) -> None:
+    """Start both baselines; on failure, what started is in `baselines.processes` to stop."""
+    baselines.processes["hello_app"] = await _spawn(
+        "bench.baselines.hello_app", "--port", baselines.hello_url.rsplit(":", 1)[1],
+        "--workers", str(workers),
+    )  # fmt: skip
+    baselines.processes["echo_server"] = await _spawn(
+        "bench.baselines.echo_server", "--port", baselines.echo_target.rsplit(":", 1)[1]
+    )
+    await _wait_http(baselines.hello_url + "/")
+    await _wait_grpc(baselines.echo_target)
+
+
+async def stop_baselines(baselines: Baselines) -> None:
+    for process in baselines.processes.values():
+        if process.returncode is None:
+            process.terminate()
+    for process in baselines.processes.values():
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def bench_stack(*, keep_logs: Path | None = None) -> AsyncIterator[Stack]:
+    """Fresh databases, an AMQP namespace, a mail sink, the mesh and the baselines; all
+    removed on exit, whatever happens."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    namespace = f"bench-{uuid.uuid4().hex[:8]}"
+    databases: dict[str, str] = {}
+    mail = MailSink().start()
+    admin = await asyncpg.connect(POSTGRES_DSN)
+    mesh: Mesh | None = None
+    baselines = Baselines(f"http://127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}")
+    try:
+        await _create_databases(admin, databases)
+        env = mesh_env(namespace, mail.port, workdir / "jwt-keys")
+        for service, name in databases.items():
+            env[f"{service.upper()}_DATABASE_URL"] = _dsn(name).replace(
+                "postgresql://", "postgresql+asyncpg://", 1
+            )
+        ports = MeshPorts(grpc={s: free_port() for s in DEFAULT_GRPC_PORTS}, gateway=free_port())
+        mesh = Mesh(ports=ports, extra_env=env, log_path=workdir / "mesh.log")
+        try:
+            await mesh.start(ready_timeout=120)
+        except (RuntimeError, TimeoutError) as exc:
+            tail = (workdir / "mesh.log").read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"the mesh did not start: {exc}\n{tail}") from exc
+        stack = Stack(
+            mesh=mesh,
+            namespace=namespace,
+            databases={service: _dsn(name) for service, name in databases.items()},
+            workdir=workdir,
+            baselines=baselines,
+            mail=mail,
+        )
+        await start_baselines(baselines, stack.gateway_workers)
+        yield stack
+    finally:
+        await stop_baselines(baselines)
+        if mesh is not None:
+            await mesh.stop()
+            if keep_logs is not None and mesh.log_path and mesh.log_path.exists():
+                shutil.copy(mesh.log_path, keep_logs)
+        mail.stop()
+        for name in databases.values():
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+        connection = await aio_pika.connect(AMQP_URL)
+        try:
+            await Topology(namespace).delete_all(connection)
+        finally:
+            await connection.close()
+        shutil.rmtree(workdir, ignore_errors=True)

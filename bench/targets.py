@@ -1,0 +1,79 @@
+"""The targets of the benchmark (issue 8) and whether a run met them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+IDLE_RSS_LIMIT_MB = 100.0
+READ_KINDS = ("browse", "view_product")
+
+
+@dataclass(frozen=True)
+class Check:
+    row: str  # the table row it belongs to
+    target: str
+    measured: str
+    passed: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check(
+    row: str, target: str, value: float | None, ok: Callable[[float], bool], fmt: str
+) -> Check:
+    if value is None:
+        return Check(row, target, "no figure", False)
+    return Check(row, target, fmt.format(value), ok(value))
+
+
+def _ratio_check(results: dict[str, Any], key: str, floor: float, baseline: str) -> Check:
+    ratio = results[key].get("ratio")
+    return _check(key, f"req/s >= {floor:.0%} of {baseline}", ratio, lambda r: r >= floor, "{:.0%}")
+
+
+def evaluate(results: dict[str, Any]) -> list[Check]:
+    """Every target whose scenario ran, PASS or MISS; a scenario that failed misses them all."""
+    checks: list[Check] = []
+    ok = {key: value for key, value in results.items() if "failed" not in value}
+    for key in results.keys() - ok.keys():
+        checks.append(Check(key, "scenario runs", results[key]["failed"], False))
+    if "1" in ok:
+        checks.append(_ratio_check(ok, "1", 0.35, "hello world"))
+        checks.append(_check("1", "p99 < 50 ms", ok["1"]["p99_ms"], lambda v: v < 50, "{:.1f} ms"))
+        checks.append(_check("1", "0 errors", ok["1"]["errors"], lambda v: v == 0, "{:.0f}"))
+    if "3" in ok:
+        checks.append(_ratio_check(ok, "3", 0.25, "hello world"))
+    if "4" in ok:
+        checks.append(_ratio_check(ok, "4", 0.60, "echo"))
+    if "5" in ok:
+        phases = ok["5"]["phases"]
+        first = phases[0]
+        checks.append(
+            _check(
+                "5@0", f"p99 POST->PAID < 250 ms at {first['rate_per_s']:g}/s",
+                first["p99_ms"], lambda v: v < 250, "{:.0f} ms",
+            )
+        )  # fmt: skip
+        lost = sum(p["lost"] for p in phases)
+        placed = sum(p["placed"] for p in phases)
+        checks.append(Check("5", "0 orders lost at every rate", f"{lost} of {placed}", lost == 0))
+    if "6" in ok:
+        rate = ok["6"]["error_rate"]
+        checks.append(_check("6", "error rate < 0.1%", rate, lambda v: v < 0.001, "{:.3%}"))
+        for kind in READ_KINDS:
+            p95 = ok["6"]["kinds"][kind]["p95_ms"]
+            checks.append(_check(f"6:{kind}", "p95 < 300 ms", p95, lambda v: v < 300, "{:.0f} ms"))
+        p95 = ok["6"]["kinds"]["checkout"]["p95_ms"]
+        checks.append(_check("6:checkout", "p95 < 800 ms", p95, lambda v: v < 800, "{:.0f} ms"))
+    if "7" in ok and "idle" in ok["7"]:
+        for name, mb in ok["7"]["idle"].items():
+            checks.append(
+                _check(
+                    f"7:{name}", f"idle RSS < {IDLE_RSS_LIMIT_MB:.0f} MB", mb,
+                    lambda v: v < IDLE_RSS_LIMIT_MB, "{:.1f} MB",
+                )
+            )  # fmt: skip
+    return checks

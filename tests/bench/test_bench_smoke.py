@@ -1,0 +1,82 @@
+"""The benchmark runs every scenario for seconds and produces figures with zero errors.
+
+No timing is asserted: the figures depend on the machine. The run must also leave nothing
+behind: no process, no database.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+from bench.procstat import children
+from bench.profiles import SMOKE
+from bench.report import checks_text, markdown, text_table, write
+from bench.runner import run_bench
+from tests.conftest import POSTGRES_ADMIN_DSN
+
+pytestmark = pytest.mark.e2e
+
+THROUGHPUT = ("hello", "1", "2", "3", "echo", "4")
+
+
+async def _bench_databases() -> set[str]:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        rows = await connection.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'bench_%'"
+        )
+    finally:
+        await connection.close()
+    return {row["datname"] for row in rows}
+
+
+async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> None:
+    databases_before = await _bench_databases()
+
+    report = await run_bench(SMOKE)
+
+    results = report.results
+    assert set(results) == {*THROUGHPUT, "5", "6", "7"}, results
+    for key in THROUGHPUT:
+        figures = results[key]
+        assert "failed" not in figures, figures
+        assert figures["requests"] > 0, (key, figures)
+        assert figures["errors"] == 0, (key, figures)
+        assert figures["p50_ms"] is not None and figures["p99_ms"] is not None
+        assert figures["loadgen_cpu_cores"] >= 0
+    for key in ("1", "2", "3", "4"):
+        assert results[key]["ratio"] > 0
+
+    phases = results["5"]["phases"]
+    assert len(phases) == 1 + len(SMOKE.saga_steps)
+    for phase in phases:
+        assert phase["placed"] > 0, phase
+        assert phase["post_errors"] == 0, phase
+        assert phase["lost"] == 0 and phase["cancelled"] == 0, phase
+        assert phase["p99_ms"] is not None
+
+    shoppers = results["6"]
+    assert shoppers["requests"] > 0
+    assert shoppers["errors"] == 0, shoppers["kinds"]
+    for kind, figures in shoppers["kinds"].items():
+        assert figures["requests"] > 0, kind
+        assert figures["p95_ms"] is not None, kind
+
+    memory = results["7"]
+    assert set(memory["idle"]) == set(memory["after"]) and len(memory["idle"]) == 6
+    assert all(mb > 0 for mb in [*memory["idle"].values(), *memory["after"].values()])
+
+    # Every target is judged, and the report renders and is written.
+    assert {check.row for check in report.checks} >= {"1", "3", "4", "5@0", "5", "6"}
+    assert "PASS" in checks_text(report) or "MISS" in checks_text(report)
+    assert "1 GET /v1/products/{id}" in text_table(report)
+    assert markdown(report).startswith("# Benchmark, smoke run")
+    json_path, md_path = write(report, tmp_path)
+    assert json_path.stat().st_size > 0 and md_path.stat().st_size > 0
+
+    assert children(os.getpid()) == [], "a process of the benchmark is still running"
+    assert await _bench_databases() == databases_before
