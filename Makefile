@@ -22,6 +22,9 @@ $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# Bytecode for `python -OO` (how services run), once here rather than on every start. A
+	@# file that does not compile is left to import time, as it would be without this step.
+	-@$(PY) -m compileall -qq -j 0 -o 2 $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
