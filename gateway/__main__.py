@@ -7,10 +7,12 @@ import uvicorn
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from meshkit.logging import configure_logging
+from meshkit.process import tune_malloc
 from meshkit.settings import load_settings
 
 
 def main() -> None:
+    tune_malloc()
     settings = load_settings(GatewaySettings)
     configure_logging(GatewaySettings.service_name, settings.log_level)
     uvicorn.run(

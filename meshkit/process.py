@@ -9,12 +9,20 @@ from contextlib import suppress
 # glibc's M_ARENA_MAX: without it, every thread that allocates (grpc's poller, the executor
 # threads that hash passwords) gets a heap of its own whose pages stay resident.
 _M_ARENA_MAX = -8
+# glibc's M_MMAP_THRESHOLD. Set, it stops glibc from raising the threshold after each large
+# free: by default, once a password hash's 19 MiB were freed, later ones came from the heap and
+# stayed resident (200 sign-ups left the user service 3.2 MB larger; 1.0 MB with it set).
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's own starting value
 
 
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """Two malloc arenas for the process, set before any thread starts; a no-op off glibc."""
+def tune_malloc(arenas: int = 2) -> None:
+    """Two malloc arenas, and blocks over 128 KiB always mapped and returned when freed; set
+    before any thread starts. A no-op off glibc."""
     with suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, arenas)
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_ARENA_MAX, arenas)
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
 
 
 def freeze_startup_objects() -> None:
