@@ -65,16 +65,24 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         ),
         openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
+        # The gateway's telemetry is its Prometheus metrics and JSON access log. FastAPI's own
+        # OpenTelemetry hooks, even with no provider configured, looked the providers up on
+        # every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     app.state.rate_limits = RateLimits.from_settings(settings)
     app.state.metrics_registry = CollectorRegistry()
     install_problem_handlers(app)
     install_middleware(app, settings, app.state.rate_limits, app.state.metrics_registry)
-    # FastAPI tries routers in order, at a few microseconds per route passed over (the same
-    # route cost 120 µs of CPU placed first, 190 µs placed last): the shop's hot paths first.
+    # Routes are tried in order, at a few microseconds per route passed over (the same route
+    # cost 120 µs of CPU placed first, 190 µs placed last): the shop's hot paths first.
     routers = (products, orders, carts, categories, users, auth, notifications, analytics, health)
-    for module in routers:
-        app.include_router(module.router)
-    app.include_router(metrics_router)
+    for router in (*(module.router for module in routers), metrics_router):
+        # Not include_router: FastAPI keeps an included router as a live view, matched through
+        # a wrapper on every request (~15 µs of the gateway's ~150 µs in-process). These
+        # routers are complete and carry no prefix or dependencies of their own.
+        if router.prefix or router.dependencies:
+            raise ValueError("a router with a prefix or dependencies must be included")
+        app.router.routes.extend(router.routes)
     return app
