@@ -80,7 +80,6 @@ async def logout(body: LogoutRequest, stubs: Stubs, caller: Caller) -> Response:
 
 @router.get(
     "/.well-known/jwks.json",
-    tags=["auth"],
     summary="Public keys that verify access tokens (JWKS)",
 )
 async def jwks(request: Request) -> dict[str, Any]:
