@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -35,14 +37,27 @@ class HttpMetrics:
             registry=registry,
         )
 
+        # The labelled series by (method, route, status): `labels()` validates and locks on
+        # every call. Bounded: methods and route templates are fixed sets, statuses few.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
     def observe(self, scope: Scope, status: int, seconds: float) -> None:
         """One answered request, by the route template the router matched."""
         method = scope["method"] if scope["method"] in _KNOWN_METHODS else OTHER_METHOD
         # The router leaves the matched route in the scope; raw paths carry ids and would
         # make one series per resource.
         route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
-        self.requests.labels(method, route, str(status)).inc()
-        self.duration.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = (
+                self.requests.labels(method, route, str(status)),
+                self.duration.labels(method, route),
+            )
+            self._series[key] = series
+        count, duration = series
+        count.inc()
+        duration.observe(seconds)
 
 
 metrics_router = APIRouter()
