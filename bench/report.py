@@ -71,6 +71,10 @@ def _database_work(result: dict[str, Any]) -> str:
     return ", ".join(f"{s.split('_')[0]} DB {n / requests:.2f} txn/req" for s, n in used.items())
 
 
+def _percentiles(figures: dict[str, Any]) -> dict[str, str]:
+    return {f"{p} ms": _num(figures[f"{p}_ms"]) for p in ("p50", "p95", "p99")}
+
+
 def _throughput_row(key: str, title: str, result: dict[str, Any]) -> dict[str, str]:
     ratio = result.get("ratio")
     baseline = result.get("baseline")
@@ -78,9 +82,7 @@ def _throughput_row(key: str, title: str, result: dict[str, Any]) -> dict[str, s
         "id": key,
         "scenario": title,
         "req/s": _num(result["rps"], 0),
-        "p50 ms": _num(result["p50_ms"]),
-        "p95 ms": _num(result["p95_ms"]),
-        "p99 ms": _num(result["p99_ms"]),
+        **_percentiles(result),
         "errors": str(result["errors"]),
         "vs baseline": f"{ratio:.0%} of {baseline}" if ratio is not None else "",
         "notes": "; ".join(part for part in (_cores(result), _database_work(result)) if part),
@@ -95,9 +97,7 @@ def _saga_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
             "id": f"5@{index}",
             "scenario": f"5 saga {label} {phase['rate_per_s']:g} orders/s, {phase['seconds']:g} s",
             "req/s": _num(phase["completed_per_s"]),
-            "p50 ms": _num(phase["p50_ms"]),
-            "p95 ms": _num(phase["p95_ms"]),
-            "p99 ms": _num(phase["p99_ms"]),
+            **_percentiles(phase),
             "errors": str(phase["post_errors"]),
             "notes": (
                 f"POST to PAID; {phase['placed']} placed, {phase['lost']} lost, "
@@ -129,9 +129,7 @@ def _shopper_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
             "id": f"6:{kind}",
             "scenario": f"6 shoppers: {kind}",
             "req/s": _num(figures["rps"]),
-            "p50 ms": _num(figures["p50_ms"]),
-            "p95 ms": _num(figures["p95_ms"]),
-            "p99 ms": _num(figures["p99_ms"]),
+            **_percentiles(figures),
             "errors": str(figures["errors"]),
             "notes": ", ".join(f"{k}: {v}" for k, v in figures["errors_by_kind"].items()),
         }
