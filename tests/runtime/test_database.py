@@ -1,7 +1,11 @@
 """Database sessions on real PostgreSQL: read sessions refuse writes; a pooled connection
-the server closed while it sat idle is replaced before it fails a request."""
+the server closed while it sat idle is replaced before it fails a request; the driver's own
+read pool replaces a closed connection too."""
 
 from __future__ import annotations
+
+import time
+from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -78,5 +82,43 @@ async def test_an_idle_connection_closed_by_the_server_is_replaced(
         # Idle long enough: pinged, found dead, replaced; the request never knows.
         monkeypatch.setattr(meshkit_db, "IDLE_PING_AFTER_SECONDS", 0.0)
         assert await _select_one(database) == 1
+    finally:
+        await database.dispose()
+
+
+async def _driver_select_one(database: Database) -> int:
+    async with database.driver_connection() as connection:
+        return int(await connection.fetchval("SELECT 1"))
+
+
+async def test_the_driver_pool_replaces_a_connection_the_server_closed(postgres_url: str) -> None:
+    database = Database(postgres_url, pool_size=2)
+    try:
+        assert await _driver_select_one(database) == 1
+        # The engine's own pool has opened none: the driver pool is a pool of its own.
+        assert await _kill_other_backends(postgres_url) == 1
+
+        # At most the read that meets the dead connection fails, as with the engine's pool
+        # when it does not ping; the pool opens a new one for the next.
+        failures = 0
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                assert await _driver_select_one(database) == 1
+                break
+            except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+                failures += 1
+                assert time.monotonic() < deadline
+        assert failures <= 1
+    finally:
+        await database.dispose()
+    assert database._driver_pool is None
+
+
+async def test_the_driver_pool_is_for_postgresql_only(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db")
+    try:
+        with pytest.raises(RuntimeError, match="PostgreSQL only"):
+            await _driver_select_one(database)
     finally:
         await database.dispose()
