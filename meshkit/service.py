@@ -21,7 +21,7 @@ from meshkit.interceptors import TokenVerifier
 from meshkit.logging import configure_logging
 from meshkit.metrics import serve_metrics
 from meshkit.migrations import upgrade_to_head, upgrade_to_head_async
-from meshkit.process import freeze_startup_objects, tune_malloc
+from meshkit.process import prepare_collector_for_serving, tune_malloc
 from meshkit.server import GrpcServer, ServiceRegistration, start_grpc_server
 from meshkit.settings import ServiceSettings, load_settings
 
@@ -108,7 +108,7 @@ async def serve_until_signalled(
         serve_metrics(settings.metrics_port, settings.grpc_host)
     async with running_service(definition, settings) as server:
         logger.info("%s serving on port %d", settings.service_name, server.port)
-        freeze_startup_objects()
+        prepare_collector_for_serving()
         await stop.wait()
         logger.info("%s shutting down", settings.service_name)
 
