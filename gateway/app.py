@@ -26,7 +26,7 @@ from gateway.routes import (
 from gateway.settings import GatewaySettings
 from gateway.upstreams import Upstreams
 from meshkit.identity import jwks_verifier
-from meshkit.process import prepare_collector_for_serving
+from meshkit.process import GATEWAY_YOUNG_COLLECTION_THRESHOLD, prepare_collector_for_serving
 
 OPENAPI_TAGS = [
     {"name": "auth", "description": "Sign up, sign in, tokens."},
@@ -47,7 +47,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         upstreams = Upstreams.open(settings)
         app.state.upstreams = upstreams
         app.state.verifier = jwks_verifier(settings, upstreams.channels["user_service"])
-        prepare_collector_for_serving()
+        prepare_collector_for_serving(GATEWAY_YOUNG_COLLECTION_THRESHOLD)
         try:
             yield
         finally:

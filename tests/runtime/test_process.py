@@ -1,5 +1,5 @@
-"""Once serving, a process hides its start-up objects from the cyclic collector and collects
-young objects less often, yet still frees cyclic garbage."""
+"""Once serving, a process hides its start-up objects from the cyclic collector; the gateway
+collects young objects less often, yet still frees cyclic garbage."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from meshkit.process import YOUNG_COLLECTION_THRESHOLD, prepare_collector_for_serving
+from meshkit.process import GATEWAY_YOUNG_COLLECTION_THRESHOLD, prepare_collector_for_serving
 
 
 @pytest.fixture(autouse=True)
@@ -37,16 +37,22 @@ class _Node:
         self.peer: _Node = self
 
 
-def test_young_collections_are_rarer_but_cyclic_garbage_is_still_freed() -> None:
+def test_services_keep_the_default_young_threshold() -> None:
+    before = gc.get_threshold()
     prepare_collector_for_serving()
-    assert gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD > 700
+    assert gc.get_threshold() == before
+
+
+def test_young_collections_are_rarer_but_cyclic_garbage_is_still_freed() -> None:
+    prepare_collector_for_serving(GATEWAY_YOUNG_COLLECTION_THRESHOLD)
+    assert gc.get_threshold()[0] == GATEWAY_YOUNG_COLLECTION_THRESHOLD > 700
 
     cycle = _Node()
     freed = weakref.ref(cycle)
     del cycle
     assert freed() is not None  # a cycle: reference counting alone never frees it
     # Enough garbage cycles to reach the threshold: the collector runs by itself.
-    for _ in range(YOUNG_COLLECTION_THRESHOLD):
+    for _ in range(GATEWAY_YOUNG_COLLECTION_THRESHOLD):
         _Node()
     assert freed() is None
 
@@ -56,4 +62,4 @@ async def test_the_gateway_prepares_the_collector_once_started() -> None:
     assert gc.get_freeze_count() == 0
     async with app.router.lifespan_context(app):
         assert gc.get_freeze_count() > 0
-        assert gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD
+        assert gc.get_threshold()[0] == GATEWAY_YOUNG_COLLECTION_THRESHOLD
