@@ -173,6 +173,13 @@ class BodySizeLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._too_large(scope, receive, send)
             return
+        if _header(scope, b"transfer-encoding") is None and (
+            declared is None or declared.isdigit()
+        ):
+            # No body, or one the server reads to its declared length and no further: nothing
+            # to count, so most requests (GETs) skip the wrapped receive and send below.
+            await self.app(scope, receive, send)
+            return
 
         received = 0
         too_large = False
