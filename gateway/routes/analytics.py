@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from google.protobuf import timestamp_pb2
 
 from ecommerce.order.v1 import analytics_pb2
-from gateway.deps import Admin, Stubs
+from gateway.deps import Admin, upstreams
 from gateway.schemas.carts import Sales, SalesPeriod, TopProduct, TopProducts
 from gateway.schemas.common import Money, problem_responses, rfc3339
 
@@ -40,12 +40,13 @@ def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     responses=problem_responses(400, 401, 403),
 )
 async def top_products(
-    stubs: Stubs,
+    request: Request,
     admin: Admin,
     start: Start = None,
     end: End = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> TopProducts:
+    stubs = upstreams(request)
     response = await stubs.analytics.GetTopProducts(
         analytics_pb2.GetTopProductsRequest(
             start_time=_timestamp(start), end_time=_timestamp(end), limit=limit
@@ -60,12 +61,13 @@ async def top_products(
     responses=problem_responses(400, 401, 403),
 )
 async def sales(
-    stubs: Stubs,
+    request: Request,
     admin: Admin,
     granularity: Literal["day", "week", "month"] = "day",
     start: Start = None,
     end: End = None,
 ) -> Sales:
+    stubs = upstreams(request)
     response = await stubs.analytics.GetSales(
         analytics_pb2.GetSalesRequest(
             granularity=_GRANULARITY[granularity],

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 
 from ecommerce.user.v1 import auth_pb2, user_pb2
-from gateway.deps import Caller, Stubs
+from gateway.deps import Caller, upstreams
 from gateway.schemas.common import problem_responses
 from gateway.schemas.users import (
     LoginRequest,
@@ -32,7 +32,8 @@ def _client(request: Request) -> str:
     summary="Create a customer account",
     responses=problem_responses(400, 409, 422, 429),
 )
-async def register(body: RegisterRequest, stubs: Stubs, response: Response) -> User:
+async def register(body: RegisterRequest, request: Request, response: Response) -> User:
+    stubs = upstreams(request)
     user = await stubs.users.Register(
         user_pb2.RegisterRequest(email=body.email, password=body.password, full_name=body.full_name)
     )
@@ -45,7 +46,8 @@ async def register(body: RegisterRequest, stubs: Stubs, response: Response) -> U
     summary="Exchange email and password for an access token and a refresh token",
     responses=problem_responses(401, 422, 429),
 )
-async def login(body: LoginRequest, stubs: Stubs, request: Request) -> TokenPair:
+async def login(body: LoginRequest, request: Request) -> TokenPair:
+    stubs = upstreams(request)
     await request.app.state.rate_limits.check_login(_client(request), body.email)
     pair = await stubs.auth.Login(auth_pb2.LoginRequest(email=body.email, password=body.password))
     return TokenPair.from_proto(pair)
@@ -60,7 +62,8 @@ async def login(body: LoginRequest, stubs: Stubs, request: Request) -> TokenPair
     ),
     responses=problem_responses(401, 422),
 )
-async def refresh(body: RefreshRequest, stubs: Stubs) -> TokenPair:
+async def refresh(body: RefreshRequest, request: Request) -> TokenPair:
+    stubs = upstreams(request)
     pair = await stubs.auth.RefreshToken(
         auth_pb2.RefreshTokenRequest(refresh_token=body.refresh_token)
     )
@@ -73,7 +76,8 @@ async def refresh(body: RefreshRequest, stubs: Stubs) -> TokenPair:
     summary="Revoke a refresh token (and every token rotated from the same login)",
     responses=problem_responses(400, 401, 422),
 )
-async def logout(body: LogoutRequest, stubs: Stubs, caller: Caller) -> Response:
+async def logout(body: LogoutRequest, request: Request, caller: Caller) -> Response:
+    stubs = upstreams(request)
     await stubs.auth.Logout(auth_pb2.LogoutRequest(refresh_token=body.refresh_token))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from ecommerce.order.v1 import cart_pb2
-from gateway.deps import Caller, Stubs
+from gateway.deps import Caller, upstreams
 from gateway.routes.orders import IdempotencyKey
 from gateway.schemas.carts import Cart, CheckoutRequest, SetCartItemRequest
 from gateway.schemas.common import problem_responses
@@ -15,7 +15,8 @@ router = APIRouter(tags=["cart"])
 
 
 @router.get("/v1/cart", summary="Your cart, at today's prices", responses=problem_responses(401))
-async def get_cart(stubs: Stubs, caller: Caller) -> Cart:
+async def get_cart(request: Request, caller: Caller) -> Cart:
+    stubs = upstreams(request)
     return Cart.from_proto(await stubs.carts.GetCart(cart_pb2.GetCartRequest()))
 
 
@@ -25,8 +26,9 @@ async def get_cart(stubs: Stubs, caller: Caller) -> Cart:
     responses=problem_responses(400, 401, 404, 409, 422),
 )
 async def set_cart_item(
-    product_id: str, body: SetCartItemRequest, stubs: Stubs, caller: Caller
+    product_id: str, body: SetCartItemRequest, request: Request, caller: Caller
 ) -> Cart:
+    stubs = upstreams(request)
     cart = await stubs.carts.SetCartItem(
         cart_pb2.SetCartItemRequest(product_id=product_id, quantity=body.quantity)
     )
@@ -38,13 +40,15 @@ async def set_cart_item(
     summary="Take a product out of your cart",
     responses=problem_responses(401),
 )
-async def remove_cart_item(product_id: str, stubs: Stubs, caller: Caller) -> Cart:
+async def remove_cart_item(product_id: str, request: Request, caller: Caller) -> Cart:
+    stubs = upstreams(request)
     cart = await stubs.carts.RemoveCartItem(cart_pb2.RemoveCartItemRequest(product_id=product_id))
     return Cart.from_proto(cart)
 
 
 @router.delete("/v1/cart", summary="Empty your cart", responses=problem_responses(401))
-async def clear_cart(stubs: Stubs, caller: Caller) -> Cart:
+async def clear_cart(request: Request, caller: Caller) -> Cart:
+    stubs = upstreams(request)
     return Cart.from_proto(await stubs.carts.ClearCart(cart_pb2.ClearCartRequest()))
 
 
@@ -57,10 +61,11 @@ async def clear_cart(stubs: Stubs, caller: Caller) -> Cart:
 async def checkout(
     body: CheckoutRequest,
     idempotency_key: IdempotencyKey,
-    stubs: Stubs,
+    request: Request,
     caller: Caller,
     response: Response,
 ) -> Order:
+    stubs = upstreams(request)
     order = await stubs.carts.CheckoutCart(
         cart_pb2.CheckoutCartRequest(
             idempotency_key=idempotency_key,

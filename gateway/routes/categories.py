@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from google.protobuf import field_mask_pb2
 
 from ecommerce.product.v1 import product_pb2
-from gateway.deps import Admin, Stubs
+from gateway.deps import Admin, upstreams
 from gateway.schemas.common import problem_responses
 from gateway.schemas.products import (
     Category,
@@ -27,8 +27,9 @@ PageToken = Annotated[
 
 @router.get("/v1/categories", summary="List categories by name", responses=problem_responses(400))
 async def list_categories(
-    stubs: Stubs, page_size: PageSize = 0, page_token: PageToken = ""
+    request: Request, page_size: PageSize = 0, page_token: PageToken = ""
 ) -> CategoryList:
+    stubs = upstreams(request)
     response = await stubs.products.ListCategories(
         product_pb2.ListCategoriesRequest(page_size=page_size, page_token=page_token)
     )
@@ -41,7 +42,8 @@ async def list_categories(
 @router.get(
     "/v1/categories/{category_id}", summary="One category", responses=problem_responses(404)
 )
-async def get_category(category_id: str, stubs: Stubs) -> Category:
+async def get_category(category_id: str, request: Request) -> Category:
+    stubs = upstreams(request)
     category = await stubs.products.GetCategory(product_pb2.GetCategoryRequest(id=category_id))
     return Category.from_proto(category)
 
@@ -53,8 +55,9 @@ async def get_category(category_id: str, stubs: Stubs) -> Category:
     responses=problem_responses(400, 401, 403, 409, 422),
 )
 async def create_category(
-    body: CreateCategoryRequest, stubs: Stubs, admin: Admin, response: Response
+    body: CreateCategoryRequest, request: Request, admin: Admin, response: Response
 ) -> Category:
+    stubs = upstreams(request)
     category = await stubs.products.CreateCategory(
         product_pb2.CreateCategoryRequest(
             category=product_pb2.Category(name=body.name, description=body.description)
@@ -70,8 +73,9 @@ async def create_category(
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
 async def update_category(
-    category_id: str, body: UpdateCategoryRequest, stubs: Stubs, admin: Admin
+    category_id: str, body: UpdateCategoryRequest, request: Request, admin: Admin
 ) -> Category:
+    stubs = upstreams(request)
     fields = body.model_dump(exclude_unset=True, exclude_none=True)
     category = await stubs.products.UpdateCategory(
         product_pb2.UpdateCategoryRequest(
@@ -88,6 +92,7 @@ async def update_category(
     summary="Delete a category (admin); refused (409) while products are in it",
     responses=problem_responses(401, 403, 404, 409),
 )
-async def delete_category(category_id: str, stubs: Stubs, admin: Admin) -> Response:
+async def delete_category(category_id: str, request: Request, admin: Admin) -> Response:
+    stubs = upstreams(request)
     await stubs.products.DeleteCategory(product_pb2.DeleteCategoryRequest(id=category_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from ecommerce.notification.v1 import notification_pb2
-from gateway.deps import Caller, Stubs
+from gateway.deps import Caller, upstreams
 from gateway.schemas.carts import Notification, NotificationList
 from gateway.schemas.common import problem_responses
 
@@ -20,11 +20,12 @@ router = APIRouter(tags=["notifications"])
     responses=problem_responses(400, 401),
 )
 async def list_notifications(
-    stubs: Stubs,
+    request: Request,
     caller: Caller,
     page_size: Annotated[int, Query(ge=0, le=100)] = 0,
     page_token: Annotated[str, Query(max_length=1024)] = "",
 ) -> NotificationList:
+    stubs = upstreams(request)
     response = await stubs.notifications.ListNotifications(
         notification_pb2.ListNotificationsRequest(page_size=page_size, page_token=page_token)
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from ecommerce.order.v1 import order_pb2
 from ecommerce.payment.v1 import payment_pb2
-from gateway.deps import Caller, Stubs
+from gateway.deps import Caller, upstreams
 from gateway.schemas.common import problem_responses
 from gateway.schemas.orders import (
     STATUS_VALUES,
@@ -46,10 +46,11 @@ IdempotencyKey = Annotated[
 async def create_order(
     body: CreateOrderRequest,
     idempotency_key: IdempotencyKey,
-    stubs: Stubs,
+    request: Request,
     caller: Caller,
     response: Response,
 ) -> Order:
+    stubs = upstreams(request)
     order = await stubs.orders.CreateOrder(
         order_pb2.CreateOrderRequest(
             idempotency_key=idempotency_key,
@@ -70,13 +71,14 @@ async def create_order(
     responses=problem_responses(400, 401, 403),
 )
 async def list_orders(
-    stubs: Stubs,
+    request: Request,
     caller: Caller,
     status_filter: Annotated[OrderStatusName | None, Query(alias="status")] = None,
     user_id: Annotated[str, Query(max_length=64, description="Admins only.")] = "",
     page_size: Annotated[int, Query(ge=0, le=100)] = 0,
     page_token: Annotated[str, Query(max_length=1024)] = "",
 ) -> OrderList:
+    stubs = upstreams(request)
     response = await stubs.orders.ListOrders(
         order_pb2.ListOrdersRequest(
             status=STATUS_VALUES[status_filter]
@@ -94,7 +96,8 @@ async def list_orders(
 
 
 @router.get("/v1/orders/{order_id}", summary="One order", responses=problem_responses(401, 404))
-async def get_order(order_id: str, stubs: Stubs, caller: Caller) -> Order:
+async def get_order(order_id: str, request: Request, caller: Caller) -> Order:
+    stubs = upstreams(request)
     return Order.from_proto(await stubs.orders.GetOrder(order_pb2.GetOrderRequest(id=order_id)))
 
 
@@ -104,8 +107,9 @@ async def get_order(order_id: str, stubs: Stubs, caller: Caller) -> Order:
     responses=problem_responses(401, 404, 409),
 )
 async def cancel_order(
-    order_id: str, stubs: Stubs, caller: Caller, body: CancelRequest | None = None
+    order_id: str, request: Request, caller: Caller, body: CancelRequest | None = None
 ) -> Order:
+    stubs = upstreams(request)
     order = await stubs.orders.CancelOrder(
         order_pb2.CancelOrderRequest(id=order_id, reason=body.reason if body else "")
     )
@@ -117,7 +121,8 @@ async def cancel_order(
     summary="Ship a PAID order (admin, or a seller of one of its items)",
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
-async def ship_order(order_id: str, body: ShipRequest, stubs: Stubs, caller: Caller) -> Order:
+async def ship_order(order_id: str, body: ShipRequest, request: Request, caller: Caller) -> Order:
+    stubs = upstreams(request)
     order = await stubs.orders.ShipOrder(
         order_pb2.ShipOrderRequest(
             id=order_id, carrier=body.carrier, tracking_number=body.tracking_number
@@ -131,7 +136,8 @@ async def ship_order(order_id: str, body: ShipRequest, stubs: Stubs, caller: Cal
     summary="Everything that happened to an order, across services, oldest first",
     responses=problem_responses(401, 404),
 )
-async def order_timeline(order_id: str, stubs: Stubs, caller: Caller) -> Timeline:
+async def order_timeline(order_id: str, request: Request, caller: Caller) -> Timeline:
+    stubs = upstreams(request)
     timeline = await stubs.orders.GetOrderTimeline(
         order_pb2.GetOrderTimelineRequest(order_id=order_id)
     )
@@ -143,6 +149,7 @@ async def order_timeline(order_id: str, stubs: Stubs, caller: Caller) -> Timelin
     summary="The payment of an order: status, amount, failure reason",
     responses=problem_responses(401, 404),
 )
-async def order_payment(order_id: str, stubs: Stubs, caller: Caller) -> Payment:
+async def order_payment(order_id: str, request: Request, caller: Caller) -> Payment:
+    stubs = upstreams(request)
     payment = await stubs.payments.GetPayment(payment_pb2.GetPaymentRequest(order_id=order_id))
     return Payment.from_proto(payment)

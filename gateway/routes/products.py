@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from google.protobuf import field_mask_pb2
 
 from ecommerce.product.v1 import product_pb2
-from gateway.deps import Caller, Stubs
+from gateway.deps import Caller, upstreams
 from gateway.schemas.common import problem_responses
 from gateway.schemas.products import (
     CreateProductRequest,
@@ -38,7 +38,7 @@ Id = Annotated[str, Query(max_length=64)]
     responses=problem_responses(400),
 )
 async def list_products(
-    stubs: Stubs,
+    request: Request,
     query: Annotated[
         str,
         Query(max_length=200, description="Words to find in name or description, any case."),
@@ -56,6 +56,7 @@ async def list_products(
         str, Query(max_length=1024, description="next_page_token of the previous page.")
     ] = "",
 ) -> ProductList:
+    stubs = upstreams(request)
     response = await stubs.products.ListProducts(
         product_pb2.ListProductsRequest(
             query=query,
@@ -80,7 +81,8 @@ async def list_products(
     summary="One product (archived ones too, flagged)",
     responses=problem_responses(404),
 )
-async def get_product(product_id: str, stubs: Stubs) -> Product:
+async def get_product(product_id: str, request: Request) -> Product:
+    stubs = upstreams(request)
     product = await stubs.products.GetProduct(product_pb2.GetProductRequest(id=product_id))
     return Product.from_proto(product)
 
@@ -92,8 +94,9 @@ async def get_product(product_id: str, stubs: Stubs) -> Product:
     responses=problem_responses(400, 401, 403, 422),
 )
 async def create_product(
-    body: CreateProductRequest, stubs: Stubs, caller: Caller, response: Response
+    body: CreateProductRequest, request: Request, caller: Caller, response: Response
 ) -> Product:
+    stubs = upstreams(request)
     product = await stubs.products.CreateProduct(
         product_pb2.CreateProductRequest(product=body.to_proto())
     )
@@ -107,8 +110,9 @@ async def create_product(
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
 async def update_product(
-    product_id: str, body: UpdateProductRequest, stubs: Stubs, caller: Caller
+    product_id: str, body: UpdateProductRequest, request: Request, caller: Caller
 ) -> Product:
+    stubs = upstreams(request)
     message, paths = body.to_proto(product_id)
     product = await stubs.products.UpdateProduct(
         product_pb2.UpdateProductRequest(
@@ -126,6 +130,7 @@ async def update_product(
     "it, flagged `archived`, for the orders that refer to it.",
     responses=problem_responses(401, 403, 404),
 )
-async def delete_product(product_id: str, stubs: Stubs, caller: Caller) -> Response:
+async def delete_product(product_id: str, request: Request, caller: Caller) -> Response:
+    stubs = upstreams(request)
     await stubs.products.DeleteProduct(product_pb2.DeleteProductRequest(id=product_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

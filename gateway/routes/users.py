@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from google.protobuf import field_mask_pb2
 
 from ecommerce.user.v1 import user_pb2
-from gateway.deps import Admin, Caller, Stubs
+from gateway.deps import Admin, Caller, upstreams
 from gateway.schemas.common import problem_responses
 from gateway.schemas.users import (
     ROLE_VALUES,
@@ -32,14 +32,16 @@ def _mask(fields: set[str]) -> field_mask_pb2.FieldMask:
 
 
 @router.get("/v1/users/me", summary="Your profile", responses=problem_responses(401))
-async def get_me(stubs: Stubs, caller: Caller) -> User:
+async def get_me(request: Request, caller: Caller) -> User:
+    stubs = upstreams(request)
     return User.from_proto(await stubs.users.GetCurrentUser(user_pb2.GetCurrentUserRequest()))
 
 
 @router.patch(
     "/v1/users/me", summary="Change your name", responses=problem_responses(400, 401, 422)
 )
-async def update_me(body: UpdateMeRequest, stubs: Stubs, caller: Caller) -> User:
+async def update_me(body: UpdateMeRequest, request: Request, caller: Caller) -> User:
+    stubs = upstreams(request)
     fields = body.model_dump(exclude_unset=True, exclude_none=True)
     user = await stubs.users.UpdateCurrentUser(
         user_pb2.UpdateCurrentUserRequest(
@@ -55,7 +57,10 @@ async def update_me(body: UpdateMeRequest, stubs: Stubs, caller: Caller) -> User
     summary="Change your password (signs out every other session)",
     responses=problem_responses(400, 401, 422),
 )
-async def change_password(body: ChangePasswordRequest, stubs: Stubs, caller: Caller) -> Response:
+async def change_password(
+    body: ChangePasswordRequest, request: Request, caller: Caller
+) -> Response:
+    stubs = upstreams(request)
     await stubs.users.ChangePassword(
         user_pb2.ChangePasswordRequest(
             current_password=body.current_password, new_password=body.new_password
@@ -66,8 +71,9 @@ async def change_password(body: ChangePasswordRequest, stubs: Stubs, caller: Cal
 
 @router.get("/v1/users", summary="List users (admin)", responses=problem_responses(400, 401, 403))
 async def list_users(
-    stubs: Stubs, admin: Admin, page_size: PageSize = 0, page_token: PageToken = ""
+    request: Request, admin: Admin, page_size: PageSize = 0, page_token: PageToken = ""
 ) -> UserList:
+    stubs = upstreams(request)
     response = await stubs.users.ListUsers(
         user_pb2.ListUsersRequest(page_size=page_size, page_token=page_token)
     )
@@ -82,7 +88,8 @@ async def list_users(
     summary="A user's profile (admin, or yourself)",
     responses=problem_responses(401, 403, 404),
 )
-async def get_user(user_id: str, stubs: Stubs, caller: Caller) -> User:
+async def get_user(user_id: str, request: Request, caller: Caller) -> User:
+    stubs = upstreams(request)
     return User.from_proto(await stubs.users.GetUser(user_pb2.GetUserRequest(id=user_id)))
 
 
@@ -91,7 +98,10 @@ async def get_user(user_id: str, stubs: Stubs, caller: Caller) -> User:
     summary="Change a user's role, name or status (admin)",
     responses=problem_responses(400, 401, 403, 404, 422),
 )
-async def update_user(user_id: str, body: UpdateUserRequest, stubs: Stubs, admin: Admin) -> User:
+async def update_user(
+    user_id: str, body: UpdateUserRequest, request: Request, admin: Admin
+) -> User:
+    stubs = upstreams(request)
     fields = body.model_dump(exclude_unset=True, exclude_none=True)
     message = user_pb2.User(id=user_id)
     if "full_name" in fields:
@@ -111,7 +121,8 @@ async def update_user(user_id: str, body: UpdateUserRequest, stubs: Stubs, admin
     summary="Deactivate a user (admin); they can no longer sign in",
     responses=problem_responses(401, 403, 404),
 )
-async def deactivate_user(user_id: str, stubs: Stubs, admin: Admin) -> User:
+async def deactivate_user(user_id: str, request: Request, admin: Admin) -> User:
+    stubs = upstreams(request)
     return User.from_proto(
         await stubs.users.DeactivateUser(user_pb2.DeactivateUserRequest(id=user_id))
     )
