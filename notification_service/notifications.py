@@ -25,7 +25,7 @@ from meshkit.outbox import Outbox
 from meshkit.pagination import PageTokenCodec, page_size
 from meshkit.protobuf import timestamp
 from notification_service.emails import SUBJECTS, EmailRenderer
-from notification_service.mailer import SmtpMailer
+from notification_service.mailer import MailConnection, SmtpMailer
 from notification_service.models import Notification, NotificationStatus
 
 logger = logging.getLogger(__name__)
@@ -139,14 +139,18 @@ class Notifications:
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             due = (await session.scalars(query)).all()
-            for notification in due:
-                await self._attempt(session, notification)
+            if due:
+                async with self.mailer.connection() as connection:
+                    for notification in due:
+                        await self._attempt(session, notification, connection)
         return len(due)
 
-    async def _attempt(self, session: AsyncSession, notification: Notification) -> None:
+    async def _attempt(
+        self, session: AsyncSession, notification: Notification, connection: MailConnection
+    ) -> None:
         notification.attempts += 1
         try:
-            await self.mailer.send(
+            await connection.send(
                 notification.recipient,
                 notification.subject,
                 notification.body_text,

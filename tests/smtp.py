@@ -13,6 +13,9 @@ from aiosmtpd.controller import Controller
 
 from tests.support import free_port
 
+# Recipients the server refuses, as a relay refuses an unknown mailbox.
+REFUSED_PREFIX = "refused"
+
 
 @dataclass(frozen=True)
 class ReceivedMail:
@@ -40,7 +43,16 @@ class SmtpServer:
         self.port = port or free_port()
         self._lock = threading.Lock()
         self._received: list[ReceivedMail] = []
+        self._greetings = 0
         self._controller: Controller | None = None
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        with self._lock:
+            self._greetings += 1
+        return responses
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -58,6 +70,20 @@ class SmtpServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address.startswith(REFUSED_PREFIX):
+            return "550 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    @property
+    def connections(self) -> int:
+        """How many client connections were opened so far (each greets once with EHLO)."""
+        with self._lock:
+            return self._greetings
 
     def received(self, to: str | None = None) -> list[ReceivedMail]:
         with self._lock:

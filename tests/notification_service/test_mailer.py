@@ -1,0 +1,62 @@
+"""The mailer sends a pass's emails over one SMTP connection, and survives losing it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import aiosmtplib
+import pytest
+
+from notification_service.mailer import SmtpMailer
+from notification_service.settings import NotificationSettings
+from tests.smtp import REFUSED_PREFIX, SmtpServer
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+def _mailer(smtp: SmtpServer) -> SmtpMailer:
+    settings = NotificationSettings(_env_file=None, SMTP_PORT=smtp.port)  # type: ignore[call-arg]
+    return SmtpMailer(settings)
+
+
+async def test_emails_of_one_pass_share_one_connection(smtp: SmtpServer) -> None:
+    async with _mailer(smtp).connection() as connection:
+        for index in range(3):
+            await connection.send(f"c{index}@example.com", f"Order {index}", "text", "<p>html</p>")
+    assert [mail.subject for mail in smtp.received()] == ["Order 0", "Order 1", "Order 2"]
+    assert smtp.received("c1@example.com")[0].html().strip() == "<p>html</p>"
+    assert smtp.connections == 1
+
+
+async def test_a_refused_recipient_fails_alone(smtp: SmtpServer) -> None:
+    async with _mailer(smtp).connection() as connection:
+        with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
+            await connection.send(f"{REFUSED_PREFIX}@example.com", "Lost", "text", "html")
+        await connection.send("kept@example.com", "Kept", "text", "html")
+    assert [mail.subject for mail in smtp.received()] == ["Kept"]
+    assert smtp.connections == 1
+
+
+async def test_a_dropped_connection_fails_one_email_and_the_next_reconnects(
+    smtp: SmtpServer,
+) -> None:
+    async with _mailer(smtp).connection() as connection:
+        await connection.send("first@example.com", "First", "text", "html")
+        smtp.stop()  # an outage: the relay goes away with the connection
+        with pytest.raises(aiosmtplib.SMTPServerDisconnected):
+            await connection.send("second@example.com", "Second", "text", "html")
+        smtp.start()
+        await connection.send("third@example.com", "Third", "text", "html")
+    assert [mail.subject for mail in smtp.received()] == ["First", "Third"]
+    assert smtp.connections == 2
+
+
+async def test_nothing_sent_opens_no_connection(smtp: SmtpServer) -> None:
+    async with _mailer(smtp).connection():
+        pass
+    assert smtp.connections == 0
