@@ -139,10 +139,10 @@ class Notifications:
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             due = (await session.scalars(query)).all()
-            if due:
-                async with self.mailer.connection() as connection:
-                    for notification in due:
-                        await self._attempt(session, notification, connection)
+            # Opened by the first send only: an empty pass touches no relay.
+            async with self.mailer.connection() as connection:
+                for notification in due:
+                    await self._attempt(session, notification, connection)
         return len(due)
 
     async def _attempt(
