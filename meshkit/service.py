@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
+import os
+import random
 import signal
 import subprocess
 import sys
@@ -12,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapp
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -77,7 +80,7 @@ async def running_service(
             verifier=app.verifier,
             public_methods=app.public_methods,
         )
-        jobs = [asyncio.create_task(_run_job(job)) for job in app.background]
+        jobs = [asyncio.create_task(supervise(job)) for job in app.background]
         try:
             yield server
         finally:
@@ -87,14 +90,78 @@ async def running_service(
             await asyncio.gather(*jobs, return_exceptions=True)
 
 
-async def _run_job(job: BackgroundJob) -> None:
-    try:
-        await job()
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        logger.exception("background job %s failed", getattr(job, "__qualname__", job))
-        raise
+def _job_name(job: BackgroundJob) -> str:
+    return str(getattr(job, "__qualname__", job))
+
+
+async def supervise(
+    job: BackgroundJob,
+    *,
+    initial_backoff: float = 0.1,
+    max_backoff: float = 5.0,
+    healthy_after: float = 60.0,
+) -> None:
+    """Run a background job for the life of the process: one that fails restarts after a
+    backoff, so a broker that drops the connection while a consumer opens its channel does not
+    leave the service up but deaf. A job that ran `healthy_after` seconds starts its backoff
+    over; one that returns is done."""
+    loop = asyncio.get_running_loop()
+    failures = 0
+    while True:
+        started = loop.time()
+        try:
+            await job()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            failures = 1 if loop.time() - started >= healthy_after else failures + 1
+            delay = min(max_backoff, initial_backoff * 2 ** (failures - 1))
+            delay *= random.uniform(0.5, 1)  # replicas that failed together retry apart
+            logger.exception(
+                "background job %s failed; restarting in %.2fs",
+                _job_name(job),
+                delay,
+                extra={"attempt": failures},
+            )
+            await asyncio.sleep(delay)
+
+
+def _arm_shutdown_watchdog(deadline: float) -> asyncio.TimerHandle:
+    """End the process if shutting down takes longer than `deadline` seconds.
+
+    A process that hangs on SIGTERM holds its port and its broker connection until something
+    kills it. Past the deadline, the stacks of the tasks still running are logged (what is
+    stuck) and the process exits with status 1. If the event loop itself is blocked, that
+    callback never runs: faulthandler then dumps every thread's stack and exits a little later.
+    """
+    faulthandler.dump_traceback_later(deadline + 2, exit=True)
+    return asyncio.get_running_loop().call_later(deadline, _abandon_shutdown, deadline)
+
+
+def _abandon_shutdown(deadline: float) -> None:
+    stuck = [task for task in asyncio.all_tasks() if not task.done()]
+    logger.error(
+        "shutdown did not finish in %.0fs; exiting with %d task(s) still running",
+        deadline,
+        len(stuck),
+        extra={"tasks": [_describe(task) for task in stuck]},
+    )
+    logging.shutdown()
+    os._exit(1)
+
+
+def _describe(task: asyncio.Task[object]) -> str:
+    """The task's name and its chain of awaits, outermost first, down to where it waits."""
+    where: list[str] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None and len(where) < 12:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            break
+        where.append(f"{frame.f_code.co_qualname}:{frame.f_lineno}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return f"{task.get_name()}: {' -> '.join(where) or 'finished'}"
 
 
 async def serve_until_signalled(
@@ -111,6 +178,8 @@ async def serve_until_signalled(
         prepare_collector_for_serving()
         await stop.wait()
         logger.info("%s shutting down", settings.service_name)
+        watchdog = _arm_shutdown_watchdog(settings.shutdown_deadline_seconds)
+    watchdog.cancel()  # faulthandler's stays armed until the event loop is closed too
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -145,6 +214,7 @@ def run(definition: ServiceDefinition[SettingsT], argv: Sequence[str] | None = N
         settings = settings.model_copy(update={"migrate_on_start": False})
     with suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve_until_signalled(definition, settings))
+    faulthandler.cancel_dump_traceback_later()
 
 
 def _migrate(definition: ServiceDefinition[SettingsT], settings: SettingsT) -> None:

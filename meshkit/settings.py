@@ -61,6 +61,10 @@ class CommonSettings(BaseSettings):
     rpc_timeout_seconds: float = Field(5.0, gt=0, validation_alias="RPC_TIMEOUT_SECONDS")
     # After health turns NOT_SERVING, in-flight calls get this long to finish.
     shutdown_grace_seconds: float = Field(5.0, ge=0, validation_alias="SHUTDOWN_GRACE_SECONDS")
+    # A service still shutting down this long after SIGTERM logs what is stuck and exits 1.
+    shutdown_deadline_seconds: float = Field(
+        15.0, gt=0, validation_alias="SHUTDOWN_DEADLINE_SECONDS"
+    )
     user_service_addr: str = Field("127.0.0.1:50052", validation_alias="USER_SERVICE_ADDR")
     product_service_addr: str = Field("127.0.0.1:50051", validation_alias="PRODUCT_SERVICE_ADDR")
     order_service_addr: str = Field("127.0.0.1:50053", validation_alias="ORDER_SERVICE_ADDR")
@@ -76,6 +80,15 @@ class CommonSettings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @model_validator(mode="after")
+    def _deadline_after_grace(self) -> CommonSettings:
+        if self.shutdown_deadline_seconds <= self.shutdown_grace_seconds:
+            raise ValueError(
+                "SHUTDOWN_DEADLINE_SECONDS must exceed SHUTDOWN_GRACE_SECONDS: closing "
+                "connections takes time after the grace for in-flight calls"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> CommonSettings:

@@ -268,4 +268,9 @@ class OrderProcess:
     async def stop(self) -> None:
         if self.process is not None and self.process.returncode is None:
             self.process.terminate()
-            await asyncio.wait_for(self.process.wait(), 20)
+            try:
+                # The service's own shutdown deadline (15 s) ends it before this one.
+                await asyncio.wait_for(self.process.wait(), 20)
+            except TimeoutError:
+                await self.kill()  # not left running into the next tests
+                raise

@@ -62,6 +62,16 @@ def test_every_bad_variable_is_reported_at_once(monkeypatch: pytest.MonkeyPatch)
     assert "RPC_TIMEOUT_SECONDS" in names
 
 
+def test_a_shutdown_deadline_within_the_grace_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHUTDOWN_GRACE_SECONDS", "10")
+    monkeypatch.setenv("SHUTDOWN_DEADLINE_SECONDS", "10")
+    with pytest.raises(ConfigurationError) as raised:
+        load()
+    assert "SHUTDOWN_DEADLINE_SECONDS must exceed SHUTDOWN_GRACE_SECONDS" in str(raised.value.code)
+    monkeypatch.setenv("SHUTDOWN_DEADLINE_SECONDS", "12")
+    assert load().shutdown_deadline_seconds == 12
+
+
 def test_service_specific_variable_wins_over_generic(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://generic/db")
     assert load().database_url == "postgresql+asyncpg://generic/db"
