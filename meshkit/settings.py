@@ -119,7 +119,7 @@ class ServiceSettings(CommonSettings):
     database_url: str = ""
     migrate_on_start: bool = Field(True, validation_alias="MIGRATE_ON_START")
     # Connections per process: the pool, plus as many again under bursts, plus half as many
-    # for hot reads on the driver's own pool where a service has them (the order service).
+    # for hot reads on the driver's own pool where a service has them (order and user services).
     # Mind the server's max_connections across every replica of every service sharing it.
     db_pool_size: int = Field(10, ge=1, le=100, validation_alias="DB_POOL_SIZE")
     # Where /metrics is served for Prometheus; 0 turns it off.

@@ -27,6 +27,7 @@ from meshkit.ids import new_id
 from meshkit.pagination import PageTokenCodec, page_size
 from user_service.models import RefreshToken, User
 from user_service.passwords import PasswordHasher, password_violations
+from user_service.reads import UserRecord, load_user
 from user_service.repository import RefreshTokenRepository, UserRepository
 from user_service.tokens import AccessTokens, IssuedToken, hash_refresh_token, new_refresh_token
 
@@ -199,7 +200,7 @@ class Accounts:
 
     # --- the caller's own account ----------------------------------------------------
 
-    async def current_user(self) -> User:
+    async def current_user(self) -> User | UserRecord:
         principal = require_user()
         return await self._get(principal.subject)
 
@@ -241,7 +242,7 @@ class Accounts:
         )
         return users[:limit], next_token
 
-    async def get_user(self, user_id: str) -> User:
+    async def get_user(self, user_id: str) -> User | UserRecord:
         principal = require_principal()
         if not principal.is_privileged and principal.subject != user_id:
             raise PermissionDenied("Only admins see other users' profiles.")
@@ -262,8 +263,7 @@ class Accounts:
         principal = require_principal()
         if not principal.is_privileged and principal.subject != user_id:
             raise PermissionDenied("Only services and admins ask about other users.")
-        async with self.db.session() as session:
-            user = await UserRepository(session).get(user_id)
+        user = await load_user(self.db, user_id)
         return bool(user and user.active)
 
     async def ensure_admin(self, email: str, password: str) -> User:
@@ -286,9 +286,8 @@ class Accounts:
 
     # --- helpers ---------------------------------------------------------------------
 
-    async def _get(self, user_id: str) -> User:
-        async with self.db.session() as session:
-            user = await UserRepository(session).get(user_id)
+    async def _get(self, user_id: str) -> User | UserRecord:
+        user = await load_user(self.db, user_id)
         if user is None:
             raise NotFound(f"No user has id {user_id!r}.")
         return user

@@ -10,6 +10,7 @@ from meshkit.protobuf import mask_paths, timestamp
 from user_service.accounts import Accounts, TokenPair, UserChanges
 from user_service.keys import KeyRing
 from user_service.models import User
+from user_service.reads import UserRecord
 
 Context = Any  # grpc.aio.ServicerContext; unused by these thin adapters
 
@@ -32,7 +33,7 @@ PUBLIC_METHODS = frozenset(
 )
 
 
-def user_message(user: User) -> user_pb2.User:
+def user_message(user: User | UserRecord) -> user_pb2.User:
     return user_pb2.User(
         id=user.id,
         email=user.email,

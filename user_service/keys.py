@@ -13,6 +13,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,14 @@ class SigningKey:
     kid: str
     private_key: rsa.RSAPrivateKey
 
+    @cached_property
+    def public_key(self) -> rsa.RSAPublicKey:
+        """Derived once: every token check of the user service verifies with it."""
+        return self.private_key.public_key()
+
     @property
     def public_jwk(self) -> dict[str, Any]:
-        jwk: dict[str, Any] = json.loads(
-            jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key())
-        )
+        jwk: dict[str, Any] = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.public_key))
         # Only the members a verifier needs; pyjwt adds key_ops, which JWKS consumers ignore.
         return {
             "kty": jwk["kty"],

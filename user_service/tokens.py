@@ -11,7 +11,7 @@ from typing import Any
 
 import jwt
 
-from meshkit.auth import decode_claims, principal_from_claims
+from meshkit.auth import VerifiedTokenCache, decode_claims, principal_from_claims
 from meshkit.context import Principal
 from meshkit.errors import Unauthenticated
 from user_service.keys import ALGORITHM, KeyRing
@@ -31,6 +31,9 @@ class AccessTokens:
         self.issuer = issuer
         self.audience = audience
         self.ttl = ttl_seconds
+        # The same token comes back on every call a request makes here (the order service's
+        # IsUserActive, the notification service's GetUser): verified once, looked up after.
+        self._verified = VerifiedTokenCache()
 
     def issue(self, subject: str, role: str, *, ttl_seconds: int | None = None) -> IssuedToken:
         now = int(time.time())
@@ -51,6 +54,9 @@ class AccessTokens:
 
     async def verify(self, token: str) -> Principal:
         """The user service's own check: same rules as everywhere, keys held locally."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            return cached
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -60,10 +66,10 @@ class AccessTokens:
         key = self.keys.keys.get(str(header.get("kid", "")))
         if key is None:
             raise Unauthenticated("The token was signed by an unknown key.")
-        claims = decode_claims(
-            token, key.private_key.public_key(), issuer=self.issuer, audience=self.audience
-        )
-        return principal_from_claims(token, claims)
+        claims = decode_claims(token, key.public_key, issuer=self.issuer, audience=self.audience)
+        principal = principal_from_claims(token, claims)
+        self._verified.put(token, principal, float(claims["exp"]))
+        return principal
 
 
 def new_refresh_token() -> str:

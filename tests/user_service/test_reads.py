@@ -1,0 +1,54 @@
+"""The driver-level user read gives what the ORM gives, on PostgreSQL and on SQLite."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from meshkit.db import Database
+from meshkit.ids import new_id
+from tests.conftest import DatabaseFactory
+from user_service.grpc_api import user_message
+from user_service.models import User, metadata
+from user_service.reads import load_user
+from user_service.repository import UserRepository
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def database(database_on_each_backend: DatabaseFactory) -> Database:
+    return await database_on_each_backend(metadata)
+
+
+@pytest.mark.parametrize(("role", "active"), [("customer", True), ("seller", False)])
+async def test_the_fast_read_equals_the_orm_read(
+    database: Database, role: str, active: bool
+) -> None:
+    created = datetime(2026, 11, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    user = User(
+        id=new_id(),
+        email=f"{new_id()}@example.com",
+        full_name="Ada Lovelace",
+        password_hash="$argon2id$not-a-real-hash",
+        role=role,
+        active=active,
+        created_at=created,
+        updated_at=created + timedelta(minutes=5),
+    )
+    async with database.transaction() as session:
+        session.add(user)
+
+    loaded = await load_user(database, user.id)
+    async with database.session() as session:
+        through_orm = await UserRepository(session).get(user.id)
+
+    assert loaded is not None and through_orm is not None
+    assert user_message(loaded) == user_message(through_orm)
+    assert (loaded.active, loaded.password_hash) == (active, user.password_hash)
+    assert loaded.updated_at == user.updated_at and loaded.updated_at.tzinfo is not None
+
+
+async def test_an_unknown_user_is_none(database: Database) -> None:
+    assert await load_user(database, new_id()) is None
