@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -34,17 +36,35 @@ NOTIFIED_EVENTS = tuple(SUBJECTS)
 
 
 class Recipients:
-    """Who a user is, asked of the user service with this service's own token."""
+    """Who a user is, asked of the user service with this service's own token.
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
+    Answers are kept for `ttl_seconds`: an order makes several emails to one customer within
+    seconds, and each lookup cost a call that was the user service's busiest. A name changed
+    meanwhile shows in emails after at most that long.
+    """
+
+    def __init__(
+        self, channel: grpc.aio.Channel, *, ttl_seconds: float = 60.0, max_size: int = 10_000
+    ) -> None:
         self.stub = user_pb2_grpc.UserServiceStub(channel)
+        self.ttl = ttl_seconds
+        self.max_size = max_size
+        self._known: OrderedDict[str, tuple[float, str, str]] = OrderedDict()
 
     async def lookup(self, user_id: str) -> tuple[str, str]:
+        known = self._known.get(user_id)
+        if known is not None and time.monotonic() < known[0]:
+            self._known.move_to_end(user_id)
+            return known[1], known[2]
         try:
             user = await self.stub.GetUser(user_pb2.GetUserRequest(id=user_id))
         except grpc.aio.AioRpcError as error:
             # Raised to the consumer: the message is retried later, not dropped.
             raise Unavailable(f"cannot look up user {user_id}: {error.code().name}") from error
+        self._known[user_id] = (time.monotonic() + self.ttl, user.email, user.full_name)
+        self._known.move_to_end(user_id)
+        while len(self._known) > self.max_size:
+            self._known.popitem(last=False)
         return user.email, user.full_name
 
 

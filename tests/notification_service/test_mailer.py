@@ -60,3 +60,23 @@ async def test_nothing_sent_opens_no_connection(smtp: SmtpServer) -> None:
     async with _mailer(smtp).connection():
         pass
     assert smtp.connections == 0
+
+
+async def test_non_ascii_subject_sender_and_bodies_arrive_intact(smtp: SmtpServer) -> None:
+    settings = NotificationSettings(  # type: ignore[call-arg]
+        _env_file=None, SMTP_PORT=smtp.port, MAIL_FROM="Boutique Élodie <shop@example.com>"
+    )
+    async with SmtpMailer(settings).connection() as connection:
+        await connection.send(
+            "zoe@example.com",
+            "Commande confirmée — 19,99 €",
+            "Bonjour Zoë,\nvotre commande est confirmée.",
+            "<p>Bonjour Zoë,</p>",
+        )
+    [mail] = smtp.received("zoe@example.com")
+    assert mail.subject == "Commande confirmée — 19,99 €"
+    assert mail.message["From"].addresses[0].display_name == "Boutique Élodie"
+    assert mail.message["From"].addresses[0].addr_spec == "shop@example.com"
+    assert mail.text().strip() == "Bonjour Zoë,\nvotre commande est confirmée."
+    assert mail.html().strip() == "<p>Bonjour Zoë,</p>"
+    assert mail.message["Date"] is not None and mail.message["Message-ID"] is not None
