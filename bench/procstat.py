@@ -11,14 +11,16 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    """A memory figure of /proc/<pid>/status in MB of 10^6 bytes (0 when the process is gone):
-    VmRSS, all resident memory; RssAnon, the process's own (heap, not shared libraries)."""
+    """A memory figure of the process in MB of 10^6 bytes (0 when the process is gone):
+    VmRSS, all resident memory; RssAnon, the process's own (heap, not shared libraries);
+    Pss, resident memory with each shared page divided among the processes that map it."""
+    source = f"/proc/{pid}/smaps_rollup" if field == "Pss" else f"/proc/{pid}/status"
     try:
-        with open(f"/proc/{pid}/status") as status:
+        with open(source) as status:
             for line in status:
                 if line.startswith(f"{field}:"):
                     return int(line.split()[1]) * 1024 / 1e6
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         pass
     return 0.0
 

@@ -138,13 +138,16 @@ def _shopper_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
 def _memory_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
     idle, after = result.get("idle", {}), result.get("after", {})
     idle_own, after_own = result.get("idle_anonymous", {}), result.get("after_anonymous", {})
+    idle_pss, after_pss = result.get("idle_proportional", {}), result.get("after_proportional", {})
     for name in idle or after:
         yield {
             "id": f"7:{name}",
             "scenario": f"7 RSS {name}",
             "notes": (
-                f"idle {_num(idle.get(name))} MB ({_num(idle_own.get(name))} MB its own), "
-                f"after the load {_num(after.get(name))} MB ({_num(after_own.get(name))} MB)"
+                f"idle {_num(idle.get(name))} MB ({_num(idle_own.get(name))} MB its own, "
+                f"{_num(idle_pss.get(name))} MB proportional), after the load "
+                f"{_num(after.get(name))} MB ({_num(after_own.get(name))} MB, "
+                f"{_num(after_pss.get(name))} MB)"
             ),
         }
 

@@ -106,6 +106,7 @@ async def run_bench(
             results[MEMORY] = {
                 "idle": scenarios.memory(stack),
                 "idle_anonymous": scenarios.memory(stack, "RssAnon"),
+                "idle_proportional": scenarios.memory(stack, "Pss"),
             }
         for key in plan:
             definition = BASELINES.get(key) or SCENARIOS[key]
@@ -127,6 +128,7 @@ async def run_bench(
         if MEMORY in selected:
             results[MEMORY]["after"] = scenarios.memory(stack)
             results[MEMORY]["after_anonymous"] = scenarios.memory(stack, "RssAnon")
+            results[MEMORY]["after_proportional"] = scenarios.memory(stack, "Pss")
         meta["emails_sent"] = stack.mail.received
         _say("stopping the mesh", began)
     if py_spy_dir is not None:

@@ -69,6 +69,9 @@ async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> 
     memory = results["7"]
     assert set(memory["idle"]) == set(memory["after"]) and len(memory["idle"]) == 6
     assert all(mb > 0 for mb in [*memory["idle"].values(), *memory["after"].values()])
+    # Shared pages divided among the processes that map them: never more than the RSS.
+    for name, pss in memory["idle_proportional"].items():
+        assert 0 < pss <= memory["idle"][name], (name, pss)
 
     # Every target is judged, and the report renders and is written.
     assert {check.row for check in report.checks} >= {"1", "3", "4", "5@0", "5", "6"}
