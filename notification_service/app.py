@@ -54,6 +54,7 @@ async def build(settings: NotificationSettings, stack: AsyncExitStack) -> Servic
         retry_max_seconds=settings.mail_retry_max_seconds,
         max_attempts=settings.mail_max_attempts,
         poll_seconds=settings.mail_poll_seconds,
+        keepalive_seconds=settings.smtp_keepalive_seconds,
     )
     return ServiceApp(
         services=[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
@@ -52,12 +53,14 @@ class SmtpMailer:
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[MailConnection]:
-        """One SMTP connection for several emails: opened by the first send, closed on exit.
+        """One SMTP connection for many emails: opened by the first send, closed on exit.
 
         A connection (TCP, greeting, EHLO, maybe TLS and a login) per email cost more than the
         email itself, and relays throttle clients that open many.
         """
-        connection = MailConnection(self)
+        connection = MailConnection(
+            self, check_after_seconds=self.settings.smtp_check_after_seconds
+        )
         try:
             yield connection
         finally:
@@ -71,26 +74,48 @@ def _encoded_address(mailbox: str) -> str:
 
 
 class MailConnection:
-    """Sends over one SMTP connection, reconnecting once the relay has dropped it."""
+    """Sends over one SMTP connection, reconnecting once the relay has dropped it.
 
-    def __init__(self, mailer: SmtpMailer) -> None:
+    A connection that sat idle is checked with a NOOP before its next email: a relay closes
+    idle clients on its own schedule, and an email must not fail for that.
+    """
+
+    def __init__(self, mailer: SmtpMailer, *, check_after_seconds: float = 1.0) -> None:
         self.mailer = mailer
+        self.check_after = check_after_seconds
         self._client: aiosmtplib.SMTP | None = None
+        self._last_used = 0.0
+
+    @property
+    def idle_seconds(self) -> float:
+        return time.monotonic() - self._last_used if self._client is not None else 0.0
 
     async def send(self, recipient: str, subject: str, text: str, html: str) -> None:
         message = self.mailer.message(recipient, subject, text, html)
-        if self._client is None or not self._client.is_connected:
-            self._client = self.mailer.client()
-            await self._client.connect()
+        client = await self._open_client()
         try:
-            await self._client.send_message(message)
+            await client.send_message(message)
+            self._last_used = time.monotonic()
         except OSError:
             # Dropped, timed out, refused (aiosmtplib's connection errors are OSErrors): the
             # next email starts afresh. A refused message (a 5xx or 4xx
             # answer) leaves the connection usable: aiosmtplib has reset the envelope.
-            self._client.close()
+            client.close()
             self._client = None
             raise
+
+    async def _open_client(self) -> aiosmtplib.SMTP:
+        client = self._client
+        if client is not None and client.is_connected and self.idle_seconds >= self.check_after:
+            try:
+                await client.noop()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+        if client is None or not client.is_connected:
+            client = self._client = self.mailer.client()
+            await client.connect()
+            self._last_used = time.monotonic()
+        return client
 
     async def close(self) -> None:
         client, self._client = self._client, None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -82,6 +81,7 @@ class Notifications:
         retry_max_seconds: float = 300.0,
         max_attempts: int = 12,
         poll_seconds: float = 1.0,
+        keepalive_seconds: float = 10.0,
         batch_size: int = 20,
     ) -> None:
         self.db = database
@@ -94,6 +94,7 @@ class Notifications:
         self.retry_max = retry_max_seconds
         self.max_attempts = max_attempts
         self.poll_seconds = poll_seconds
+        self.keepalive_seconds = keepalive_seconds
         self.batch_size = batch_size
         self.due = asyncio.Event()
 
@@ -129,22 +130,30 @@ class Notifications:
     # --- delivery ---------------------------------------------------------------------
 
     async def run_mailer(self) -> None:
-        """Send due notifications until cancelled; failures wait with backoff, then retry."""
-        while True:
-            self.due.clear()  # before looking: a notification saved meanwhile wakes the wait
-            try:
-                sent = await self.deliver_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("mailer pass failed")
-                sent = 0
-            if sent == self.batch_size:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.due.wait(), self.poll_seconds)
+        """Send due notifications until cancelled; failures wait with backoff, then retry.
 
-    async def deliver_due(self) -> int:
+        Passes share one SMTP connection while emails keep coming (one per pass cost a
+        connection per email at a steady trickle); it closes after `keepalive_seconds` idle.
+        """
+        async with self.mailer.connection() as connection:
+            while True:
+                self.due.clear()  # before looking: a notification saved meanwhile wakes the wait
+                try:
+                    sent = await self.deliver_due(connection)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("mailer pass failed")
+                    sent = 0
+                if sent == self.batch_size:
+                    continue
+                try:
+                    await asyncio.wait_for(self.due.wait(), self.poll_seconds)
+                except TimeoutError:
+                    if connection.idle_seconds >= self.keepalive_seconds:
+                        await connection.close()
+
+    async def deliver_due(self, connection: MailConnection) -> int:
         """One pass over due notifications; returns how many were attempted."""
         async with self.db.transaction() as session:
             query = (
@@ -159,10 +168,9 @@ class Notifications:
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             due = (await session.scalars(query)).all()
-            # Opened by the first send only: an empty pass touches no relay.
-            async with self.mailer.connection() as connection:
-                for notification in due:
-                    await self._attempt(session, notification, connection)
+            # The connection opens at the first send only: an empty pass touches no relay.
+            for notification in due:
+                await self._attempt(session, notification, connection)
         return len(due)
 
     async def _attempt(

@@ -29,4 +29,8 @@ class NotificationSettings(ServiceSettings):
     mail_retry_base_seconds: float = Field(1.0, gt=0, validation_alias="MAIL_RETRY_BASE_SECONDS")
     mail_retry_max_seconds: float = Field(300.0, gt=0, validation_alias="MAIL_RETRY_MAX_SECONDS")
     mail_max_attempts: int = Field(12, ge=1, validation_alias="MAIL_MAX_ATTEMPTS")
+    # The mailer keeps its SMTP connection between emails: checked with a NOOP after this long
+    # idle, closed after SMTP_KEEPALIVE_SECONDS with nothing to send.
+    smtp_check_after_seconds: float = Field(1.0, ge=0, validation_alias="SMTP_CHECK_AFTER_SECONDS")
+    smtp_keepalive_seconds: float = Field(10.0, ge=0, validation_alias="SMTP_KEEPALIVE_SECONDS")
     mail_poll_seconds: float = Field(1.0, gt=0, validation_alias="MAIL_POLL_SECONDS")

@@ -80,3 +80,42 @@ async def test_non_ascii_subject_sender_and_bodies_arrive_intact(smtp: SmtpServe
     assert mail.text().strip() == "Bonjour Zoë,\nvotre commande est confirmée."
     assert mail.html().strip() == "<p>Bonjour Zoë,</p>"
     assert mail.message["Date"] is not None and mail.message["Message-ID"] is not None
+
+
+def _mailer_checking_every_idle_moment(smtp: SmtpServer) -> SmtpMailer:
+    settings = NotificationSettings(  # type: ignore[call-arg]
+        _env_file=None, SMTP_PORT=smtp.port, SMTP_CHECK_AFTER_SECONDS=0
+    )
+    return SmtpMailer(settings)
+
+
+async def test_a_connection_outlives_its_pass_and_is_checked_before_reuse(
+    smtp: SmtpServer,
+) -> None:
+    async with _mailer_checking_every_idle_moment(smtp).connection() as connection:
+        await connection.send("a@example.com", "A", "text", "html")
+        assert connection.idle_seconds >= 0
+        await connection.send("b@example.com", "B", "text", "html")  # after a NOOP
+    assert [mail.subject for mail in smtp.received()] == ["A", "B"]
+    assert smtp.connections == 1
+
+
+async def test_a_connection_the_relay_dropped_while_idle_is_replaced_without_a_failure(
+    smtp: SmtpServer,
+) -> None:
+    async with _mailer_checking_every_idle_moment(smtp).connection() as connection:
+        await connection.send("a@example.com", "A", "text", "html")
+        smtp.stop()  # the relay restarts while the connection sits idle
+        smtp.start()
+        await connection.send("b@example.com", "B", "text", "html")
+    assert [mail.subject for mail in smtp.received()] == ["A", "B"]
+    assert smtp.connections == 2
+
+
+async def test_a_closed_idle_connection_reopens_for_the_next_email(smtp: SmtpServer) -> None:
+    async with _mailer(smtp).connection() as connection:
+        await connection.send("a@example.com", "A", "text", "html")
+        await connection.close()  # what the mailer does after its keep-alive
+        assert connection.idle_seconds == 0
+        await connection.send("b@example.com", "B", "text", "html")
+    assert smtp.connections == 2
