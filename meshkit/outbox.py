@@ -25,6 +25,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    RowMapping,
     String,
     Table,
     Text,
@@ -169,51 +170,64 @@ class OutboxRelay:
         """Publish one batch; returns how many rows were sent."""
         exchange = await self._exchange_for_publishing()
         async with self.db.transaction() as session:
-            query = (
-                select(self.table)
-                .where(self.table.c.sent_at.is_(None))
-                .order_by(self.table.c.id)
-                .limit(self.batch_size)
-            )
-            if not self.db.is_sqlite:
-                # Replicas take disjoint batches instead of waiting on each other's rows.
-                query = query.with_for_update(skip_locked=True)
-            rows = (await session.execute(query)).mappings().all()
-            if not rows:
-                return 0
-            await self._publish_all(exchange, rows)
-            await session.execute(
-                update(self.table)
-                .where(self.table.c.id.in_([row["id"] for row in rows]))
-                .values(sent_at=utcnow(), attempts=self.table.c.attempts + 1)
-            )
+            rows = await self._claim(session)
+            if rows:
+                # A failed publish raises: the transaction rolls back and the rows stay unsent.
+                await self._publish_all(exchange, rows)
         return len(rows)
+
+    async def _claim(self, session: AsyncSession) -> list[RowMapping]:
+        """Mark the oldest unsent rows sent and return them, in one statement.
+
+        The mark only counts if the batch is published: it commits after the confirms, in
+        the same transaction. One UPDATE ... RETURNING instead of a SELECT then an UPDATE: a
+        round trip and a statement fewer per batch, and at a trickle of orders every event
+        is a batch of its own.
+        """
+        unsent = (
+            select(self.table.c.id)
+            .where(self.table.c.sent_at.is_(None))
+            .order_by(self.table.c.id)
+            .limit(self.batch_size)
+        )
+        if not self.db.is_sqlite:
+            # Replicas take disjoint batches instead of waiting on each other's rows.
+            unsent = unsent.with_for_update(skip_locked=True)
+        claim = (
+            update(self.table)
+            .where(self.table.c.id.in_(unsent.scalar_subquery()))
+            .values(sent_at=utcnow(), attempts=self.table.c.attempts + 1)
+            .returning(*self.table.c)
+        )
+        rows = (await session.execute(claim)).mappings().all()
+        # RETURNING gives no order: publish oldest first, as the rows were written.
+        return sorted(rows, key=lambda row: row["id"])
 
     async def _publish_all(
         self,
         exchange: aio_pika.abc.AbstractExchange,
-        rows: Sequence[dict[str, object]] | Sequence[object],
+        rows: Sequence[RowMapping],
     ) -> None:
         # Confirms are awaited together: one round trip per batch, not per message.
         await asyncio.gather(
             *(
                 exchange.publish(
                     aio_pika.Message(
-                        body=row["payload"],  # type: ignore[index]
+                        body=row["payload"],
                         content_type=CONTENT_TYPE,
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        message_id=row["message_id"],  # type: ignore[index]
-                        type=row["event_type"],  # type: ignore[index]
-                        correlation_id=row["correlation_id"] or None,  # type: ignore[index]
-                        timestamp=_as_datetime(row["created_at"]),  # type: ignore[index]
+                        message_id=row["message_id"],
+                        type=row["event_type"],
+                        correlation_id=row["correlation_id"] or None,
+                        timestamp=_as_datetime(row["created_at"]),
                         app_id=self.outbox.source,
                         headers={
-                            **json.loads(row["headers"] or "{}"),  # type: ignore[index]
+                            **json.loads(row["headers"] or "{}"),
                             # AMQP timestamps have whole seconds; timelines need more.
-                            OCCURRED_AT_HEADER: _iso(row["created_at"]),  # type: ignore[index]
+                            OCCURRED_AT_HEADER: _iso(row["created_at"]),
                         },
                     ),
-                    routing_key=row["event_type"],  # type: ignore[index]
+                    routing_key=row["event_type"],
                     mandatory=True,
                 )
                 for row in rows
