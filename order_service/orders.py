@@ -336,19 +336,18 @@ class Orders:
         await self._record_received(session, event.order_id, envelope, "Payment succeeded")
         orders = OrderRepository(session)
         now = utcnow()
-        if await orders.transition(
+        moved = await orders.transition(
             event.order_id, OrderStatus.PENDING, OrderStatus.PAID, paid_at=now, updated_at=now
-        ):
-            order = await orders.get(event.order_id)
-            assert order is not None
+        )
+        if moved is not None:
             await self._emit(
                 session,
                 event.order_id,
                 events_pb2.OrderConfirmed(
                     order_id=event.order_id,
-                    user_id=order.user_id,
+                    user_id=moved.user_id,
                     payment_id=event.payment_id,
-                    total=_money(order.total_minor, order.currency_code),
+                    total=_money(moved.total_minor, moved.currency_code),
                     confirm_time=timestamp(now),
                 ),
                 "Order confirmed: paid",
@@ -372,23 +371,22 @@ class Orders:
         reason = event.failure_reason or event.failure_code or "payment declined"
         await self._record_received(session, event.order_id, envelope, f"Payment failed: {reason}")
         orders = OrderRepository(session)
-        if not await orders.transition(
+        moved = await orders.transition(
             event.order_id,
             OrderStatus.PENDING,
             OrderStatus.CANCELLED,
             cancel_reason=f"payment failed: {reason}"[:500],
             updated_at=utcnow(),
-        ):
+        )
+        if moved is None:
             return  # already moved on: a duplicate, or the owner cancelled first
-        order = await orders.get(event.order_id)
-        assert order is not None
         await self.catalog.release(event.order_id)
         await self._emit(
             session,
             event.order_id,
             events_pb2.OrderCancelled(
                 order_id=event.order_id,
-                user_id=order.user_id,
+                user_id=moved.user_id,
                 reason=f"payment failed: {reason}",
                 cancel_time=timestamp(utcnow()),
             ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -13,6 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from order_service.models import Order, TimelineEvent
+
+
+class Moved(NamedTuple):
+    """An order that a transition moved: what its events need."""
+
+    user_id: str
+    total_minor: int
+    currency_code: str
 
 
 class OrderRepository:
@@ -39,15 +47,21 @@ class OrderRepository:
 
     async def transition(
         self, order_id: str, from_status: str, to_status: str, **values: Any
-    ) -> bool:
-        """Move an order on only from the state expected: a late or repeated event moves nothing."""
+    ) -> Moved | None:
+        """Move an order on only from the state expected: a late or repeated event moves nothing.
+
+        Returns who owns the moved order and its total (what the events it causes carry), or
+        None when it did not move: no second statement to read them back.
+        """
         result = await self.session.execute(
             update(Order)
             .where(Order.id == order_id, Order.status == from_status)
             .values(status=to_status, **values)
+            .returning(Order.user_id, Order.total_minor, Order.currency_code)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        row = result.one_or_none()
+        return Moved(*row) if row is not None else None
 
     async def page(
         self, *, user_id: str | None, status: str | None, before_id: str | None, limit: int
