@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from google.protobuf.message import Message
 from sqlalchemy import Column, MetaData, String, Table
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -90,6 +91,7 @@ class EventConsumer:
         prefetch: int = 64,
         retry_base_seconds: float = 0.2,
         retry_max_seconds: float = 5.0,
+        drain_seconds: float = 5.0,
     ) -> None:
         self.db = database
         self.inbox = inbox
@@ -100,6 +102,9 @@ class EventConsumer:
         self.prefetch = prefetch
         self.retry_base = retry_base_seconds
         self.retry_max = retry_max_seconds
+        self.drain_seconds = drain_seconds
+        # The tasks aio-pika runs `handle` in, one per message being handled.
+        self._in_flight: set[asyncio.Task[object]] = set()
 
     async def run(self) -> None:
         """Consume until cancelled."""
@@ -114,21 +119,51 @@ class EventConsumer:
             finally:
                 if not channel.is_closed:
                     await queue.cancel(tag)
+                await self._drain()
         finally:
             if not channel.is_closed:
                 await channel.close()
 
+    async def _drain(self) -> None:
+        """Let the messages being handled finish, for up to `drain_seconds`: their acks need
+        the channel that closes next. What is still running then is cancelled; its
+        transaction rolls back and the broker delivers the message again."""
+        if not self._in_flight:
+            return
+        _, unfinished = await asyncio.wait(set(self._in_flight), timeout=self.drain_seconds)
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            logger.warning(
+                "%d message(s) still being handled at shutdown; the broker redelivers them",
+                len(unfinished),
+            )
+
     async def handle(self, message: AbstractIncomingMessage) -> None:
         event_type = message.type or message.routing_key or ""
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
         tokens = (
             correlation_id_var.set(message.correlation_id or None),
             request_id_var.set(_header(message, "x-request-id")),
         )
         try:
             await self._handle(message, event_type)
+        except (AMQPError, ChannelInvalidStateError) as exc:
+            # The channel closed under an ack or a nack (a broker restart, say): the message
+            # is delivered again, and the inbox makes the repeat a no-op.
+            logger.warning(
+                "could not settle %s %s: %s; the broker redelivers it",
+                event_type,
+                message.message_id,
+                exc,
+            )
         finally:
             request_id_var.reset(tokens[1])
             correlation_id_var.reset(tokens[0])
+            if task is not None:
+                self._in_flight.discard(task)
 
     async def _handle(self, message: AbstractIncomingMessage, event_type: str) -> None:
         handler = self.handlers.get(event_type)

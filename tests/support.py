@@ -7,9 +7,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import aio_pika
+
 from meshkit.launcher import free_port
 
-__all__ = ["eventually", "free_port"]
+__all__ = ["eventually", "free_port", "queue_counts"]
 
 T = TypeVar("T")
 
@@ -34,3 +36,22 @@ async def eventually(
         if time.monotonic() >= deadline:
             raise AssertionError(f"{message} not met within {timeout}s; last: {last!r}")
         await asyncio.sleep(interval)
+
+
+async def queue_counts(
+    connection: aio_pika.abc.AbstractConnection, name: str
+) -> tuple[int, int] | None:
+    """(messages ready, consumers) of a queue on the broker, or None while it does not exist.
+
+    A channel of its own: a passive declaration of a missing queue closes its channel.
+    """
+    channel = await connection.channel()
+    try:
+        queue = await channel.declare_queue(name, passive=True)
+    except aio_pika.exceptions.ChannelClosed:
+        return None
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+    result = queue.declaration_result
+    return result.message_count or 0, result.consumer_count or 0

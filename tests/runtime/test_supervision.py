@@ -20,7 +20,7 @@ from meshkit.events import CONTENT_TYPE
 from meshkit.inbox import EventConsumer, inbox_table
 from meshkit.service import supervise
 from tests.conftest import AMQP_URL
-from tests.support import eventually, free_port
+from tests.support import eventually, free_port, queue_counts
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,15 +121,8 @@ async def _ready(condition: bool) -> bool:
 
 
 async def _consumed(connection: aio_pika.abc.AbstractConnection, name: str) -> bool:
-    channel = await connection.channel()
-    try:
-        queue = await channel.declare_queue(name, passive=True)
-        return bool(queue.declaration_result.consumer_count)
-    except aio_pika.exceptions.ChannelClosed:
-        return False
-    finally:
-        if not channel.is_closed:
-            await channel.close()
+    counts = await queue_counts(connection, name)
+    return counts is not None and counts[1] > 0
 
 
 async def test_a_service_stuck_in_shutdown_exits_at_its_deadline(tmp_path: Path) -> None:
