@@ -92,11 +92,12 @@ class CpuMeter:
     def stop(self) -> dict[str, float]:
         """Cores used by each process, and by the whole machine under `machine` (the load
         generator, PostgreSQL, RabbitMQ and Redis included)."""
-        assert self._cpu is not None, "start() first"
         elapsed = max(time.monotonic() - self._wall, 1e-9)
-        used = {
-            name: round((family_cpu_seconds(pid) - self._cpu[name]) / elapsed, 2)
-            for name, pid in self.pids.items()
-        }
-        used["machine"] = round((machine_busy_seconds() - self._machine) / elapsed, 2)
+        return {name: round(seconds / elapsed, 2) for name, seconds in self.seconds().items()}
+
+    def seconds(self) -> dict[str, float]:
+        """CPU seconds used by each process, and by the machine, since `start()`."""
+        assert self._cpu is not None, "start() first"
+        used = {name: family_cpu_seconds(pid) - self._cpu[name] for name, pid in self.pids.items()}
+        used["machine"] = machine_busy_seconds() - self._machine
         return used

@@ -106,11 +106,18 @@ def _saga_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
             ),
         }
     best = result["highest_sustained_rate"]
+    per_order = result.get("cpu_ms_per_order") or {}
     yield {
         "id": "5",
         "scenario": "5 saga: highest sustained step",
         "req/s": _num(best, 0) if best is not None else "none",
-        "notes": "orders/s; " + _cores({"server_cpu_cores": result.get("server_cpu_cores")}),
+        "notes": "orders/s; "
+        + _cores({"server_cpu_cores": result.get("server_cpu_cores")})
+        + (
+            "; CPU ms per order: " + ", ".join(f"{k} {v:g}" for k, v in per_order.items())
+            if per_order
+            else ""
+        ),
     }
 
 

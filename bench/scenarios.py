@@ -158,7 +158,15 @@ async def saga(bench: Bench) -> dict[str, Any]:
     meter = CpuMeter(bench.mesh_pids).start()
     run = (await run_child(argv, timeout=longest + 60)).check("saga_load")
     result: dict[str, Any] = json.loads(run.stdout)
+    cpu_seconds = meter.seconds()
     result["server_cpu_cores"] = meter.stop()
+    # What an order costs each process (idle time between phases included, a few percent).
+    placed = sum(phase["placed"] for phase in result["phases"])
+    result["cpu_ms_per_order"] = (
+        {name: round(seconds * 1000 / placed, 1) for name, seconds in cpu_seconds.items()}
+        if placed
+        else {}
+    )
     return result
 
 

@@ -58,6 +58,9 @@ async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> 
         assert phase["post_errors"] == 0, phase
         assert phase["lost"] == 0 and phase["cancelled"] == 0, phase
         assert phase["p99_ms"] is not None
+    # Every order went through the order service: it cannot have cost it nothing.
+    per_order = results["5"]["cpu_ms_per_order"]
+    assert per_order["order_service"] > 0 and per_order["machine"] >= per_order["order_service"]
 
     shoppers = results["6"]
     assert shoppers["requests"] > 0
