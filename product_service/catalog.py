@@ -27,6 +27,7 @@ from product_service.cache import CatalogCache
 from product_service.listing import Cursor, ListingTokens, ProductFilter
 from product_service.messages import product_message
 from product_service.models import Category, Product
+from product_service.reads import load_product
 from product_service.repository import CategoryRepository, ProductRepository
 
 logger = logging.getLogger(__name__)
@@ -402,8 +403,7 @@ class Catalog:
         entry = await self.cache.product(product_id)
         if entry.value is not None:
             return product_pb2.Product.FromString(entry.value)
-        async with self.db.session() as session:
-            product = await ProductRepository(session).get(product_id)
+        product = await load_product(self.db, product_id)
         if product is None:
             raise NotFound(f"No product has id {product_id!r}.")
         message = product_message(product)

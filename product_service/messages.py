@@ -6,6 +6,7 @@ from ecommerce.common.v1 import money_pb2
 from ecommerce.product.v1 import product_pb2
 from meshkit.protobuf import timestamp
 from product_service.models import Category, Product
+from product_service.reads import ProductRecord
 
 
 def category_message(category: Category) -> product_pb2.Category:
@@ -18,7 +19,7 @@ def category_message(category: Category) -> product_pb2.Category:
     )
 
 
-def product_message(product: Product) -> product_pb2.Product:
+def product_message(product: Product | ProductRecord) -> product_pb2.Product:
     return product_pb2.Product(
         id=product.id,
         name=product.name,

@@ -1,0 +1,69 @@
+"""The driver-level product read gives what the ORM gives, on PostgreSQL and on SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from meshkit.db import Database
+from meshkit.ids import new_id
+from meshkit.migrations import upgrade_to_head_async
+from product_service.app import MIGRATIONS
+from product_service.messages import product_message
+from product_service.models import Category, Product
+from product_service.reads import load_product
+from product_service.repository import ProductRepository
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def database(
+    request: pytest.FixtureRequest, postgres_url: str, tmp_path: Path
+) -> AsyncIterator[Database]:
+    """The service's own schema, migrated (on PostgreSQL it needs pg_trgm)."""
+    url = postgres_url if request.param == "postgresql" else f"sqlite+aiosqlite:///{tmp_path}/p.db"
+    await upgrade_to_head_async(MIGRATIONS, url)
+    async with Database(url) as database:
+        yield database
+
+
+@pytest.mark.parametrize(("categorized", "archived"), [(True, False), (False, True)])
+async def test_the_fast_read_equals_the_orm_read(
+    database: Database, categorized: bool, archived: bool
+) -> None:
+    created = datetime(2026, 11, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    category = Category(id=new_id(), name=f"Books {new_id()}")
+    product = Product(
+        id=new_id(),
+        name="Dune",
+        description="Spice, sand and politics.",
+        price_minor=1999,
+        currency_code="EUR",
+        stock=7,
+        category_id=category.id if categorized else None,
+        seller_id=new_id(),
+        archived=archived,
+        created_at=created,
+        updated_at=created + timedelta(minutes=5),
+    )
+    async with database.transaction() as session:
+        session.add(category)
+        await session.flush()
+        session.add(product)
+
+    loaded = await load_product(database, product.id)
+    async with database.session() as session:
+        through_orm = await ProductRepository(session).get(product.id)
+
+    assert loaded is not None and through_orm is not None
+    assert product_message(loaded) == product_message(through_orm)
+    assert (loaded.archived, loaded.category_id) == (archived, product.category_id)
+    assert loaded.updated_at == product.updated_at and loaded.updated_at.tzinfo is not None
+
+
+async def test_an_unknown_product_is_none(database: Database) -> None:
+    assert await load_product(database, new_id()) is None
