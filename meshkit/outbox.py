@@ -74,6 +74,8 @@ class Outbox:
         self.table = table
         self.source = source
         self.pending = asyncio.Event()
+        # Built once, run with parameters: cheaper than a statement built per event.
+        self._insert = table.insert()
 
     async def add(self, session: AsyncSession, body: Message, *, correlation_id: str) -> Envelope:
         envelope = Envelope(
@@ -90,15 +92,16 @@ class Outbox:
             },
         )
         await session.execute(
-            self.table.insert().values(
-                message_id=envelope.message_id,
-                event_type=envelope.event_type,
-                correlation_id=correlation_id,
-                payload=body.SerializeToString(),
-                headers=json.dumps(envelope.headers),
-                created_at=envelope.occurred_at,
-                attempts=0,
-            )
+            self._insert,
+            {
+                "message_id": envelope.message_id,
+                "event_type": envelope.event_type,
+                "correlation_id": correlation_id,
+                "payload": body.SerializeToString(),
+                "headers": json.dumps(envelope.headers),
+                "created_at": envelope.occurred_at,
+                "attempts": 0,
+            },
         )
         # After commit: woken earlier, the relay would find nothing and go back to sleep.
         after_commit(session, self.pending.set)

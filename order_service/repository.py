@@ -77,6 +77,13 @@ class OrderRepository:
         return (await self.session.scalars(query)).all()
 
 
+# Built once, run with parameters (every event of an order records one): SQLite's, PostgreSQL's.
+_RECORD_TIMELINE_EVENT = (
+    sqlite_insert(TimelineEvent).on_conflict_do_nothing(index_elements=["event_id"]),
+    postgresql_insert(TimelineEvent).on_conflict_do_nothing(index_elements=["event_id"]),
+)
+
+
 class TimelineRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -93,18 +100,16 @@ class TimelineRepository:
     ) -> None:
         """Idempotent: the same event recorded twice is one entry."""
         dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
         await self.session.execute(
-            insert(TimelineEvent)
-            .values(
-                event_id=event_id,
-                order_id=order_id,
-                event_type=event_type,
-                source=source,
-                occurred_at=occurred_at,
-                summary=summary[:500],
-            )
-            .on_conflict_do_nothing(index_elements=["event_id"])
+            _RECORD_TIMELINE_EVENT[dialect == "postgresql"],
+            {
+                "event_id": event_id,
+                "order_id": order_id,
+                "event_type": event_type,
+                "source": source,
+                "occurred_at": occurred_at,
+                "summary": summary[:500],
+            },
         )
 
     async def for_order(self, order_id: str) -> Sequence[TimelineEvent]:
