@@ -8,19 +8,13 @@ import signal
 import sys
 from pathlib import Path
 
-import aio_pika
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sqlalchemy import MetaData
 
-from meshkit.amqp import Topology
-from meshkit.db import Database
-from meshkit.events import CONTENT_TYPE
-from meshkit.inbox import EventConsumer, inbox_table
 from meshkit.service import supervise
-from tests.conftest import AMQP_URL
-from tests.support import eventually, free_port, queue_counts
+from tests.runtime.conftest import ConsumerRig
+from tests.support import eventually, free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,70 +52,43 @@ async def test_a_job_that_returns_is_not_restarted() -> None:
 
 
 async def test_a_consumer_whose_queue_cannot_be_declared_consumes_once_it_can(
-    postgres_url: str, amqp_namespace: str
+    consumer_rig: ConsumerRig,
 ) -> None:
     # A real broker refusal: the consumer's queue already exists with other arguments, so
     # declaring it closes the channel with PRECONDITION_FAILED and the job fails at start.
-    topology = Topology(amqp_namespace)
-    metadata = MetaData()
-    inbox = inbox_table(metadata)
+    await consumer_rig.channel.declare_queue(consumer_rig.queue, durable=True)
     handled: list[str] = []
 
     async def record(session: object, body: object, envelope: object) -> None:
         handled.append(getattr(envelope, "message_id", ""))
 
-    async with Database(postgres_url) as database:
-        async with database.engine.begin() as tables:
-            await tables.run_sync(metadata.create_all)
-        connection = await aio_pika.connect_robust(AMQP_URL)
-        try:
-            channel = await connection.channel()
-            await channel.declare_queue(topology.queue("payment_service"), durable=True)
-            consumer = EventConsumer(
-                database,
-                inbox,
-                connection,
-                topology,
-                "payment_service",
-                {"order.created": record},
-            )
-            attempts = 0
+    consumer = consumer_rig.consumer({"order.created": record})
+    attempts = 0
 
-            async def counted() -> None:
-                nonlocal attempts
-                attempts += 1
-                await consumer.run()
+    async def counted() -> None:
+        nonlocal attempts
+        attempts += 1
+        await consumer.run()
 
-            task = asyncio.create_task(supervise(counted, initial_backoff=0.05, max_backoff=0.2))
-            try:
-                await eventually(lambda: _ready(attempts >= 2), message="a second attempt")
-                await channel.queue_delete(topology.queue("payment_service"))
-                exchange = await topology.declare_exchange(channel)
-                # Consuming comes after the bindings: from then on, nothing published is lost.
-                await eventually(
-                    lambda: _consumed(connection, topology.queue("payment_service")),
-                    message="the consumer on its own queue",
-                )
-                await exchange.publish(
-                    aio_pika.Message(
-                        b"", message_id="m-1", type="order.created", content_type=CONTENT_TYPE
-                    ),
-                    routing_key="order.created",
-                )
-                await eventually(lambda: _ready(handled == ["m-1"]), message="the event handled")
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        finally:
-            await connection.close()
+    task = asyncio.create_task(supervise(counted, initial_backoff=0.05, max_backoff=0.2))
+    try:
+        await eventually(lambda: _ready(attempts >= 2), message="a second attempt")
+        await consumer_rig.channel.queue_delete(consumer_rig.queue)
+        # Consuming comes after the bindings: from then on, nothing published is lost.
+        await eventually(lambda: _consumed(consumer_rig), message="the consumer on its queue")
+        await consumer_rig.publish("m-1")
+        await eventually(lambda: _ready(handled == ["m-1"]), message="the event handled")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def _ready(condition: bool) -> bool:
     return condition
 
 
-async def _consumed(connection: aio_pika.abc.AbstractConnection, name: str) -> bool:
-    counts = await queue_counts(connection, name)
+async def _consumed(rig: ConsumerRig) -> bool:
+    counts = await rig.counts()
     return counts is not None and counts[1] > 0
 
 
