@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -13,6 +12,7 @@ import jwt
 
 from meshkit.context import Principal, Role
 from meshkit.errors import Unauthenticated, Unavailable
+from meshkit.expiring import ExpiringCache
 
 logger = logging.getLogger(__name__)
 
@@ -24,33 +24,9 @@ REQUIRED_CLAIMS = ("exp", "iat", "nbf", "iss", "aud", "sub", "jti")
 JwksFetcher = Callable[[], Awaitable[Mapping[str, Any]]]
 
 
-class VerifiedTokenCache:
-    """Remembers tokens already verified until they expire.
-
-    A request crosses the gateway and one or more services, each verifying the same token;
-    after the first check the others cost a dict lookup. Bounded, least recently used out.
-    """
-
-    def __init__(self, max_size: int = 10_000) -> None:
-        self.max_size = max_size
-        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
-
-    def get(self, token: str) -> Principal | None:
-        entry = self._entries.get(token)
-        if entry is None:
-            return None
-        expires_at, principal = entry
-        if time.time() >= expires_at:
-            del self._entries[token]
-            return None
-        self._entries.move_to_end(token)
-        return principal
-
-    def put(self, token: str, principal: Principal, expires_at: float) -> None:
-        self._entries[token] = (expires_at, principal)
-        self._entries.move_to_end(token)
-        while len(self._entries) > self.max_size:
-            self._entries.popitem(last=False)
+# Tokens already verified, until they expire. A request crosses the gateway and one or more
+# services, each verifying the same token; after the first check the others cost a lookup.
+VerifiedTokenCache = ExpiringCache[str, Principal]
 
 
 def principal_from_claims(token: str, claims: Mapping[str, Any]) -> Principal:

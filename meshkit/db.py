@@ -65,6 +65,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def in_utc(values: dict[str, Any]) -> dict[str, Any]:
+    """The datetimes among a row's values in UTC, as the ORM's `UTCDateTime` gives them."""
+    for name, value in values.items():
+        if isinstance(value, datetime):
+            values[name] = value.astimezone(UTC)
+    return values
+
+
 def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
@@ -169,6 +177,12 @@ class Database:
         pool = self._driver_pool or await self._open_driver_pool()
         async with pool.acquire() as connection:
             yield connection
+
+    async def driver_row(self, query: str, *args: object) -> dict[str, Any] | None:
+        """One row of `query` through the driver's pool, its datetimes in UTC (PostgreSQL)."""
+        async with self.driver_connection() as connection:
+            row = await connection.fetchrow(query, *args)
+        return in_utc(dict(row)) if row is not None else None
 
     async def _open_driver_pool(self) -> Any:
         if not self.is_postgresql:

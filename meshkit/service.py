@@ -90,10 +90,6 @@ async def running_service(
             await asyncio.gather(*jobs, return_exceptions=True)
 
 
-def _job_name(job: BackgroundJob) -> str:
-    return str(getattr(job, "__qualname__", job))
-
-
 async def supervise(
     job: BackgroundJob,
     *,
@@ -120,7 +116,7 @@ async def supervise(
             delay *= random.uniform(0.5, 1)  # replicas that failed together retry apart
             logger.exception(
                 "background job %s failed; restarting in %.2fs",
-                _job_name(job),
+                getattr(job, "__qualname__", job),
                 delay,
                 extra={"attempt": failures},
             )

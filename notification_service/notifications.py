@@ -6,7 +6,6 @@ import asyncio
 import logging
 import random
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -21,6 +20,7 @@ from meshkit.access import require_user
 from meshkit.db import Database, after_commit, utcnow
 from meshkit.errors import Unavailable
 from meshkit.events import Envelope
+from meshkit.expiring import ExpiringCache
 from meshkit.ids import new_id
 from meshkit.outbox import Outbox
 from meshkit.pagination import PageTokenCodec, page_size
@@ -47,23 +47,18 @@ class Recipients:
     ) -> None:
         self.stub = user_pb2_grpc.UserServiceStub(channel)
         self.ttl = ttl_seconds
-        self.max_size = max_size
-        self._known: OrderedDict[str, tuple[float, str, str]] = OrderedDict()
+        self._known: ExpiringCache[str, tuple[str, str]] = ExpiringCache(max_size)
 
     async def lookup(self, user_id: str) -> tuple[str, str]:
         known = self._known.get(user_id)
-        if known is not None and time.monotonic() < known[0]:
-            self._known.move_to_end(user_id)
-            return known[1], known[2]
+        if known is not None:
+            return known
         try:
             user = await self.stub.GetUser(user_pb2.GetUserRequest(id=user_id))
         except grpc.aio.AioRpcError as error:
             # Raised to the consumer: the message is retried later, not dropped.
             raise Unavailable(f"cannot look up user {user_id}: {error.code().name}") from error
-        self._known[user_id] = (time.monotonic() + self.ttl, user.email, user.full_name)
-        self._known.move_to_end(user_id)
-        while len(self._known) > self.max_size:
-            self._known.popitem(last=False)
+        self._known.put(user_id, (user.email, user.full_name), time.time() + self.ttl)
         return user.email, user.full_name
 
 

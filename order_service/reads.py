@@ -10,16 +10,14 @@ the ORM; `tests/order_service/test_reads.py` holds both to the same answer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from meshkit.db import Database
+from meshkit.db import Database, in_utc
 from order_service.models import Order, OrderItem
 from order_service.repository import OrderRepository
 
 _ORDER_COLUMNS = tuple(column.name for column in Order.__table__.columns)
 _ITEM_COLUMNS = tuple(c.name for c in OrderItem.__table__.columns if c.name != "order_id")
-_TIMES = frozenset(("created_at", "updated_at", "paid_at", "shipped_at"))
 
 _ORDER_WITH_ITEMS = (
     "SELECT "
@@ -81,10 +79,7 @@ async def load_order(db: Database, order_id: str) -> Order | OrderRecord | None:
     if not rows:
         return None
     first = rows[0]
-    values: dict[str, Any] = {name: first[name] for name in _ORDER_COLUMNS}
-    for name in _TIMES:
-        if values[name] is not None:
-            values[name] = values[name].astimezone(UTC)
+    values = in_utc({name: first[name] for name in _ORDER_COLUMNS})
     items = tuple(
         ItemRecord(**{name: row[f"item_{name}"] for name in _ITEM_COLUMNS})
         for row in rows

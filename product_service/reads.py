@@ -10,7 +10,7 @@ test_reads.py` holds both to the same answer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from meshkit.db import Database
 from product_service.models import Product
@@ -42,11 +42,5 @@ async def load_product(db: Database, product_id: str) -> Product | ProductRecord
     if not db.is_postgresql:
         async with db.session() as session:
             return await ProductRepository(session).get(product_id)
-    async with db.driver_connection() as connection:
-        row = await connection.fetchrow(_PRODUCT_BY_ID, product_id)
-    if row is None:
-        return None
-    values = dict(row)
-    for name in ("created_at", "updated_at"):
-        values[name] = values[name].astimezone(UTC)
-    return ProductRecord(**values)
+    values = await db.driver_row(_PRODUCT_BY_ID, product_id)
+    return ProductRecord(**values) if values is not None else None

@@ -9,7 +9,7 @@ the ORM; `tests/user_service/test_reads.py` holds both to the same answer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from meshkit.db import Database
 from user_service.models import User
@@ -38,11 +38,5 @@ async def load_user(db: Database, user_id: str) -> User | UserRecord | None:
     if not db.is_postgresql:
         async with db.session() as session:
             return await UserRepository(session).get(user_id)
-    async with db.driver_connection() as connection:
-        row = await connection.fetchrow(_USER_BY_ID, user_id)
-    if row is None:
-        return None
-    values = dict(row)
-    for name in ("created_at", "updated_at"):
-        values[name] = values[name].astimezone(UTC)
-    return UserRecord(**values)
+    values = await db.driver_row(_USER_BY_ID, user_id)
+    return UserRecord(**values) if values is not None else None
