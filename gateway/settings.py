@@ -4,30 +4,26 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
-
-from meshkit.settings import CommonSettings
+from meshkit.settings import CommonSettings, setting
 
 
 class GatewaySettings(CommonSettings):
     service_name: ClassVar[str] = "gateway"
 
-    host: str = Field("0.0.0.0", validation_alias="GATEWAY_HOST")
-    port: int = Field(8000, ge=0, le=65535, validation_alias="GATEWAY_PORT")
-    workers: int = Field(1, ge=1, validation_alias="GATEWAY_WORKERS")
+    host: str = setting("0.0.0.0", "GATEWAY_HOST")
+    port: int = setting(8000, "GATEWAY_PORT", ge=0, le=65535)
+    workers: int = setting(1, "GATEWAY_WORKERS", ge=1)
     # Comma-separated origins allowed by CORS; empty allows none.
-    cors_origins: str = Field("", validation_alias="CORS_ORIGINS")
-    max_body_bytes: int = Field(1_048_576, gt=0, validation_alias="MAX_BODY_BYTES")
-    readiness_timeout_seconds: float = Field(
-        1.0, gt=0, validation_alias="READINESS_TIMEOUT_SECONDS"
-    )
+    cors_origins: str = setting("", "CORS_ORIGINS")
+    max_body_bytes: int = setting(1_048_576, "MAX_BODY_BYTES", gt=0)
+    readiness_timeout_seconds: float = setting(1.0, "READINESS_TIMEOUT_SECONDS", gt=0)
 
     # Rate limits: at most N requests per window; counters in Redis when REDIS_URL is set.
-    login_limit_per_client: int = Field(20, ge=1, validation_alias="LOGIN_LIMIT_PER_CLIENT")
-    login_limit_per_account: int = Field(5, ge=1, validation_alias="LOGIN_LIMIT_PER_ACCOUNT")
-    login_window_seconds: int = Field(60, ge=1, validation_alias="LOGIN_WINDOW_SECONDS")
-    write_limit_per_client: int = Field(120, ge=1, validation_alias="WRITE_LIMIT_PER_CLIENT")
-    write_window_seconds: int = Field(60, ge=1, validation_alias="WRITE_WINDOW_SECONDS")
+    login_limit_per_client: int = setting(20, "LOGIN_LIMIT_PER_CLIENT", ge=1)
+    login_limit_per_account: int = setting(5, "LOGIN_LIMIT_PER_ACCOUNT", ge=1)
+    login_window_seconds: int = setting(60, "LOGIN_WINDOW_SECONDS", ge=1)
+    write_limit_per_client: int = setting(120, "WRITE_LIMIT_PER_CLIENT", ge=1)
+    write_window_seconds: int = setting(60, "WRITE_WINDOW_SECONDS", ge=1)
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -207,7 +207,7 @@ def run(definition: ServiceDefinition[SettingsT], argv: Sequence[str] | None = N
         return
     if definition.migrations is not None and settings.migrate_on_start:
         _migrate_in_child(settings_cls.service_name)
-        settings = settings.model_copy(update={"migrate_on_start": False})
+        settings = replace(settings, migrate_on_start=False)
     with suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve_until_signalled(definition, settings))
     faulthandler.cancel_dump_traceback_later()

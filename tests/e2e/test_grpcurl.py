@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from meshkit.service import running_service
+from meshkit.settings import load_settings
 from product_service.app import DEFINITION as PRODUCT
 
 
@@ -37,8 +38,9 @@ async def grpcurl(*args: str) -> str:
 
 @pytest.fixture
 async def product_address(tmp_path: Path) -> AsyncIterator[str]:
-    settings = PRODUCT.settings_cls(
-        _env_file=None,
+    settings = load_settings(
+        PRODUCT.settings_cls,
+        env_file=None,
         grpc_host="127.0.0.1",
         grpc_port=0,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'product.db'}",

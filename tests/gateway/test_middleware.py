@@ -18,6 +18,7 @@ from gateway.problems import install_problem_handlers
 from gateway.ratelimit import RateLimits
 from gateway.settings import GatewaySettings
 from meshkit.context import Principal, Role, current_request_id
+from meshkit.settings import load_settings
 
 ALLOWED_ORIGIN = "https://shop.example"
 MAX_BODY_BYTES = 64
@@ -25,8 +26,12 @@ MAX_BODY_BYTES = 64
 
 def build_app(received: list[Any] | None = None) -> FastAPI:
     """A gateway with the real edge and a few routes of its own: no upstream needed."""
-    settings = GatewaySettings(
-        _env_file=None, redis_url=None, cors_origins=ALLOWED_ORIGIN, max_body_bytes=MAX_BODY_BYTES
+    settings = load_settings(
+        GatewaySettings,
+        env_file=None,
+        redis_url=None,
+        cors_origins=ALLOWED_ORIGIN,
+        max_body_bytes=MAX_BODY_BYTES,
     )
     app = FastAPI()
     install_problem_handlers(app)

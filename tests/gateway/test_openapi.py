@@ -17,10 +17,11 @@ from gateway.routes import (
     users,
 )
 from gateway.settings import GatewaySettings
+from meshkit.settings import load_settings
 
 
 def test_every_route_of_every_router_is_in_the_openapi_document_with_its_tag() -> None:
-    app = create_app(GatewaySettings(_env_file=None))
+    app = create_app(load_settings(GatewaySettings, env_file=None))
     paths = app.openapi()["paths"]
     modules = (analytics, auth, carts, categories, health, notifications, orders, products, users)
     for module in modules:

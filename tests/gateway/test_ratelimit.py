@@ -18,6 +18,7 @@ from gateway.problems import install_problem_handlers
 from gateway.ratelimit import MemoryCounters, RateLimits, RedisCounters
 from gateway.settings import GatewaySettings
 from meshkit.errors import ResourceExhausted
+from meshkit.settings import load_settings
 from tests.conftest import REDIS_URL
 from tests.support import free_port
 
@@ -66,8 +67,9 @@ async def make_limits(
     built: list[RateLimits] = []
 
     def make(**limits: Any) -> RateLimits:
-        settings = GatewaySettings(
-            _env_file=None,
+        settings = load_settings(
+            GatewaySettings,
+            env_file=None,
             redis_url=backend_url,
             login_window_seconds=WINDOW,
             write_window_seconds=WINDOW,
@@ -93,7 +95,7 @@ async def make_limits(
 
 
 def build_app(limits: RateLimits) -> FastAPI:
-    settings = GatewaySettings(_env_file=None, redis_url=None)
+    settings = load_settings(GatewaySettings, env_file=None, redis_url=None)
     app = FastAPI()
     install_problem_handlers(app)
     app.state.rate_limits = limits
@@ -201,7 +203,9 @@ async def test_login_limit_answers_429_with_retry_after(
 async def test_redis_counts_are_shared_between_gateways(clock: FakeClock) -> None:
     flusher = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     await flusher.flushdb()
-    settings = GatewaySettings(_env_file=None, redis_url=REDIS_URL, login_limit_per_account=2)
+    settings = load_settings(
+        GatewaySettings, env_file=None, redis_url=REDIS_URL, login_limit_per_account=2
+    )
     first = RateLimits.from_settings(settings, clock=clock)
     second = RateLimits.from_settings(settings, clock=clock)
     try:
@@ -227,8 +231,9 @@ async def test_redis_down_limits_from_memory_and_warns_once(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="gateway.ratelimit")
-    settings = GatewaySettings(
-        _env_file=None,
+    settings = load_settings(
+        GatewaySettings,
+        env_file=None,
         redis_url=f"redis://127.0.0.1:{free_port()}/0",
         write_limit_per_client=3,
         login_limit_per_account=2,

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from meshkit.server import start_grpc_server
+from meshkit.settings import load_settings
 from tests.support import free_port
 
 UPSTREAMS = ("user", "product", "order", "payment", "notification")
@@ -38,7 +39,7 @@ async def health_only_upstreams() -> AsyncIterator[dict[str, str]]:
 
 
 async def test_ready_when_every_upstream_serves(health_only_upstreams: dict[str, str]) -> None:
-    app = create_app(GatewaySettings(_env_file=None, **health_only_upstreams))
+    app = create_app(load_settings(GatewaySettings, env_file=None, **health_only_upstreams))
     async with serve(app) as client:
         response = await client.get("/readyz")
         assert response.status_code == 200
@@ -48,7 +49,9 @@ async def test_ready_when_every_upstream_serves(health_only_upstreams: dict[str,
 
 async def test_not_ready_names_the_missing_upstream(health_only_upstreams: dict[str, str]) -> None:
     addresses = {**health_only_upstreams, "payment_service_addr": f"127.0.0.1:{free_port()}"}
-    app = create_app(GatewaySettings(_env_file=None, readiness_timeout_seconds=0.5, **addresses))
+    app = create_app(
+        load_settings(GatewaySettings, env_file=None, readiness_timeout_seconds=0.5, **addresses)
+    )
     async with serve(app) as client:
         response = await client.get("/readyz")
         assert response.status_code == 503
@@ -56,14 +59,14 @@ async def test_not_ready_names_the_missing_upstream(health_only_upstreams: dict[
 
 
 async def test_docs_and_openapi_are_served(health_only_upstreams: dict[str, str]) -> None:
-    app = create_app(GatewaySettings(_env_file=None, **health_only_upstreams))
+    app = create_app(load_settings(GatewaySettings, env_file=None, **health_only_upstreams))
     async with serve(app) as client:
         assert (await client.get("/docs")).status_code == 200
         assert "/readyz" in (await client.get("/openapi.json")).json()["paths"]
 
 
 async def test_unknown_route_is_problem_json(health_only_upstreams: dict[str, str]) -> None:
-    app = create_app(GatewaySettings(_env_file=None, **health_only_upstreams))
+    app = create_app(load_settings(GatewaySettings, env_file=None, **health_only_upstreams))
     async with serve(app) as client:
         response = await client.get("/v1/nowhere")
         assert response.status_code == 404

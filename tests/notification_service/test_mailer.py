@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import aiosmtplib
 import pytest
 
+from meshkit.settings import load_settings
 from notification_service.mailer import SmtpMailer
 from notification_service.settings import NotificationSettings
 from tests.smtp import REFUSED_PREFIX, SmtpServer
@@ -20,7 +21,7 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 def _mailer(smtp: SmtpServer) -> SmtpMailer:
-    settings = NotificationSettings(_env_file=None, SMTP_PORT=smtp.port)  # type: ignore[call-arg]
+    settings = load_settings(NotificationSettings, env_file=None, SMTP_PORT=smtp.port)
     return SmtpMailer(settings)
 
 
@@ -63,8 +64,11 @@ async def test_nothing_sent_opens_no_connection(smtp: SmtpServer) -> None:
 
 
 async def test_non_ascii_subject_sender_and_bodies_arrive_intact(smtp: SmtpServer) -> None:
-    settings = NotificationSettings(  # type: ignore[call-arg]
-        _env_file=None, SMTP_PORT=smtp.port, MAIL_FROM="Boutique Élodie <shop@example.com>"
+    settings = load_settings(
+        NotificationSettings,
+        env_file=None,
+        SMTP_PORT=smtp.port,
+        MAIL_FROM="Boutique Élodie <shop@example.com>",
     )
     async with SmtpMailer(settings).connection() as connection:
         await connection.send(
@@ -83,8 +87,8 @@ async def test_non_ascii_subject_sender_and_bodies_arrive_intact(smtp: SmtpServe
 
 
 def _mailer_checking_every_idle_moment(smtp: SmtpServer) -> SmtpMailer:
-    settings = NotificationSettings(  # type: ignore[call-arg]
-        _env_file=None, SMTP_PORT=smtp.port, SMTP_CHECK_AFTER_SECONDS=0
+    settings = load_settings(
+        NotificationSettings, env_file=None, SMTP_PORT=smtp.port, SMTP_CHECK_AFTER_SECONDS=0
     )
     return SmtpMailer(settings)
 

@@ -19,6 +19,7 @@ from ecommerce.common.v1 import money_pb2
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
 from ecommerce.user.v1 import auth_pb2, auth_pb2_grpc, user_pb2, user_pb2_grpc
 from meshkit.service import ServiceDefinition, running_service
+from meshkit.settings import load_settings
 from product_service.app import DEFINITION as PRODUCT_SERVICE
 from product_service.app import build
 from product_service.settings import ProductSettings
@@ -111,8 +112,9 @@ async def _person(
 async def identity(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Identity]:
     """One user service for the whole session: it only issues tokens here."""
     workdir = tmp_path_factory.mktemp("identity")
-    settings = UserSettings(
-        _env_file=None,
+    settings = load_settings(
+        UserSettings,
+        env_file=None,
         grpc_host="127.0.0.1",
         grpc_port=0,
         database_url=f"sqlite+aiosqlite:///{workdir / 'users.db'}",
@@ -270,7 +272,7 @@ def start_catalog(identity: Identity, postgres_url: str) -> StartCatalog:
             "near_cache_ttl_seconds": 0,
             **overrides,
         }
-        settings = ProductSettings(_env_file=None, **values)
+        settings = load_settings(ProductSettings, env_file=None, **values)
         definition = PRODUCT_SERVICE
         if clock is not None:
             definition = ServiceDefinition(

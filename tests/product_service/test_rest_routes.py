@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from gateway.app import create_app
 from gateway.problems import PROBLEM_JSON
 from gateway.settings import GatewaySettings
+from meshkit.settings import load_settings
 from tests.product_service.conftest import CatalogApi, Person
 
 pytestmark = pytest.mark.integration
@@ -20,8 +21,9 @@ pytestmark = pytest.mark.integration
 def gateway_for(catalog: CatalogApi) -> FastAPI:
     """The real gateway app, its catalog upstreams pointed at the running services."""
     return create_app(
-        GatewaySettings(
-            _env_file=None,
+        load_settings(
+            GatewaySettings,
+            env_file=None,
             product_service_addr=catalog.address,
             user_service_addr=catalog.identity.address,
         )

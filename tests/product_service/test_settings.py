@@ -25,7 +25,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_defaults() -> None:
-    settings = load_settings(ProductSettings, _env_file=None)
+    settings = load_settings(ProductSettings, env_file=None)
     assert settings.redis_url is None
     assert (
         settings.product_cache_ttl_seconds,
@@ -43,7 +43,7 @@ def test_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     for name, value in values.items():
         monkeypatch.setenv(name, value)
-    settings = load_settings(ProductSettings, _env_file=None)
+    settings = load_settings(ProductSettings, env_file=None)
     assert settings.redis_url == "redis://cache:6379/0"
     assert settings.listing_cache_ttl_seconds == 7
     assert settings.cache_retry_after_seconds == 2
@@ -63,5 +63,5 @@ def test_bad_values_are_refused_by_name(
 ) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError) as raised:
-        load_settings(ProductSettings, _env_file=None)
+        load_settings(ProductSettings, env_file=None)
     assert name in str(raised.value)

@@ -12,6 +12,7 @@ import pytest
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from meshkit.process import GATEWAY_YOUNG_COLLECTION_THRESHOLD, prepare_collector_for_serving
+from meshkit.settings import load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +59,7 @@ def test_young_collections_are_rarer_but_cyclic_garbage_is_still_freed() -> None
 
 
 async def test_the_gateway_prepares_the_collector_once_started() -> None:
-    app = create_app(GatewaySettings(_env_file=None))
+    app = create_app(load_settings(GatewaySettings, env_file=None))
     assert gc.get_freeze_count() == 0
     async with app.router.lifespan_context(app):
         assert gc.get_freeze_count() > 0

@@ -23,7 +23,7 @@ from ecommerce.product.v1 import product_pb2, product_pb2_grpc
 from ecommerce.user.v1 import auth_pb2, auth_pb2_grpc, user_pb2, user_pb2_grpc
 from meshkit.server import GrpcServer
 from meshkit.service import running_service
-from meshkit.settings import PROJECT_ROOT
+from meshkit.settings import PROJECT_ROOT, load_settings
 from order_service.app import DEFINITION as ORDER
 from payment_service.app import DEFINITION as PAYMENT
 from product_service.app import DEFINITION as PRODUCT
@@ -72,7 +72,9 @@ class Saga:
         return {**common, **overrides}
 
     async def start(self, name: str, definition: Any, **overrides: Any) -> GrpcServer:
-        settings = definition.settings_cls(_env_file=None, **self.settings(name, **overrides))
+        settings = load_settings(
+            definition.settings_cls, env_file=None, **self.settings(name, **overrides)
+        )
         server = await self.stack.enter_async_context(running_service(definition, settings))
         self.addresses.setdefault(name, f"127.0.0.1:{server.port}")
         return server

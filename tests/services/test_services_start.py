@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from meshkit.service import ServiceDefinition, running_service
+from meshkit.settings import load_settings
 from notification_service.app import DEFINITION as NOTIFICATION
 from order_service.app import DEFINITION as ORDER
 from payment_service.app import DEFINITION as PAYMENT
@@ -38,8 +39,9 @@ EXPECTED_SERVICES = {
 
 
 def in_process_settings(definition: ServiceDefinition[Any], tmp_path: Path, namespace: str) -> Any:
-    return definition.settings_cls(
-        _env_file=None,
+    return load_settings(
+        definition.settings_cls,
+        env_file=None,
         grpc_host="127.0.0.1",
         grpc_port=0,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'service.db'}",

@@ -2,39 +2,42 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from pydantic import Field, SecretStr
 
 from meshkit.settings import (
     VAR_DIR,
     CommonSettings,
     ConfigurationError,
+    LogLevel,
+    Secret,
     ServiceSettings,
     load_settings,
-    service_field,
+    service_setting,
+    setting,
 )
 
 
 class ExampleSettings(ServiceSettings):
     service_name: ClassVar[str] = "example_service"
 
-    grpc_port: int = service_field(50999, "EXAMPLE_SERVICE_GRPC_PORT", ge=0, le=65535)
-    database_url: str = service_field("", "EXAMPLE_SERVICE_DATABASE_URL")
-    signing_secret: SecretStr = Field(
-        SecretStr("insecure-dev-signing"), validation_alias="EXAMPLE_SIGNING_SECRET"
-    )
+    grpc_port: int = service_setting(50999, "EXAMPLE_SERVICE_GRPC_PORT", ge=0, le=65535)
+    database_url: str = service_setting("", "EXAMPLE_SERVICE_DATABASE_URL")
+    signing_secret: Secret = setting(Secret("insecure-dev-signing"), "EXAMPLE_SIGNING_SECRET")
+    clients: dict[str, Secret] = setting(env="EXAMPLE_CLIENTS", default_factory=dict)
+    keys_dir: Path | None = setting(None, "EXAMPLE_KEYS_DIR")
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("APP_ENV", "LOG_LEVEL", "GRPC_PORT", "DATABASE_URL"):
+    for name in ("APP_ENV", "LOG_LEVEL", "GRPC_PORT", "DATABASE_URL", "MIGRATE_ON_START"):
         monkeypatch.delenv(name, raising=False)
 
 
 def load(**overrides: object) -> ExampleSettings:
-    return load_settings(ExampleSettings, _env_file=None, **overrides)
+    return load_settings(ExampleSettings, env_file=None, **overrides)
 
 
 def test_defaults_give_sqlite_under_var() -> None:
@@ -56,7 +59,7 @@ def test_every_bad_variable_is_reported_at_once(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("LOG_LEVEL", "LOUD")
     monkeypatch.setenv("RPC_TIMEOUT_SECONDS", "-1")
     with pytest.raises(ConfigurationError) as raised:
-        load_settings(CommonSettings, _env_file=None)
+        load_settings(CommonSettings, env_file=None)
     names = " ".join(raised.value.problems)
     assert "LOG_LEVEL" in names
     assert "RPC_TIMEOUT_SECONDS" in names
@@ -121,7 +124,72 @@ def test_the_example_configuration_loads_for_every_process(monkeypatch: pytest.M
         PaymentSettings,
         NotificationSettings,
     ):
-        settings = load_settings(settings_cls, _env_file=example)
+        settings = load_settings(settings_cls, env_file=example)
         assert settings.amqp_url.startswith("amqp://")
-    assert load_settings(ProductSettings, _env_file=example).grpc_port == 50051
-    assert load_settings(UserSettings, _env_file=example).grpc_port == 50052
+    assert load_settings(ProductSettings, env_file=example).grpc_port == 50051
+    assert load_settings(UserSettings, env_file=example).grpc_port == 50052
+
+
+def test_each_type_is_read_from_its_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    monkeypatch.setenv("MIGRATE_ON_START", "off")
+    monkeypatch.setenv("RPC_TIMEOUT_SECONDS", "2.5")
+    monkeypatch.setenv("EXAMPLE_CLIENTS", '{"order_service": "s3cret"}')
+    monkeypatch.setenv("EXAMPLE_KEYS_DIR", "/etc/keys")
+    settings = load()
+    assert settings.log_level is LogLevel.DEBUG
+    assert settings.migrate_on_start is False
+    assert settings.rpc_timeout_seconds == 2.5
+    assert settings.clients == {"order_service": Secret("s3cret")}
+    assert settings.keys_dir == Path("/etc/keys")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("MIGRATE_ON_START", "maybe", "must be true or false"),
+        ("EXAMPLE_SERVICE_GRPC_PORT", "80.5", "must be a whole number"),
+        ("EXAMPLE_SERVICE_GRPC_PORT", "70000", "must be at most 65535"),
+        ("SHUTDOWN_GRACE_SECONDS", "-1", "must be at least 0"),
+        ("AMQP_NAMESPACE", "a b", "must match"),
+        ("EXAMPLE_CLIENTS", "[1, 2]", "must be a JSON object"),
+        ("EXAMPLE_CLIENTS", "{not json", "must be a JSON object"),
+    ],
+)
+def test_a_bad_value_says_what_is_expected(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as raised:
+        load()
+    [problem] = raised.value.problems
+    assert problem.startswith(name) and says in problem
+
+
+def test_a_secret_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXAMPLE_CLIENTS", "hunter2-not-json")
+    with pytest.raises(ConfigurationError) as raised:
+        load()
+    assert "hunter2" not in str(raised.value.code)
+    monkeypatch.delenv("EXAMPLE_CLIENTS")
+    settings = load_settings(ExampleSettings, env_file=None, EXAMPLE_SIGNING_SECRET="hunter2")
+    assert "hunter2" not in repr(settings)
+
+
+def test_the_environment_wins_over_the_env_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("example_service_grpc_port=50100\nRPC_TIMEOUT_SECONDS=3\n")
+    assert load_settings(ExampleSettings, env_file=env_file).grpc_port == 50100
+    monkeypatch.setenv("EXAMPLE_SERVICE_GRPC_PORT", "50200")
+    settings = load_settings(ExampleSettings, env_file=env_file)
+    assert (settings.grpc_port, settings.rpc_timeout_seconds) == (50200, 3)
+    # Values given in code win over both, by field or by variable name.
+    assert load_settings(ExampleSettings, env_file=env_file, grpc_port=1).grpc_port == 1
+    assert load_settings(ExampleSettings, env_file=env_file, GRPC_PORT=2).grpc_port == 2
+
+
+def test_an_unknown_setting_given_in_code_is_a_mistake() -> None:
+    with pytest.raises(TypeError, match="GRPC_PROT"):
+        load_settings(ExampleSettings, env_file=None, grpc_prot=1)

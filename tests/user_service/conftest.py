@@ -11,6 +11,7 @@ import pytest
 
 from ecommerce.user.v1 import auth_pb2, auth_pb2_grpc, user_pb2, user_pb2_grpc
 from meshkit.service import running_service
+from meshkit.settings import load_settings
 from user_service.app import DEFINITION
 from user_service.settings import UserSettings
 
@@ -30,7 +31,7 @@ def user_settings(database_url: str, keys_dir: Path, **overrides: object) -> Use
         "argon2_memory_kib": 1024,
         "argon2_time_cost": 1,
     }
-    return UserSettings(_env_file=None, **{**values, **overrides})  # type: ignore[arg-type]
+    return load_settings(UserSettings, env_file=None, **{**values, **overrides})
 
 
 @dataclass
