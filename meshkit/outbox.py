@@ -39,8 +39,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.amqp import Topology
 from meshkit.context import correlation_id_var, request_id_var
-from meshkit.db import Database, UTCDateTime, after_commit, in_utc, utcnow
+from meshkit.db import Database, UTCDateTime, in_utc, utcnow
 from meshkit.events import CONTENT_TYPE, OCCURRED_AT_HEADER, Envelope, event_type_of
+from meshkit.transactions import SessionTransaction, Statement, Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +78,15 @@ class Outbox:
         self.source = source
         self.pending = asyncio.Event()
         # Built once, run with parameters: cheaper than a statement built per event.
-        self._insert = table.insert()
+        # `inline`: nothing to read back (the id), so no RETURNING.
+        self._insert = Statement(table.insert().inline())
 
-    async def add(self, session: AsyncSession, body: Message, *, correlation_id: str) -> Envelope:
+    async def add(
+        self, tx: Transaction | AsyncSession, body: Message, *, correlation_id: str
+    ) -> Envelope:
+        """Write the event in the caller's transaction (a session's, or a prebuilt one's)."""
+        if isinstance(tx, AsyncSession):
+            tx = SessionTransaction(tx)
         envelope = Envelope(
             event_type=event_type_of(body),
             correlation_id=correlation_id,
@@ -93,7 +100,7 @@ class Outbox:
                 if value
             },
         )
-        await session.execute(
+        await tx.execute(
             self._insert,
             {
                 "message_id": envelope.message_id,
@@ -106,7 +113,7 @@ class Outbox:
             },
         )
         # After commit: woken earlier, the relay would find nothing and go back to sleep.
-        after_commit(session, self.pending.set)
+        tx.after_commit(self.pending.set)
         return envelope
 
 

@@ -196,7 +196,7 @@ class ServiceSettings(CommonSettings):
     database_url: str = setting("", "DATABASE_URL")
     migrate_on_start: bool = setting(True, "MIGRATE_ON_START")
     # Connections per process: the pool, plus as many again under bursts, plus half as many
-    # for hot reads on the driver's own pool where a service has them (order and user services).
+    # on the driver's own pool (on PostgreSQL: event handling, the outbox relay, hot reads).
     # Mind the server's max_connections across every replica of every service sharing it.
     db_pool_size: int = setting(10, "DB_POOL_SIZE", ge=1, le=100)
     # Where /metrics is served for Prometheus; 0 turns it off.

@@ -8,16 +8,16 @@ import random
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, bindparam, select, update
 
 from ecommerce.events.v1 import events_pb2
 from ecommerce.user.v1 import user_pb2, user_pb2_grpc
 from meshkit.access import require_user
-from meshkit.db import Database, after_commit, utcnow
+from meshkit.db import Database, utcnow
 from meshkit.errors import Unavailable
 from meshkit.events import Envelope
 from meshkit.expiring import ExpiringCache
@@ -25,6 +25,7 @@ from meshkit.ids import new_id
 from meshkit.outbox import Outbox
 from meshkit.pagination import PageTokenCodec, page_size
 from meshkit.protobuf import timestamp
+from meshkit.transactions import Statement, Transaction, transaction
 from notification_service.emails import SUBJECTS, EmailRenderer
 from notification_service.mailer import MailConnection, SmtpMailer
 from notification_service.models import Notification, NotificationStatus
@@ -32,6 +33,35 @@ from notification_service.models import Notification, NotificationStatus
 logger = logging.getLogger(__name__)
 
 NOTIFIED_EVENTS = tuple(SUBJECTS)
+
+_notifications: Table = Notification.__table__  # type: ignore[assignment]
+# Built once, run with parameters: every email of every order is one.
+_RECORD_NOTIFICATION = Statement(_notifications.insert())
+_SAVE_ATTEMPT = Statement(
+    update(_notifications)
+    .where(_notifications.c.id == bindparam("notification_id"))
+    .values(
+        {
+            name: bindparam(name)
+            for name in ("status", "attempts", "failure_reason", "next_attempt_at", "sent_at")
+        }
+    )
+)
+
+
+def _due_statement(batch_size: int, *, skip_locked: bool) -> Statement:
+    """The mailer's work: due, unsent notifications, oldest first."""
+    query = (
+        select(_notifications)
+        .where(
+            _notifications.c.status == NotificationStatus.PENDING,
+            _notifications.c.next_attempt_at <= bindparam("now"),
+        )
+        .order_by(_notifications.c.next_attempt_at)
+        .limit(batch_size)
+    )
+    # Replicas take disjoint batches instead of waiting on each other's rows (PostgreSQL).
+    return Statement(query.with_for_update(skip_locked=True) if skip_locked else query)
 
 
 class Recipients:
@@ -92,10 +122,11 @@ class Notifications:
         self.keepalive_seconds = keepalive_seconds
         self.batch_size = batch_size
         self.due = asyncio.Event()
+        self._due = _due_statement(batch_size, skip_locked=not database.is_sqlite)
 
     # --- events become notifications ----------------------------------------------------
 
-    async def on_event(self, session: AsyncSession, event: Message, envelope: Envelope) -> None:
+    async def on_event(self, tx: Transaction, event: Message, envelope: Envelope) -> None:
         if isinstance(event, events_pb2.OrderCancelled) and event.reason.startswith(
             "payment failed"
         ):
@@ -104,23 +135,24 @@ class Notifications:
         email, name = await self.recipients.lookup(user_id)
         rendered = self.renderer.render(envelope.event_type, event, customer_name=name)
         now = utcnow()
-        session.add(
-            Notification(
-                id=new_id(),
-                source_message_id=envelope.message_id,
-                user_id=user_id,
-                order_id=str(getattr(event, "order_id", "")),
-                event_type=envelope.event_type,
-                recipient=email,
-                subject=rendered.subject,
-                body_text=rendered.text,
-                body_html=rendered.html,
-                status=NotificationStatus.PENDING,
-                created_at=now,
-                next_attempt_at=now,
-            )
+        await tx.execute(
+            _RECORD_NOTIFICATION,
+            {
+                "id": new_id(),
+                "source_message_id": envelope.message_id,
+                "user_id": user_id,
+                "order_id": str(getattr(event, "order_id", "")),
+                "event_type": envelope.event_type,
+                "recipient": email,
+                "subject": rendered.subject,
+                "body_text": rendered.text,
+                "body_html": rendered.html,
+                "status": NotificationStatus.PENDING,
+                "created_at": now,
+                "next_attempt_at": now,
+            },
         )
-        after_commit(session, self.due.set)
+        tx.after_commit(self.due.set)
 
     # --- delivery ---------------------------------------------------------------------
 
@@ -150,68 +182,64 @@ class Notifications:
 
     async def deliver_due(self, connection: MailConnection) -> int:
         """One pass over due notifications; returns how many were attempted."""
-        async with self.db.transaction() as session:
-            query = (
-                select(Notification)
-                .where(
-                    Notification.status == NotificationStatus.PENDING,
-                    Notification.next_attempt_at <= utcnow(),
-                )
-                .order_by(Notification.next_attempt_at)
-                .limit(self.batch_size)
-            )
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            due = (await session.scalars(query)).all()
+        async with transaction(self.db) as tx:
+            due = await tx.fetch(self._due, {"now": utcnow()})
             # The connection opens at the first send only: an empty pass touches no relay.
             for notification in due:
-                await self._attempt(session, notification, connection)
+                await self._attempt(tx, notification, connection)
         return len(due)
 
     async def _attempt(
-        self, session: AsyncSession, notification: Notification, connection: MailConnection
+        self, tx: Transaction, notification: dict[str, Any], connection: MailConnection
     ) -> None:
-        notification.attempts += 1
+        outcome = {
+            "notification_id": notification["id"],
+            "status": NotificationStatus.SENT,
+            "attempts": notification["attempts"] + 1,
+            "failure_reason": "",
+            "next_attempt_at": notification["next_attempt_at"],
+            "sent_at": None,
+        }
         try:
             await connection.send(
-                notification.recipient,
-                notification.subject,
-                notification.body_text,
-                notification.body_html,
+                notification["recipient"],
+                notification["subject"],
+                notification["body_text"],
+                notification["body_html"],
             )
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"[:500]
-            notification.failure_reason = reason
-            if notification.attempts >= self.max_attempts:
-                notification.status = NotificationStatus.FAILED
-                logger.error("giving up on notification %s: %s", notification.id, reason)
-                return
-            delay = min(self.retry_max, self.retry_base * 2 ** (notification.attempts - 1))
-            notification.next_attempt_at = utcnow() + timedelta(
-                seconds=delay * random.uniform(0.8, 1.2)
-            )
-            logger.warning(
-                "sending notification %s failed (attempt %d): %s",
-                notification.id,
-                notification.attempts,
-                reason,
-            )
+            outcome.update(status=NotificationStatus.PENDING, failure_reason=reason)
+            if outcome["attempts"] >= self.max_attempts:
+                outcome["status"] = NotificationStatus.FAILED
+                logger.error("giving up on notification %s: %s", notification["id"], reason)
+            else:
+                delay = min(self.retry_max, self.retry_base * 2 ** (outcome["attempts"] - 1))
+                outcome["next_attempt_at"] = utcnow() + timedelta(
+                    seconds=delay * random.uniform(0.8, 1.2)
+                )
+                logger.warning(
+                    "sending notification %s failed (attempt %d): %s",
+                    notification["id"],
+                    outcome["attempts"],
+                    reason,
+                )
+            await tx.execute(_SAVE_ATTEMPT, outcome)
             return
-        notification.status = NotificationStatus.SENT
-        notification.failure_reason = ""
-        notification.sent_at = utcnow()
+        outcome["sent_at"] = sent_at = utcnow()
+        await tx.execute(_SAVE_ATTEMPT, outcome)
         await self.outbox.add(
-            session,
+            tx,
             events_pb2.NotificationSent(
-                notification_id=notification.id,
-                order_id=notification.order_id,
-                user_id=notification.user_id,
-                event_type=notification.event_type,
+                notification_id=notification["id"],
+                order_id=notification["order_id"],
+                user_id=notification["user_id"],
+                event_type=notification["event_type"],
                 channel="email",
-                recipient=notification.recipient,
-                sent_time=timestamp(notification.sent_at),
+                recipient=notification["recipient"],
+                sent_time=timestamp(sent_at),
             ),
-            correlation_id=notification.order_id,
+            correlation_id=notification["order_id"],
         )
 
     # --- reading ---------------------------------------------------------------------

@@ -9,7 +9,6 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
@@ -29,10 +28,17 @@ from meshkit.ids import new_id
 from meshkit.outbox import Outbox
 from meshkit.pagination import PageTokenCodec, page_size
 from meshkit.protobuf import timestamp
+from meshkit.transactions import SessionTransaction, Transaction
 from order_service.commands import PlaceOrder
 from order_service.models import Order, OrderItem, OrderStatus, TimelineEvent
 from order_service.reads import OrderRecord, load_order
-from order_service.repository import OrderRepository, TimelineRepository
+from order_service.repository import (
+    OrderRepository,
+    TimelineRepository,
+    record_timeline_event,
+    status_of,
+    transition,
+)
 from order_service.upstream import Catalog, ProductInfo, Users
 
 OrderT = TypeVar("OrderT", bound=Order | OrderRecord)
@@ -177,7 +183,9 @@ class Orders:
         )
         async with self.db.transaction() as session:
             await OrderRepository(session).add(order)
-            await self._emit(session, order_id, event, f"Order placed: {len(items)} item(s)")
+            await self._emit(
+                SessionTransaction(session), order_id, event, f"Order placed: {len(items)} item(s)"
+            )
         return order
 
     async def _release_quietly(self, order_id: str) -> None:
@@ -187,12 +195,11 @@ class Orders:
             # The reservation stays until released by hand; say so loudly.
             logger.exception("could not release the stock of unsaved order %s", order_id)
 
-    async def _emit(
-        self, session: AsyncSession, order_id: str, body: Message, summary: str
-    ) -> None:
+    async def _emit(self, tx: Transaction, order_id: str, body: Message, summary: str) -> None:
         """Outbox the event and put it on the order's timeline, in the caller's transaction."""
-        envelope = await self.outbox.add(session, body, correlation_id=order_id)
-        await TimelineRepository(session).record(
+        envelope = await self.outbox.add(tx, body, correlation_id=order_id)
+        await record_timeline_event(
+            tx,
             event_id=envelope.message_id,
             order_id=order_id,
             event_type=envelope.event_type,
@@ -248,9 +255,10 @@ class Orders:
     async def cancel(self, order_id: str, reason: str) -> Order:
         principal = require_user()
         async with self.db.transaction() as session:
-            orders = OrderRepository(session)
-            order = self._visible(await orders.get(order_id), principal, order_id)
-            if not await orders.transition(
+            tx = SessionTransaction(session)
+            order = self._visible(await OrderRepository(session).get(order_id), principal, order_id)
+            if not await transition(
+                tx,
                 order_id,
                 OrderStatus.PENDING,
                 OrderStatus.CANCELLED,
@@ -263,7 +271,7 @@ class Orders:
             # Inside the transaction: if the release fails, the cancellation does not happen.
             await self.catalog.release(order_id)
             await self._emit(
-                session,
+                tx,
                 order_id,
                 events_pb2.OrderCancelled(
                     order_id=order_id,
@@ -285,8 +293,8 @@ class Orders:
         if problems:
             raise InvalidArgument("The shipment has invalid fields.", problems)
         async with self.db.transaction() as session:
-            orders = OrderRepository(session)
-            order = await orders.get(order_id)
+            tx = SessionTransaction(session)
+            order = await OrderRepository(session).get(order_id)
             if order is None:
                 raise NotFound(f"No order has id {order_id!r}.")
             if principal.role is Role.SELLER and principal.subject not in {
@@ -294,7 +302,8 @@ class Orders:
             }:
                 raise PermissionDenied("Only a seller of an item in this order may ship it.")
             now = utcnow()
-            if not await orders.transition(
+            if not await transition(
+                tx,
                 order_id,
                 OrderStatus.PAID,
                 OrderStatus.SHIPPED,
@@ -307,7 +316,7 @@ class Orders:
                     f"Only a PAID order can be shipped; this one is {order.status}."
                 )
             await self._emit(
-                session,
+                tx,
                 order_id,
                 events_pb2.OrderShipped(
                     order_id=order_id,
@@ -330,18 +339,17 @@ class Orders:
     # --- the saga: reactions to other services' events ----------------------------------
 
     async def on_payment_succeeded(
-        self, session: AsyncSession, event: Message, envelope: Envelope
+        self, tx: Transaction, event: Message, envelope: Envelope
     ) -> None:
         assert isinstance(event, events_pb2.PaymentSucceeded)
-        await self._record_received(session, event.order_id, envelope, "Payment succeeded")
-        orders = OrderRepository(session)
+        await self._record_received(tx, event.order_id, envelope, "Payment succeeded")
         now = utcnow()
-        moved = await orders.transition(
-            event.order_id, OrderStatus.PENDING, OrderStatus.PAID, paid_at=now, updated_at=now
+        moved = await transition(
+            tx, event.order_id, OrderStatus.PENDING, OrderStatus.PAID, paid_at=now, updated_at=now
         )
         if moved is not None:
             await self._emit(
-                session,
+                tx,
                 event.order_id,
                 events_pb2.OrderConfirmed(
                     order_id=event.order_id,
@@ -353,10 +361,10 @@ class Orders:
                 "Order confirmed: paid",
             )
             return
-        order = await orders.get(event.order_id)
-        if order is None:
+        status = await status_of(tx, event.order_id)
+        if status is None:
             raise LookupError(f"payment for unknown order {event.order_id}")  # retried, then DLQ
-        if order.status == OrderStatus.CANCELLED:
+        if status == OrderStatus.CANCELLED:
             # Cancelled while the charge went through: the money must go back by hand.
             logger.error(
                 "payment %s succeeded for cancelled order %s: refund needed",
@@ -364,14 +372,12 @@ class Orders:
                 event.order_id,
             )
 
-    async def on_payment_failed(
-        self, session: AsyncSession, event: Message, envelope: Envelope
-    ) -> None:
+    async def on_payment_failed(self, tx: Transaction, event: Message, envelope: Envelope) -> None:
         assert isinstance(event, events_pb2.PaymentFailed)
         reason = event.failure_reason or event.failure_code or "payment declined"
-        await self._record_received(session, event.order_id, envelope, f"Payment failed: {reason}")
-        orders = OrderRepository(session)
-        moved = await orders.transition(
+        await self._record_received(tx, event.order_id, envelope, f"Payment failed: {reason}")
+        moved = await transition(
+            tx,
             event.order_id,
             OrderStatus.PENDING,
             OrderStatus.CANCELLED,
@@ -382,7 +388,7 @@ class Orders:
             return  # already moved on: a duplicate, or the owner cancelled first
         await self.catalog.release(event.order_id)
         await self._emit(
-            session,
+            tx,
             event.order_id,
             events_pb2.OrderCancelled(
                 order_id=event.order_id,
@@ -394,12 +400,12 @@ class Orders:
         )
 
     async def on_notification_sent(
-        self, session: AsyncSession, event: Message, envelope: Envelope
+        self, tx: Transaction, event: Message, envelope: Envelope
     ) -> None:
         assert isinstance(event, events_pb2.NotificationSent)
         if event.order_id:
             await self._record_received(
-                session,
+                tx,
                 event.order_id,
                 envelope,
                 f"Email sent to the customer about {event.event_type}",
@@ -407,9 +413,10 @@ class Orders:
 
     @staticmethod
     async def _record_received(
-        session: AsyncSession, order_id: str, envelope: Envelope, summary: str
+        tx: Transaction, order_id: str, envelope: Envelope, summary: str
     ) -> None:
-        await TimelineRepository(session).record(
+        await record_timeline_event(
+            tx,
             event_id=envelope.message_id,
             order_id=order_id,
             event_type=envelope.event_type,

@@ -1,4 +1,4 @@
-"""Reads and writes of orders and their timelines, given a session."""
+"""Reads and writes of orders and their timelines, given a session or a transaction."""
 
 from __future__ import annotations
 
@@ -6,13 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from meshkit.transactions import Statement, Transaction
 from order_service.models import Order, TimelineEvent
+
+_orders: Table = Order.__table__  # type: ignore[assignment]
+_timeline: Table = TimelineEvent.__table__  # type: ignore[assignment]
 
 
 class Moved(NamedTuple):
@@ -45,24 +49,6 @@ class OrderRepository:
         self.session.add(order)
         await self.session.flush()
 
-    async def transition(
-        self, order_id: str, from_status: str, to_status: str, **values: Any
-    ) -> Moved | None:
-        """Move an order on only from the state expected: a late or repeated event moves nothing.
-
-        Returns who owns the moved order and its total (what the events it causes carry), or
-        None when it did not move: no second statement to read them back.
-        """
-        result = await self.session.execute(
-            update(Order)
-            .where(Order.id == order_id, Order.status == from_status)
-            .values(status=to_status, **values)
-            .returning(Order.user_id, Order.total_minor, Order.currency_code)
-            .execution_options(synchronize_session=False)
-        )
-        row = result.one_or_none()
-        return Moved(*row) if row is not None else None
-
     async def page(
         self, *, user_id: str | None, status: str | None, before_id: str | None, limit: int
     ) -> Sequence[Order]:
@@ -77,40 +63,85 @@ class OrderRepository:
         return (await self.session.scalars(query)).all()
 
 
+# Built once per set of columns it sets, run with parameters: every saga step moves an order.
+_TRANSITIONS: dict[frozenset[str], Statement] = {}
+
+
+def _transition(columns: frozenset[str]) -> Statement:
+    statement = _TRANSITIONS.get(columns)
+    if statement is None:
+        statement = _TRANSITIONS[columns] = Statement(
+            update(_orders)
+            .where(_orders.c.id == bindparam("order_id"), _orders.c.status == bindparam("from"))
+            .values({"status": bindparam("to"), **{name: bindparam(name) for name in columns}})
+            .returning(_orders.c.user_id, _orders.c.total_minor, _orders.c.currency_code)
+        )
+    return statement
+
+
+async def transition(
+    tx: Transaction, order_id: str, from_status: str, to_status: str, **values: Any
+) -> Moved | None:
+    """Move an order on only from the state expected: a late or repeated event moves nothing.
+
+    Returns who owns the moved order and its total (what the events it causes carry), or
+    None when it did not move: no second statement to read them back.
+    """
+    row = await tx.fetchrow(
+        _transition(frozenset(values)),
+        {"order_id": order_id, "from": from_status, "to": to_status, **values},
+    )
+    if row is None:
+        return None
+    return Moved(row["user_id"], row["total_minor"], row["currency_code"])
+
+
+_STATUS_OF = Statement(select(_orders.c.status).where(_orders.c.id == bindparam("order_id")))
+
+
+async def status_of(tx: Transaction, order_id: str) -> str | None:
+    row = await tx.fetchrow(_STATUS_OF, {"order_id": order_id})
+    return row["status"] if row is not None else None
+
+
 # Built once, run with parameters (every event of an order records one): SQLite's, PostgreSQL's.
-_RECORD_TIMELINE_EVENT = (
-    sqlite_insert(TimelineEvent).on_conflict_do_nothing(index_elements=["event_id"]),
-    postgresql_insert(TimelineEvent).on_conflict_do_nothing(index_elements=["event_id"]),
-)
+_RECORD_TIMELINE_EVENT = {
+    "sqlite": Statement(
+        sqlite_insert(_timeline).on_conflict_do_nothing(index_elements=["event_id"])
+    ),
+    "postgresql": Statement(
+        postgresql_insert(_timeline).on_conflict_do_nothing(index_elements=["event_id"])
+    ),
+}
+
+
+async def record_timeline_event(
+    tx: Transaction,
+    *,
+    event_id: str,
+    order_id: str,
+    event_type: str,
+    source: str,
+    occurred_at: datetime,
+    summary: str,
+) -> None:
+    """Idempotent: the same event recorded twice is one entry."""
+    await tx.execute(
+        _RECORD_TIMELINE_EVENT[tx.dialect],
+        {
+            "event_id": event_id,
+            "order_id": order_id,
+            "event_type": event_type,
+            "source": source,
+            "occurred_at": occurred_at,
+            "summary": summary[:500],
+        },
+    )
 
 
 class TimelineRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def record(
-        self,
-        *,
-        event_id: str,
-        order_id: str,
-        event_type: str,
-        source: str,
-        occurred_at: datetime,
-        summary: str,
-    ) -> None:
-        """Idempotent: the same event recorded twice is one entry."""
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        await self.session.execute(
-            _RECORD_TIMELINE_EVENT[dialect == "postgresql"],
-            {
-                "event_id": event_id,
-                "order_id": order_id,
-                "event_type": event_type,
-                "source": source,
-                "occurred_at": occurred_at,
-                "summary": summary[:500],
-            },
-        )
 
     async def for_order(self, order_id: str) -> Sequence[TimelineEvent]:
         return (

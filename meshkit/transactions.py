@@ -1,0 +1,160 @@
+"""Prebuilt statements run in one transaction: on asyncpg itself on PostgreSQL, through a
+SQLAlchemy session elsewhere (SQLite).
+
+The saga's transactions are a few small statements each, and SQLAlchemy's session cost several
+times what the driver does for them (a transaction with one insert, in process: 577 µs of CPU
+through a session, 440 µs through a Core connection, 160 µs on asyncpg alone). Statements are
+still SQLAlchemy Core, written once: on PostgreSQL each is compiled once per set of parameters
+and run as the driver's own prepared statement.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import Insert
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from meshkit.db import Database, after_commit, in_utc
+
+_POSTGRESQL = asyncpg_dialect()  # type: ignore[no-untyped-call]
+
+
+class Statement:
+    """A Core statement built once, for `Transaction.execute` and `Transaction.fetch`."""
+
+    __slots__ = ("_compiled", "statement")
+
+    def __init__(self, statement: Executable) -> None:
+        assert isinstance(statement, ClauseElement)
+        self.statement = statement
+        self._compiled: dict[frozenset[str], tuple[str, SQLCompiler]] = {}
+
+    def on_postgresql(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """The SQL and positional arguments that run this statement with `params` on asyncpg."""
+        if isinstance(self.statement, Insert):
+            params = _with_defaults(self.statement, params)
+        names = frozenset(params)
+        found = self._compiled.get(names)
+        if found is None:
+            # An insert names the columns it is given; other statements carry their own binds.
+            keys = sorted(names) if isinstance(self.statement, Insert) else None
+            assert isinstance(self.statement, ClauseElement)
+            compiled = self.statement.compile(dialect=_POSTGRESQL, column_keys=keys)
+            assert isinstance(compiled, SQLCompiler)
+            found = self._compiled[names] = (str(compiled), compiled)
+        sql, compiled = found
+        bound = compiled.construct_params(dict(params)) or {}
+        return sql, [bound[name] for name in compiled.positiontup or ()]
+
+
+def _with_defaults(statement: Insert, params: Mapping[str, Any]) -> dict[str, Any]:
+    """`params` plus the Python-side defaults of the columns it leaves out, as SQLAlchemy's
+    own execution would add them."""
+    values = dict(params)
+    for column in statement.table.columns:
+        default: Any = column.default
+        if column.key in values or default is None:
+            continue
+        if default.is_scalar:
+            values[column.key] = default.arg
+        elif default.is_callable:
+            values[column.key] = default.arg(None)
+    return values
+
+
+class Transaction(ABC):
+    """Statements of one transaction; what it commits, it commits together."""
+
+    dialect: str
+
+    @abstractmethod
+    async def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> int:
+        """Runs the statement; returns how many rows it wrote."""
+
+    @abstractmethod
+    async def fetch(
+        self, statement: Statement, params: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """The rows of a query or of a `RETURNING` clause."""
+
+    async def fetchrow(
+        self, statement: Statement, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        rows = await self.fetch(statement, params)
+        return rows[0] if rows else None
+
+    @abstractmethod
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the transaction commits (never if it rolls back)."""
+
+
+class DriverTransaction(Transaction):
+    """On an asyncpg connection inside its transaction (PostgreSQL)."""
+
+    dialect = "postgresql"
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self._after_commit: list[Callable[[], None]] = []
+
+    async def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> int:
+        sql, args = statement.on_postgresql(params or {})
+        status: str = await self.connection.execute(sql, *args)
+        count = status.rsplit(" ", 1)[-1]  # "INSERT 0 1", "UPDATE 3"
+        return int(count) if count.isdigit() else 0
+
+    async def fetch(
+        self, statement: Statement, params: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        sql, args = statement.on_postgresql(params or {})
+        return [in_utc(dict(row)) for row in await self.connection.fetch(sql, *args)]
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self._after_commit.append(callback)
+
+    def committed(self) -> None:
+        for callback in self._after_commit:
+            callback()
+
+
+class SessionTransaction(Transaction):
+    """Through a SQLAlchemy session inside its transaction (any database)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.dialect = session.bind.dialect.name if session.bind else "sqlite"
+
+    async def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> int:
+        result = await self.session.execute(statement.statement, dict(params or {}))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def fetch(
+        self, statement: Statement, params: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        result = await self.session.execute(statement.statement, dict(params or {}))
+        return [dict(row) for row in result.mappings()]
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        after_commit(self.session, callback)
+
+
+@asynccontextmanager
+async def transaction(database: Database) -> AsyncIterator[Transaction]:
+    """A transaction for prebuilt statements: commits when the block ends, rolls back if it
+    raises. On PostgreSQL it holds a connection of the driver's pool."""
+    if not database.is_postgresql:
+        async with database.transaction() as session:
+            yield SessionTransaction(session)
+        return
+    async with database.driver_connection() as connection:
+        driver = DriverTransaction(connection)
+        async with connection.transaction():
+            yield driver
+        driver.committed()

@@ -1,0 +1,120 @@
+"""A mailer pass, on each backend: a sent email is SENT with its event in the outbox; a refused
+one is retried with backoff, then kept as FAILED with the reason after the last attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from meshkit.db import Database, utcnow
+from meshkit.ids import new_id
+from meshkit.outbox import Outbox
+from meshkit.settings import load_settings
+from notification_service.mailer import SmtpMailer
+from notification_service.models import Notification, NotificationStatus, metadata, outbox
+from notification_service.notifications import Notifications
+from notification_service.settings import NotificationSettings
+from tests.conftest import DatabaseFactory
+from tests.smtp import REFUSED_PREFIX, SmtpServer
+from tests.support import eventually
+
+MAX_ATTEMPTS = 3
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+def notifications_of(database: Database, smtp: SmtpServer) -> Notifications:
+    settings = load_settings(NotificationSettings, env_file=None, SMTP_PORT=smtp.port)
+    unused: Any = None  # recipients, renderer, page tokens: a pass needs none of them
+    return Notifications(
+        database,
+        Outbox(outbox, "notification_service"),
+        unused,
+        unused,
+        SmtpMailer(settings),
+        unused,
+        retry_base_seconds=0.05,
+        retry_max_seconds=0.05,
+        max_attempts=MAX_ATTEMPTS,
+    )
+
+
+async def add_notification(database: Database, recipient: str) -> str:
+    now, notification_id = utcnow(), new_id()
+    async with database.transaction() as session:
+        session.add(
+            Notification(
+                id=notification_id,
+                source_message_id=new_id(),
+                user_id="u1",
+                order_id="o1",
+                event_type="order.created",
+                recipient=recipient,
+                subject=f"To {recipient}",
+                body_text="text",
+                body_html="<p>html</p>",
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )
+    return notification_id
+
+
+async def stored(database: Database, notification_id: str) -> Notification:
+    async with database.session() as session:
+        found = await session.get(Notification, notification_id)
+    assert found is not None
+    return found
+
+
+async def test_a_pass_sends_what_is_due_and_records_each_outcome(
+    database_on_each_backend: DatabaseFactory, smtp: SmtpServer
+) -> None:
+    database = await database_on_each_backend(metadata)
+    notifications = notifications_of(database, smtp)
+    kept = await add_notification(database, "kept@example.com")
+    refused = await add_notification(database, f"{REFUSED_PREFIX}@example.com")
+    before = utcnow()
+
+    async with notifications.mailer.connection() as connection:
+        assert await notifications.deliver_due(connection) == 2
+
+    sent = await stored(database, kept)
+    assert (sent.status, sent.attempts, sent.failure_reason) == (NotificationStatus.SENT, 1, "")
+    assert sent.sent_at is not None and sent.sent_at >= before
+    retrying = await stored(database, refused)
+    assert (retrying.status, retrying.attempts) == (NotificationStatus.PENDING, 1)
+    assert "SMTPRecipientsRefused" in retrying.failure_reason
+    assert retrying.next_attempt_at > before and retrying.sent_at is None
+    async with database.session() as session:
+        events = (await session.execute(select(outbox.c.event_type, outbox.c.sent_at))).all()
+    assert [tuple(event) for event in events] == [("notification.sent", None)]
+    assert [mail.subject for mail in smtp.received()] == ["To kept@example.com"]
+
+
+async def test_after_the_last_attempt_a_notification_is_kept_as_failed(
+    database_on_each_backend: DatabaseFactory, smtp: SmtpServer
+) -> None:
+    database = await database_on_each_backend(metadata)
+    notifications = notifications_of(database, smtp)
+    refused = await add_notification(database, f"{REFUSED_PREFIX}@example.com")
+
+    async def given_up() -> bool:
+        async with notifications.mailer.connection() as connection:
+            await notifications.deliver_due(connection)
+        return (await stored(database, refused)).status == NotificationStatus.FAILED
+
+    await eventually(given_up, timeout=10, message="the notification given up on")
+    failed = await stored(database, refused)
+    assert failed.attempts == MAX_ATTEMPTS
+    assert "SMTPRecipientsRefused" in failed.failure_reason
+    async with notifications.mailer.connection() as connection:
+        assert await notifications.deliver_due(connection) == 0  # never tried again
