@@ -82,10 +82,11 @@ async def mesh(
     running = Mesh(ports=ports, extra_env=env, log_path=workdir / "mesh.log")
     try:
         await running.start(ready_timeout=90)
-    except BaseException:
+    except BaseException as exc:
         await running.stop()
         raise AssertionError(
-            f"the mesh did not start:\n{(workdir / 'mesh.log').read_text()[-5000:]}"
+            f"the mesh did not start ({type(exc).__name__}: {exc}):\n"
+            f"{(workdir / 'mesh.log').read_text()[-5000:]}"
         ) from None
     try:
         async with httpx.AsyncClient(base_url=running.gateway_url, timeout=10) as client:
