@@ -11,12 +11,14 @@ and run as the driver's own prepared statement.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Insert
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -69,6 +71,10 @@ def _with_defaults(statement: Insert, params: Mapping[str, Any]) -> dict[str, An
     return values
 
 
+class IntegrityViolation(Exception):
+    """A statement broke a constraint (a unique key, most often): the transaction is lost."""
+
+
 class Transaction(ABC):
     """Statements of one transaction; what it commits, it commits together."""
 
@@ -77,6 +83,10 @@ class Transaction(ABC):
     @abstractmethod
     async def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> int:
         """Runs the statement; returns how many rows it wrote."""
+
+    @abstractmethod
+    async def execute_many(self, statement: Statement, rows: list[Mapping[str, Any]]) -> None:
+        """Runs the statement once per row of parameters, as one batch."""
 
     @abstractmethod
     async def fetch(
@@ -106,15 +116,25 @@ class DriverTransaction(Transaction):
 
     async def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> int:
         sql, args = statement.on_postgresql(params or {})
-        status: str = await self.connection.execute(sql, *args)
+        with _integrity_of_driver():
+            status: str = await self.connection.execute(sql, *args)
         count = status.rsplit(" ", 1)[-1]  # "INSERT 0 1", "UPDATE 3"
         return int(count) if count.isdigit() else 0
+
+    async def execute_many(self, statement: Statement, rows: list[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        compiled = [statement.on_postgresql(row) for row in rows]
+        with _integrity_of_driver():
+            await self.connection.executemany(compiled[0][0], [args for _, args in compiled])
 
     async def fetch(
         self, statement: Statement, params: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         sql, args = statement.on_postgresql(params or {})
-        return [in_utc(dict(row)) for row in await self.connection.fetch(sql, *args)]
+        with _integrity_of_driver():
+            rows = await self.connection.fetch(sql, *args)
+        return [in_utc(dict(row)) for row in rows]
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after_commit.append(callback)
@@ -132,17 +152,40 @@ class SessionTransaction(Transaction):
         self.dialect = session.bind.dialect.name if session.bind else "sqlite"
 
     async def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> int:
-        result = await self.session.execute(statement.statement, dict(params or {}))
+        with _integrity_of_session():
+            result = await self.session.execute(statement.statement, dict(params or {}))
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def execute_many(self, statement: Statement, rows: list[Mapping[str, Any]]) -> None:
+        if rows:
+            with _integrity_of_session():
+                await self.session.execute(statement.statement, [dict(row) for row in rows])
 
     async def fetch(
         self, statement: Statement, params: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
-        result = await self.session.execute(statement.statement, dict(params or {}))
+        with _integrity_of_session():
+            result = await self.session.execute(statement.statement, dict(params or {}))
         return [dict(row) for row in result.mappings()]
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         after_commit(self.session, callback)
+
+
+@contextmanager
+def _integrity_of_driver() -> Iterator[None]:
+    try:
+        yield
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityViolation(str(exc)) from exc
+
+
+@contextmanager
+def _integrity_of_session() -> Iterator[None]:
+    try:
+        yield
+    except IntegrityError as exc:
+        raise IntegrityViolation(str(exc.orig)) from exc
 
 
 @asynccontextmanager

@@ -15,6 +15,7 @@ from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from order_service.commands import MAX_QUANTITY, Address, PlaceOrder
 from order_service.models import CartItem, Order
 from order_service.orders import Orders
+from order_service.reads import OrderRecord
 from order_service.upstream import Catalog, ProductInfo
 
 MAX_CART_LINES = 100
@@ -139,7 +140,9 @@ class Carts:
             await session.execute(delete(CartItem).where(CartItem.user_id == user_id))
         return await self.view()
 
-    async def checkout(self, idempotency_key: str, payment_method: str, address: Address) -> Order:
+    async def checkout(
+        self, idempotency_key: str, payment_method: str, address: Address
+    ) -> Order | OrderRecord:
         """Place an order exactly as POST /v1/orders would, then empty the cart."""
         user_id = require_user().subject
         async with self.db.session() as session:

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy.exc import IntegrityError
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
@@ -28,13 +27,14 @@ from meshkit.ids import new_id
 from meshkit.outbox import Outbox
 from meshkit.pagination import PageTokenCodec, page_size
 from meshkit.protobuf import timestamp
-from meshkit.transactions import SessionTransaction, Transaction
+from meshkit.transactions import IntegrityViolation, SessionTransaction, Transaction, transaction
 from order_service.commands import PlaceOrder
-from order_service.models import Order, OrderItem, OrderStatus, TimelineEvent
-from order_service.reads import OrderRecord, load_order
+from order_service.models import Order, OrderStatus, TimelineEvent
+from order_service.reads import ItemRecord, OrderRecord, load_order
 from order_service.repository import (
     OrderRepository,
     TimelineRepository,
+    add_order,
     record_timeline_event,
     status_of,
     transition,
@@ -72,7 +72,7 @@ class Orders:
 
     # --- placing an order -------------------------------------------------------------
 
-    async def place(self, command: PlaceOrder) -> Order:
+    async def place(self, command: PlaceOrder) -> Order | OrderRecord:
         """Check the user, price the items, reserve stock, then save order and event together."""
         user_id = require_user().subject
         replay = await self._replay(user_id, command)
@@ -90,7 +90,7 @@ class Orders:
             order = await self._save(order_id, user_id, command, products, currency)
             saved = True
             return order
-        except IntegrityError:
+        except IntegrityViolation:
             # The same key won a race with us: that order stands, ours never existed.
             replay = await self._replay(user_id, command)
             if replay is None:
@@ -138,9 +138,9 @@ class Orders:
         command: PlaceOrder,
         products: dict[str, ProductInfo],
         currency: str,
-    ) -> Order:
-        items = [
-            OrderItem(
+    ) -> OrderRecord:
+        items = tuple(
+            ItemRecord(
                 position=position,
                 product_id=line.product_id,
                 product_name=products[line.product_id].name,
@@ -149,9 +149,9 @@ class Orders:
                 unit_price_minor=products[line.product_id].price_minor,
             )
             for position, line in enumerate(command.lines)
-        ]
+        )
         now = utcnow()
-        order = Order(
+        order = OrderRecord(
             id=order_id,
             user_id=user_id,
             status=OrderStatus.PENDING,
@@ -161,8 +161,13 @@ class Orders:
             total_minor=sum(item.line_total_minor for item in items),
             payment_method=command.payment_method,
             shipping_address=command.address.to_json(),
+            cancel_reason="",
+            carrier="",
+            tracking_number="",
             created_at=now,
             updated_at=now,
+            paid_at=None,
+            shipped_at=None,
             items=items,
         )
         event = events_pb2.OrderCreated(
@@ -181,11 +186,9 @@ class Orders:
             payment_method=command.payment_method,
             create_time=timestamp(now),
         )
-        async with self.db.transaction() as session:
-            await OrderRepository(session).add(order)
-            await self._emit(
-                SessionTransaction(session), order_id, event, f"Order placed: {len(items)} item(s)"
-            )
+        async with transaction(self.db) as tx:
+            await add_order(tx, order)
+            await self._emit(tx, order_id, event, f"Order placed: {len(items)} item(s)")
         return order
 
     async def _release_quietly(self, order_id: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -13,10 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from meshkit.transactions import Statement, Transaction
-from order_service.models import Order, TimelineEvent
+from order_service.models import Order, OrderItem, TimelineEvent
+
+if TYPE_CHECKING:
+    from order_service.reads import OrderRecord
 
 _orders: Table = Order.__table__  # type: ignore[assignment]
 _timeline: Table = TimelineEvent.__table__  # type: ignore[assignment]
+_items: Table = OrderItem.__table__  # type: ignore[assignment]
 
 
 class Moved(NamedTuple):
@@ -44,10 +48,6 @@ class OrderRepository:
         return await self.session.scalar(
             select(Order).where(Order.user_id == user_id, Order.idempotency_key == key)
         )
-
-    async def add(self, order: Order) -> None:
-        self.session.add(order)
-        await self.session.flush()
 
     async def page(
         self, *, user_id: str | None, status: str | None, before_id: str | None, limit: int
@@ -94,6 +94,33 @@ async def transition(
     if row is None:
         return None
     return Moved(row["user_id"], row["total_minor"], row["currency_code"])
+
+
+# Built once, run with parameters: every order placed writes both.
+_ADD_ORDER = Statement(_orders.insert())
+_ADD_ITEMS = Statement(_items.insert())
+_ITEM_FIELDS = (
+    "position",
+    "product_id",
+    "product_name",
+    "seller_id",
+    "quantity",
+    "unit_price_minor",
+)
+
+
+async def add_order(tx: Transaction, order: OrderRecord) -> None:
+    """The order and its items; a second order with the owner's idempotency key breaks the
+    unique constraint (`IntegrityViolation`)."""
+    values = {name: getattr(order, name) for name in (column.key for column in _orders.columns)}
+    await tx.execute(_ADD_ORDER, values)
+    await tx.execute_many(
+        _ADD_ITEMS,
+        [
+            {"order_id": order.id, **{name: getattr(item, name) for name in _ITEM_FIELDS}}
+            for item in order.items
+        ],
+    )
 
 
 _STATUS_OF = Statement(select(_orders.c.status).where(_orders.c.id == bindparam("order_id")))
