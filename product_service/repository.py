@@ -1,4 +1,5 @@
-"""Reads and writes of categories, products and reservations, given a session."""
+"""Reads and writes of categories, products and reservations, given a session or a
+transaction."""
 
 from __future__ import annotations
 
@@ -6,10 +7,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, not_, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    bindparam,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.db import utcnow
+from meshkit.transactions import Statement, Transaction
 from product_service.listing import Cursor, ProductFilter, SortField, like_pattern
 from product_service.models import Category, Product, Reservation
 
@@ -117,23 +130,6 @@ class ProductRepository:
         rows = (await self.session.execute(query.limit(limit))).all()
         return [(row[0], row[1]) for row in rows]
 
-    async def take_stock(self, product_id: str, quantity: int) -> int | None:
-        """Take `quantity` off a listed product's stock in one conditional statement.
-
-        Returns the stock left, or None when there is not enough (or the product is
-        archived or unknown). Concurrent takers queue on the row lock and each re-checks
-        the condition, so stock never goes negative.
-        """
-        result = await self.session.execute(
-            update(Product)
-            .where(Product.id == product_id, Product.stock >= quantity, _LISTED)
-            .values(stock=Product.stock - quantity, updated_at=utcnow())
-            .returning(Product.stock)
-            .execution_options(synchronize_session=False)
-        )
-        left = result.scalar_one_or_none()
-        return None if left is None else int(left)
-
     async def give_back_stock(self, product_id: str, quantity: int) -> int | None:
         """Return reserved units to stock (archived products too); the stock after it."""
         result = await self.session.execute(
@@ -145,6 +141,56 @@ class ProductRepository:
         )
         after = result.scalar_one_or_none()
         return None if after is None else int(after)
+
+
+_products: Table = Product.__table__  # type: ignore[assignment]
+_reservations: Table = Reservation.__table__  # type: ignore[assignment]
+
+# Built once, run with parameters: every order reserves its items with these.
+_TAKE_STOCK = Statement(
+    update(_products)
+    .where(
+        _products.c.id == bindparam("product_id"),
+        _products.c.stock >= bindparam("quantity"),
+        not_(_products.c.archived),
+    )
+    .values(stock=_products.c.stock - bindparam("quantity"), updated_at=bindparam("now"))
+    .returning(_products.c.stock)
+)
+_ADD_RESERVATION = Statement(_reservations.insert())
+
+
+async def take_stock(tx: Transaction, product_id: str, quantity: int) -> int | None:
+    """Take `quantity` off a listed product's stock in one conditional statement.
+
+    Returns the stock left, or None when there is not enough (or the product is archived or
+    unknown). Concurrent takers queue on the row lock and each re-checks the condition, so
+    stock never goes negative.
+    """
+    row = await tx.fetchrow(
+        _TAKE_STOCK, {"product_id": product_id, "quantity": quantity, "now": utcnow()}
+    )
+    return None if row is None else int(row["stock"])
+
+
+async def add_reservations(
+    tx: Transaction, order_id: str, lines: Sequence[tuple[str, int]]
+) -> None:
+    """One row per (product id, quantity); the primary key (order id, product id) lets one
+    reserve of an order win (`IntegrityViolation` for the others)."""
+    now = utcnow()
+    await tx.execute_many(
+        _ADD_RESERVATION,
+        [
+            {
+                "order_id": order_id,
+                "product_id": product_id,
+                "quantity": quantity,
+                "created_at": now,
+            }
+            for product_id, quantity in lines
+        ],
+    )
 
 
 class ReservationRepository:
@@ -159,10 +205,6 @@ class ReservationRepository:
                 .order_by(Reservation.product_id)
             )
         ).all()
-
-    async def add_all(self, reservations: Sequence[Reservation]) -> None:
-        self.session.add_all(reservations)
-        await self.session.flush()
 
     async def release(self, order_id: str, now: datetime) -> Sequence[tuple[str, int]]:
         """Mark an order's open reservations released; (product id, quantity) of each.

@@ -6,16 +6,20 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
-
 from meshkit.access import require_role
 from meshkit.context import Role
 from meshkit.db import Database, utcnow
 from meshkit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from meshkit.transactions import IntegrityViolation, transaction
 from product_service.cache import CatalogCache
 from product_service.catalog import MAX_STOCK, check_id
 from product_service.models import Reservation
-from product_service.repository import ProductRepository, ReservationRepository
+from product_service.repository import (
+    ProductRepository,
+    ReservationRepository,
+    add_reservations,
+    take_stock,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +31,13 @@ MAX_RESERVATION_ITEMS = 100
 class StockLine:
     product_id: str
     quantity: int
+
+
+class _Short(Exception):
+    """Not enough of a line's product: the reservation rolls back, then says why."""
+
+    def __init__(self, line: StockLine) -> None:
+        self.line = line
 
 
 @dataclass(frozen=True)
@@ -131,27 +142,22 @@ class Stock:
             return self._repeat(order_id, lines, existing)
         emptied: set[str] = set()
         try:
-            async with self.db.transaction() as session:
-                products = ProductRepository(session)
+            async with transaction(self.db) as tx:
                 for line in lines:
                     # One conditional UPDATE: the row lock makes concurrent takers queue,
                     # and each re-checks `stock >= quantity` after the one before it.
-                    left = await products.take_stock(line.product_id, line.quantity)
+                    left = await take_stock(tx, line.product_id, line.quantity)
                     if left is None:
                         # Raising rolls back what the earlier lines took.
-                        raise FailedPrecondition(await self._shortage(products, line))
+                        raise _Short(line)
                     if left == 0:
                         emptied.add(line.product_id)
-                # The primary key (order id, product id) lets one reserve of an order win.
-                await ReservationRepository(session).add_all(
-                    [
-                        Reservation(
-                            order_id=order_id, product_id=line.product_id, quantity=line.quantity
-                        )
-                        for line in lines
-                    ]
+                await add_reservations(
+                    tx, order_id, [(line.product_id, line.quantity) for line in lines]
                 )
-        except IntegrityError:
+        except _Short as short:
+            raise FailedPrecondition(await self._shortage(short.line)) from None
+        except IntegrityViolation:
             # A concurrent reserve of the same order committed first; ours rolled back.
             existing = await self._reservation_of(order_id)
             if not existing:
@@ -194,9 +200,9 @@ class Stock:
             )
         return result
 
-    @staticmethod
-    async def _shortage(products: ProductRepository, line: StockLine) -> str:
-        product = await products.get(line.product_id)
+    async def _shortage(self, line: StockLine) -> str:
+        async with self.db.session() as session:
+            product = await ProductRepository(session).get(line.product_id)
         if product is None:
             return f"No product has id {line.product_id!r}."
         if product.archived:
