@@ -31,23 +31,33 @@ _POSTGRESQL = asyncpg_dialect()  # type: ignore[no-untyped-call]
 class Statement:
     """A Core statement built once, for `Transaction.execute` and `Transaction.fetch`."""
 
-    __slots__ = ("_compiled", "statement")
+    __slots__ = ("_compiled", "_defaults", "statement")
 
     def __init__(self, statement: Executable) -> None:
         assert isinstance(statement, ClauseElement)
         self.statement = statement
         self._compiled: dict[frozenset[str], tuple[str, SQLCompiler]] = {}
+        # An insert's Python-side column defaults, as SQLAlchemy's own execution adds them for
+        # the columns it is not given; None for other statements, which carry their own binds.
+        self._defaults: tuple[tuple[str, Any], ...] | None = (
+            tuple(
+                (column.key, column.default)
+                for column in statement.table.columns
+                if column.default is not None
+            )
+            if isinstance(statement, Insert)
+            else None
+        )
 
     def on_postgresql(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
         """The SQL and positional arguments that run this statement with `params` on asyncpg."""
-        if isinstance(self.statement, Insert):
-            params = _with_defaults(self.statement, params)
+        if self._defaults is not None:
+            params = self._with_defaults(params)
         names = frozenset(params)
         found = self._compiled.get(names)
         if found is None:
-            # An insert names the columns it is given; other statements carry their own binds.
-            keys = sorted(names) if isinstance(self.statement, Insert) else None
-            assert isinstance(self.statement, ClauseElement)
+            # An insert names the columns it is given.
+            keys = sorted(names) if self._defaults is not None else None
             compiled = self.statement.compile(dialect=_POSTGRESQL, column_keys=keys)
             assert isinstance(compiled, SQLCompiler)
             found = self._compiled[names] = (str(compiled), compiled)
@@ -55,20 +65,16 @@ class Statement:
         bound = compiled.construct_params(dict(params)) or {}
         return sql, [bound[name] for name in compiled.positiontup or ()]
 
-
-def _with_defaults(statement: Insert, params: Mapping[str, Any]) -> dict[str, Any]:
-    """`params` plus the Python-side defaults of the columns it leaves out, as SQLAlchemy's
-    own execution would add them."""
-    values = dict(params)
-    for column in statement.table.columns:
-        default: Any = column.default
-        if column.key in values or default is None:
-            continue
-        if default.is_scalar:
-            values[column.key] = default.arg
-        elif default.is_callable:
-            values[column.key] = default.arg(None)
-    return values
+    def _with_defaults(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        values = dict(params)
+        for key, default in self._defaults or ():
+            if key in values:
+                continue
+            if default.is_scalar:
+                values[key] = default.arg
+            elif default.is_callable:
+                values[key] = default.arg(None)
+        return values
 
 
 class IntegrityViolation(Exception):
