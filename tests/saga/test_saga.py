@@ -14,6 +14,7 @@ from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
 from ecommerce.order.v1 import order_pb2, order_pb2_grpc
 from ecommerce.payment.v1 import payment_pb2
+from ecommerce.user.v1 import user_pb2
 from meshkit.amqp import Topology
 from meshkit.db import Database
 from order_service.app import DEFINITION as ORDER
@@ -26,9 +27,10 @@ from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.integration
 
-PENDING, PAID, CANCELLED = (
+PENDING, PAID, SHIPPED, CANCELLED = (
     order_pb2.ORDER_STATUS_PENDING,
     order_pb2.ORDER_STATUS_PAID,
+    order_pb2.ORDER_STATUS_SHIPPED,
     order_pb2.ORDER_STATUS_CANCELLED,
 )
 
@@ -212,6 +214,33 @@ async def test_cancelling_a_paid_order_is_409(saga: Saga) -> None:
         ),
     )
     assert "PAID" in (error.details() or "")
+
+
+async def test_only_a_paid_order_is_shipped_and_only_by_its_seller(saga_base: Saga) -> None:
+    # No payment service at first: the order stays PENDING for as long as the test needs.
+    await saga_base.start("order_service", ORDER)
+    saga = saga_base
+    _, other_seller = await saga.new_user("other-seller@example.com", user_pb2.ROLE_SELLER)
+    order = await saga.place(await saga.new_product(stock=2), 1, key=key())
+
+    def ship(token: str) -> object:
+        return saga.orders.ShipOrder(
+            order_pb2.ShipOrderRequest(id=order.id, carrier="DHL", tracking_number="JD0146"),
+            metadata=bearer(token),
+        )
+
+    error = await expect_code(grpc.StatusCode.FAILED_PRECONDITION, ship(saga.seller))
+    assert "PENDING" in (error.details() or "")
+    await saga.start("payment_service", PAYMENT)
+    await saga.wait_status(order.id, PAID)
+    await expect_code(grpc.StatusCode.PERMISSION_DENIED, ship(saga.customer))
+    await expect_code(grpc.StatusCode.PERMISSION_DENIED, ship(other_seller))
+    shipped = await ship(saga.seller)
+    assert isinstance(shipped, order_pb2.Order)
+    assert shipped.status == SHIPPED
+    assert (shipped.shipment.carrier, shipped.shipment.tracking_number) == ("DHL", "JD0146")
+    error = await expect_code(grpc.StatusCode.FAILED_PRECONDITION, ship(saga.seller))
+    assert "SHIPPED" in (error.details() or "")
 
 
 @pytest.mark.parametrize("down", ["product_service_addr", "user_service_addr"])
