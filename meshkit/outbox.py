@@ -130,6 +130,7 @@ class OutboxRelay:
         batch_size: int = 100,
         poll_interval: float = 0.5,
         max_backoff: float = 5.0,
+        publish_timeout: float = 10.0,
     ) -> None:
         self.db = database
         self.outbox = outbox
@@ -139,6 +140,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
+        self.publish_timeout = publish_timeout
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
 
@@ -167,10 +169,12 @@ class OutboxRelay:
                 logger.warning(
                     "outbox relay failed; retrying in %.2fs: %s",
                     delay,
-                    exc,
+                    exc or type(exc).__name__,  # a timeout's message is empty
                     extra={"attempt": failures},
                 )
-                self._exchange = None
+                if not isinstance(exc, TimeoutError):
+                    # A slow broker leaves the channel usable; anything else may not have.
+                    self._exchange = None
                 await asyncio.sleep(delay)
                 continue
             if sent == self.batch_size:
@@ -223,31 +227,35 @@ class OutboxRelay:
         exchange: aio_pika.abc.AbstractExchange,
         rows: Sequence[Mapping[Any, Any]],
     ) -> None:
-        # Confirms are awaited together: one round trip per batch, not per message.
-        await asyncio.gather(
-            *(
-                exchange.publish(
-                    aio_pika.Message(
-                        body=row["payload"],
-                        content_type=CONTENT_TYPE,
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        message_id=row["message_id"],
-                        type=row["event_type"],
-                        correlation_id=row["correlation_id"] or None,
-                        timestamp=_as_datetime(row["created_at"]),
-                        app_id=self.outbox.source,
-                        headers={
-                            **json.loads(row["headers"] or "{}"),
-                            # AMQP timestamps have whole seconds; timelines need more.
-                            OCCURRED_AT_HEADER: _iso(row["created_at"]),
-                        },
-                    ),
-                    routing_key=row["event_type"],
-                    mandatory=True,
+        # Confirms are awaited together: one round trip per batch, not per message. And for
+        # a bounded time: the claim keeps the batch's rows locked, out of other replicas'
+        # reach, until it commits or rolls back, and a broker that hangs mid-connection is
+        # noticed by heartbeats only after minutes. Rolled back, the batch is retried.
+        async with asyncio.timeout(self.publish_timeout):
+            await asyncio.gather(
+                *(
+                    exchange.publish(
+                        aio_pika.Message(
+                            body=row["payload"],
+                            content_type=CONTENT_TYPE,
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                            message_id=row["message_id"],
+                            type=row["event_type"],
+                            correlation_id=row["correlation_id"] or None,
+                            timestamp=_as_datetime(row["created_at"]),
+                            app_id=self.outbox.source,
+                            headers={
+                                **json.loads(row["headers"] or "{}"),
+                                # AMQP timestamps have whole seconds; timelines need more.
+                                OCCURRED_AT_HEADER: _iso(row["created_at"]),
+                            },
+                        ),
+                        routing_key=row["event_type"],
+                        mandatory=True,
+                    )
+                    for row in rows
                 )
-                for row in rows
             )
-        )
 
 
 def _as_datetime(value: object) -> datetime | None:

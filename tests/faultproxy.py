@@ -16,6 +16,9 @@ class Mode(Enum):
     RESET = "reset"
     # Connections are accepted and bytes read, but nothing ever comes back: a hung server.
     BLACK_HOLE = "black_hole"
+    # Open connections stay open and new ones are accepted, but nothing gets through either
+    # way: a server (or the link to it) hung mid-conversation.
+    STALL = "stall"
 
 
 class FaultyProxy:
@@ -38,8 +41,10 @@ class FaultyProxy:
         return f"127.0.0.1:{self.port}"
 
     def set_mode(self, mode: Mode) -> None:
-        """Switch; connections opened under the old mode are cut."""
+        """Switch; connections opened under the old mode are cut, except by STALL."""
         self.mode = mode
+        if mode is Mode.STALL:
+            return
         for writer in list(self._writers):
             writer.close()
         self._writers.clear()
@@ -67,7 +72,7 @@ class FaultyProxy:
         try:
             if self.mode is Mode.RESET:
                 return
-            if self.mode is Mode.BLACK_HOLE:
+            if self.mode in (Mode.BLACK_HOLE, Mode.STALL):
                 while await reader.read(65536):
                     pass
                 return
@@ -83,10 +88,11 @@ class FaultyProxy:
             self._writers.discard(writer)
             self._tasks.discard(task)
 
-    @staticmethod
-    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         try:
             while data := await source.read(65536):
+                if self.mode is Mode.STALL:
+                    continue  # swallowed, as by a peer that stopped reading
                 sink.write(data)
                 await sink.drain()
         except OSError:

@@ -1,0 +1,95 @@
+"""The outbox relay on the real broker and database: a broker that hangs does not hold the
+batch it claimed away from the other replicas."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+from sqlalchemy import MetaData, Table
+
+from ecommerce.events.v1 import events_pb2
+from meshkit.amqp import Topology
+from meshkit.db import Database
+from meshkit.outbox import Outbox, OutboxRelay, outbox_table
+from meshkit.transactions import transaction
+from tests.conftest import AMQP_URL
+from tests.faultproxy import FaultyProxy, Mode
+from tests.support import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def outbox_db(postgres_url: str) -> AsyncIterator[tuple[Database, Table]]:
+    metadata = MetaData()
+    table = outbox_table(metadata)
+    async with Database(postgres_url) as database:
+        async with database.engine.begin() as tables:
+            await tables.run_sync(metadata.create_all)
+        yield database, table
+
+
+async def _locked_unsent(database: Database) -> bool:
+    """Whether an unsent row exists that another relay's claim would skip (it is locked)."""
+    async with database.driver_connection() as connection, connection.transaction():
+        unsent = await connection.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        free = await connection.fetchval(
+            "SELECT count(*) FROM (SELECT id FROM outbox WHERE sent_at IS NULL"
+            " FOR UPDATE SKIP LOCKED) AS claimable"
+        )
+    return bool(unsent) and not free
+
+
+async def test_a_batch_whose_broker_hangs_is_released_to_another_replica(
+    outbox_db: tuple[Database, Table], amqp_namespace: str
+) -> None:
+    database, table = outbox_db
+    topology = Topology(amqp_namespace)
+    direct = await aio_pika.connect_robust(AMQP_URL)
+    host, port = AMQP_URL.split("@", 1)[1].rstrip("/").split(":")
+    proxy = await FaultyProxy(host, int(port)).start()
+    hung = await aio_pika.connect_robust(f"amqp://guest:guest@{proxy.endpoint}/")
+    outbox = Outbox(table, "order_service")
+    stuck = OutboxRelay(database, outbox, hung, topology, publish_timeout=0.5)
+    healthy = OutboxRelay(
+        database, Outbox(table, "order_service"), direct, topology, poll_interval=0.05
+    )
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await topology.declare_all(direct)
+        tasks.append(asyncio.create_task(stuck.run()))
+        await eventually(lambda: _has_channel(stuck), message="the relay's channel open")
+        proxy.set_mode(Mode.STALL)
+        async with transaction(database) as tx:
+            await outbox.add(tx, events_pb2.OrderCreated(order_id="o-1"), correlation_id="o-1")
+        # The stuck relay claimed the row and waits for a confirm that never comes.
+        await eventually(lambda: _locked_unsent(database), message="the row claimed")
+        tasks.append(asyncio.create_task(healthy.run()))
+
+        channel = await direct.channel()
+        queue = await channel.get_queue(topology.queue("payment_service"))
+
+        async def delivered() -> aio_pika.abc.AbstractIncomingMessage | None:
+            return await queue.get(no_ack=True, fail=False)
+
+        message = await eventually(delivered, timeout=15, message="the event published")
+        assert message.correlation_id == "o-1"
+        assert message.app_id == "order_service"
+        async with database.driver_connection() as connection:
+            assert (
+                await connection.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
+            )
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await proxy.close()
+        await hung.close()
+        await direct.close()
+
+
+async def _has_channel(relay: OutboxRelay) -> bool:
+    return relay._exchange is not None
