@@ -30,7 +30,7 @@ from meshkit.protobuf import timestamp
 from meshkit.transactions import IntegrityViolation, SessionTransaction, Transaction, transaction
 from order_service.commands import PlaceOrder
 from order_service.models import Order, OrderStatus, TimelineEvent
-from order_service.reads import ItemRecord, OrderRecord, load_order
+from order_service.reads import ItemRecord, OrderRecord, load_order, load_order_by_key
 from order_service.repository import (
     OrderRepository,
     TimelineRepository,
@@ -101,13 +101,12 @@ class Orders:
                 # Shielded: a client hanging up must not leave the stock reserved.
                 await asyncio.shield(self._release_quietly(order_id))
 
-    async def find_by_key(self, user_id: str, idempotency_key: str) -> Order | None:
+    async def find_by_key(self, user_id: str, idempotency_key: str) -> Order | OrderRecord | None:
         if not idempotency_key:
             return None
-        async with self.db.session() as session:
-            return await OrderRepository(session).by_idempotency_key(user_id, idempotency_key)
+        return await load_order_by_key(self.db, user_id, idempotency_key)
 
-    async def _replay(self, user_id: str, command: PlaceOrder) -> Order | None:
+    async def _replay(self, user_id: str, command: PlaceOrder) -> Order | OrderRecord | None:
         existing = await self.find_by_key(user_id, command.idempotency_key)
         if existing is None:
             return None

@@ -1,4 +1,4 @@
-"""The driver-level order read gives what the ORM gives, on PostgreSQL and on SQLite."""
+"""The driver-level order reads give what the ORM gives, on PostgreSQL and on SQLite."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from meshkit.db import Database
 from meshkit.ids import new_id
 from order_service.grpc_api import order_message
 from order_service.models import Order, OrderItem, OrderStatus, metadata
-from order_service.reads import load_order
+from order_service.reads import load_order, load_order_by_key
 from order_service.repository import OrderRepository
 from tests.conftest import DatabaseFactory
 
@@ -88,3 +88,20 @@ async def test_the_fast_read_equals_the_orm_read(
 
 async def test_an_unknown_order_is_none(database: Database) -> None:
     assert await load_order(database, new_id()) is None
+
+
+async def test_the_read_by_idempotency_key_is_the_owners_order(database: Database) -> None:
+    order, other = an_order(2), an_order(1)
+    async with database.transaction() as session:
+        session.add_all([order, other])
+
+    found = await load_order_by_key(database, order.user_id, order.idempotency_key)
+    async with database.session() as session:
+        through_orm = await OrderRepository(session).get(order.id)
+
+    assert found is not None and through_orm is not None
+    assert order_message(found) == order_message(through_orm)
+    assert found.request_hash == order.request_hash
+    # A key is the owner's own: someone else's order with that key is not found.
+    assert await load_order_by_key(database, other.user_id, order.idempotency_key) is None
+    assert await load_order_by_key(database, order.user_id, new_id()) is None
