@@ -14,6 +14,7 @@ from meshkit.transactions import IntegrityViolation, transaction
 from product_service.cache import CatalogCache
 from product_service.catalog import MAX_STOCK, check_id
 from product_service.models import Reservation
+from product_service.reads import ReservedLine, load_reservations
 from product_service.repository import (
     ProductRepository,
     ReservationRepository,
@@ -95,7 +96,7 @@ def _lines(items: Sequence[StockLine]) -> tuple[StockLine, ...]:
     return tuple(sorted(items))
 
 
-def _result(order_id: str, rows: Sequence[Reservation]) -> ReservationResult:
+def _result(order_id: str, rows: Sequence[Reservation | ReservedLine]) -> ReservationResult:
     if any(row.released_at is not None for row in rows):
         raise FailedPrecondition(
             f"The reservation of order {order_id!r} was released; an order reserves once."
@@ -185,12 +186,14 @@ class Stock:
             logger.info("stock released", extra={"order_id": order_id, "items": len(restocked)})
         return bool(restocked)
 
-    async def _reservation_of(self, order_id: str) -> Sequence[Reservation]:
-        async with self.db.session() as session:
-            return await ReservationRepository(session).of_order(order_id)
+    async def _reservation_of(self, order_id: str) -> Sequence[Reservation | ReservedLine]:
+        return await load_reservations(self.db, order_id)
 
     def _repeat(
-        self, order_id: str, lines: tuple[StockLine, ...], existing: Sequence[Reservation]
+        self,
+        order_id: str,
+        lines: tuple[StockLine, ...],
+        existing: Sequence[Reservation | ReservedLine],
     ) -> ReservationResult:
         result = _result(order_id, existing)
         if result.items != lines:

@@ -1,4 +1,5 @@
-"""The driver-level product read gives what the ORM gives, on PostgreSQL and on SQLite."""
+"""The driver-level product and reservation reads give what the ORM gives, on PostgreSQL and
+on SQLite."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from meshkit.ids import new_id
 from meshkit.migrations import upgrade_to_head_async
 from product_service.app import MIGRATIONS
 from product_service.messages import product_message
-from product_service.models import Category, Product
-from product_service.reads import load_product
-from product_service.repository import ProductRepository
+from product_service.models import Category, Product, Reservation
+from product_service.reads import load_product, load_reservations
+from product_service.repository import ProductRepository, ReservationRepository
 
 pytestmark = pytest.mark.integration
 
@@ -31,25 +32,30 @@ async def database(
         yield database
 
 
+def a_product(**fields: object) -> Product:
+    created = datetime(2026, 11, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    values: dict[str, object] = {
+        "id": new_id(),
+        "name": "Dune",
+        "description": "Spice, sand and politics.",
+        "price_minor": 1999,
+        "currency_code": "EUR",
+        "stock": 7,
+        "category_id": None,
+        "seller_id": new_id(),
+        "archived": False,
+        "created_at": created,
+        "updated_at": created + timedelta(minutes=5),
+    }
+    return Product(**{**values, **fields})
+
+
 @pytest.mark.parametrize(("categorized", "archived"), [(True, False), (False, True)])
 async def test_the_fast_read_equals_the_orm_read(
     database: Database, categorized: bool, archived: bool
 ) -> None:
-    created = datetime(2026, 11, 1, 12, 30, 15, 123456, tzinfo=UTC)
     category = Category(id=new_id(), name=f"Books {new_id()}")
-    product = Product(
-        id=new_id(),
-        name="Dune",
-        description="Spice, sand and politics.",
-        price_minor=1999,
-        currency_code="EUR",
-        stock=7,
-        category_id=category.id if categorized else None,
-        seller_id=new_id(),
-        archived=archived,
-        created_at=created,
-        updated_at=created + timedelta(minutes=5),
-    )
+    product = a_product(category_id=category.id if categorized else None, archived=archived)
     async with database.transaction() as session:
         session.add(category)
         await session.flush()
@@ -67,3 +73,34 @@ async def test_the_fast_read_equals_the_orm_read(
 
 async def test_an_unknown_product_is_none(database: Database) -> None:
     assert await load_product(database, new_id()) is None
+
+
+async def test_the_reservations_read_equals_the_orm_read(database: Database) -> None:
+    first, second = a_product(), a_product()
+    order_id, released_order = new_id(), new_id()
+    released = datetime(2026, 11, 2, 8, 0, 0, 654321, tzinfo=UTC)
+    async with database.transaction() as session:
+        session.add_all([first, second])
+        await session.flush()
+        session.add_all(
+            [
+                Reservation(order_id=order_id, product_id=second.id, quantity=2),
+                Reservation(order_id=order_id, product_id=first.id, quantity=1),
+                Reservation(
+                    order_id=released_order, product_id=first.id, quantity=3, released_at=released
+                ),
+            ]
+        )
+
+    for order in (order_id, released_order, new_id()):
+        loaded = await load_reservations(database, order)
+        async with database.session() as session:
+            through_orm = await ReservationRepository(session).of_order(order)
+        assert [(r.product_id, r.quantity, r.released_at) for r in loaded] == [
+            (r.product_id, r.quantity, r.released_at) for r in through_orm
+        ]
+    assert [r.product_id for r in await load_reservations(database, order_id)] == sorted(
+        [first.id, second.id]
+    )
+    (released_line,) = await load_reservations(database, released_order)
+    assert released_line.released_at == released and released_line.released_at.tzinfo is not None
