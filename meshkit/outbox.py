@@ -169,7 +169,7 @@ class OutboxRelay:
                 logger.warning(
                     "outbox relay failed; retrying in %.2fs: %s",
                     delay,
-                    exc or type(exc).__name__,  # a timeout's message is empty
+                    str(exc) or type(exc).__name__,  # a timeout's message is empty
                     extra={"attempt": failures},
                 )
                 if not isinstance(exc, TimeoutError):

@@ -138,7 +138,7 @@ class Stock:
         require_role(Role.SERVICE, Role.ADMIN)
         order_id = _check_order_id(order_id)
         lines = _lines(items)
-        existing = await self._reservation_of(order_id)
+        existing = await load_reservations(self.db, order_id)
         if existing:
             return self._repeat(order_id, lines, existing)
         emptied: set[str] = set()
@@ -160,7 +160,7 @@ class Stock:
             raise FailedPrecondition(await self._shortage(short.line)) from None
         except IntegrityViolation:
             # A concurrent reserve of the same order committed first; ours rolled back.
-            existing = await self._reservation_of(order_id)
+            existing = await load_reservations(self.db, order_id)
             if not existing:
                 raise
             return self._repeat(order_id, lines, existing)
@@ -185,9 +185,6 @@ class Stock:
         if restocked:
             logger.info("stock released", extra={"order_id": order_id, "items": len(restocked)})
         return bool(restocked)
-
-    async def _reservation_of(self, order_id: str) -> Sequence[Reservation | ReservedLine]:
-        return await load_reservations(self.db, order_id)
 
     def _repeat(
         self,
