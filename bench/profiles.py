@@ -66,7 +66,7 @@ QUICK = Profile(
     saga_drain=8,
     saga_final_drain=15,
     shopper_users=200,
-    shopper_seconds=15,
+    shopper_seconds=10,
     shopper_warmup=2,
 )
 

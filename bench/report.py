@@ -85,8 +85,20 @@ def _throughput_row(key: str, title: str, result: dict[str, Any]) -> dict[str, s
         **_percentiles(result),
         "errors": str(result["errors"]),
         "vs baseline": f"{ratio:.0%} of {baseline}" if ratio is not None else "",
-        "notes": "; ".join(part for part in (_cores(result), _database_work(result)) if part),
+        "notes": "; ".join(
+            part for part in (_runs(result), _cores(result), _database_work(result)) if part
+        ),
     }
+
+
+def _runs(result: dict[str, Any]) -> str:
+    """A baseline's runs, before and after its scenarios; the faster one is the reference."""
+    runs = result.get("runs_rps")
+    if not runs or len(runs) < 2:
+        return ""
+    return "faster of runs before and after: " + " / ".join(
+        _num(rps, 0) if rps is not None else "failed" for rps in runs
+    )
 
 
 def _saga_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:

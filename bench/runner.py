@@ -26,8 +26,10 @@ from bench.targets import evaluate
 from meshkit.settings import PROJECT_ROOT
 
 ALL = (*SCENARIOS, MEMORY)
-# Each baseline runs right before the first scenario compared with it.
-ORDER = ("hello", "1", "2", "3", "echo", "4", "5", "6")
+# Each baseline runs right before the first scenario compared with it and again right after
+# the last. The machine is shared: a baseline run slowed by a neighbour would flatter every
+# ratio taken from it, so the faster of its two runs is the reference (the stricter one).
+ORDER = ("hello", "1", "2", "3", "hello", "echo", "4", "echo", "5", "6")
 
 
 def _say(message: str, began: float) -> None:
@@ -44,6 +46,26 @@ def _commit() -> str:
 def _plan(selected: Collection[str]) -> list[str]:
     needed = {SCENARIOS[key].baseline for key in selected if key in SCENARIOS} - {None}
     return [key for key in ORDER if key in selected or key in needed]
+
+
+def _faster(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """A baseline's figures from the faster of its runs, with every run's req/s beside them."""
+    runs = [*earlier.get("runs_rps", [earlier.get("rps")]), later.get("rps")]
+    ran = [result for result in (earlier, later) if "failed" not in result]
+    if not ran:
+        return earlier
+    return {**max(ran, key=lambda result: result["rps"]), "runs_rps": runs}
+
+
+def _compare_with_baselines(results: dict[str, Any]) -> None:
+    for key, result in results.items():
+        definition = SCENARIOS.get(key)
+        if definition is None or not definition.baseline or "failed" in result:
+            continue
+        base = results.get(definition.baseline, {})
+        if base.get("rps"):
+            result["baseline"] = definition.baseline
+            result["ratio"] = round(result["rps"] / base["rps"], 3)
 
 
 async def _profiled(
@@ -111,20 +133,18 @@ async def run_bench(
         for key in plan:
             definition = BASELINES.get(key) or SCENARIOS[key]
             _say(f"running {definition.title}", began)
+            result: dict[str, Any]
             try:
                 if py_spy_dir is not None and key in SCENARIOS:
-                    results[key], profiles[key] = await _profiled(
+                    result, profiles[key] = await _profiled(
                         bench, key, py_spy_dir, py_spy_processes
                     )
                 else:
-                    results[key] = await definition.run(bench)
+                    result = await definition.run(bench)
             except Exception as exc:  # one broken scenario must not hide the others' figures
-                results[key] = {"failed": f"{type(exc).__name__}: {exc}"[:2000]}
-            if definition.baseline and "failed" not in results[key]:
-                base = results.get(definition.baseline, {})
-                if base.get("rps"):
-                    results[key]["baseline"] = definition.baseline
-                    results[key]["ratio"] = round(results[key]["rps"] / base["rps"], 3)
+                result = {"failed": f"{type(exc).__name__}: {exc}"[:2000]}
+            results[key] = _faster(results[key], result) if key in results else result
+        _compare_with_baselines(results)
         if MEMORY in selected:
             results[MEMORY]["after"] = scenarios.memory(stack)
             results[MEMORY]["after_anonymous"] = scenarios.memory(stack, "RssAnon")

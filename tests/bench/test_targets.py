@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from bench.__main__ import parse_args
+from bench.runner import _compare_with_baselines, _faster, _plan
 from bench.stats import percentile, summary_ms
 from bench.targets import evaluate
 
@@ -74,3 +75,26 @@ def test_the_command_line_runs_the_full_profile_unless_told_otherwise() -> None:
     assert parse_args(["--profile", "smoke", "--scenarios", "1, 4"]).selected == ["1", "4"]
     with pytest.raises(SystemExit):
         parse_args(["--scenarios", "9"])
+
+
+def test_a_baseline_runs_before_and_after_its_scenarios() -> None:
+    assert _plan(["3"]) == ["hello", "3", "hello"]
+    assert _plan(["1", "4"]) == ["hello", "1", "hello", "echo", "4", "echo"]
+    assert _plan(["5", "7"]) == ["5"]
+
+
+def test_the_faster_baseline_run_is_the_reference() -> None:
+    slowed = {"rps": 5_000.0, "p99_ms": 60.0}
+    steady = {"rps": 8_000.0, "p99_ms": 9.0}
+    results: dict[str, Any] = {
+        "hello": _faster(slowed, steady),
+        "3": {"rps": 2_000.0},
+        "echo": _faster({"failed": "TimeoutError"}, {"rps": 4_000.0}),
+        "4": {"rps": 3_000.0},
+    }
+    _compare_with_baselines(results)
+    assert results["hello"] == {**steady, "runs_rps": [5_000.0, 8_000.0]}
+    assert (results["3"]["baseline"], results["3"]["ratio"]) == ("hello", 0.25)
+    assert results["echo"]["runs_rps"] == [None, 4_000.0]
+    assert results["4"]["ratio"] == 0.75
+    assert _faster({"failed": "x"}, {"failed": "y"}) == {"failed": "x"}
