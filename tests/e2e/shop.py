@@ -132,10 +132,12 @@ class Shop:
     async def wait_status(
         self, buyer: Person, order_id: str, status: str, timeout: float = 30
     ) -> dict[str, Any]:
-        async def reached() -> dict[str, Any] | None:
+        async def reached() -> dict[str, Any]:
             response = await self.client.get(f"/v1/orders/{order_id}", headers=buyer.headers)
             order: dict[str, Any] = response.json()
-            return order if order.get("status") == status else None
+            # Raised, not returned: a wait that runs out says where the order was instead.
+            assert order.get("status") == status, f"{response.status_code}: {order}"
+            return order
 
         result: dict[str, Any] = await eventually(
             reached, timeout=timeout, message=f"order {status}"

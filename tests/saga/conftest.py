@@ -162,9 +162,16 @@ class Saga:
 
     async def wait_status(self, order_id: str, status: int, timeout: float = 20) -> None:
         async def reached() -> bool:
-            return await self.order_status(order_id) == status
+            now = await self.order_status(order_id)
+            # Raised, not returned: a wait that runs out says where the order was instead.
+            assert now == status, f"the order is {order_pb2.OrderStatus.Name(now)}"
+            return True
 
-        await eventually(reached, timeout=timeout, message=f"order {order_id} reaches {status}")
+        await eventually(
+            reached,
+            timeout=timeout,
+            message=f"order {order_id} reaches {order_pb2.OrderStatus.Name(status)}",
+        )
 
     async def close(self) -> None:
         for channel in self.channels.values():
