@@ -65,12 +65,22 @@ def family_cpu_seconds(pid: int) -> float:
     return sum(cpu_seconds(member) for member in family(pid))
 
 
-def machine_busy_seconds() -> float:
-    """CPU time all cores spent on anything but idling, since boot (from /proc/stat)."""
+def machine_times(cpu_line: str) -> tuple[float, float]:
+    """(busy, stolen) CPU seconds of all cores from the `cpu` line of /proc/stat.
+
+    Busy is all but idling (idle, iowait) and stolen: the time the hypervisor ran another
+    guest while one of ours was ready, which the machines this runs on are shared enough to
+    show (up to a fifth of a core in 30 s samples)."""
+    fields = [int(value) for value in cpu_line.split()[1:]]
+    idle = fields[3] + fields[4]
+    stolen = fields[7]
+    return (sum(fields[:7]) - idle) / _TICKS, stolen / _TICKS
+
+
+def machine_seconds() -> tuple[float, float]:
+    """(busy, stolen) CPU seconds of all cores since boot."""
     with open("/proc/stat") as stat:
-        fields = [int(value) for value in stat.readline().split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields[:8]) - idle) / _TICKS
+        return machine_times(stat.readline())
 
 
 @dataclass
@@ -80,24 +90,26 @@ class CpuMeter:
 
     pids: Mapping[str, int]
     _cpu: dict[str, float] | None = None
-    _machine: float = 0.0
+    _machine: tuple[float, float] = (0.0, 0.0)
     _wall: float = 0.0
 
     def start(self) -> CpuMeter:
         self._cpu = {name: family_cpu_seconds(pid) for name, pid in self.pids.items()}
-        self._machine = machine_busy_seconds()
+        self._machine = machine_seconds()
         self._wall = time.monotonic()
         return self
 
     def stop(self) -> dict[str, float]:
-        """Cores used by each process, and by the whole machine under `machine` (the load
-        generator, PostgreSQL, RabbitMQ and Redis included)."""
+        """Cores used by each process, by the whole machine under `machine` (the load
+        generator, PostgreSQL, RabbitMQ and Redis included), and taken by the hypervisor
+        under `stolen`."""
         elapsed = max(time.monotonic() - self._wall, 1e-9)
-        return {name: round(seconds / elapsed, 2) for name, seconds in self.seconds().items()}
+        used = {**self.seconds(), "stolen": machine_seconds()[1] - self._machine[1]}
+        return {name: round(seconds / elapsed, 2) for name, seconds in used.items()}
 
     def seconds(self) -> dict[str, float]:
         """CPU seconds used by each process, and by the machine, since `start()`."""
         assert self._cpu is not None, "start() first"
         used = {name: family_cpu_seconds(pid) - self._cpu[name] for name, pid in self.pids.items()}
-        used["machine"] = machine_busy_seconds() - self._machine
+        used["machine"] = machine_seconds()[0] - self._machine[0]
         return used

@@ -56,11 +56,14 @@ def _cores(result: dict[str, Any]) -> str:
         parts.append(f"{result['loadgen']}: {result['loadgen_cpu_cores']:.2f}{of} cores")
     servers = dict(result.get("server_cpu_cores") or {})
     machine = servers.pop("machine", None)
+    stolen = servers.pop("stolen", None)
     if servers:
         name, cores = max(servers.items(), key=lambda item: item[1])
         parts.append(f"busiest {name} {cores:.2f} cores")
     if machine is not None:
         parts.append(f"machine {machine:.2f} cores busy")
+    if stolen:
+        parts.append(f"{stolen:.2f} cores stolen by the hypervisor")
     return "; ".join(parts)
 
 

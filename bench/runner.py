@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from bench import profiling, scenarios
+from bench import procstat, profiling, scenarios
 from bench.loadgen.wrk import ensure_wrk
 from bench.profiles import Profile
 from bench.report import Report
@@ -95,6 +95,7 @@ async def run_bench(
         ensure_wrk()
     results: dict[str, Any] = {}
     profiles: dict[str, list[profiling.Profile]] = {}
+    stolen_before = procstat.machine_seconds()[1]
     meta: dict[str, Any] = {
         "profile": profile.name,
         "started_at": started_at,
@@ -156,5 +157,9 @@ async def run_bench(
         meta["py_spy"] = str(py_spy_dir)
     meta["load_average_after"] = round(os.getloadavg()[0], 2)
     meta["duration_s"] = round(time.monotonic() - began, 1)
+    # Cores the hypervisor gave other guests, on average over the run: a noisy spell shows.
+    meta["stolen_cores"] = round(
+        (procstat.machine_seconds()[1] - stolen_before) / meta["duration_s"], 2
+    )
     ordered = {key: results[key] for key in (*ORDER, MEMORY) if key in results}
     return Report(meta, ordered, evaluate(ordered))

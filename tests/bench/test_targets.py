@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
 
 from bench.__main__ import parse_args
+from bench.procstat import machine_times
 from bench.runner import _compare_with_baselines, _faster, _plan
 from bench.stats import percentile, summary_ms
 from bench.targets import evaluate
@@ -98,3 +100,10 @@ def test_the_faster_baseline_run_is_the_reference() -> None:
     assert results["echo"]["runs_rps"] == [None, 4_000.0]
     assert results["4"]["ratio"] == 0.75
     assert _faster({"failed": "x"}, {"failed": "y"}) == {"failed": "x"}
+
+
+def test_stolen_time_is_not_counted_as_busy() -> None:
+    ticks = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    line = f"cpu  {ticks * 10} 0 {ticks * 2} {ticks * 50} {ticks} 0 {ticks} {ticks * 3} 0 0"
+    assert machine_times(line) == (13.0, 3.0)
