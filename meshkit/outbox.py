@@ -35,13 +35,12 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.amqp import Topology
 from meshkit.context import correlation_id_var, request_id_var
 from meshkit.db import Database, UTCDateTime, utcnow
 from meshkit.events import CONTENT_TYPE, OCCURRED_AT_HEADER, Envelope, event_type_of
-from meshkit.transactions import SessionTransaction, Statement, Transaction, transaction
+from meshkit.transactions import Statement, Transaction, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -81,12 +80,9 @@ class Outbox:
         # `inline`: nothing to read back (the id), so no RETURNING.
         self._insert = Statement(table.insert().inline())
 
-    async def add(
-        self, tx: Transaction | AsyncSession, body: Message, *, correlation_id: str
-    ) -> Envelope:
-        """Write the event in the caller's transaction (a session's, or a prebuilt one's)."""
-        if isinstance(tx, AsyncSession):
-            tx = SessionTransaction(tx)
+    async def add(self, tx: Transaction, body: Message, *, correlation_id: str) -> Envelope:
+        """Write the event in the caller's transaction (a session's through
+        `SessionTransaction`, or the driver's)."""
         envelope = Envelope(
             event_type=event_type_of(body),
             correlation_id=correlation_id,

@@ -14,17 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from meshkit.db import Database, in_utc
-from order_service.models import Order, OrderItem
-from order_service.repository import OrderRepository
-
-_ORDER_COLUMNS = tuple(column.name for column in Order.__table__.columns)
-_ITEM_COLUMNS = tuple(c.name for c in OrderItem.__table__.columns if c.name != "order_id")
+from order_service.models import Order
+from order_service.repository import ITEM_FIELDS, ORDER_FIELDS, OrderRepository
 
 _ORDER_WITH_ITEMS = (
     "SELECT "
-    + ", ".join(f"o.{name}" for name in _ORDER_COLUMNS)
+    + ", ".join(f"o.{name}" for name in ORDER_FIELDS)
     + ", "
-    + ", ".join(f"i.{name} AS item_{name}" for name in _ITEM_COLUMNS)
+    + ", ".join(f"i.{name} AS item_{name}" for name in ITEM_FIELDS)
     + " FROM orders o LEFT JOIN order_items i ON i.order_id = o.id"
 )
 _BY_ID = _ORDER_WITH_ITEMS + " WHERE o.id = $1 ORDER BY i.position"
@@ -96,9 +93,9 @@ async def _fetch(db: Database, query: str, *args: str) -> OrderRecord | None:
     if not rows:
         return None
     first = rows[0]
-    values = in_utc({name: first[name] for name in _ORDER_COLUMNS})
+    values = in_utc({name: first[name] for name in ORDER_FIELDS})
     items = tuple(
-        ItemRecord(**{name: row[f"item_{name}"] for name in _ITEM_COLUMNS})
+        ItemRecord(**{name: row[f"item_{name}"] for name in ITEM_FIELDS})
         for row in rows
         if row["item_position"] is not None
     )

@@ -99,25 +99,20 @@ async def transition(
 # Built once, run with parameters: every order placed writes both.
 _ADD_ORDER = Statement(_orders.insert())
 _ADD_ITEMS = Statement(_items.insert())
-_ITEM_FIELDS = (
-    "position",
-    "product_id",
-    "product_name",
-    "seller_id",
-    "quantity",
-    "unit_price_minor",
-)
+# The columns of an order and of its items (but the order's id): what `OrderRecord` and
+# `ItemRecord` hold, what is written, and what the fast reads select.
+ORDER_FIELDS = tuple(column.key for column in _orders.columns)
+ITEM_FIELDS = tuple(column.key for column in _items.columns if column.key != "order_id")
 
 
 async def add_order(tx: Transaction, order: OrderRecord) -> None:
     """The order and its items; a second order with the owner's idempotency key breaks the
     unique constraint (`IntegrityViolation`)."""
-    values = {name: getattr(order, name) for name in (column.key for column in _orders.columns)}
-    await tx.execute(_ADD_ORDER, values)
+    await tx.execute(_ADD_ORDER, {name: getattr(order, name) for name in ORDER_FIELDS})
     await tx.execute_many(
         _ADD_ITEMS,
         [
-            {"order_id": order.id, **{name: getattr(item, name) for name in _ITEM_FIELDS}}
+            {"order_id": order.id, **{name: getattr(item, name) for name in ITEM_FIELDS}}
             for item in order.items
         ],
     )

@@ -152,7 +152,7 @@ _TAKE_STOCK = Statement(
     .where(
         _products.c.id == bindparam("product_id"),
         _products.c.stock >= bindparam("quantity"),
-        not_(_products.c.archived),
+        _LISTED,
     )
     .values(stock=_products.c.stock - bindparam("quantity"), updated_at=bindparam("now"))
     .returning(_products.c.stock)
