@@ -14,6 +14,7 @@ from grpc_status import rpc_status
 
 from meshkit.server import GrpcServer, start_grpc_server
 from tests.runtime.probe import PUBLIC_METHODS, SERVICE, Probe, StaticVerifier, registration
+from tests.support import eventually
 
 
 @pytest.fixture
@@ -137,6 +138,13 @@ async def test_every_call_is_measured_with_its_status(channel: grpc.aio.Channel)
     before = count("NOT_FOUND")
     with pytest.raises(grpc.aio.AioRpcError):
         await channel.unary_unary(f"/{SERVICE}/Fail")(b"missing")
+
+    # An abort sends the status before the server's handler has unwound, so the caller
+    # can see the error a moment before the observation is recorded.
+    async def observed() -> bool:
+        return count("NOT_FOUND") == before + 1
+
+    await eventually(observed, timeout=5, message="the failed call counted once")
     assert count("NOT_FOUND") == before + 1
 
 
