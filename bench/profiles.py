@@ -8,10 +8,11 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Profile:
     name: str
-    # Closed-loop HTTP (wrk) and gRPC scenarios: measured seconds after a warm-up.
-    http_seconds: float
+    # Closed-loop HTTP (wrk) and gRPC scenarios: after a warm-up, `rounds` pairs of slices of
+    # `slice_seconds`, one of the scenario and one of its baseline (`bench.paired`).
+    rounds: int
+    slice_seconds: float
     http_warmup: float
-    grpc_seconds: float
     grpc_warmup: float
     # The saga: a fixed rate first, then steps up while the mesh keeps up.
     saga_rate: float
@@ -37,9 +38,9 @@ class Profile:
 
 FULL = Profile(
     name="full",
-    http_seconds=30,
+    rounds=6,
+    slice_seconds=5,
     http_warmup=5,
-    grpc_seconds=30,
     grpc_warmup=3,
     saga_rate=20,
     saga_seconds=60,
@@ -54,9 +55,10 @@ FULL = Profile(
 
 QUICK = Profile(
     name="quick",
-    http_seconds=4,
-    http_warmup=2,
-    grpc_seconds=4,
+    rounds=2,
+    slice_seconds=2,
+    # Long enough to read every hot product once (scenario 1 is "cache warm").
+    http_warmup=3,
     # Long enough to read every hot product once when scenario 1 did not warm the caches.
     grpc_warmup=3,
     saga_rate=20,
@@ -73,9 +75,9 @@ QUICK = Profile(
 # Seconds per scenario and little data: proves every scenario runs and yields figures.
 SMOKE = Profile(
     name="smoke",
-    http_seconds=1,
+    rounds=1,
+    slice_seconds=1,
     http_warmup=1,
-    grpc_seconds=1,
     grpc_warmup=0.5,
     saga_rate=5,
     saga_seconds=2,

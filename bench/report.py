@@ -89,19 +89,27 @@ def _throughput_row(key: str, title: str, result: dict[str, Any]) -> dict[str, s
         "errors": str(result["errors"]),
         "vs baseline": f"{ratio:.0%} of {baseline}" if ratio is not None else "",
         "notes": "; ".join(
-            part for part in (_runs(result), _cores(result), _database_work(result)) if part
+            part for part in (_slices(result), _cores(result), _database_work(result)) if part
         ),
     }
 
 
-def _runs(result: dict[str, Any]) -> str:
-    """A baseline's runs, before and after its scenarios; the faster one is the reference."""
-    runs = result.get("runs_rps")
-    if not runs or len(runs) < 2:
-        return ""
-    return "faster of runs before and after: " + " / ".join(
-        _num(rps, 0) if rps is not None else "failed" for rps in runs
-    )
+def _slices(result: dict[str, Any]) -> str:
+    """How the figures were pooled: a scenario's rounds against its baseline, a baseline's
+    slices between its scenarios'."""
+    ratios = [entry["ratio"] for entry in result.get("rounds") or [] if entry["ratio"]]
+    if ratios:
+        return (
+            f"median of {len(ratios)} rounds' ratios ({min(ratios):.0%} to {max(ratios):.0%}), "
+            f"each a {result['seconds'] / result['slices']:.0f} s slice beside one of the baseline"
+        )
+    slices = result.get("slices_rps") or []
+    if len(slices) > 1:
+        return (
+            f"{len(slices)} slices between its scenarios' slices: "
+            f"{_num(min(slices), 0)} to {_num(max(slices), 0)} req/s"
+        )
+    return ""
 
 
 def _saga_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:

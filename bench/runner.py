@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from bench import procstat, profiling, scenarios
+from bench import paired, procstat, profiling, scenarios
 from bench.loadgen.wrk import ensure_wrk
 from bench.profiles import Profile
 from bench.report import Report
@@ -26,10 +26,10 @@ from bench.targets import evaluate
 from meshkit.settings import PROJECT_ROOT
 
 ALL = (*SCENARIOS, MEMORY)
-# Each baseline runs right before the first scenario compared with it and again right after
-# the last. The machine is shared: a baseline run slowed by a neighbour would flatter every
-# ratio taken from it, so the faster of its two runs is the reference (the stricter one).
-ORDER = ("hello", "1", "2", "3", "hello", "echo", "4", "echo", "5", "6")
+# Closed-loop scenarios run in slices that alternate with their baseline's (`bench.paired`).
+ORDER = ("1", "2", "3", "4", "5", "6")
+# The table's order: each baseline above the scenarios compared with it.
+SHOWN = ("hello", "1", "2", "3", "echo", "4", "5", "6", MEMORY)
 
 
 def _say(message: str, began: float) -> None:
@@ -44,37 +44,30 @@ def _commit() -> str:
 
 
 def _plan(selected: Collection[str]) -> list[str]:
-    needed = {SCENARIOS[key].baseline for key in selected if key in SCENARIOS} - {None}
-    return [key for key in ORDER if key in selected or key in needed]
+    return [key for key in ORDER if key in selected]
 
 
-def _faster(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
-    """A baseline's figures from the faster of its runs, with every run's req/s beside them."""
-    runs = [*earlier.get("runs_rps", [earlier.get("rps")]), later.get("rps")]
-    ran = [result for result in (earlier, later) if "failed" not in result]
-    if not ran:
-        return earlier
-    return {**max(ran, key=lambda result: result["rps"]), "runs_rps": runs}
-
-
-def _compare_with_baselines(results: dict[str, Any]) -> None:
-    for key, result in results.items():
-        definition = SCENARIOS.get(key)
-        if definition is None or not definition.baseline or "failed" in result:
-            continue
-        base = results.get(definition.baseline, {})
-        if base.get("rps"):
-            result["baseline"] = definition.baseline
-            result["ratio"] = round(result["rps"] / base["rps"], 3)
+async def _run(
+    bench: Bench, key: str, warmed: set[str], baseline_slices: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    definition = SCENARIOS[key]
+    if definition.run is not None:
+        return await definition.run(bench)
+    assert definition.baseline is not None
+    figures, theirs = await paired.measure(
+        bench, definition, BASELINES[definition.baseline], warmed
+    )
+    baseline_slices.setdefault(definition.baseline, []).extend(theirs)
+    return figures
 
 
 async def _profiled(
-    bench: Bench, key: str, directory: Path, processes: Collection[str]
+    bench: Bench, key: str, directory: Path, processes: Collection[str], run: Any
 ) -> tuple[dict[str, Any], list[profiling.Profile]]:
     """Run a scenario while py-spy samples the chosen processes of the mesh."""
     pids = {name: pid for name, pid in bench.mesh_pids.items() if name in processes}
     async with profiling.recording(pids, directory, f"scenario{key}") as outputs:
-        result = await SCENARIOS[key].run(bench)
+        result = await run
     return result, [profiling.summarize(name, path) for name, path in outputs.items()]
 
 
@@ -91,7 +84,7 @@ async def run_bench(
     plan = _plan(selected)
     if py_spy_dir is not None:
         profiling.py_spy()  # fail now, not after the set-up, when it is missing
-    if any(key in plan for key in ("hello", "1", "2", "3")):
+    if any(key in plan for key in ("1", "2", "3")):
         ensure_wrk()
     results: dict[str, Any] = {}
     profiles: dict[str, list[profiling.Profile]] = {}
@@ -131,21 +124,25 @@ async def run_bench(
                 "idle_anonymous": scenarios.memory(stack, "RssAnon"),
                 "idle_proportional": scenarios.memory(stack, "Pss"),
             }
+        warmed: set[str] = set()
+        baseline_slices: dict[str, list[dict[str, Any]]] = {}
         for key in plan:
-            definition = BASELINES.get(key) or SCENARIOS[key]
-            _say(f"running {definition.title}", began)
+            _say(f"running {SCENARIOS[key].title}", began)
             result: dict[str, Any]
             try:
-                if py_spy_dir is not None and key in SCENARIOS:
+                run = _run(bench, key, warmed, baseline_slices)
+                if py_spy_dir is not None:
                     result, profiles[key] = await _profiled(
-                        bench, key, py_spy_dir, py_spy_processes
+                        bench, key, py_spy_dir, py_spy_processes, run
                     )
                 else:
-                    result = await definition.run(bench)
+                    result = await run
             except Exception as exc:  # one broken scenario must not hide the others' figures
                 result = {"failed": f"{type(exc).__name__}: {exc}"[:2000]}
-            results[key] = _faster(results[key], result) if key in results else result
-        _compare_with_baselines(results)
+            results[key] = result
+        # A baseline's row pools every slice it ran, between the slices of all its scenarios.
+        for name, slices in baseline_slices.items():
+            results[name] = paired.pool(slices)
         if MEMORY in selected:
             results[MEMORY]["after"] = scenarios.memory(stack)
             results[MEMORY]["after_anonymous"] = scenarios.memory(stack, "RssAnon")
@@ -161,5 +158,5 @@ async def run_bench(
     meta["stolen_cores"] = round(
         (procstat.machine_seconds()[1] - stolen_before) / meta["duration_s"], 2
     )
-    ordered = {key: results[key] for key in (*ORDER, MEMORY) if key in results}
+    ordered = {key: results[key] for key in SHOWN if key in results}
     return Report(meta, ordered, evaluate(ordered))

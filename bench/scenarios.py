@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.dbstats import TransactionMeter
 from bench.loadgen.child import run_child
 from bench.loadgen.wrk import Target, run_wrk
 from bench.procstat import CpuMeter, family_rss_mb
@@ -37,35 +37,37 @@ class Bench:
 
 
 Scenario = Callable[[Bench], Awaitable[dict[str, Any]]]
+# One slice of closed-loop load of so many seconds: its figures, with the server CPU it took.
+Slice = Callable[[Bench, float], Awaitable[dict[str, Any]]]
+
+# A gRPC slice's client processes start this long before its window opens: the time to
+# start them and to warm their channels up.
+GRPC_CLIENT_START_SECONDS = 1.5
 
 
 async def _wrk(
-    bench: Bench, url: str, targets: list[Target], pids: Mapping[str, int]
+    bench: Bench, url: str, targets: list[Target], pids: Mapping[str, int], seconds: float
 ) -> dict[str, Any]:
-    """Warm up, then measure; on the mesh, count what its databases did per request."""
-    profile = bench.profile
-    workdir, connections = bench.stack.workdir, profile.connections
-    # The warm-up fills the caches, and the connections of the server's pools.
-    await run_wrk(
-        url, targets, duration=profile.http_warmup, connections=connections, workdir=workdir
-    )
-    # PostgreSQL publishes a backend's transaction counts up to a second late: let the
-    # warm-up's land before counting.
-    await asyncio.sleep(1.0)
     meter = CpuMeter(pids).start()
-    database = await TransactionMeter(bench.stack.databases).start()
     result = await run_wrk(
-        url, targets, duration=profile.http_seconds, connections=connections, workdir=workdir
+        url,
+        targets,
+        duration=seconds,
+        connections=bench.profile.connections,
+        workdir=bench.stack.workdir,
     )
     result["server_cpu_cores"] = meter.stop()
-    result["db_transactions"] = await database.stop()
     return result
 
 
-async def hello_world(bench: Bench) -> dict[str, Any]:
+async def hello_world(bench: Bench, seconds: float) -> dict[str, Any]:
     """Baseline: GET / of a bare FastAPI app."""
     return await _wrk(
-        bench, bench.stack.baselines.hello_url, [Target("/", {})], bench.baseline_pid("hello_app")
+        bench,
+        bench.stack.baselines.hello_url,
+        [Target("/", {})],
+        bench.baseline_pid("hello_app"),
+        seconds,
     )
 
 
@@ -73,66 +75,67 @@ def _hot_products(bench: Bench) -> list[str]:
     return bench.seeded.product_ids[: bench.profile.hot_products]
 
 
-async def product_by_id(bench: Bench) -> dict[str, Any]:
+async def product_by_id(bench: Bench, seconds: float) -> dict[str, Any]:
     """1: GET /v1/products/{id}, cycling through the hot products, cache warm."""
     targets = [Target(f"/v1/products/{pid}", {}) for pid in _hot_products(bench)]
-    return await _wrk(bench, bench.stack.gateway_url, targets, bench.mesh_pids)
+    return await _wrk(bench, bench.stack.gateway_url, targets, bench.mesh_pids, seconds)
 
 
-async def product_listing(bench: Bench) -> dict[str, Any]:
+async def product_listing(bench: Bench, seconds: float) -> dict[str, Any]:
     """2: GET /v1/products?category_id=...&order_by=price, cycling through the categories."""
     targets = [
         Target(f"/v1/products?category_id={cid}&order_by=price", {})
         for cid in bench.seeded.category_ids
     ]
-    return await _wrk(bench, bench.stack.gateway_url, targets, bench.mesh_pids)
+    return await _wrk(bench, bench.stack.gateway_url, targets, bench.mesh_pids, seconds)
 
 
-async def order_by_id(bench: Bench) -> dict[str, Any]:
+async def order_by_id(bench: Bench, seconds: float) -> dict[str, Any]:
     """3: GET /v1/orders/{id} with its owner's bearer token, cycling through seeded orders."""
     targets = [
         Target(f"/v1/orders/{order_id}", {"Authorization": f"Bearer {token}"})
         for order_id, token in bench.seeded.orders
     ]
-    return await _wrk(bench, bench.stack.gateway_url, targets, bench.mesh_pids)
+    return await _wrk(bench, bench.stack.gateway_url, targets, bench.mesh_pids, seconds)
 
 
-async def _grpc(bench: Bench, target: str, call: str, pids: Mapping[str, int]) -> dict[str, Any]:
-    profile = bench.profile
+async def _grpc(
+    bench: Bench, target: str, call: str, pids: Mapping[str, int], seconds: float
+) -> dict[str, Any]:
     ids = bench.stack.workdir / "hot-products.txt"
     ids.write_text("\n".join(_hot_products(bench)))
-    meter = CpuMeter(pids)
+    start_at = time.monotonic() + GRPC_CLIENT_START_SECONDS
     argv = [
         sys.executable, "-m", "bench.loadgen.grpc_load",
         "--target", target, "--call", call, "--ids-file", str(ids),
-        "--concurrency", str(profile.connections), "--processes", "2",
-        "--duration", str(profile.grpc_seconds), "--warmup", str(profile.grpc_warmup),
+        "--concurrency", str(bench.profile.connections), "--processes", "2",
+        "--duration", str(seconds), "--start-at", repr(start_at),
     ]  # fmt: skip
-    # The meter starts with the process: the warm-up is short next to the measured time, and
-    # the generator reports its own CPU for the measured window only.
-    meter.start()
-    database = await TransactionMeter(bench.stack.databases).start()
-    run = (await run_child(argv, timeout=profile.grpc_seconds + profile.grpc_warmup + 60)).check(
-        "grpc_load"
-    )
+    child = asyncio.ensure_future(run_child(argv, timeout=GRPC_CLIENT_START_SECONDS + seconds + 60))
+    # The server's CPU over the window the generator measures, not its start-up.
+    await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+    meter = CpuMeter(pids).start()
+    await asyncio.wait({child}, timeout=seconds)
+    server_cpu_cores = meter.stop()
+    run = (await child).check("grpc_load")
     result: dict[str, Any] = json.loads(run.stdout)
-    result["server_cpu_cores"] = meter.stop()
-    result["db_transactions"] = await database.stop()
+    result["server_cpu_cores"] = server_cpu_cores
     return result
 
 
-async def echo(bench: Bench) -> dict[str, Any]:
+async def echo(bench: Bench, seconds: float) -> dict[str, Any]:
     """Baseline: a unary call on a bare grpc.aio echo server."""
     return await _grpc(
-        bench, bench.stack.baselines.echo_target, "echo", bench.baseline_pid("echo_server")
-    )
+        bench, bench.stack.baselines.echo_target, "echo", bench.baseline_pid("echo_server"),
+        seconds,
+    )  # fmt: skip
 
 
-async def grpc_get_product(bench: Bench) -> dict[str, Any]:
+async def grpc_get_product(bench: Bench, seconds: float) -> dict[str, Any]:
     """4: ProductService.GetProduct over gRPC, straight to the product service."""
     return await _grpc(
         bench, bench.stack.grpc_target("product_service"), "get_product",
-        {"product_service": bench.mesh_pids["product_service"]},
+        {"product_service": bench.mesh_pids["product_service"]}, seconds,
     )  # fmt: skip
 
 
@@ -196,21 +199,41 @@ def memory(stack: Stack, field: str = "VmRSS") -> dict[str, float]:
 class Definition:
     key: str
     title: str
-    run: Scenario
-    # The baseline its throughput is compared with, if any.
+    # A scenario with a run of its own (the saga, the shoppers), or closed-loop load measured
+    # in slices against its baseline (`bench.paired`).
+    run: Scenario | None = None
+    slice: Slice | None = None
     baseline: str | None = None
+    # The profile's warm-up that fills its caches and pools: "http" or "grpc".
+    warmup: str = "http"
+
+    def warmup_seconds(self, profile: Profile) -> float:
+        return profile.http_warmup if self.warmup == "http" else profile.grpc_warmup
 
 
 BASELINES = {
-    "hello": Definition("hello", "baseline: FastAPI hello world (HTTP)", hello_world),
-    "echo": Definition("echo", "baseline: grpc.aio unary echo", echo),
+    "hello": Definition("hello", "baseline: FastAPI hello world (HTTP)", slice=hello_world),
+    "echo": Definition("echo", "baseline: grpc.aio unary echo", slice=echo, warmup="grpc"),
 }
 SCENARIOS = {
-    "1": Definition("1", "1 GET /v1/products/{id} (cache warm)", product_by_id, "hello"),
-    "2": Definition("2", "2 GET /v1/products?category_id&order_by=price", product_listing, "hello"),
-    "3": Definition("3", "3 GET /v1/orders/{id} (bearer)", order_by_id, "hello"),
-    "4": Definition("4", "4 gRPC ProductService.GetProduct", grpc_get_product, "echo"),
-    "5": Definition("5", "5 saga POST /v1/orders to PAID", saga),
-    "6": Definition("6", "6 mixed shoppers", shoppers),
+    "1": Definition(
+        "1", "1 GET /v1/products/{id} (cache warm)", slice=product_by_id, baseline="hello"
+    ),
+    "2": Definition(
+        "2",
+        "2 GET /v1/products?category_id&order_by=price",
+        slice=product_listing,
+        baseline="hello",
+    ),
+    "3": Definition("3", "3 GET /v1/orders/{id} (bearer)", slice=order_by_id, baseline="hello"),
+    "4": Definition(
+        "4",
+        "4 gRPC ProductService.GetProduct",
+        slice=grpc_get_product,
+        baseline="echo",
+        warmup="grpc",
+    ),
+    "5": Definition("5", "5 saga POST /v1/orders to PAID", run=saga),
+    "6": Definition("6", "6 mixed shoppers", run=shoppers),
 }
 MEMORY = "7"

@@ -5,6 +5,10 @@
 the processes, each a grpc.aio client on uvloop with one channel, as the gateway has), and
 prints one JSON object: calls/s, latency percentiles, errors by status code, and the CPU the
 generator itself used (in cores), so a reader can see it was not the bottleneck.
+
+Every process measures the same window: from `--start-at` (a time.monotonic() reading, the
+same clock in every process of the machine) for `--duration` seconds; the calls before it
+warm the channel up. Without it, the window opens `--warmup` seconds after the start.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import grpc
 from google.protobuf import wrappers_pb2
 
 from bench.baselines.echo_server import ECHO_METHOD, loop_factory
-from bench.stats import summary_ms
+from bench.stats import quantiles_ms, summary_ms
 from ecommerce.product.v1 import product_pb2
 
 CALL_TIMEOUT_SECONDS = 5.0
@@ -40,7 +44,7 @@ class Plan:
     ids: list[str]
     concurrency: int
     duration: float
-    warmup: float
+    start_at: float  # time.monotonic() when the measured window opens
 
 
 def _callable(channel: grpc.aio.Channel, call: str) -> tuple[Any, Callable[[str], Any]]:
@@ -69,8 +73,7 @@ async def _drive(plan: Plan, offset: int) -> dict[str, Any]:
         await asyncio.wait_for(channel.channel_ready(), 10)
         method, build = _callable(channel, plan.call)
         requests = [build(value) for value in plan.ids]
-        started = time.monotonic()
-        measure_from = started + plan.warmup
+        measure_from = plan.start_at
         until = measure_from + plan.duration
 
         async def worker(index: int) -> None:
@@ -110,7 +113,7 @@ def run(plan: Plan, processes: int) -> dict[str, Any]:
         context.Process(
             target=_worker,
             args=(
-                Plan(plan.target, plan.call, plan.ids, share, plan.duration, plan.warmup),
+                Plan(plan.target, plan.call, plan.ids, share, plan.duration, plan.start_at),
                 sum(shares[:i]),
                 results,
             ),
@@ -128,8 +131,10 @@ def run(plan: Plan, processes: int) -> dict[str, Any]:
         errors.update(part["errors"])
     return {
         "requests": len(latencies),
+        "seconds": plan.duration,
         "rps": round(len(latencies) / plan.duration, 1),
         **summary_ms(latencies),
+        "quantiles_ms": quantiles_ms(latencies),
         "errors": sum(errors.values()),
         "errors_by_code": dict(errors),
         "concurrency": plan.concurrency,
@@ -148,9 +153,11 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--start-at", type=float, help="time.monotonic() to measure from")
     args = parser.parse_args()
     ids = args.ids_file.read_text().split() if args.ids_file else ["hello"]
-    plan = Plan(args.target, args.call, ids, args.concurrency, args.duration, args.warmup)
+    start_at = args.start_at if args.start_at is not None else time.monotonic() + args.warmup
+    plan = Plan(args.target, args.call, ids, args.concurrency, args.duration, start_at)
     json.dump(run(plan, args.processes), sys.stdout)
 
 

@@ -12,20 +12,36 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen.child import run_child
+from bench.stats import QUANTILE_POINTS
 
 THREADS = 2  # one per core of the machines this runs on
 MARKER = "BENCH_JSON "
+# How long a run takes to open all its connections (see `delay` in the script).
+RAMP_SECONDS = 0.25
 
 _SCRIPT = """
 local targets = {%(targets)s}
+local points = {%(points)s}
 local requests = {}
 local position = 0
+local ramp_ms, per_thread, started = %(ramp_ms)d, %(per_thread)d, 0
 
 function init(args)
   for i, target in ipairs(targets) do
     requests[i] = wrk.format("GET", target[1], target[2])
   end
   position = math.random(#requests)
+end
+
+-- Each thread's connections send their first requests spread over the ramp: opened all at
+-- once, some wait hundreds of milliseconds behind the rest, and a short run would measure
+-- its own start rather than the server.
+function delay()
+  if started < per_thread then
+    started = started + 1
+    return started * ramp_ms / per_thread
+  end
+  return 0
 end
 
 function request()
@@ -35,11 +51,15 @@ end
 
 function done(summary, latency, requests)
   local e = summary.errors
+  local quantiles = {}
+  for i, point in ipairs(points) do
+    quantiles[i] = point < 100 and latency:percentile(point) or latency.max
+  end
   io.write(string.format(
     '%(marker)s{"requests":%%d,"duration_us":%%d,"connect":%%d,"read":%%d,"write":%%d,'
-    .. '"status":%%d,"timeout":%%d,"p50_us":%%d,"p95_us":%%d,"p99_us":%%d,"max_us":%%d}\\n',
+    .. '"status":%%d,"timeout":%%d,"max_us":%%d,"quantiles_us":[%%s]}\\n',
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
+    latency.max, table.concat(quantiles, ",")))
 end
 """
 
@@ -77,12 +97,24 @@ def _lua_target(target: Target) -> str:
     return f"{{{_lua(target.path)}, {{{headers}}}}}"
 
 
-def write_script(targets: Sequence[Target], directory: Path) -> Path:
+def write_script(
+    targets: Sequence[Target], directory: Path, *, connections: int, threads: int
+) -> Path:
     rows = ",\n".join(_lua_target(target) for target in targets)
     with tempfile.NamedTemporaryFile(
         "w", suffix=".lua", dir=directory, delete=False, prefix="wrk-"
     ) as script:
-        script.write(_SCRIPT % {"targets": rows, "marker": MARKER})
+        points = ", ".join(f"{point:g}" for point in QUANTILE_POINTS)
+        script.write(
+            _SCRIPT
+            % {
+                "targets": rows,
+                "points": points,
+                "marker": MARKER,
+                "ramp_ms": RAMP_SECONDS * 1000,
+                "per_thread": -(-connections // threads),
+            }
+        )
     return Path(script.name)
 
 
@@ -95,13 +127,14 @@ async def run_wrk(
     workdir: Path,
 ) -> dict[str, Any]:
     """Run wrk for `duration` seconds with `connections` keep-alive connections."""
-    script = write_script(targets, workdir)
+    threads = min(THREADS, connections)
+    script = write_script(targets, workdir, connections=connections, threads=threads)
     seconds = max(1, round(duration))
     result = (
         await run_child(
             [
                 ensure_wrk(),
-                f"-t{min(THREADS, connections)}",
+                f"-t{threads}",
                 f"-c{connections}",
                 f"-d{seconds}s",
                 "--timeout",
@@ -117,17 +150,21 @@ async def run_wrk(
     raw = json.loads(line[len(MARKER) :])
     elapsed = raw["duration_us"] / 1e6
     errors = {key: raw[key] for key in ("connect", "read", "write", "status", "timeout")}
+    quantiles = [us / 1000 for us in raw["quantiles_us"]]
+    at = dict(zip(QUANTILE_POINTS, quantiles, strict=True))
     return {
         "requests": raw["requests"],
+        "seconds": elapsed,
         "rps": round(raw["requests"] / elapsed, 1),
-        "p50_ms": raw["p50_us"] / 1000,
-        "p95_ms": raw["p95_us"] / 1000,
-        "p99_ms": raw["p99_us"] / 1000,
+        "p50_ms": at[50.0],
+        "p95_ms": at[95.0],
+        "p99_ms": at[99.0],
         "max_ms": raw["max_us"] / 1000,
+        "quantiles_ms": quantiles,
         "errors": sum(errors.values()),
         "errors_by_kind": {key: value for key, value in errors.items() if value},
         "concurrency": connections,
-        "loadgen": f"wrk, {min(THREADS, connections)} threads",
+        "loadgen": f"wrk, {threads} threads",
         "loadgen_cpu_cores": round(result.cpu_s / result.wall_s, 2),
-        "loadgen_capacity_cores": min(THREADS, connections),
+        "loadgen_capacity_cores": threads,
     }

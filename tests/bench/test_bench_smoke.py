@@ -50,8 +50,11 @@ async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> 
         assert figures["loadgen_cpu_cores"] >= 0
     for key in ("1", "2", "3", "4"):
         assert results[key]["ratio"] > 0
-    for key in ("hello", "echo"):  # before and after their scenarios
-        assert len(results[key]["runs_rps"]) == 2 and all(results[key]["runs_rps"])
+        assert len(results[key]["rounds"]) == SMOKE.rounds
+    # A slice of the baseline beside each slice of each of its scenarios.
+    assert len(results["hello"]["slices_rps"]) == 3 * SMOKE.rounds
+    assert len(results["echo"]["slices_rps"]) == SMOKE.rounds
+    assert all(results["hello"]["slices_rps"]) and all(results["echo"]["slices_rps"])
 
     phases = results["5"]["phases"]
     assert len(phases) == 1 + len(SMOKE.saga_steps)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from bench import paired
 from bench.__main__ import parse_args
+from bench.paired import compare, pool
 from bench.procstat import machine_times
-from bench.runner import _compare_with_baselines, _faster, _plan
-from bench.stats import percentile, summary_ms
+from bench.profiles import SMOKE
+from bench.scenarios import Definition
+from bench.stats import QUANTILE_POINTS, percentile, pooled_percentile, quantiles_ms, summary_ms
 from bench.targets import evaluate
 
 
@@ -79,27 +84,98 @@ def test_the_command_line_runs_the_full_profile_unless_told_otherwise() -> None:
         parse_args(["--scenarios", "9"])
 
 
-def test_a_baseline_runs_before_and_after_its_scenarios() -> None:
-    assert _plan(["3"]) == ["hello", "3", "hello"]
-    assert _plan(["1", "4"]) == ["hello", "1", "hello", "echo", "4", "echo"]
-    assert _plan(["5", "7"]) == ["5"]
+def test_pooled_percentiles_of_one_slice_are_its_own() -> None:
+    latencies = [value / 1000 for value in range(1, 1001)]  # 1 to 1,000 ms
+    quantiles = quantiles_ms(latencies)
+    assert len(quantiles) == len(QUANTILE_POINTS) and quantiles[-1] == 1000.0
+    for fraction in (0.5, 0.95, 0.99, 0.999):
+        expected = percentile(latencies, fraction)
+        assert expected is not None
+        assert pooled_percentile([(1000, quantiles)], fraction) == expected * 1000
 
 
-def test_the_faster_baseline_run_is_the_reference() -> None:
-    slowed = {"rps": 5_000.0, "p99_ms": 60.0}
-    steady = {"rps": 8_000.0, "p99_ms": 9.0}
-    results: dict[str, Any] = {
-        "hello": _faster(slowed, steady),
-        "3": {"rps": 2_000.0},
-        "echo": _faster({"failed": "TimeoutError"}, {"rps": 4_000.0}),
-        "4": {"rps": 3_000.0},
+def test_pooled_percentiles_weigh_each_slice_by_its_requests() -> None:
+    fast = (3000, quantiles_ms([0.010] * 3000))
+    slow = (1000, quantiles_ms([0.100] * 1000))
+    assert pooled_percentile([fast, slow], 0.75) == 10.0
+    assert pooled_percentile([fast, slow], 0.76) == 100.0
+    assert pooled_percentile([slow, fast], 0.5) == 10.0
+    assert pooled_percentile([(0, [])], 0.5) is None
+
+
+def _slice(rps: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "requests": int(rps * 5),
+        "seconds": 5.0,
+        "rps": rps,
+        "quantiles_ms": quantiles_ms([0.002] * 10),
+        "max_ms": 2.0,
+        "errors": 0,
+        "concurrency": 64,
+        "loadgen": "wrk, 2 threads",
+        "loadgen_cpu_cores": 0.1,
+        "loadgen_capacity_cores": 2,
+        "server_cpu_cores": {"gateway": 1.0, "machine": 1.8},
+        **extra,
     }
-    _compare_with_baselines(results)
-    assert results["hello"] == {**steady, "runs_rps": [5_000.0, 8_000.0]}
-    assert (results["3"]["baseline"], results["3"]["ratio"]) == ("hello", 0.25)
-    assert results["echo"]["runs_rps"] == [None, 4_000.0]
-    assert results["4"]["ratio"] == 0.75
-    assert _faster({"failed": "x"}, {"failed": "y"}) == {"failed": "x"}
+
+
+def test_a_slowed_round_does_not_move_the_ratio() -> None:
+    own = [_slice(1_000), _slice(1_000), _slice(1_000)]
+    # The machine's neighbour slowed the baseline's second slice only.
+    theirs = [_slice(4_000), _slice(2_000), _slice(4_000)]
+    compared = compare(own, theirs, "hello")
+    assert compared["ratio"] == 0.25
+    assert [entry["ratio"] for entry in compared["rounds"]] == [0.25, 0.5, 0.25]
+    assert compared["baseline"] == "hello"
+
+
+def test_slices_pool_into_one_figure_set() -> None:
+    pooled = pool(
+        [
+            _slice(1_000, errors=1, errors_by_kind={"status": 1}, loadgen_cpu_cores=0.3),
+            _slice(3_000, server_cpu_cores={"gateway": 0.5, "machine": 1.0}),
+        ]
+    )
+    assert (pooled["requests"], pooled["seconds"], pooled["rps"]) == (20_000, 10.0, 2_000.0)
+    assert pooled["slices_rps"] == [1_000, 3_000]
+    assert (pooled["errors"], pooled["errors_by_kind"]) == (1, {"status": 1})
+    assert pooled["loadgen_cpu_cores"] == 0.3  # the busiest slice: the generator had room
+    assert pooled["server_cpu_cores"] == {"gateway": 0.75, "machine": 1.4}
+    assert pooled["p99_ms"] == 2.0
+
+
+async def test_slices_alternate_with_the_baseline_after_one_warm_up_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(paired, "STATISTICS_LAG_SECONDS", 0.0)
+    ran: list[tuple[str, float]] = []
+
+    def slicer(name: str, rps: float) -> Any:
+        async def run(bench: Any, seconds: float) -> dict[str, Any]:
+            ran.append((name, seconds))
+            return _slice(rps)
+
+        return run
+
+    profile = replace(SMOKE, rounds=4, slice_seconds=5, http_warmup=2)
+    bench: Any = SimpleNamespace(profile=profile, stack=SimpleNamespace(databases={}))
+    baseline = Definition("hello", "baseline", slice=slicer("hello", 4_000))
+    scenario = Definition("1", "scenario", slice=slicer("1", 1_000), baseline="hello")
+    warmed: set[str] = set()
+
+    figures, theirs = await paired.measure(bench, scenario, baseline, warmed)
+    assert ran == [("hello", 2), ("1", 2)] + [
+        (name, 5) for name in ("hello", "1", "1", "hello", "hello", "1", "1", "hello")
+    ]
+    assert (figures["ratio"], len(figures["rounds"]), len(theirs)) == (0.25, 4, 4)
+    assert figures["db_transactions"] == {}
+
+    ran.clear()
+    await paired.measure(
+        bench, Definition("2", "another", slice=slicer("2", 1), baseline="hello"), baseline, warmed
+    )
+    assert ran[0] == ("2", 2), "the baseline is warmed up once per run"
 
 
 def test_stolen_time_is_not_counted_as_busy() -> None:

@@ -1,0 +1,107 @@
+"""A closed-loop scenario measured against its baseline in alternating slices.
+
+The machine is shared: a neighbour can slow all of it for a minute, and a scenario measured
+after its baseline would be compared with a different machine. Measured in short slices that
+alternate (baseline then scenario, scenario then baseline, ...), the two slices of each round
+see nearly the same machine; the scenario's ratio is the median of its rounds' ratios, which
+one slowed round cannot move. Throughput and percentiles pool every slice's requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from bench.dbstats import TransactionMeter
+from bench.scenarios import Bench, Definition, Slice
+from bench.stats import median, pooled_percentile
+
+# PostgreSQL publishes a backend's transaction counts up to a second late.
+STATISTICS_LAG_SECONDS = 1.0
+
+
+async def measure(
+    bench: Bench, scenario: Definition, baseline: Definition, warmed: set[str]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The scenario's figures, compared with its baseline, and the baseline's slices.
+
+    Each of the two is warmed up first (the baseline once per run, as `warmed` records): the
+    warm-up fills the caches and the connections of the servers' pools."""
+    for definition in (baseline, scenario):
+        if definition.key not in warmed:
+            await _slice_of(definition)(bench, definition.warmup_seconds(bench.profile))
+            warmed.add(definition.key)
+    await asyncio.sleep(STATISTICS_LAG_SECONDS)
+    database = await TransactionMeter(bench.stack.databases).start()
+    own: list[dict[str, Any]] = []
+    theirs: list[dict[str, Any]] = []
+    for round_number in range(bench.profile.rounds):
+        first_baseline = round_number % 2 == 0
+        for definition in (baseline, scenario) if first_baseline else (scenario, baseline):
+            result = await _slice_of(definition)(bench, bench.profile.slice_seconds)
+            (theirs if definition is baseline else own).append(result)
+    figures = pool(own)
+    figures["db_transactions"] = await database.stop()
+    figures.update(compare(own, theirs, baseline.key))
+    return figures, theirs
+
+
+def _slice_of(definition: Definition) -> Slice:
+    if definition.slice is None:
+        raise ValueError(f"scenario {definition.key} is not closed-loop load")
+    return definition.slice
+
+
+def compare(
+    own: Sequence[dict[str, Any]], theirs: Sequence[dict[str, Any]], baseline: str
+) -> dict[str, Any]:
+    """Each round's ratio of the scenario's throughput to its baseline's, and their median."""
+    rounds = [
+        {
+            "rps": mine["rps"],
+            "baseline_rps": base["rps"],
+            "ratio": round(mine["rps"] / base["rps"], 3) if base["rps"] else None,
+        }
+        for mine, base in zip(own, theirs, strict=True)
+    ]
+    ratios = [entry["ratio"] for entry in rounds if entry["ratio"] is not None]
+    ratio = median(ratios)
+    return {
+        "baseline": baseline,
+        "rounds": rounds,
+        "ratio": None if ratio is None else round(ratio, 3),
+    }
+
+
+def pool(slices: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One figure set from the slices of one load: requests and errors added up, throughput
+    over their time together, percentiles of all their requests, CPU averaged over the
+    slices (of equal length)."""
+    requests = sum(result["requests"] for result in slices)
+    seconds = sum(result["seconds"] for result in slices)
+    latencies = [(result["requests"], result["quantiles_ms"]) for result in slices]
+    errors: Counter[str] = Counter()
+    for result in slices:
+        errors.update(result.get("errors_by_kind") or result.get("errors_by_code") or {})
+    cores: Counter[str] = Counter()
+    for result in slices:
+        cores.update(result["server_cpu_cores"])
+    first = slices[0]
+    return {
+        "requests": requests,
+        "seconds": round(seconds, 2),
+        "rps": round(requests / seconds, 1) if seconds else 0.0,
+        **{f"p{point}_ms": pooled_percentile(latencies, point / 100) for point in (50, 95, 99)},
+        "max_ms": max(result["max_ms"] or 0.0 for result in slices),
+        "errors": sum(result["errors"] for result in slices),
+        "errors_by_kind": dict(errors),
+        "slices": len(slices),
+        "slices_rps": [result["rps"] for result in slices],
+        "concurrency": first["concurrency"],
+        "loadgen": first["loadgen"],
+        "loadgen_cpu_cores": round(max(result["loadgen_cpu_cores"] for result in slices), 2),
+        "loadgen_capacity_cores": first["loadgen_capacity_cores"],
+        "server_cpu_cores": {name: round(total / len(slices), 2) for name, total in cores.items()},
+    }
