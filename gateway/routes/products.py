@@ -70,10 +70,7 @@ async def list_products(
             page_token=page_token,
         )
     )
-    return ProductList(
-        products=[Product.from_proto(product) for product in response.products],
-        next_page_token=response.next_page_token,
-    )
+    return ProductList.from_proto(response)
 
 
 @router.get(
