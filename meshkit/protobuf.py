@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from meshkit.errors import InvalidArgument
 
+# The arithmetic of Timestamp.FromDatetime and ToDatetime, at a third to a quarter of their
+# cost (they are written in Python with keyword arguments throughout): every order and
+# product a service answers with carries two or three timestamps, and a page of them twenty
+# times as many.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    """A datetime as a protobuf timestamp (a naive one is local time, as `astimezone` reads it)."""
     if value is None:
         return None
-    result = timestamp_pb2.Timestamp()
-    result.FromDatetime(value.astimezone(UTC))
-    return result
+    since = value.astimezone(UTC) - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000
+    )
 
 
 def to_datetime(value: timestamp_pb2.Timestamp) -> datetime:
-    return value.ToDatetime(tzinfo=UTC)
+    """A protobuf timestamp as an aware UTC datetime, nanoseconds truncated to microseconds."""
+    return _EPOCH + timedelta(0, value.seconds, value.nanos // 1_000)
 
 
 def mask_paths(mask: field_mask_pb2.FieldMask, allowed: Collection[str]) -> set[str]:

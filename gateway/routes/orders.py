@@ -89,10 +89,7 @@ async def list_orders(
             page_token=page_token,
         )
     )
-    return OrderList(
-        orders=[Order.from_proto(order) for order in response.orders],
-        next_page_token=response.next_page_token,
-    )
+    return OrderList.from_proto(response)
 
 
 @router.get("/v1/orders/{order_id}", summary="One order", responses=problem_responses(401, 404))

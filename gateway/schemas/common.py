@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from google.protobuf import timestamp_pb2
 from pydantic import BaseModel, ConfigDict, Field
 
 from ecommerce.common.v1 import money_pb2
+from meshkit.protobuf import to_datetime
 
 
 class Schema(BaseModel):
@@ -51,19 +52,11 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def rfc3339(value: timestamp_pb2.Timestamp) -> datetime | None:
-    """A protobuf timestamp as an aware UTC datetime; unset is None.
-
-    The arithmetic of `Timestamp.ToDatetime` (nanoseconds truncated to microseconds) at a
-    quarter of its cost, with timedelta's arguments given by position: a listing converts
-    two timestamps per product."""
-    seconds, nanos = value.seconds, value.nanos
-    if not seconds and not nanos:
+    """A protobuf timestamp as an aware UTC datetime; unset is None."""
+    if not value.seconds and not value.nanos:
         return None
-    return _EPOCH + timedelta(0, seconds, nanos // 1000)
+    return to_datetime(value)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, object]]:

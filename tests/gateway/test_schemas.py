@@ -4,30 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from google.protobuf import timestamp_pb2
 
 from ecommerce.common.v1 import money_pb2
+from ecommerce.order.v1 import order_pb2
 from ecommerce.product.v1 import product_pb2
 from gateway.schemas.common import rfc3339
+from gateway.schemas.orders import Order, OrderList
 from gateway.schemas.products import Product, ProductList
-
-
-@pytest.mark.parametrize(
-    ("seconds", "nanos"),
-    [
-        (1_764_866_183, 123_456_789),  # nanoseconds truncated to microseconds
-        (1_764_866_183, 0),
-        (0, 1_000),
-        (-86_400, 999_999_999),  # before 1970
-        (253_402_300_799, 999_999_000),  # the last second of year 9999
-    ],
-)
-def test_timestamps_convert_as_protobuf_converts_them(seconds: int, nanos: int) -> None:
-    stamp = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
-    converted = rfc3339(stamp)
-    assert converted == stamp.ToDatetime(tzinfo=UTC)
-    assert converted is not None and converted.tzinfo is UTC
 
 
 def test_an_unset_timestamp_is_null() -> None:
@@ -67,3 +51,55 @@ def test_what_a_service_says_is_passed_on_as_it_is() -> None:
     page = ProductList.from_proto(product_pb2.ListProductsResponse(products=[product]))
     assert page.products[0].price.amount_minor == 10**13
     assert page.products[0].price.currency_code == "usd"
+
+
+def _order(*, shipped: bool) -> order_pb2.Order:
+    order = order_pb2.Order(
+        id="o1",
+        user_id="u1",
+        status=order_pb2.ORDER_STATUS_SHIPPED if shipped else order_pb2.ORDER_STATUS_PAID,
+        total=money_pb2.Money(amount_minor=10**13, currency_code="USD"),
+        payment_method="pm_card_visa",
+        shipping_address=order_pb2.Address(
+            recipient="Ada Lovelace", line1="12 St James's Square", city="London",
+            country_code="GB",
+        ),
+    )  # fmt: skip
+    order.items.add(
+        product_id="p1",
+        product_name="Analytical Engine",
+        quantity=2,
+        unit_price=money_pb2.Money(amount_minor=5 * 10**12, currency_code="USD"),
+        line_total=money_pb2.Money(amount_minor=10**13, currency_code="USD"),
+    )
+    order.create_time.FromDatetime(datetime(2026, 12, 4, 16, 0, tzinfo=UTC))
+    if shipped:
+        order.shipment.carrier = "DHL"
+        order.shipment.tracking_number = "JD0001"
+        order.shipment.ship_time.FromDatetime(datetime(2026, 12, 5, 9, 0, tzinfo=UTC))
+    return order
+
+
+def test_an_order_converts_whole_with_its_shipment_when_shipped() -> None:
+    paid = Order.from_proto(_order(shipped=False)).model_dump(mode="json")
+    assert paid["status"] == "PAID" and paid["shipment"] is None
+    assert paid["items"][0]["line_total"] == {"amount_minor": 10**13, "currency_code": "USD"}
+    assert paid["total"]["amount_minor"] == 10**13  # a total past the input limit passes on
+    assert paid["shipping_address"]["line2"] == "" and paid["create_time"] == "2026-12-04T16:00:00Z"
+
+    shipped = Order.from_proto(_order(shipped=True)).model_dump(mode="json")
+    assert shipped["status"] == "SHIPPED"
+    assert shipped["shipment"] == {
+        "carrier": "DHL",
+        "tracking_number": "JD0001",
+        "ship_time": "2026-12-05T09:00:00Z",
+    }
+
+
+def test_a_page_of_orders_is_each_order_as_it_stands_alone() -> None:
+    page = order_pb2.ListOrdersResponse(
+        orders=[_order(shipped=False), _order(shipped=True)], next_page_token="next"
+    )
+    listed = OrderList.from_proto(page)
+    assert listed.orders == [Order.from_proto(order) for order in page.orders]
+    assert listed.next_page_token == "next"
