@@ -17,9 +17,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    return None if value is None else to_timestamp(value)
+
+
+def to_timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     """A datetime as a protobuf timestamp (a naive one is local time, as `astimezone` reads it)."""
-    if value is None:
-        return None
     since = value.astimezone(UTC) - _EPOCH
     return timestamp_pb2.Timestamp(
         seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000

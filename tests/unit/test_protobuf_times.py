@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from google.protobuf import timestamp_pb2
 
-from meshkit.protobuf import timestamp, to_datetime
+from meshkit.protobuf import timestamp, to_datetime, to_timestamp
 
 MOMENTS = [
     datetime(2026, 12, 4, 16, 0, 0, 123_456, tzinfo=UTC),
@@ -22,7 +22,7 @@ MOMENTS = [
 def test_a_datetime_becomes_the_timestamp_protobuf_makes(moment: datetime) -> None:
     expected = timestamp_pb2.Timestamp()
     expected.FromDatetime(moment.astimezone(UTC))
-    assert timestamp(moment) == expected
+    assert timestamp(moment) == to_timestamp(moment) == expected
     assert to_datetime(expected) == moment
 
 
