@@ -25,9 +25,12 @@ class ProductSettings(ServiceSettings):
     # After a cache failure, Redis is left alone this long so a dead Redis costs no timeouts.
     cache_retry_after_seconds: float = setting(5.0, "CACHE_RETRY_AFTER_SECONDS", ge=0, le=3600)
 
-    # The in-process tier over Redis (hot products and listings): entries live this long at
-    # most (invalidations reach every replica at once through Redis); 0 turns it off.
-    near_cache_ttl_seconds: float = setting(10.0, "NEAR_CACHE_TTL_SECONDS", ge=0, le=3600)
+    # The in-process tier over Redis (hot products and listings); 0 turns it off. Changes
+    # reach every replica at once through Redis, and a lost subscription empties the tier
+    # within seconds: this lifetime only bounds a message lost unnoticed. Each hot entry is
+    # read from Redis again once per lifetime (two round trips); at 10 s that cost scenario 1
+    # of the benchmark a fifth of its throughput.
+    near_cache_ttl_seconds: float = setting(60.0, "NEAR_CACHE_TTL_SECONDS", ge=0, le=3600)
     near_cache_max_mb: float = setting(16.0, "NEAR_CACHE_MAX_MB", gt=0, le=4096)
 
     def problems(self) -> list[str]:
