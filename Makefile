@@ -50,7 +50,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy meshkit gateway user_service product_service order_service payment_service notification_service bench
+	$(VENV)/bin/mypy meshkit gateway user_service product_service order_service payment_service notification_service bench tests
 	$(PY) scripts/lint_protos.py
 
 bench: install

@@ -17,7 +17,7 @@ T = TypeVar("T")
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]],
+    probe: Callable[[], Awaitable[T | None]],
     *,
     timeout: float = 10.0,
     interval: float = 0.05,
@@ -30,7 +30,7 @@ async def eventually(
         try:
             last = await probe()
             if last:
-                return last  # type: ignore[return-value]
+                return last
         except AssertionError as exc:
             last = exc
         if time.monotonic() >= deadline:

@@ -23,7 +23,7 @@ class CountingUsers:
         self.calls += 1
         if self.failing:
             raise grpc.aio.AioRpcError(
-                grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata()
+                grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), None, None
             )
         return user_pb2.User(id=request.id, email=f"{request.id}@example.com", full_name="Ada")
 

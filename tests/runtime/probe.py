@@ -67,7 +67,7 @@ class Probe:
         assert self.downstream is not None
         if request:
             await asyncio.sleep(float(request))
-        call = self.downstream.unary_unary(f"/{SERVICE}/Remaining")
+        call = self.downstream.unary_unary(f"/{SERVICE}/Remaining", None, None)
         response: bytes = await call(b"")
         return response
 

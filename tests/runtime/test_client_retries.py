@@ -18,13 +18,14 @@ from meshkit.context import request_id_var
 from tests.support import free_port
 
 
-class ScriptedHealth(health_pb2_grpc.HealthServicer):
+# grpc_health's stubs leave health_pb2_grpc untyped (Any).
+class ScriptedHealth(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
     """Answers each call with the next scripted outcome: a status code, or a delay."""
 
     def __init__(self) -> None:
         self.script: list[grpc.StatusCode | float] = []
         self.calls = 0
-        self.metadata: list[dict[str, str]] = []
+        self.metadata: list[dict[str, str | bytes]] = []
         self.lock = threading.Lock()
 
     def Check(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -73,7 +74,7 @@ async def check(address: str, **channel_options: Any) -> Any:
     try:
         return await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
     finally:
-        await channel.close()
+        await channel.close(None)
 
 
 def test_sync_stub_sees_the_scripted_servicer(scripted: ScriptedHealth, grpc_stub: Any) -> None:
@@ -146,5 +147,5 @@ async def test_call_deadline_longer_than_the_channel_default_works(
             health_pb2.HealthCheckRequest(), timeout=3
         )
     finally:
-        await channel.close()
+        await channel.close(None)
     assert response.status == health_pb2.HealthCheckResponse.SERVING

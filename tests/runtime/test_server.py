@@ -62,11 +62,12 @@ async def test_stop_turns_health_not_serving_before_draining(server: GrpcServer)
 
 
 async def test_invalid_argument_carries_field_violations(channel: grpc.aio.Channel) -> None:
-    call = channel.unary_unary(f"/{SERVICE}/Fail")(b"invalid")
+    call = channel.unary_unary(f"/{SERVICE}/Fail", None, None)(b"invalid")
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await call
     assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    status = await rpc_status.aio.from_call(call)
+    # grpc_status's stubs do not declare its `aio` module.
+    status = await rpc_status.aio.from_call(call)  # type: ignore[attr-defined]
     assert status is not None
     bad_request = error_details_pb2.BadRequest()
     assert any(detail.Unpack(bad_request) for detail in status.details)
@@ -87,19 +88,19 @@ async def test_errors_map_to_status(
     channel: grpc.aio.Channel, payload: bytes, code: grpc.StatusCode
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await channel.unary_unary(f"/{SERVICE}/Fail")(payload)
+        await channel.unary_unary(f"/{SERVICE}/Fail", None, None)(payload)
     assert raised.value.code() is code
 
 
 async def test_unexpected_error_leaks_nothing(channel: grpc.aio.Channel) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await channel.unary_unary(f"/{SERVICE}/Fail")(b"crash")
+        await channel.unary_unary(f"/{SERVICE}/Fail", None, None)(b"crash")
     assert raised.value.details() == "internal error"
     assert "secret" not in (raised.value.debug_error_string() or "")
 
 
 async def test_private_method_needs_a_token(channel: grpc.aio.Channel) -> None:
-    whoami = channel.unary_unary(f"/{SERVICE}/Whoami")
+    whoami = channel.unary_unary(f"/{SERVICE}/Whoami", None, None)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await whoami(b"")
     assert raised.value.code() is grpc.StatusCode.UNAUTHENTICATED
@@ -110,11 +111,11 @@ async def test_private_method_needs_a_token(channel: grpc.aio.Channel) -> None:
 
 
 async def test_public_method_needs_no_token(channel: grpc.aio.Channel) -> None:
-    assert await channel.unary_unary(f"/{SERVICE}/Echo")(b"hello") == b"hello"
+    assert await channel.unary_unary(f"/{SERVICE}/Echo", None, None)(b"hello") == b"hello"
 
 
 async def test_request_id_is_adopted_and_echoed(channel: grpc.aio.Channel) -> None:
-    call = channel.unary_unary(f"/{SERVICE}/RequestId")(
+    call = channel.unary_unary(f"/{SERVICE}/RequestId", None, None)(
         b"", metadata=(("x-request-id", "req-42"), ("authorization", "Bearer good-token"))
     )
     assert await call == b"req-42"
@@ -137,7 +138,7 @@ async def test_every_call_is_measured_with_its_status(channel: grpc.aio.Channel)
 
     before = count("NOT_FOUND")
     with pytest.raises(grpc.aio.AioRpcError):
-        await channel.unary_unary(f"/{SERVICE}/Fail")(b"missing")
+        await channel.unary_unary(f"/{SERVICE}/Fail", None, None)(b"missing")
 
     # An abort sends the status before the server's handler has unwound, so the caller
     # can see the error a moment before the observation is recorded.
@@ -154,7 +155,9 @@ async def test_graceful_stop_lets_in_flight_calls_finish() -> None:
         [registration(probe)], host="127.0.0.1", port=0, public_methods=PUBLIC_METHODS
     )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        in_flight = asyncio.ensure_future(channel.unary_unary(f"/{SERVICE}/Slow")(b"0.3"))
+        in_flight = asyncio.ensure_future(
+            channel.unary_unary(f"/{SERVICE}/Slow", None, None)(b"0.3")
+        )
         await probe.slow_started.wait()
         await server.stop(grace=5)
         assert await in_flight == b"done"

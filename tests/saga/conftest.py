@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -108,7 +108,9 @@ class Saga:
         pair = await self.auth.Login(auth_pb2.LoginRequest(email=email, password=password))
         return pair.access_token
 
-    async def new_user(self, email: str, role: int = user_pb2.ROLE_CUSTOMER) -> tuple[str, str]:
+    async def new_user(
+        self, email: str, role: user_pb2.Role.ValueType = user_pb2.ROLE_CUSTOMER
+    ) -> tuple[str, str]:
         user = await self.users.Register(
             user_pb2.RegisterRequest(email=email, password=PASSWORD, full_name=email.split("@")[0])
         )
@@ -154,13 +156,15 @@ class Saga:
             metadata=bearer(self.customer),
         )
 
-    async def order_status(self, order_id: str) -> int:
+    async def order_status(self, order_id: str) -> order_pb2.OrderStatus.ValueType:
         order = await self.orders.GetOrder(
             order_pb2.GetOrderRequest(id=order_id), metadata=bearer(self.customer)
         )
         return order.status
 
-    async def wait_status(self, order_id: str, status: int, timeout: float = 20) -> None:
+    async def wait_status(
+        self, order_id: str, status: order_pb2.OrderStatus.ValueType, timeout: float = 20
+    ) -> None:
         async def reached() -> bool:
             now = await self.order_status(order_id)
             # Raised, not returned: a wait that runs out says where the order was instead.
@@ -175,7 +179,7 @@ class Saga:
 
     async def close(self) -> None:
         for channel in self.channels.values():
-            await channel.close()
+            await channel.close(None)
         await self.stack.aclose()
 
 
@@ -259,14 +263,15 @@ class OrderProcess:
                     response = await health_pb2_grpc.HealthStub(channel).Check(
                         health_pb2.HealthCheckRequest(), timeout=1
                     )
-                return response.status == health_pb2.HealthCheckResponse.SERVING
+                # grpc_health's stubs leave health_pb2 and health_pb2_grpc untyped (Any).
+                return cast(bool, response.status == health_pb2.HealthCheckResponse.SERVING)
             except grpc.aio.AioRpcError:
                 return False
 
         await eventually(serving, timeout=30, message="order_service serving")
         old = self.saga.channels.pop("order_service", None)
         if old is not None:
-            await old.close()
+            await old.close(None)
         self.saga.addresses["order_service"] = address
 
     async def kill(self) -> None:

@@ -22,7 +22,7 @@ from product_service.app import DEFINITION as PRODUCT
 from tests.support import free_port
 from user_service.app import DEFINITION as USER
 
-EXPECTED_SERVICES = {
+EXPECTED_SERVICES: dict[str, tuple[ServiceDefinition[Any], set[str]]] = {
     "user_service": (USER, {"ecommerce.user.v1.UserService", "ecommerce.user.v1.AuthService"}),
     "product_service": (PRODUCT, {"ecommerce.product.v1.ProductService"}),
     "order_service": (

@@ -37,8 +37,8 @@ def user_settings(database_url: str, keys_dir: Path, **overrides: object) -> Use
 @dataclass
 class UserApi:
     address: str
-    users: user_pb2_grpc.UserServiceStub
-    auth: auth_pb2_grpc.AuthServiceStub
+    users: user_pb2_grpc.UserServiceAsyncStub
+    auth: auth_pb2_grpc.AuthServiceAsyncStub
 
     async def register(self, email: str, password: str = "a fine password") -> user_pb2.User:
         return await self.users.Register(

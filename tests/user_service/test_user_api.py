@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import cast
 
 import grpc
 import pytest
@@ -28,8 +30,10 @@ pytestmark = pytest.mark.integration
 
 
 def violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    for key, value in error.trailing_metadata() or ():
+    # grpc's stubs declare a tuple of `_Metadatum`; grpc.aio gives its `Metadata` of (key, value).
+    for key, value in cast(grpc.aio.Metadata | None, error.trailing_metadata()) or ():
         if key == "grpc-status-details-bin":
+            assert isinstance(value, bytes)
             status = status_pb2.Status.FromString(value)
             bad_request = error_details_pb2.BadRequest()
             for detail in status.details:
@@ -38,9 +42,9 @@ def violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
     return {}
 
 
-async def expect(code: grpc.StatusCode, call: object) -> grpc.aio.AioRpcError:
+async def expect(code: grpc.StatusCode, call: Awaitable[object]) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await call  # type: ignore[misc]
+        await call
     assert raised.value.code() is code, raised.value.details()
     return raised.value
 
