@@ -98,10 +98,13 @@ def _slices(result: dict[str, Any]) -> str:
     """How the figures were pooled: a scenario's rounds against its baseline, a baseline's
     slices between its scenarios'."""
     ratios = [entry["ratio"] for entry in result.get("rounds") or [] if entry["ratio"]]
+    seconds = f"{result['seconds'] / max(result.get('slices') or 1, 1):.0f} s"
+    if len(ratios) == 1:
+        return f"one round: a {seconds} slice beside one of the baseline"
     if ratios:
         return (
             f"median of {len(ratios)} rounds' ratios ({min(ratios):.0%} to {max(ratios):.0%}), "
-            f"each a {result['seconds'] / result['slices']:.0f} s slice beside one of the baseline"
+            f"each a {seconds} slice beside one of the baseline"
         )
     slices = result.get("slices_rps") or []
     if len(slices) > 1:
