@@ -8,7 +8,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Collection
+from collections.abc import Awaitable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,11 @@ async def _run(
 
 
 async def _profiled(
-    bench: Bench, key: str, directory: Path, processes: Collection[str], run: Any
+    bench: Bench,
+    key: str,
+    directory: Path,
+    processes: Collection[str],
+    run: Awaitable[dict[str, Any]],
 ) -> tuple[dict[str, Any], list[profiling.Profile]]:
     """Run a scenario while py-spy samples the chosen processes of the mesh."""
     pids = {name: pid for name, pid in bench.mesh_pids.items() if name in processes}
