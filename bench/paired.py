@@ -10,13 +10,14 @@ one slowed round cannot move. Throughput and percentiles pool every slice's requ
 from __future__ import annotations
 
 import asyncio
+import statistics
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from bench.dbstats import TransactionMeter
 from bench.scenarios import Bench, Definition, Slice
-from bench.stats import median, pooled_percentile
+from bench.stats import pooled_percentile
 
 # PostgreSQL publishes a backend's transaction counts up to a second late.
 STATISTICS_LAG_SECONDS = 1.0
@@ -67,11 +68,10 @@ def compare(
         for mine, base in zip(own, theirs, strict=True)
     ]
     ratios = [entry["ratio"] for entry in rounds if entry["ratio"] is not None]
-    ratio = median(ratios)
     return {
         "baseline": baseline,
         "rounds": rounds,
-        "ratio": None if ratio is None else round(ratio, 3),
+        "ratio": round(statistics.median(ratios), 3) if ratios else None,
     }
 
 

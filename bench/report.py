@@ -98,7 +98,7 @@ def _slices(result: dict[str, Any]) -> str:
     """How the figures were pooled: a scenario's rounds against its baseline, a baseline's
     slices between its scenarios'."""
     ratios = [entry["ratio"] for entry in result.get("rounds") or [] if entry["ratio"]]
-    seconds = f"{result['seconds'] / max(result.get('slices') or 1, 1):.0f} s"
+    seconds = f"{result['seconds'] / (result.get('slices') or 1):.0f} s"
     if len(ratios) == 1:
         return f"one round: a {seconds} slice beside one of the baseline"
     if ratios:

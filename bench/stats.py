@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import statistics
 from collections.abc import Iterable, Sequence
 
 # The percentiles a load generator reports for each slice of a run, finer towards the tail,
@@ -84,8 +83,3 @@ def pooled_percentile(slices: Iterable[Slice], fraction: float) -> float | None:
         else:
             low = middle + 1
     return candidates[low]
-
-
-def median(values: Iterable[float]) -> float | None:
-    listed = list(values)
-    return statistics.median(listed) if listed else None

@@ -45,10 +45,6 @@ class Address:
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
-    @classmethod
-    def from_json(cls, text: str) -> Address:
-        return cls(**json.loads(text))
-
 
 @dataclass(frozen=True)
 class PlaceOrder:
