@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Request, status
 
 from ecommerce.order.v1 import cart_pb2
 from gateway.deps import Caller, upstreams
+from gateway.responses import Document
 from gateway.routes.orders import IdempotencyKey
 from gateway.schemas.carts import Cart, CheckoutRequest, SetCartItemRequest
 from gateway.schemas.common import problem_responses
-from gateway.schemas.orders import Order
+from gateway.schemas.orders import Order, order_document
 
 router = APIRouter(tags=["cart"])
 
@@ -55,6 +56,7 @@ async def clear_cart(request: Request, caller: Caller) -> Cart:
 @router.post(
     "/v1/cart:checkout",
     status_code=status.HTTP_201_CREATED,
+    response_model=Order,
     summary="Order what is in your cart (like POST /v1/orders); the cart empties on success",
     responses=problem_responses(400, 401, 409, 422, 503),
 )
@@ -63,8 +65,7 @@ async def checkout(
     idempotency_key: IdempotencyKey,
     request: Request,
     caller: Caller,
-    response: Response,
-) -> Order:
+) -> Document:
     stubs = upstreams(request)
     order = await stubs.carts.CheckoutCart(
         cart_pb2.CheckoutCartRequest(
@@ -73,5 +74,8 @@ async def checkout(
             shipping_address=body.shipping_address.to_proto(),
         )
     )
-    response.headers["Location"] = f"/v1/orders/{order.id}"
-    return Order.from_proto(order)
+    return Document(
+        order_document(order),
+        status_code=status.HTTP_201_CREATED,
+        headers={"Location": f"/v1/orders/{order.id}"},
+    )

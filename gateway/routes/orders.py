@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, status
 
 from ecommerce.order.v1 import order_pb2
 from ecommerce.payment.v1 import payment_pb2
 from gateway.deps import Caller, upstreams
+from gateway.responses import Document
 from gateway.schemas.common import problem_responses
 from gateway.schemas.orders import (
     STATUS_VALUES,
@@ -20,6 +21,8 @@ from gateway.schemas.orders import (
     Payment,
     ShipRequest,
     Timeline,
+    order_document,
+    order_list_document,
 )
 
 router = APIRouter(tags=["orders"])
@@ -38,6 +41,7 @@ IdempotencyKey = Annotated[
 @router.post(
     "/v1/orders",
     status_code=status.HTTP_201_CREATED,
+    response_model=Order,
     summary="Place an order",
     description="Stock is reserved at once; payment follows asynchronously: poll the order "
     "(PENDING → PAID, or CANCELLED when the payment fails).",
@@ -48,8 +52,7 @@ async def create_order(
     idempotency_key: IdempotencyKey,
     request: Request,
     caller: Caller,
-    response: Response,
-) -> Order:
+) -> Document:
     stubs = upstreams(request)
     order = await stubs.orders.CreateOrder(
         order_pb2.CreateOrderRequest(
@@ -61,12 +64,16 @@ async def create_order(
             shipping_address=body.shipping_address.to_proto(),
         )
     )
-    response.headers["Location"] = f"/v1/orders/{order.id}"
-    return Order.from_proto(order)
+    return Document(
+        order_document(order),
+        status_code=status.HTTP_201_CREATED,
+        headers={"Location": f"/v1/orders/{order.id}"},
+    )
 
 
 @router.get(
     "/v1/orders",
+    response_model=OrderList,
     summary="Your orders, newest first (admins: everyone's, filtered by user_id)",
     responses=problem_responses(400, 401, 403),
 )
@@ -77,7 +84,7 @@ async def list_orders(
     user_id: Annotated[str, Query(max_length=64, description="Admins only.")] = "",
     page_size: Annotated[int, Query(ge=0, le=100)] = 0,
     page_token: Annotated[str, Query(max_length=1024)] = "",
-) -> OrderList:
+) -> Document:
     stubs = upstreams(request)
     response = await stubs.orders.ListOrders(
         order_pb2.ListOrdersRequest(
@@ -89,43 +96,53 @@ async def list_orders(
             page_token=page_token,
         )
     )
-    return OrderList.from_proto(response)
+    return Document(order_list_document(response))
 
 
-@router.get("/v1/orders/{order_id}", summary="One order", responses=problem_responses(401, 404))
-async def get_order(order_id: str, request: Request, caller: Caller) -> Order:
+@router.get(
+    "/v1/orders/{order_id}",
+    response_model=Order,
+    summary="One order",
+    responses=problem_responses(401, 404),
+)
+async def get_order(order_id: str, request: Request, caller: Caller) -> Document:
     stubs = upstreams(request)
-    return Order.from_proto(await stubs.orders.GetOrder(order_pb2.GetOrderRequest(id=order_id)))
+    order = await stubs.orders.GetOrder(order_pb2.GetOrderRequest(id=order_id))
+    return Document(order_document(order))
 
 
 @router.post(
     "/v1/orders/{order_id}:cancel",
+    response_model=Order,
     summary="Cancel a PENDING order; its stock is released",
     responses=problem_responses(401, 404, 409),
 )
 async def cancel_order(
     order_id: str, request: Request, caller: Caller, body: CancelRequest | None = None
-) -> Order:
+) -> Document:
     stubs = upstreams(request)
     order = await stubs.orders.CancelOrder(
         order_pb2.CancelOrderRequest(id=order_id, reason=body.reason if body else "")
     )
-    return Order.from_proto(order)
+    return Document(order_document(order))
 
 
 @router.post(
     "/v1/orders/{order_id}:ship",
+    response_model=Order,
     summary="Ship a PAID order (admin, or a seller of one of its items)",
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
-async def ship_order(order_id: str, body: ShipRequest, request: Request, caller: Caller) -> Order:
+async def ship_order(
+    order_id: str, body: ShipRequest, request: Request, caller: Caller
+) -> Document:
     stubs = upstreams(request)
     order = await stubs.orders.ShipOrder(
         order_pb2.ShipOrderRequest(
             id=order_id, carrier=body.carrier, tracking_number=body.tracking_number
         )
     )
-    return Order.from_proto(order)
+    return Document(order_document(order))
 
 
 @router.get(

@@ -9,6 +9,7 @@ from google.protobuf import field_mask_pb2
 
 from ecommerce.product.v1 import product_pb2
 from gateway.deps import Caller, upstreams
+from gateway.responses import Document
 from gateway.schemas.common import problem_responses
 from gateway.schemas.products import (
     CreateProductRequest,
@@ -16,6 +17,8 @@ from gateway.schemas.products import (
     Product,
     ProductList,
     UpdateProductRequest,
+    product_document,
+    product_list_document,
 )
 
 router = APIRouter(tags=["products"])
@@ -29,6 +32,7 @@ Id = Annotated[str, Query(max_length=64)]
 
 @router.get(
     "/v1/products",
+    response_model=ProductList,
     summary="Find products: filtered, sorted, paginated",
     description=(
         "Archived products never appear. Every filter given must match. Pages are keyset "
@@ -55,7 +59,7 @@ async def list_products(
     page_token: Annotated[
         str, Query(max_length=1024, description="next_page_token of the previous page.")
     ] = "",
-) -> ProductList:
+) -> Document:
     stubs = upstreams(request)
     response = await stubs.products.ListProducts(
         product_pb2.ListProductsRequest(
@@ -70,45 +74,49 @@ async def list_products(
             page_token=page_token,
         )
     )
-    return ProductList.from_proto(response)
+    return Document(product_list_document(response))
 
 
 @router.get(
     "/v1/products/{product_id}",
+    response_model=Product,
     summary="One product (archived ones too, flagged)",
     responses=problem_responses(404),
 )
-async def get_product(product_id: str, request: Request) -> Product:
+async def get_product(product_id: str, request: Request) -> Document:
     stubs = upstreams(request)
     product = await stubs.products.GetProduct(product_pb2.GetProductRequest(id=product_id))
-    return Product.from_proto(product)
+    return Document(product_document(product))
 
 
 @router.post(
     "/v1/products",
     status_code=status.HTTP_201_CREATED,
+    response_model=Product,
     summary="Create a product (seller or admin)",
     responses=problem_responses(400, 401, 403, 422),
 )
-async def create_product(
-    body: CreateProductRequest, request: Request, caller: Caller, response: Response
-) -> Product:
+async def create_product(body: CreateProductRequest, request: Request, caller: Caller) -> Document:
     stubs = upstreams(request)
     product = await stubs.products.CreateProduct(
         product_pb2.CreateProductRequest(product=body.to_proto())
     )
-    response.headers["Location"] = f"/v1/products/{product.id}"
-    return Product.from_proto(product)
+    return Document(
+        product_document(product),
+        status_code=status.HTTP_201_CREATED,
+        headers={"Location": f"/v1/products/{product.id}"},
+    )
 
 
 @router.patch(
     "/v1/products/{product_id}",
+    response_model=Product,
     summary="Change a product (its seller or an admin)",
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
 async def update_product(
     product_id: str, body: UpdateProductRequest, request: Request, caller: Caller
-) -> Product:
+) -> Document:
     stubs = upstreams(request)
     message, paths = body.to_proto(product_id)
     product = await stubs.products.UpdateProduct(
@@ -116,7 +124,7 @@ async def update_product(
             product=message, update_mask=field_mask_pb2.FieldMask(paths=paths)
         )
     )
-    return Product.from_proto(product)
+    return Document(product_document(product))
 
 
 @router.delete(

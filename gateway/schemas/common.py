@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from google.protobuf import timestamp_pb2
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,6 +35,11 @@ class Money(Schema):
 
     def to_proto(self) -> money_pb2.Money:
         return money_pb2.Money(amount_minor=self.amount_minor, currency_code=self.currency_code)
+
+
+def money_document(message: money_pb2.Money) -> dict[str, Any]:
+    """Money (`Money`) in a document: as the service says it, as `Money.from_proto` passes it."""
+    return {"amount_minor": message.amount_minor, "currency_code": message.currency_code}
 
 
 class FieldError(BaseModel):

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from ecommerce.order.v1 import order_pb2
 from ecommerce.payment.v1 import payment_pb2
-from gateway.schemas.common import Money, Schema, rfc3339
+from gateway.schemas.common import Money, Schema, money_document, rfc3339
 
 OrderStatusName = Literal["PENDING", "PAID", "SHIPPED", "CANCELLED"]
 STATUS_NAMES: dict[order_pb2.OrderStatus.ValueType, str] = {
@@ -78,14 +78,9 @@ class Order(BaseModel):
     create_time: datetime | None
     update_time: datetime | None
 
-    @classmethod
-    def from_proto(cls, message: order_pb2.Order) -> Order:
-        # One validation of the whole order instead of one per nested model: 91 to 84 us of
-        # CPU for an order of two items, with its JSON.
-        return cls.model_validate(_order_fields(message))
 
-
-def _order_fields(message: order_pb2.Order) -> dict[str, Any]:
+def order_document(message: order_pb2.Order) -> dict[str, Any]:
+    """An order's body (`Order`, field for field) for `gateway.responses.Document`."""
     address = message.shipping_address
     shipment = message.shipment if message.HasField("shipment") else None
     return {
@@ -97,12 +92,12 @@ def _order_fields(message: order_pb2.Order) -> dict[str, Any]:
                 "product_id": item.product_id,
                 "product_name": item.product_name,
                 "quantity": item.quantity,
-                "unit_price": Money.from_proto(item.unit_price),
-                "line_total": Money.from_proto(item.line_total),
+                "unit_price": money_document(item.unit_price),
+                "line_total": money_document(item.line_total),
             }
             for item in message.items
         ],
-        "total": Money.from_proto(message.total),
+        "total": money_document(message.total),
         "payment_method": message.payment_method,
         "shipping_address": {
             "recipient": address.recipient,
@@ -129,14 +124,13 @@ class OrderList(BaseModel):
     orders: list[Order]
     next_page_token: str
 
-    @classmethod
-    def from_proto(cls, message: order_pb2.ListOrdersResponse) -> OrderList:
-        return cls.model_validate(
-            {
-                "orders": [_order_fields(order) for order in message.orders],
-                "next_page_token": message.next_page_token,
-            }
-        )
+
+def order_list_document(message: order_pb2.ListOrdersResponse) -> dict[str, Any]:
+    """A page of orders (`OrderList`) for `gateway.responses.Document`."""
+    return {
+        "orders": [order_document(order) for order in message.orders],
+        "next_page_token": message.next_page_token,
+    }
 
 
 class CancelRequest(Schema):

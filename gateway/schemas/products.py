@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.product.v1 import product_pb2
-from gateway.schemas.common import Money, Schema, rfc3339
+from gateway.schemas.common import Money, Schema, money_document, rfc3339
 
 OrderBy = Literal["price", "-price", "name", "-created_at"]
 
@@ -86,17 +86,14 @@ class Product(BaseModel):
     create_time: datetime | None
     update_time: datetime | None
 
-    @classmethod
-    def from_proto(cls, message: product_pb2.Product) -> Product:
-        return cls.model_validate(_product_fields(message))
 
-
-def _product_fields(message: product_pb2.Product) -> dict[str, Any]:
+def product_document(message: product_pb2.Product) -> dict[str, Any]:
+    """A product's body (`Product`, field for field) for `gateway.responses.Document`."""
     return {
         "id": message.id,
         "name": message.name,
         "description": message.description,
-        "price": Money.from_proto(message.price),
+        "price": money_document(message.price),
         "stock": message.stock,
         "category_id": message.category_id,
         "seller_id": message.seller_id,
@@ -113,16 +110,13 @@ class ProductList(BaseModel):
         "the end."
     )
 
-    @classmethod
-    def from_proto(cls, message: product_pb2.ListProductsResponse) -> ProductList:
-        # One validation of the whole page instead of one per product (with `rfc3339`, a
-        # page of 20 costs ~28% less CPU).
-        return cls.model_validate(
-            {
-                "products": [_product_fields(product) for product in message.products],
-                "next_page_token": message.next_page_token,
-            }
-        )
+
+def product_list_document(message: product_pb2.ListProductsResponse) -> dict[str, Any]:
+    """A page of products (`ProductList`) for `gateway.responses.Document`."""
+    return {
+        "products": [product_document(product) for product in message.products],
+        "next_page_token": message.next_page_token,
+    }
 
 
 class CreateProductRequest(Schema):

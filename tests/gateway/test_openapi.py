@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import get_type_hints
+
 from fastapi.routing import APIRoute
 
 from gateway.app import create_app
+from gateway.responses import Document
 from gateway.routes import (
     analytics,
     auth,
@@ -33,3 +36,24 @@ def test_every_route_of_every_router_is_in_the_openapi_document_with_its_tag() -
             for method in route.methods - {"HEAD"}:
                 operation = paths[route.path][method.lower()]
                 assert operation["tags"] == module.router.tags, (method, route.path)
+
+
+def test_a_route_answering_with_a_document_shows_the_model_of_its_body() -> None:
+    # A returned Response bypasses FastAPI's model: without `response_model=` the document
+    # would show no schema for the body.
+    app = create_app(load_settings(GatewaySettings, env_file=None))
+    routes = [
+        route
+        for route in app.routes
+        if isinstance(route, APIRoute) and get_type_hints(route.endpoint).get("return") is Document
+    ]
+    assert {route.path for route in routes} >= {
+        "/v1/products/{product_id}",
+        "/v1/orders/{order_id}",
+    }
+    for route in routes:
+        assert route.response_model is not None, route.path
+    content = app.openapi()["paths"]["/v1/products/{product_id}"]["get"]["responses"]["200"]
+    assert content["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Product"
+    }
