@@ -77,10 +77,13 @@ def compare(
 
 def pool(slices: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One figure set from the slices of one load: requests and errors added up, throughput
-    over their time together, percentiles of all their requests, CPU averaged over the
-    slices (of equal length)."""
+    over their time together (each slice's rate weighted by its length), percentiles of all
+    their requests, CPU averaged over the slices (of equal length)."""
     requests = sum(result["requests"] for result in slices)
     seconds = sum(result["seconds"] for result in slices)
+    # A slice's own rate, not requests over seconds: a gRPC client process that was late
+    # measured its rate over less than the slice (`grpc_load`).
+    weighted_rps = sum(result["rps"] * result["seconds"] for result in slices)
     latencies = [(result["requests"], result["quantiles_ms"]) for result in slices]
     errors: Counter[str] = Counter()
     for result in slices:
@@ -92,7 +95,7 @@ def pool(slices: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "requests": requests,
         "seconds": round(seconds, 2),
-        "rps": round(requests / seconds, 1) if seconds else 0.0,
+        "rps": round(weighted_rps / seconds, 1) if seconds else 0.0,
         **{f"p{point}_ms": pooled_percentile(latencies, point / 100) for point in (50, 95, 99)},
         "max_ms": max(result["max_ms"] or 0.0 for result in slices),
         "errors": sum(result["errors"] for result in slices),
@@ -103,5 +106,11 @@ def pool(slices: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "loadgen": first["loadgen"],
         "loadgen_cpu_cores": round(max(result["loadgen_cpu_cores"] for result in slices), 2),
         "loadgen_capacity_cores": first["loadgen_capacity_cores"],
+        **_lateness(slices),
         "server_cpu_cores": {name: round(total / len(slices), 2) for name, total in cores.items()},
     }
+
+
+def _lateness(slices: Sequence[dict[str, Any]]) -> dict[str, float]:
+    late = [result["loadgen_late_s"] for result in slices if "loadgen_late_s" in result]
+    return {"loadgen_late_s": max(late)} if late else {}

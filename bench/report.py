@@ -47,13 +47,18 @@ def _num(value: float | None, digits: int = 1) -> str:
     return "" if value is None else f"{value:,.{digits}f}"
 
 
-def _cores(result: dict[str, Any]) -> str:
+def cores_note(result: dict[str, Any]) -> str:
     """The load generator's CPU next to what it had, and the busiest server process."""
     parts = []
     if "loadgen_cpu_cores" in result:
         capacity = result.get("loadgen_capacity_cores")
         of = f"/{capacity}" if capacity else ""
         parts.append(f"{result['loadgen']}: {result['loadgen_cpu_cores']:.2f}{of} cores")
+    if result.get("loadgen_late_s"):
+        parts.append(
+            f"a client process ready {result['loadgen_late_s']:.2f} s into its window "
+            "(its rate is over the rest)"
+        )
     servers = dict(result.get("server_cpu_cores") or {})
     machine = servers.pop("machine", None)
     stolen = servers.pop("stolen", None)
@@ -89,7 +94,7 @@ def _throughput_row(key: str, title: str, result: dict[str, Any]) -> dict[str, s
         "errors": str(result["errors"]),
         "vs baseline": f"{ratio:.0%} of {baseline}" if ratio is not None else "",
         "notes": "; ".join(
-            part for part in (_slices(result), _cores(result), _database_work(result)) if part
+            part for part in (_slices(result), cores_note(result), _database_work(result)) if part
         ),
     }
 
@@ -138,7 +143,7 @@ def _saga_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
         "scenario": "5 saga: highest sustained step",
         "req/s": _num(best, 0) if best is not None else "none",
         "notes": "orders/s; "
-        + _cores({"server_cpu_cores": result.get("server_cpu_cores")})
+        + cores_note({"server_cpu_cores": result.get("server_cpu_cores")})
         + (
             "; CPU ms per order: " + ", ".join(f"{k} {v:g}" for k, v in per_order.items())
             if per_order
@@ -155,7 +160,7 @@ def _shopper_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
         "errors": f"{result['errors']} ({result['error_rate']:.2%})"
         if result["error_rate"] is not None
         else "",
-        "notes": _cores(result),
+        "notes": cores_note(result),
     }
     for kind, figures in result["kinds"].items():
         yield {

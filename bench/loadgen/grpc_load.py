@@ -8,7 +8,9 @@ generator itself used (in cores), so a reader can see it was not the bottleneck.
 
 Every process measures the same window: from `--start-at` (a time.monotonic() reading, the
 same clock in every process of the machine) for `--duration` seconds; the calls before it
-warm the channel up. Without it, the window opens `--warmup` seconds after the start.
+warm the channel up. Without it, the window opens `--warmup` seconds after the start. A
+process whose channel was ready only after the window opened measures the rest of it, its
+rate over that time, and the output says how late it was (`loadgen_late_s`).
 """
 
 from __future__ import annotations
@@ -73,8 +75,9 @@ async def _drive(plan: Plan, offset: int) -> dict[str, Any]:
         await asyncio.wait_for(channel.channel_ready(), 10)
         method, build = _callable(channel, plan.call)
         requests = [build(value) for value in plan.ids]
-        measure_from = plan.start_at
-        until = measure_from + plan.duration
+        until = plan.start_at + plan.duration
+        ready = time.monotonic()
+        measure_from = max(plan.start_at, ready)
 
         async def worker(index: int) -> None:
             position = index
@@ -95,7 +98,13 @@ async def _drive(plan: Plan, offset: int) -> dict[str, Any]:
         cpu_from = time.process_time()
         await asyncio.gather(*tasks)
         cpu = time.process_time() - cpu_from
-    return {"latencies": latencies, "errors": dict(errors), "cpu_s": cpu}
+    return {
+        "latencies": latencies,
+        "errors": dict(errors),
+        "cpu_s": cpu,
+        "window_s": until - measure_from,
+        "late_s": max(0.0, ready - plan.start_at),
+    }
 
 
 def _worker(plan: Plan, offset: int, results: Any) -> None:
@@ -125,22 +134,33 @@ def run(plan: Plan, processes: int) -> dict[str, Any]:
     parts = [results.get() for _ in workers]
     for process in workers:
         process.join()
+    return combine(plan, parts)
+
+
+def combine(plan: Plan, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of the whole load from what each client process measured."""
+    processes = len(parts)
     latencies = [value for part in parts for value in part["latencies"]]
     errors: Counter[str] = Counter()
     for part in parts:
         errors.update(part["errors"])
+    # Each process's rate over the part of the window it measured (all of it, unless late).
+    rps = sum(len(part["latencies"]) / part["window_s"] for part in parts if part["window_s"] > 0)
     return {
         "requests": len(latencies),
         "seconds": plan.duration,
-        "rps": round(len(latencies) / plan.duration, 1),
+        "rps": round(rps, 1),
         **summary_ms(latencies),
         "quantiles_ms": quantiles_ms(latencies),
         "errors": sum(errors.values()),
         "errors_by_code": dict(errors),
         "concurrency": plan.concurrency,
         "loadgen": f"grpc.aio client, {processes} processes",
-        "loadgen_cpu_cores": round(sum(part["cpu_s"] for part in parts) / plan.duration, 2),
+        "loadgen_cpu_cores": round(
+            sum(part["cpu_s"] / part["window_s"] for part in parts if part["window_s"] > 0), 2
+        ),
         "loadgen_capacity_cores": processes,
+        "loadgen_late_s": round(max(part["late_s"] for part in parts), 3),
     }
 
 

@@ -11,9 +11,11 @@ import pytest
 
 from bench import paired
 from bench.__main__ import parse_args
+from bench.loadgen import grpc_load
 from bench.paired import compare, pool
 from bench.procstat import machine_times
 from bench.profiles import SMOKE
+from bench.report import cores_note
 from bench.scenarios import Definition
 from bench.stats import QUANTILE_POINTS, percentile, pooled_percentile, quantiles_ms, summary_ms
 from bench.targets import evaluate
@@ -143,6 +145,23 @@ def test_slices_pool_into_one_figure_set() -> None:
     assert pooled["loadgen_cpu_cores"] == 0.3  # the busiest slice: the generator had room
     assert pooled["server_cpu_cores"] == {"gateway": 0.75, "machine": 1.4}
     assert pooled["p99_ms"] == 2.0
+
+
+def test_a_late_client_process_counts_at_its_rate_over_the_rest_of_the_window() -> None:
+    plan = grpc_load.Plan("127.0.0.1:1", "echo", ["x"], 64, duration=5.0, start_at=100.0)
+    on_time = {"latencies": [0.01] * 1_000, "errors": {}, "cpu_s": 0.5, "window_s": 5.0}
+    # Ready 3 s into the window: 400 calls in its last 2 s is its on-time rate.
+    late = {"latencies": [0.01] * 400, "errors": {}, "cpu_s": 0.2, "window_s": 2.0}
+    combined = grpc_load.combine(plan, [{**on_time, "late_s": 0.0}, {**late, "late_s": 3.0}])
+    assert combined["rps"] == 400.0  # 1,000 / 5 s + 400 / 2 s, not 1,400 / 5 s
+    assert combined["loadgen_cpu_cores"] == 0.2
+    assert combined["loadgen_late_s"] == 3.0
+    assert (combined["requests"], combined["loadgen_capacity_cores"]) == (1_400, 2)
+
+    pooled = pool([_slice(1_000), {**_slice(400), "requests": 1_400, "loadgen_late_s": 3.0}])
+    assert pooled["rps"] == 700.0  # the slices' own rates, each over its 5 s
+    assert pooled["loadgen_late_s"] == 3.0
+    assert "a client process ready 3.00 s into its window" in cores_note(pooled)
 
 
 async def test_slices_alternate_with_the_baseline_after_one_warm_up_each(
