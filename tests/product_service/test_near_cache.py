@@ -33,7 +33,11 @@ async def replica(redis: Redis) -> AsyncIterator[Replica]:
     async with AsyncExitStack() as stack:
 
         async def make(
-            clock: Callable[[], float] | None = None, ttl: float = 10, max_bytes: int = 1 << 20
+            clock: Callable[[], float] | None = None,
+            ttl: float = 10,
+            max_bytes: int = 1 << 20,
+            spread: float = 0.0,
+            uniform: Callable[[], float] | None = None,
         ) -> NearCache:
             client = connect_redis(CACHE_REDIS_URL, 1.0)
             stack.push_async_callback(client.aclose)
@@ -52,7 +56,9 @@ async def replica(redis: Redis) -> AsyncIterator[Replica]:
                 Redis.from_url(CACHE_REDIS_URL),
                 ttl=ttl,
                 max_bytes=max_bytes,
+                spread=spread,
                 **({"clock": clock} if clock else {}),
+                **({"uniform": uniform} if uniform else {}),
             )
             near.start()
             stack.push_async_callback(near.aclose)
@@ -175,6 +181,37 @@ async def test_entries_expire_after_the_ttl(replica: Replica) -> None:
     clock.advance(1)
     assert (await cache.product("p1")).value == b"kite"  # from Redis again
     assert near_hits("product") == before + 1
+
+
+async def test_entries_filled_together_expire_apart_and_within_the_ttl(
+    replica: Replica,
+) -> None:
+    clock = FakeClock()
+    # Lifetimes of 10, 9 and 8 s for the first three entries; then 10 s for the ones read
+    # again from Redis, so that they stay out of the way.
+    draws = iter([0.0, 0.5, 0.999])
+    cache = await replica(clock=clock, ttl=10, spread=0.2, uniform=lambda: next(draws, 0.0))
+    for product_id in ("p1", "p2", "p3"):
+        await fill(cache, product_id, product_id.encode())
+
+    async def held(*product_ids: str) -> set[str]:
+        """Which of these the tier answers itself (each miss reads Redis and keeps it again)."""
+        kept = set()
+        for product_id in product_ids:
+            before = near_hits("product")
+            assert (await cache.product(product_id)).value == product_id.encode()
+            if near_hits("product") > before:
+                kept.add(product_id)
+        return kept
+
+    clock.advance(7.9)
+    assert await held("p1", "p2", "p3") == {"p1", "p2", "p3"}
+    clock.advance(0.2)  # 8.1 s
+    assert await held("p1", "p2", "p3") == {"p1", "p2"}
+    clock.advance(0.9)  # 9.0 s
+    assert await held("p1", "p2") == {"p1"}
+    clock.advance(1.0)  # 10 s: the bound, whatever the draw
+    assert await held("p1") == set()
 
 
 async def test_two_service_replicas_serve_each_others_writes_at_once(
