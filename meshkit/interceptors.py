@@ -147,7 +147,8 @@ def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
 
 
 class RequestContextInterceptor(UnaryInterceptor):
-    """Binds request id, correlation id and the call's deadline to the context."""
+    """Binds request id, correlation id and the call's deadline to the context; a request id
+    made up here is sent back in the trailing metadata."""
 
     async def around(
         self,
@@ -157,14 +158,18 @@ class RequestContextInterceptor(UnaryInterceptor):
         call_next: Behavior,
     ) -> Any:
         metadata = _metadata(context)
-        request_id = metadata.get(REQUEST_ID_HEADER) or new_request_id()
+        given = metadata.get(REQUEST_ID_HEADER)
+        request_id = given or new_request_id()
         remaining = context.time_remaining()
         tokens = (
             request_id_var.set(request_id),
             correlation_id_var.set(metadata.get(CORRELATION_ID_HEADER)),
             deadline_var.set(None if remaining is None else time.monotonic() + remaining),
         )
-        context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+        if not given:
+            # A caller without an id (grpcurl, say) learns the one the logs carry. One that
+            # sent it knows it: the trailer cost each side of a mesh call ~6% of its CPU.
+            context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         try:
             return await call_next(request, context)
         finally:

@@ -114,12 +114,22 @@ async def test_public_method_needs_no_token(channel: grpc.aio.Channel) -> None:
     assert await channel.unary_unary(f"/{SERVICE}/Echo", None, None)(b"hello") == b"hello"
 
 
-async def test_request_id_is_adopted_and_echoed(channel: grpc.aio.Channel) -> None:
+async def test_a_given_request_id_is_adopted(channel: grpc.aio.Channel) -> None:
     call = channel.unary_unary(f"/{SERVICE}/RequestId", None, None)(
         b"", metadata=(("x-request-id", "req-42"), ("authorization", "Bearer good-token"))
     )
     assert await call == b"req-42"
-    assert ("x-request-id", "req-42") in list(await call.trailing_metadata())
+    # The caller knows it: not sent back.
+    assert "x-request-id" not in dict(await call.trailing_metadata() or ())
+
+
+async def test_a_made_up_request_id_is_sent_back(channel: grpc.aio.Channel) -> None:
+    call = channel.unary_unary(f"/{SERVICE}/RequestId", None, None)(
+        b"", metadata=(("authorization", "Bearer good-token"),)
+    )
+    used = (await call).decode()
+    assert used
+    assert ("x-request-id", used) in list(await call.trailing_metadata() or ())
 
 
 async def test_taken_port_fails_loudly(server: GrpcServer) -> None:
