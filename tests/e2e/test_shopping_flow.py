@@ -89,6 +89,8 @@ async def test_cart_checkout_to_paid_with_emails(mesh: RunningMesh) -> None:
     )
     assert checkout.status_code == 201, checkout.text
     order = checkout.json()
+    assert checkout.headers["location"] == f"/v1/orders/{order['id']}"
+    assert checkout.headers["content-type"] == "application/json"
     assert (await mesh.client.get("/v1/cart", headers=buyer.headers)).json()["items"] == []
     await shop.wait_status(buyer, order["id"], "PAID")
     received = await shop.mail(buyer.email, "We received your order")
