@@ -144,8 +144,10 @@ def combine(plan: Plan, parts: list[dict[str, Any]]) -> dict[str, Any]:
     errors: Counter[str] = Counter()
     for part in parts:
         errors.update(part["errors"])
-    # Each process's rate over the part of the window it measured (all of it, unless late).
-    rps = sum(len(part["latencies"]) / part["window_s"] for part in parts if part["window_s"] > 0)
+    # Each process's rate over the part of the window it measured (all of it, unless late);
+    # one ready only after the window closed measured nothing.
+    measured = [part for part in parts if part["window_s"] > 0]
+    rps = sum(len(part["latencies"]) / part["window_s"] for part in measured)
     return {
         "requests": len(latencies),
         "seconds": plan.duration,
@@ -156,9 +158,7 @@ def combine(plan: Plan, parts: list[dict[str, Any]]) -> dict[str, Any]:
         "errors_by_code": dict(errors),
         "concurrency": plan.concurrency,
         "loadgen": f"grpc.aio client, {processes} processes",
-        "loadgen_cpu_cores": round(
-            sum(part["cpu_s"] / part["window_s"] for part in parts if part["window_s"] > 0), 2
-        ),
+        "loadgen_cpu_cores": round(sum(part["cpu_s"] / part["window_s"] for part in measured), 2),
         "loadgen_capacity_cores": processes,
         "loadgen_late_s": round(max(part["late_s"] for part in parts), 3),
     }
