@@ -13,6 +13,7 @@ import asyncio
 import statistics
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bench.dbstats import TransactionMeter
@@ -23,30 +24,51 @@ from bench.stats import pooled_percentile
 STATISTICS_LAG_SECONDS = 1.0
 
 
-async def measure(
-    bench: Bench, scenario: Definition, baseline: Definition, warmed: set[str]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The scenario's figures, compared with its baseline, and the baseline's slices.
+@dataclass
+class Measured:
+    """A scenario's figures, its baseline's slices (pooled later with those it ran beside the
+    other scenarios), and its reference's figures, compared with the baseline."""
 
-    Each of the two is warmed up first (the baseline once per run, as `warmed` records): the
-    warm-up fills the caches and the connections of the servers' pools."""
-    for definition in (baseline, scenario):
+    figures: dict[str, Any]
+    baseline_slices: list[dict[str, Any]]
+    reference: dict[str, Any] | None = None
+
+
+async def measure(
+    bench: Bench,
+    scenario: Definition,
+    baseline: Definition,
+    warmed: set[str],
+    reference: Definition | None = None,
+) -> Measured:
+    """The scenario's figures, compared with its baseline and, when it has one, its reference.
+
+    Each is warmed up first, once per run (as `warmed` records): the warm-up fills the caches
+    and the connections of the servers' pools. A round runs the scenario between the other
+    two, so that it sees the machine each of them saw; the order turns every round.
+    """
+    others = [definition for definition in (baseline, reference) if definition is not None]
+    for definition in (*others, scenario):
         if definition.key not in warmed:
             await _slice_of(definition)(bench, definition.warmup_seconds(bench.profile))
             warmed.add(definition.key)
     await asyncio.sleep(STATISTICS_LAG_SECONDS)
     database = await TransactionMeter(bench.stack.databases).start()
-    own: list[dict[str, Any]] = []
-    theirs: list[dict[str, Any]] = []
+    slices: dict[str, list[dict[str, Any]]] = {d.key: [] for d in (*others, scenario)}
     for round_number in range(bench.profile.rounds):
-        first_baseline = round_number % 2 == 0
-        for definition in (baseline, scenario) if first_baseline else (scenario, baseline):
+        order = [others[0], scenario, *others[1:]]
+        for definition in order if round_number % 2 == 0 else reversed(order):
             result = await _slice_of(definition)(bench, bench.profile.slice_seconds)
-            (theirs if definition is baseline else own).append(result)
+            slices[definition.key].append(result)
+    own, theirs = slices[scenario.key], slices[baseline.key]
     figures = pool(own)
     figures["db_transactions"] = await database.stop()
     figures.update(compare(own, theirs, baseline.key))
-    return figures, theirs
+    if reference is None:
+        return Measured(figures, theirs)
+    references = slices[reference.key]
+    figures["reference"] = compare(own, references, reference.key)
+    return Measured(figures, theirs, pool(references) | compare(references, theirs, baseline.key))
 
 
 def _slice_of(definition: Definition) -> Slice:

@@ -83,16 +83,24 @@ def _percentiles(figures: dict[str, Any]) -> dict[str, str]:
     return {f"{p} ms": _num(figures[f"{p}_ms"]) for p in ("p50", "p95", "p99")}
 
 
+def _versus(result: dict[str, Any]) -> str:
+    """The median ratio to the baseline, and to the reference where there is one."""
+    parts = [
+        f"{compared['ratio']:.0%} of {compared['baseline']}"
+        for compared in (result, result.get("reference") or {})
+        if compared.get("ratio") is not None
+    ]
+    return "; ".join(parts)
+
+
 def _throughput_row(key: str, title: str, result: dict[str, Any]) -> dict[str, str]:
-    ratio = result.get("ratio")
-    baseline = result.get("baseline")
     return {
         "id": key,
         "scenario": title,
         "req/s": _num(result["rps"], 0),
         **_percentiles(result),
         "errors": str(result["errors"]),
-        "vs baseline": f"{ratio:.0%} of {baseline}" if ratio is not None else "",
+        "vs baseline": _versus(result),
         "notes": "; ".join(
             part for part in (_slices(result), cores_note(result), _database_work(result)) if part
         ),

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Collection
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,8 @@ from meshkit.settings import PROJECT_ROOT
 ALL = (*SCENARIOS, MEMORY)
 # Closed-loop scenarios run in slices that alternate with their baseline's (`bench.paired`).
 ORDER = ("1", "2", "3", "4", "5", "6")
-# The table's order: each baseline above the scenarios compared with it.
-SHOWN = ("hello", "1", "2", "3", "echo", "4", "5", "6", MEMORY)
+# The table's order: each baseline above the scenarios compared with it, a reference below.
+SHOWN = ("hello", "1", "2", "3", "floor", "echo", "4", "5", "6", MEMORY)
 
 
 def _say(message: str, began: float) -> None:
@@ -47,18 +48,33 @@ def _plan(selected: Collection[str]) -> list[str]:
     return [key for key in ORDER if key in selected]
 
 
-async def _run(
-    bench: Bench, key: str, warmed: set[str], baseline_slices: dict[str, list[dict[str, Any]]]
-) -> dict[str, Any]:
+@dataclass
+class _Compared:
+    """What the paired scenarios leave for the table besides their own figures: the slices of
+    each baseline (pooled once every scenario ran) and each reference's figures."""
+
+    warmed: set[str] = field(default_factory=set)
+    baseline_slices: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    references: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def results(self) -> dict[str, dict[str, Any]]:
+        pooled = {name: paired.pool(slices) for name, slices in self.baseline_slices.items()}
+        return pooled | self.references
+
+
+async def _run(bench: Bench, key: str, compared: _Compared) -> dict[str, Any]:
     definition = SCENARIOS[key]
     if definition.run is not None:
         return await definition.run(bench)
     assert definition.baseline is not None
-    figures, theirs = await paired.measure(
-        bench, definition, BASELINES[definition.baseline], warmed
+    reference = BASELINES[definition.reference] if definition.reference else None
+    measured = await paired.measure(
+        bench, definition, BASELINES[definition.baseline], compared.warmed, reference
     )
-    baseline_slices.setdefault(definition.baseline, []).extend(theirs)
-    return figures
+    compared.baseline_slices.setdefault(definition.baseline, []).extend(measured.baseline_slices)
+    if reference is not None and measured.reference is not None:
+        compared.references[reference.key] = measured.reference
+    return measured.figures
 
 
 async def _profiled(
@@ -128,13 +144,12 @@ async def run_bench(
                 "idle_anonymous": scenarios.memory(stack, "RssAnon"),
                 "idle_proportional": scenarios.memory(stack, "Pss"),
             }
-        warmed: set[str] = set()
-        baseline_slices: dict[str, list[dict[str, Any]]] = {}
+        compared = _Compared()
         for key in plan:
             _say(f"running {SCENARIOS[key].title}", began)
             result: dict[str, Any]
             try:
-                run = _run(bench, key, warmed, baseline_slices)
+                run = _run(bench, key, compared)
                 if py_spy_dir is not None:
                     result, profiles[key] = await _profiled(
                         bench, key, py_spy_dir, py_spy_processes, run
@@ -145,8 +160,7 @@ async def run_bench(
                 result = {"failed": f"{type(exc).__name__}: {exc}"[:2000]}
             results[key] = result
         # A baseline's row pools every slice it ran, between the slices of all its scenarios.
-        for name, slices in baseline_slices.items():
-            results[name] = paired.pool(slices)
+        results.update(compared.results())
         if MEMORY in selected:
             results[MEMORY]["after"] = scenarios.memory(stack)
             results[MEMORY]["after_anonymous"] = scenarios.memory(stack, "RssAnon")

@@ -32,8 +32,8 @@ class Bench:
     def mesh_pids(self) -> dict[str, int]:
         return self.stack.pids
 
-    def baseline_pid(self, name: str) -> dict[str, int]:
-        return {name: self.stack.baselines.processes[name].pid}
+    def baseline_pids(self, *names: str) -> dict[str, int]:
+        return {name: self.stack.baselines.processes[name].pid for name in names}
 
 
 Scenario = Callable[[Bench], Awaitable[dict[str, Any]]]
@@ -66,7 +66,7 @@ async def hello_world(bench: Bench, seconds: float) -> dict[str, Any]:
         bench,
         bench.stack.baselines.hello_url,
         [Target("/", {})],
-        bench.baseline_pid("hello_app"),
+        bench.baseline_pids("hello_app"),
         seconds,
     )
 
@@ -90,13 +90,28 @@ async def product_listing(bench: Bench, seconds: float) -> dict[str, Any]:
     return await _wrk(bench, bench.stack.gateway_url, targets, bench.mesh_pids, seconds)
 
 
-async def order_by_id(bench: Bench, seconds: float) -> dict[str, Any]:
-    """3: GET /v1/orders/{id} with its owner's bearer token, cycling through seeded orders."""
-    targets = [
+def _order_reads(bench: Bench) -> list[Target]:
+    return [
         Target(f"/v1/orders/{order_id}", {"Authorization": f"Bearer {token}"})
         for order_id, token in bench.seeded.orders
     ]
-    return await _wrk(bench, bench.stack.gateway_url, targets, bench.mesh_pids, seconds)
+
+
+async def order_by_id(bench: Bench, seconds: float) -> dict[str, Any]:
+    """3: GET /v1/orders/{id} with its owner's bearer token, cycling through seeded orders."""
+    return await _wrk(bench, bench.stack.gateway_url, _order_reads(bench), bench.mesh_pids, seconds)
+
+
+async def order_floor(bench: Bench, seconds: float) -> dict[str, Any]:
+    """Scenario 3's floor: the same requests to a bare FastAPI app, one bare grpc.aio hop
+    and the same read of the same database (`bench.baselines.floor_app`)."""
+    return await _wrk(
+        bench,
+        bench.stack.baselines.floor_url,
+        _order_reads(bench),
+        bench.baseline_pids("floor_app", "floor_server"),
+        seconds,
+    )
 
 
 async def _grpc(
@@ -126,7 +141,7 @@ async def _grpc(
 async def echo(bench: Bench, seconds: float) -> dict[str, Any]:
     """Baseline: a unary call on a bare grpc.aio echo server."""
     return await _grpc(
-        bench, bench.stack.baselines.echo_target, "echo", bench.baseline_pid("echo_server"),
+        bench, bench.stack.baselines.echo_target, "echo", bench.baseline_pids("echo_server"),
         seconds,
     )  # fmt: skip
 
@@ -204,6 +219,9 @@ class Definition:
     run: Scenario | None = None
     slice: Slice | None = None
     baseline: str | None = None
+    # A second baseline measured in the same rounds: what the same work costs with nothing of
+    # the mesh's own, to tell the mesh's cost from its shape's.
+    reference: str | None = None
     # The profile's warm-up that fills its caches and pools: "http" or "grpc".
     warmup: str = "http"
 
@@ -214,6 +232,12 @@ class Definition:
 BASELINES = {
     "hello": Definition("hello", "baseline: FastAPI hello world (HTTP)", slice=hello_world),
     "echo": Definition("echo", "baseline: grpc.aio unary echo", slice=echo, warmup="grpc"),
+    "floor": Definition(
+        "floor",
+        "reference: 3's floor (bare FastAPI, one grpc.aio hop, the same read)",
+        slice=order_floor,
+        baseline="hello",
+    ),
 }
 SCENARIOS = {
     "1": Definition(
@@ -225,7 +249,13 @@ SCENARIOS = {
         slice=product_listing,
         baseline="hello",
     ),
-    "3": Definition("3", "3 GET /v1/orders/{id} (bearer)", slice=order_by_id, baseline="hello"),
+    "3": Definition(
+        "3",
+        "3 GET /v1/orders/{id} (bearer)",
+        slice=order_by_id,
+        baseline="hello",
+        reference="floor",
+    ),
     "4": Definition(
         "4",
         "4 gRPC ProductService.GetProduct",

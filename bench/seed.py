@@ -223,9 +223,9 @@ async def seed(
     )
     owners = people[:order_owners]
     orders, items = order_rows(owners, orders_per_owner, product_rows, rng)
-    await _copy(
-        stack.databases["order_service"], [(Order.__table__, orders), (OrderItem.__table__, items)]
-    )
+    # The same orders for scenario 3's floor, in its own database.
+    for dsn in (stack.databases["order_service"], stack.floor_dsn):
+        await _copy(dsn, [(Order.__table__, orders), (OrderItem.__table__, items)])
     tokens = {person.id: person.token for person in owners}
     return Seeded(
         product_ids=[row["id"] for row in product_rows],

@@ -30,15 +30,28 @@ AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 ADMIN_EMAIL, ADMIN_PASSWORD = "bench-admin@example.com", "bench admin password"
 PROCESSES = (*SERVICES, "gateway")
+FLOOR_DATABASE = "floor"
 
 
 @dataclass
 class Baselines:
-    """The bare FastAPI app and the bare grpc.aio echo server, each in a process of its own."""
+    """The bare FastAPI app, the bare grpc.aio echo server, and scenario 3's floor (a bare
+    FastAPI app calling a bare grpc.aio server that reads PostgreSQL), a process each."""
 
     hello_url: str
     echo_target: str
+    floor_url: str
+    floor_target: str
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+
+    @classmethod
+    def on_free_ports(cls) -> Baselines:
+        return cls(
+            hello_url=f"http://127.0.0.1:{free_port()}",
+            echo_target=f"127.0.0.1:{free_port()}",
+            floor_url=f"http://127.0.0.1:{free_port()}",
+            floor_target=f"127.0.0.1:{free_port()}",
+        )
 
 
 @dataclass
@@ -47,6 +60,8 @@ class Stack:
     namespace: str
     # Service name to the asyncpg DSN of its database.
     databases: dict[str, str]
+    # Where scenario 3's floor reads its copy of the orders.
+    floor_dsn: str
     workdir: Path
     baselines: Baselines
     mail: MailSink
@@ -93,10 +108,12 @@ def mesh_env(namespace: str, smtp_port: int, keys_dir: Path) -> dict[str, str]:
 
 
 async def _create_databases(admin: asyncpg.Connection, created: dict[str, str]) -> None:
-    for service in DEFAULT_GRPC_PORTS:
-        name = f"bench_{service.split('_')[0]}_{uuid.uuid4().hex[:8]}"
+    """A database for each service, and one for scenario 3's floor (its own copy of the
+    orders: the order service's database counts only the order service's transactions)."""
+    for owner in (*DEFAULT_GRPC_PORTS, FLOOR_DATABASE):
+        name = f"bench_{owner.split('_')[0]}_{uuid.uuid4().hex[:8]}"
         await admin.execute(f'CREATE DATABASE "{name}"')
-        created[service] = name
+        created[owner] = name
 
 
 def _dsn(database: str) -> str:
@@ -131,17 +148,33 @@ async def _wait_grpc(target: str, timeout: float = 30) -> None:
         await asyncio.wait_for(channel.channel_ready(), timeout)
 
 
-async def start_baselines(baselines: Baselines, workers: int) -> None:
-    """Start both baselines; on failure, what started is in `baselines.processes` to stop."""
-    baselines.processes["hello_app"] = await _spawn(
-        "bench.baselines.hello_app", "--port", baselines.hello_url.rsplit(":", 1)[1],
+def _port(address: str) -> str:
+    return address.rsplit(":", 1)[1]
+
+
+async def start_baselines(baselines: Baselines, workers: int, floor_dsn: str) -> None:
+    """Start the baselines, the HTTP ones with the gateway's `workers`, the floor's server on
+    its database; on failure, what started is in `baselines.processes`."""
+    processes = baselines.processes
+    processes["hello_app"] = await _spawn(
+        "bench.baselines.hello_app", "--port", _port(baselines.hello_url),
         "--workers", str(workers),
     )  # fmt: skip
-    baselines.processes["echo_server"] = await _spawn(
-        "bench.baselines.echo_server", "--port", baselines.echo_target.rsplit(":", 1)[1]
+    processes["echo_server"] = await _spawn(
+        "bench.baselines.echo_server", "--port", _port(baselines.echo_target)
     )
+    processes["floor_server"] = await _spawn(
+        "bench.baselines.floor_server", "--port", _port(baselines.floor_target),
+        "--dsn", floor_dsn,
+    )  # fmt: skip
+    processes["floor_app"] = await _spawn(
+        "bench.baselines.floor_app", "--port", _port(baselines.floor_url),
+        "--target", baselines.floor_target, "--workers", str(workers),
+    )  # fmt: skip
     await _wait_http(baselines.hello_url + "/")
     await _wait_grpc(baselines.echo_target)
+    await _wait_grpc(baselines.floor_target)
+    await _wait_http(baselines.floor_url + "/openapi.json")
 
 
 async def stop_baselines(baselines: Baselines) -> None:
@@ -166,12 +199,12 @@ async def bench_stack(*, keep_logs: Path | None = None) -> AsyncIterator[Stack]:
     mail = MailSink().start()
     admin = await asyncpg.connect(POSTGRES_DSN)
     mesh: Mesh | None = None
-    baselines = Baselines(f"http://127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}")
+    baselines = Baselines.on_free_ports()
     try:
         await _create_databases(admin, databases)
         env = mesh_env(namespace, mail.port, workdir / "jwt-keys")
-        for service, name in databases.items():
-            env[f"{service.upper()}_DATABASE_URL"] = _dsn(name).replace(
+        for service in DEFAULT_GRPC_PORTS:
+            env[f"{service.upper()}_DATABASE_URL"] = _dsn(databases[service]).replace(
                 "postgresql://", "postgresql+asyncpg://", 1
             )
         ports = MeshPorts(grpc={s: free_port() for s in DEFAULT_GRPC_PORTS}, gateway=free_port())
@@ -184,12 +217,13 @@ async def bench_stack(*, keep_logs: Path | None = None) -> AsyncIterator[Stack]:
         stack = Stack(
             mesh=mesh,
             namespace=namespace,
-            databases={service: _dsn(name) for service, name in databases.items()},
+            databases={service: _dsn(databases[service]) for service in DEFAULT_GRPC_PORTS},
+            floor_dsn=_dsn(databases[FLOOR_DATABASE]),
             workdir=workdir,
             baselines=baselines,
             mail=mail,
         )
-        await start_baselines(baselines, stack.gateway_workers)
+        await start_baselines(baselines, stack.gateway_workers, stack.floor_dsn)
         yield stack
     finally:
         await stop_baselines(baselines)

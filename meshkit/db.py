@@ -125,6 +125,11 @@ def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any
         raise DisconnectionError("the pooled connection is gone") from error
 
 
+def driver_pool_size(pool_size: int) -> int:
+    """The connections of asyncpg's own pool (`Database.driver_connection`): half the ORM's."""
+    return max(1, pool_size // 2)
+
+
 class Database:
     """The engine and session factory of one service, created once and disposed on shutdown."""
 
@@ -140,7 +145,7 @@ class Database:
             expire_on_commit=False,
             sync_session_class=_ReadSession,
         )
-        self.driver_pool_size = max(1, pool_size // 2)
+        self.driver_pool_size = driver_pool_size(pool_size)
         self._driver_pool: Any = None
         self._driver_pool_opening = asyncio.Lock()
 

@@ -188,6 +188,9 @@ class CommonSettings(Settings):
         return self.app_env is Environment.DEVELOPMENT
 
 
+DEFAULT_DB_POOL_SIZE = 10
+
+
 class ServiceSettings(CommonSettings):
     """Settings of a gRPC service that owns a database."""
 
@@ -198,7 +201,7 @@ class ServiceSettings(CommonSettings):
     # Connections per process: the pool, plus as many again under bursts, plus half as many
     # on the driver's own pool (on PostgreSQL: event handling, the outbox relay, hot reads).
     # Mind the server's max_connections across every replica of every service sharing it.
-    db_pool_size: int = setting(10, "DB_POOL_SIZE", ge=1, le=100)
+    db_pool_size: int = setting(DEFAULT_DB_POOL_SIZE, "DB_POOL_SIZE", ge=1, le=100)
     # Where /metrics is served for Prometheus; 0 turns it off.
     metrics_port: int = setting(0, "METRICS_PORT", ge=0, le=65535)
     # This service's secret for client-credentials service tokens (client id: its name).

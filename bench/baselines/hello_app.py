@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
 from fastapi import FastAPI
+
+from bench.baselines.serving import run_http
 
 app = FastAPI()
 
@@ -20,16 +21,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1, help="as many as the gateway runs")
     args = parser.parse_args()
-    # The same call as gateway/__main__.py: uvloop and httptools when installed, no access log.
-    uvicorn.run(
-        app if args.workers == 1 else "bench.baselines.hello_app:app",
-        host="127.0.0.1",
-        port=args.port,
-        workers=args.workers,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=1,
-    )
+    run_http(app, "bench.baselines.hello_app:app", port=args.port, workers=args.workers)
 
 
 if __name__ == "__main__":

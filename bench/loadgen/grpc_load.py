@@ -30,7 +30,8 @@ from typing import Any
 import grpc
 from google.protobuf import wrappers_pb2
 
-from bench.baselines.echo_server import ECHO_METHOD, loop_factory
+from bench.baselines.echo_server import ECHO_METHOD
+from bench.baselines.serving import loop_factory
 from bench.stats import quantiles_ms, summary_ms
 from ecommerce.product.v1 import product_pb2
 

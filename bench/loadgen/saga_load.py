@@ -27,7 +27,7 @@ from typing import Any
 import aio_pika
 import aiohttp
 
-from bench.baselines.echo_server import loop_factory
+from bench.baselines.serving import loop_factory
 from bench.seed import ADDRESS, Seeded
 from bench.stats import summary_ms
 from meshkit.amqp import Topology

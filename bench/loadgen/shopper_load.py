@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.baselines.echo_server import loop_factory
+from bench.baselines.serving import loop_factory
 from bench.seed import ADDRESS, Seeded, Shopper
 from bench.stats import summary_ms
 

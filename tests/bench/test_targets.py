@@ -15,7 +15,7 @@ from bench.loadgen import grpc_load
 from bench.paired import compare, pool
 from bench.procstat import machine_times
 from bench.profiles import SMOKE
-from bench.report import cores_note
+from bench.report import Report, cores_note, rows
 from bench.scenarios import Definition
 from bench.stats import QUANTILE_POINTS, percentile, pooled_percentile, quantiles_ms, summary_ms
 from bench.targets import evaluate
@@ -63,6 +63,15 @@ def test_each_target_passes_or_misses_on_its_figure() -> None:
     assert verdicts[("6:checkout", "p95")] is True
     assert verdicts[("7:gateway", "idle")] is True
     assert verdicts[("7:order_service", "idle")] is False
+
+
+def test_scenario_3_is_judged_on_hello_world_and_shown_beside_its_floor() -> None:
+    results = _results(
+        **{"3": {"ratio": 0.18, "reference": {"ratio": 0.9}}, "floor": {"ratio": 0.2}}
+    )
+    (check,) = [c for c in evaluate(results) if c.row == "3"]
+    assert not check.passed
+    assert check.measured == "18%, 90% of its floor, which measured 20%"
 
 
 def test_a_failed_scenario_misses() -> None:
@@ -183,18 +192,55 @@ async def test_slices_alternate_with_the_baseline_after_one_warm_up_each(
     scenario = Definition("1", "scenario", slice=slicer("1", 1_000), baseline="hello")
     warmed: set[str] = set()
 
-    figures, theirs = await paired.measure(bench, scenario, baseline, warmed)
+    measured = await paired.measure(bench, scenario, baseline, warmed)
     assert ran == [("hello", 2), ("1", 2)] + [
         (name, 5) for name in ("hello", "1", "1", "hello", "hello", "1", "1", "hello")
     ]
-    assert (figures["ratio"], len(figures["rounds"]), len(theirs)) == (0.25, 4, 4)
+    figures = measured.figures
+    assert (figures["ratio"], len(figures["rounds"]), len(measured.baseline_slices)) == (0.25, 4, 4)
     assert figures["db_transactions"] == {}
+    assert "reference" not in figures and measured.reference is None
 
     ran.clear()
     await paired.measure(
         bench, Definition("2", "another", slice=slicer("2", 1), baseline="hello"), baseline, warmed
     )
     assert ran[0] == ("2", 2), "the baseline is warmed up once per run"
+
+
+async def test_a_reference_runs_in_the_same_rounds_with_the_scenario_between(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(paired, "STATISTICS_LAG_SECONDS", 0.0)
+    ran: list[str] = []
+
+    def slicer(name: str, rps: float) -> Any:
+        async def run(bench: Any, seconds: float) -> dict[str, Any]:
+            ran.append(name)
+            return _slice(rps)
+
+        return run
+
+    profile = replace(SMOKE, rounds=2, slice_seconds=5, http_warmup=2)
+    bench: Any = SimpleNamespace(profile=profile, stack=SimpleNamespace(databases={}))
+    baseline = Definition("hello", "baseline", slice=slicer("hello", 4_000))
+    floor = Definition("floor", "reference", slice=slicer("floor", 1_000), baseline="hello")
+    scenario = Definition(
+        "3", "scenario", slice=slicer("3", 800), baseline="hello", reference="floor"
+    )
+
+    measured = await paired.measure(bench, scenario, baseline, set(), floor)
+
+    warm_ups = ["hello", "floor", "3"]
+    assert ran == [*warm_ups, "hello", "3", "floor", "floor", "3", "hello"]
+    assert measured.figures["ratio"] == 0.2
+    assert measured.figures["reference"]["ratio"] == 0.8
+    assert measured.figures["reference"]["baseline"] == "floor"
+    assert len(measured.baseline_slices) == 2
+    assert measured.reference is not None
+    assert (measured.reference["ratio"], measured.reference["rps"]) == (0.25, 1_000.0)
+    versus = rows(Report({}, {"3": measured.figures, "floor": measured.reference}))
+    assert [row["vs baseline"] for row in versus] == ["20% of hello; 80% of floor", "25% of hello"]
 
 
 def test_stolen_time_is_not_counted_as_busy() -> None:

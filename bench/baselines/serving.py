@@ -1,0 +1,56 @@
+"""How the baselines are served: with the gateway's and the services' own settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import grpc
+import uvicorn
+
+
+def run_http(app: Any, import_path: str, *, port: int, workers: int) -> None:
+    """The same call as gateway/__main__.py: uvloop and httptools when installed, no access
+    log; uvicorn needs the app's import path to start workers."""
+    uvicorn.run(
+        app if workers == 1 else import_path,
+        host="127.0.0.1",
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=1,
+    )
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed, as meshkit.service runs the services."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+async def serve_grpc(port: int, handler: grpc.GenericRpcHandler[Any, Any]) -> None:
+    """Serve `handler` until SIGINT or SIGTERM, with the services' server options
+    (meshkit.server) and nothing else: no interceptors, health or reflection."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server.add_generic_rpc_handlers((handler,))
+    if server.add_insecure_port(f"127.0.0.1:{port}") == 0:
+        raise OSError(f"cannot listen on 127.0.0.1:{port}")
+    await server.start()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await server.stop(1)
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run a baseline's server on the services' event loop until it is told to stop."""
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=loop_factory()) as r:
+        r.run(main)
