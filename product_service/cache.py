@@ -8,7 +8,7 @@ them, so a write that commits meanwhile leaves that store unreachable instead of
 
 Redis is an optimization only: when it fails or is slow, reads go to the database, a
 warning is logged at most every so often, and a circuit breaker leaves Redis alone for a
-few seconds so a dead Redis does not add a timeout to every request.
+while, longer while it stays down, so a dead Redis does not add a timeout to every request.
 """
 
 from __future__ import annotations
@@ -50,20 +50,35 @@ CACHE_BYPASSED = Counter(
 DEFAULT_PREFIX = "catalog:"
 # Warnings about an unavailable cache: at most one per this many seconds.
 WARNING_INTERVAL_SECONDS = 30.0
+# How long Redis is first left alone after a failure (`CircuitBreaker`).
+FIRST_PAUSE_SECONDS = 0.5
 
 
 class CircuitBreaker:
-    """Closed while Redis works; open (skip Redis) for `retry_after` seconds after a failure.
+    """Closed while Redis works; open (skip Redis) for a pause after a failure.
 
     When the pause is over, one caller probes Redis while the others keep skipping it; the
-    probe's success closes the breaker, its failure opens it again. The clock is injectable
-    so tests move time instead of sleeping.
+    probe's success closes the breaker, its failure opens it again for twice as long, up to
+    `retry_after`. The first pause is short: under load a Redis that stalls for a few hundred
+    milliseconds times out a burst of reads at once, and five seconds of every read going to
+    the database (as one fixed pause had it) hurt more than the stall; a Redis that stays
+    down is probed less and less often. Failures of calls made before the breaker opened do
+    not lengthen its pause. The clock is injectable so tests move time instead of sleeping.
     """
 
-    def __init__(self, retry_after: float, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        retry_after: float,
+        clock: Clock = time.monotonic,
+        *,
+        first_pause: float = FIRST_PAUSE_SECONDS,
+    ) -> None:
         self.retry_after = retry_after
         self.clock = clock
+        self.first_pause = min(first_pause, retry_after)
+        self.pause = self.first_pause
         self._open_until: float | None = None
+        self._probing = False
 
     @property
     def is_open(self) -> bool:
@@ -75,16 +90,23 @@ class CircuitBreaker:
         now = self.clock()
         if now < self._open_until:
             return False
-        self._open_until = now + self.retry_after  # the others wait for this probe
+        self._open_until = now + self.pause  # the others wait for this probe
+        self._probing = True
         return True
 
     def record_success(self) -> bool:
         """Close; True when it was open (Redis is back)."""
         was_open, self._open_until = self._open_until is not None, None
+        self._probing, self.pause = False, self.first_pause
         return was_open
 
     def record_failure(self) -> None:
-        self._open_until = self.clock() + self.retry_after
+        if self._open_until is not None and not self._probing:
+            return  # a call made before it opened: the pause under way stands
+        if self._probing:
+            self.pause = min(self.pause * 2, self.retry_after)
+        self._open_until = self.clock() + self.pause
+        self._probing = False
 
 
 Store = Callable[[bytes], Awaitable[None]]
@@ -328,9 +350,9 @@ class RedisCatalogCache:
             self._suppressed_warnings += 1
             return
         logger.warning(
-            "catalog cache unavailable (%s); reading from the database, retrying Redis in %.0fs",
+            "catalog cache unavailable (%s); reading from the database, retrying Redis in %.1fs",
             type(error).__name__,
-            self.breaker.retry_after,
+            self.breaker.pause,
             extra={"suppressed_warnings": self._suppressed_warnings},
         )
         self._last_warning, self._suppressed_warnings = now, 0

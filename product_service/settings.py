@@ -22,7 +22,8 @@ class ProductSettings(ServiceSettings):
     popular_product_reads: int = setting(20, "POPULAR_PRODUCT_READS", ge=1)
     # A cache call slower than this counts as a failure: the read goes to the database.
     cache_timeout_seconds: float = setting(0.2, "CACHE_TIMEOUT_SECONDS", gt=0, le=5)
-    # After a cache failure, Redis is left alone this long so a dead Redis costs no timeouts.
+    # After a cache failure Redis is left alone for 0.5 s, twice as long after each failed
+    # probe, up to this long: a dead Redis costs few timeouts, a brief stall little.
     cache_retry_after_seconds: float = setting(5.0, "CACHE_RETRY_AFTER_SECONDS", ge=0, le=3600)
 
     # The in-process tier over Redis (hot products and listings); 0 turns it off. Changes

@@ -176,18 +176,48 @@ def test_update_paths_use_the_mask_or_the_fields_set() -> None:
 
 def test_breaker_skips_redis_after_a_failure_then_lets_one_probe_through() -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker(retry_after=5, clock=clock)
+    breaker = CircuitBreaker(retry_after=5, clock=clock, first_pause=0.5)
     assert breaker.allow() and not breaker.is_open
     breaker.record_failure()
     assert not breaker.allow()
-    clock.advance(4.9)
+    clock.advance(0.4)
     assert not breaker.allow()
     clock.advance(0.1)
     assert breaker.allow()  # the probe
     assert not breaker.allow()  # everyone else waits for it
-    breaker.record_failure()
-    clock.advance(5)
-    assert breaker.allow()
     assert breaker.record_success() is True
     assert breaker.allow() and breaker.allow()
     assert breaker.record_success() is False
+
+
+def test_breaker_pauses_twice_as_long_after_each_failed_probe_up_to_retry_after() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(retry_after=5, clock=clock, first_pause=0.5)
+    breaker.record_failure()
+    pauses = []
+    for _ in range(6):
+        waited = 0.0
+        while not breaker.allow():
+            clock.advance(0.1)
+            waited += 0.1
+        pauses.append(round(waited, 1))
+        breaker.record_failure()  # the probe fails
+    assert pauses == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+    clock.advance(5)
+    assert breaker.allow()
+    breaker.record_success()
+    breaker.record_failure()  # down again: the short pause first
+    clock.advance(0.5)
+    assert breaker.allow()
+
+
+def test_failures_of_calls_made_before_it_opened_do_not_lengthen_the_pause() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(retry_after=5, clock=clock, first_pause=0.5)
+    # A stall times out a burst of reads in flight together.
+    for _ in range(30):
+        breaker.record_failure()
+        clock.advance(0.001)
+    assert breaker.pause == 0.5
+    clock.advance(0.5)
+    assert breaker.allow()
