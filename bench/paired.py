@@ -124,6 +124,8 @@ def pool(slices: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "errors_by_kind": dict(errors),
         "slices": len(slices),
         "slices_rps": [result["rps"] for result in slices],
+        # Which slice a pooled tail came from: one stalled slice, or all of them.
+        "slices_p99_ms": [result["p99_ms"] for result in slices],
         "concurrency": first["concurrency"],
         "loadgen": first["loadgen"],
         "loadgen_cpu_cores": round(max(result["loadgen_cpu_cores"] for result in slices), 2),

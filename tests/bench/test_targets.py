@@ -120,6 +120,7 @@ def _slice(rps: float, **extra: Any) -> dict[str, Any]:
         "seconds": 5.0,
         "rps": rps,
         "quantiles_ms": quantiles_ms([0.002] * 10),
+        "p99_ms": 2.0,
         "max_ms": 2.0,
         "errors": 0,
         "concurrency": 64,
@@ -150,6 +151,7 @@ def test_slices_pool_into_one_figure_set() -> None:
     )
     assert (pooled["requests"], pooled["seconds"], pooled["rps"]) == (20_000, 10.0, 2_000.0)
     assert pooled["slices_rps"] == [1_000, 3_000]
+    assert pooled["slices_p99_ms"] == [2.0, 2.0]
     assert (pooled["errors"], pooled["errors_by_kind"]) == (1, {"status": 1})
     assert pooled["loadgen_cpu_cores"] == 0.3  # the busiest slice: the generator had room
     assert pooled["server_cpu_cores"] == {"gateway": 0.75, "machine": 1.4}
