@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import grpc
 from google.protobuf import wrappers_pb2
 
-from bench.baselines.serving import run, serve_grpc
+from bench.baselines.serving import run, serve_grpc, string_method
 
 ECHO_METHOD = "/bench.v1.Echo/Echo"
 
@@ -17,24 +16,11 @@ async def _echo(request: wrappers_pb2.StringValue, context: Any) -> wrappers_pb2
     return request
 
 
-def _handler() -> grpc.GenericRpcHandler[Any, Any]:
-    return grpc.method_handlers_generic_handler(
-        "bench.v1.Echo",
-        {
-            "Echo": grpc.unary_unary_rpc_method_handler(
-                _echo,
-                request_deserializer=wrappers_pb2.StringValue.FromString,
-                response_serializer=wrappers_pb2.StringValue.SerializeToString,
-            )
-        },
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    run(serve_grpc(args.port, _handler()))
+    run(serve_grpc(args.port, string_method("bench.v1.Echo", "Echo", _echo)))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import grpc
 from google.protobuf import wrappers_pb2
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.baselines.serving import run, serve_grpc
+from bench.baselines.serving import run, serve_grpc, string_method
 from meshkit.db import driver_pool_size
 from meshkit.settings import DEFAULT_DB_POOL_SIZE
 from order_service.models import Order, OrderItem, metadata
@@ -32,16 +32,7 @@ def _handler(pool: Any) -> grpc.GenericRpcHandler[Any, Any]:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such order")
         return wrappers_pb2.StringValue(value=rows[0]["status"])
 
-    return grpc.method_handlers_generic_handler(
-        "bench.v1.Floor",
-        {
-            "GetOrder": grpc.unary_unary_rpc_method_handler(
-                get_order,
-                request_deserializer=wrappers_pb2.StringValue.FromString,
-                response_serializer=wrappers_pb2.StringValue.SerializeToString,
-            )
-        },
-    )
+    return string_method("bench.v1.Floor", "GetOrder", get_order)
 
 
 async def _create_tables(dsn: str) -> None:

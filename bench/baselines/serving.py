@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import grpc
 import uvicorn
+from google.protobuf import wrappers_pb2
 
 
 def run_http(app: Any, import_path: str, *, port: int, workers: int) -> None:
@@ -23,6 +24,22 @@ def run_http(app: Any, import_path: str, *, port: int, workers: int) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=1,
+    )
+
+
+def string_method(
+    service: str, method: str, behavior: Callable[..., Awaitable[wrappers_pb2.StringValue]]
+) -> grpc.GenericRpcHandler[Any, Any]:
+    """A handler of one unary method of `service` taking and answering a StringValue."""
+    return grpc.method_handlers_generic_handler(
+        service,
+        {
+            method: grpc.unary_unary_rpc_method_handler(
+                behavior,
+                request_deserializer=wrappers_pb2.StringValue.FromString,
+                response_serializer=wrappers_pb2.StringValue.SerializeToString,
+            )
+        },
     )
 
 

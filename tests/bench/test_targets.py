@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
@@ -175,11 +176,8 @@ def test_a_late_client_process_counts_at_its_rate_over_the_rest_of_the_window() 
     assert "a client process ready 3.00 s into its window" in cores_note(pooled)
 
 
-async def test_slices_alternate_with_the_baseline_after_one_warm_up_each(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(paired, "STATISTICS_LAG_SECONDS", 0.0)
-    ran: list[tuple[str, float]] = []
+def _slicer(ran: list[tuple[str, float]]) -> Callable[[str, float], Any]:
+    """Slices that record what ran, and for how long, and measure `rps`."""
 
     def slicer(name: str, rps: float) -> Any:
         async def run(bench: Any, seconds: float) -> dict[str, Any]:
@@ -188,8 +186,21 @@ async def test_slices_alternate_with_the_baseline_after_one_warm_up_each(
 
         return run
 
-    profile = replace(SMOKE, rounds=4, slice_seconds=5, http_warmup=2)
-    bench: Any = SimpleNamespace(profile=profile, stack=SimpleNamespace(databases={}))
+    return slicer
+
+
+def _bench(rounds: int) -> Any:
+    profile = replace(SMOKE, rounds=rounds, slice_seconds=5, http_warmup=2)
+    return SimpleNamespace(profile=profile, stack=SimpleNamespace(databases={}))
+
+
+async def test_slices_alternate_with_the_baseline_after_one_warm_up_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(paired, "STATISTICS_LAG_SECONDS", 0.0)
+    ran: list[tuple[str, float]] = []
+    slicer = _slicer(ran)
+    bench = _bench(rounds=4)
     baseline = Definition("hello", "baseline", slice=slicer("hello", 4_000))
     scenario = Definition("1", "scenario", slice=slicer("1", 1_000), baseline="hello")
     warmed: set[str] = set()
@@ -214,17 +225,9 @@ async def test_a_reference_runs_in_the_same_rounds_with_the_scenario_between(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(paired, "STATISTICS_LAG_SECONDS", 0.0)
-    ran: list[str] = []
-
-    def slicer(name: str, rps: float) -> Any:
-        async def run(bench: Any, seconds: float) -> dict[str, Any]:
-            ran.append(name)
-            return _slice(rps)
-
-        return run
-
-    profile = replace(SMOKE, rounds=2, slice_seconds=5, http_warmup=2)
-    bench: Any = SimpleNamespace(profile=profile, stack=SimpleNamespace(databases={}))
+    ran: list[tuple[str, float]] = []
+    slicer = _slicer(ran)
+    bench = _bench(rounds=2)
     baseline = Definition("hello", "baseline", slice=slicer("hello", 4_000))
     floor = Definition("floor", "reference", slice=slicer("floor", 1_000), baseline="hello")
     scenario = Definition(
@@ -234,7 +237,7 @@ async def test_a_reference_runs_in_the_same_rounds_with_the_scenario_between(
     measured = await paired.measure(bench, scenario, baseline, set(), floor)
 
     warm_ups = ["hello", "floor", "3"]
-    assert ran == [*warm_ups, "hello", "3", "floor", "floor", "3", "hello"]
+    assert [name for name, _ in ran] == [*warm_ups, "hello", "3", "floor", "floor", "3", "hello"]
     assert measured.figures["ratio"] == 0.2
     assert measured.figures["reference"]["ratio"] == 0.8
     assert measured.figures["reference"]["baseline"] == "floor"
