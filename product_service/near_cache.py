@@ -14,9 +14,11 @@ Three rules keep it exact rather than merely short-lived:
 - a value read from Redis or the database is kept only if no invalidation arrived while it
   was being read: otherwise it may predate a write whose message was already applied;
 - entries also live `ttl` seconds at most, a bound should a message ever be lost unnoticed:
-  an entry read after its lifetime is answered once more while it is read again from Redis
-  in the background (one read per entry at a time), and replaced, or dropped when Redis no
-  longer holds it (the next read then goes to the database).
+  an entry read in the `ttl` after its lifetime is answered once more while it is read
+  again from Redis in the background (one read per entry at a time), and replaced, or
+  dropped when Redis no longer holds it (the next read then goes to the database); one read
+  later than that is dropped and read in the request. A message lost unnoticed is thus
+  served for at most twice `ttl`.
 
 Reads therefore never wait for Redis on an entry this tier holds. They did when an expired
 entry was dropped and read again in the request: in the benchmark, Redis, sharing two busy
@@ -175,8 +177,13 @@ class NearCache:
         if found is None:
             return None
         expires, value = found
+        now = self.clock()
+        if now >= expires + self.ttl:
+            # Not read for a lifetime past its own: read it in the request, as a new one.
+            self._drop(key)
+            return None
         self._entries.move_to_end(key)
-        return value, self.clock() >= expires
+        return value, now >= expires
 
     def _refresh(
         self,

@@ -206,6 +206,20 @@ async def test_an_entry_past_its_lifetime_is_answered_while_read_again_from_redi
     assert near_refreshes("product") == refreshes + 1
 
 
+async def test_an_entry_not_read_for_a_lifetime_past_its_own_is_read_in_the_request(
+    replica: Replica,
+) -> None:
+    clock = FakeClock()
+    cache = await replica(clock=clock, ttl=10)
+    await fill(cache, "p1", b"kite")
+    (stored,) = await redis_entries(cache, "p1")
+    await cache.inner.redis.set(stored, b"kite, repainted")
+    refreshes = near_refreshes("product")
+    clock.advance(20)
+    assert (await cache.product("p1")).value == b"kite, repainted"
+    assert near_refreshes("product") == refreshes
+
+
 async def test_an_entry_redis_no_longer_holds_is_dropped_when_read_again(
     replica: Replica,
 ) -> None:
