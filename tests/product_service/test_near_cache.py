@@ -176,6 +176,17 @@ async def redis_entries(cache: NearCache, product_id: str) -> list[bytes]:
     return [key async for key in cache.inner.redis.scan_iter(match=pattern)]
 
 
+async def repainted_behind_its_back(replica: Replica, clock: FakeClock) -> NearCache:
+    """A replica holding "kite" for p1 (lifetime 10 s) while Redis has come to hold "kite,
+    repainted" with no message about it: a message lost unnoticed, the case the lifetime
+    bounds."""
+    cache = await replica(clock=clock, ttl=10)
+    await fill(cache, "p1", b"kite")
+    (stored,) = await redis_entries(cache, "p1")
+    await cache.inner.redis.set(stored, b"kite, repainted")
+    return cache
+
+
 def near_refreshes(kind: str) -> float:
     return REGISTRY.get_sample_value("catalog_near_cache_refreshes_total", {"kind": kind}) or 0.0
 
@@ -184,12 +195,7 @@ async def test_an_entry_past_its_lifetime_is_answered_while_read_again_from_redi
     replica: Replica,
 ) -> None:
     clock = FakeClock()
-    cache = await replica(clock=clock, ttl=10)
-    await fill(cache, "p1", b"kite")
-    # Redis comes to hold another value with no message about it (a message lost unnoticed,
-    # the case the lifetime bounds).
-    (stored,) = await redis_entries(cache, "p1")
-    await cache.inner.redis.set(stored, b"kite, repainted")
+    cache = await repainted_behind_its_back(replica, clock)
     hits, refreshes = near_hits("product"), near_refreshes("product")
 
     clock.advance(9.9)
@@ -210,10 +216,7 @@ async def test_an_entry_not_read_for_a_lifetime_past_its_own_is_read_in_the_requ
     replica: Replica,
 ) -> None:
     clock = FakeClock()
-    cache = await replica(clock=clock, ttl=10)
-    await fill(cache, "p1", b"kite")
-    (stored,) = await redis_entries(cache, "p1")
-    await cache.inner.redis.set(stored, b"kite, repainted")
+    cache = await repainted_behind_its_back(replica, clock)
     refreshes = near_refreshes("product")
     clock.advance(20)
     assert (await cache.product("p1")).value == b"kite, repainted"
