@@ -77,6 +77,14 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def ensure_sqlite_directory(url: str | URL) -> None:
+    """Create the directory of an SQLite file when missing: SQLite creates the file, not
+    the directories above it, and a fresh clone has no `var/`."""
+    parsed = make_url(url)
+    if is_sqlite(parsed) and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the single writer; busy_timeout waits for the lock
@@ -92,8 +100,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
     """An engine for `url`; an SQLite file's directory is created when missing."""
     parsed = make_url(url)
     if is_sqlite(parsed):
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        ensure_sqlite_directory(parsed)
         engine = create_async_engine(parsed, echo=echo)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

@@ -15,7 +15,7 @@ from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from meshkit.db import UTCDateTime, is_sqlite
+from meshkit.db import UTCDateTime, ensure_sqlite_directory, is_sqlite
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -65,6 +65,7 @@ def run_env(target_metadata: MetaData) -> None:
 
 
 async def _run_online(url: str, target_metadata: MetaData) -> None:
+    ensure_sqlite_directory(url)
     engine = create_async_engine(url, poolclass=pool.NullPool)
     try:
         async with engine.connect() as connection:

@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from meshkit.db import is_sqlite
 from meshkit.interceptors import TokenVerifier
 from meshkit.logging import configure_logging
 from meshkit.metrics import serve_metrics
@@ -219,12 +220,18 @@ def _migrate(definition: ServiceDefinition[SettingsT], settings: SettingsT) -> N
     try:
         upgrade_to_head(definition.migrations, settings.database_url)
     except (OSError, SQLAlchemyError) as error:
-        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        url = make_url(settings.database_url)
+        where = url.render_as_string(hide_password=True)
+        hint = (
+            "can this user write that file and its directory?"
+            if is_sqlite(url)
+            else "is the database running? `make services` starts PostgreSQL here"
+        )
         # One line that says what to fix, not a driver's traceback.
         print(
             f"error: {settings.service_name} cannot migrate its database {where}: "
             f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''} "
-            "(is the database running? `make services` starts PostgreSQL here)",
+            f"({hint})",
             file=sys.stderr,
         )
         raise SystemExit(1) from None

@@ -96,3 +96,36 @@ def test_a_service_whose_database_is_down_exits_with_one_clear_line(tmp_path: Pa
     assert "make services" in errors[0]
     assert "hunter2" not in done.stderr  # the password is never printed
     assert "Traceback" not in done.stderr
+
+
+def _migrate(database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PAYMENT_SERVICE_DATABASE_URL": database_url, "METRICS_PORT": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", "payment_service", "migrate"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_migrating_onto_sqlite_creates_the_missing_directory(tmp_path: Path) -> None:
+    # A fresh clone has no var/: `make run` migrates every service before starting it.
+    database = tmp_path / "var" / "nested" / "payment_service.db"
+    done = _migrate(f"sqlite+aiosqlite:///{database}", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert database.is_file()
+
+
+def test_an_sqlite_file_that_cannot_be_made_gets_a_hint_about_the_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    done = _migrate(f"sqlite+aiosqlite:///{blocker / 'payment_service.db'}", tmp_path)
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert "cannot migrate its database" in errors[0]
+    assert "write that file" in errors[0]
+    assert "make services" not in errors[0]  # PostgreSQL is not what is wrong
+    assert "Traceback" not in done.stderr
