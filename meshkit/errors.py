@@ -87,3 +87,9 @@ class Unavailable(DomainError):
     """A dependency this call needs is down; the caller may retry later."""
 
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class DeadlineExceeded(DomainError):
+    """A dependency this call needs did not answer in time; the caller may retry later."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED

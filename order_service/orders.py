@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
 from meshkit.access import require_principal, require_role, require_user
-from meshkit.context import Principal, Role
+from meshkit.context import Principal, Role, deadline_var
 from meshkit.db import Database, utcnow
 from meshkit.errors import (
     AlreadyExists,
+    DomainError,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
@@ -51,6 +52,16 @@ STATUSES = frozenset(
 )
 
 
+def _log_unexpected_failure(placing: asyncio.Future[Any]) -> None:
+    """An unexpected failure to place an order whose caller has gone is logged (and asyncio
+    does not report it as never retrieved): nobody else will hear of it."""
+    if placing.cancelled():
+        return
+    error = placing.exception()
+    if error is not None and not isinstance(error, DomainError):
+        logger.error("placing an order failed", exc_info=error)
+
+
 def _money(amount_minor: int, currency: str) -> money_pb2.Money:
     return money_pb2.Money(amount_minor=amount_minor, currency_code=currency)
 
@@ -83,23 +94,43 @@ class Orders:
         products = await self.catalog.products([line.product_id for line in command.lines])
         currency = self._check_sellable(command, products)
 
-        order_id = new_id()
-        await self.catalog.reserve(order_id, command.lines)
-        saved = False
+        # Shielded: once stock may be reserved, neither the caller hanging up nor its deadline
+        # passing may stop this halfway, with the stock reserved and no order saved.
+        placing = asyncio.ensure_future(
+            self._reserve_and_save(new_id(), user_id, command, products, currency)
+        )
         try:
-            order = await self._save(order_id, user_id, command, products, currency)
-            saved = True
-            return order
+            return await asyncio.shield(placing)
+        except asyncio.CancelledError:
+            placing.add_done_callback(_log_unexpected_failure)
+            raise
+
+    async def _reserve_and_save(
+        self,
+        order_id: str,
+        user_id: str,
+        command: PlaceOrder,
+        products: dict[str, ProductInfo],
+        currency: str,
+    ) -> Order | OrderRecord:
+        """The order saved with its stock reserved, or no order and the stock released.
+
+        A reservation that failed may still have been made (a deadline that passed while the
+        product service reserved), so every failure releases; releasing is idempotent.
+        """
+        try:
+            await self.catalog.reserve(order_id, command.lines)
+            return await self._save(order_id, user_id, command, products, currency)
         except IntegrityViolation:
             # The same key won a race with us: that order stands, ours never existed.
+            await self._release_unless_saved(order_id)
             replay = await self._replay(user_id, command)
             if replay is None:
                 raise
             return replay
-        finally:
-            if not saved:
-                # Shielded: a client hanging up must not leave the stock reserved.
-                await asyncio.shield(self._release_quietly(order_id))
+        except BaseException:
+            await self._release_unless_saved(order_id)
+            raise
 
     async def find_by_key(self, user_id: str, idempotency_key: str) -> Order | OrderRecord | None:
         if not idempotency_key:
@@ -190,8 +221,15 @@ class Orders:
             await self._emit(tx, order_id, event, f"Order placed: {len(items)} item(s)")
         return order
 
-    async def _release_quietly(self, order_id: str) -> None:
+    async def _release_unless_saved(self, order_id: str) -> None:
+        """Give back the stock reserved for `order_id`, unless the order was saved after all
+        (a commit whose answer was lost): a saved order keeps its stock."""
+        # The release gets a deadline of its own: the caller's may be what just passed.
+        deadline_var.set(None)
         try:
+            if await load_order(self.db, order_id) is not None:
+                logger.warning("order %s was saved although saving it failed", order_id)
+                return
             await self.catalog.release(order_id)
         except Exception:
             # The reservation stays until released by hand; say so loudly.

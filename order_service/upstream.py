@@ -10,7 +10,13 @@ import grpc
 
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
 from ecommerce.user.v1 import user_pb2, user_pb2_grpc
-from meshkit.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
+from meshkit.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    Unavailable,
+)
 
 _UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
@@ -32,7 +38,16 @@ class Line:
     quantity: int
 
 
-def _unavailable(what: str, error: grpc.aio.AioRpcError) -> Unavailable:
+def _unavailable(what: str, error: grpc.aio.AioRpcError) -> Unavailable | DeadlineExceeded:
+    """What the caller is told when `what` could not be reached or did not answer in time.
+
+    "Nothing was changed" holds for placing an order too: its stock is released when the
+    reservation's outcome is unknown (`Orders.place`).
+    """
+    if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceeded(
+            f"The {what} did not answer in time; nothing was changed. Retry later."
+        )
     return Unavailable(f"The {what} is unavailable right now; nothing was changed. Retry later.")
 
 
