@@ -46,6 +46,11 @@ _SERVER_FAULT_DETAIL = {
 }
 
 
+def _title(status: int) -> str:
+    # gRPC's CANCELLED maps to 499, which no standard names.
+    return HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+
+
 def problem(
     status: int,
     detail: str,
@@ -56,7 +61,7 @@ def problem(
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": "about:blank",
-        "title": HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error",
+        "title": _title(status),
         "status": status,
         "detail": detail,
         "request_id": request_id or current_request_id(),
@@ -98,17 +103,25 @@ def _written_for_clients(status: status_pb2.Status | None) -> bool:
 def problem_from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
     status = GRPC_TO_HTTP.get(error.code(), 500)
     rich = _rich_status(error)
+    written_for_clients = _written_for_clients(rich)
+    if status == 429 and not written_for_clients:
+        # gRPC itself answers RESOURCE_EXHAUSTED when a message or its metadata outgrows a
+        # limit, or a process runs short of memory: a fault of ours, not the client's pace,
+        # so not a 429 (slow down). Only a service's own ErrorInfo makes it one.
+        status = 500
     if status >= 500:
         logger.warning("upstream %s: %s", error.code().name, error.details())
-        if status != 500 and _written_for_clients(rich):
+        if status != 500 and written_for_clients:
             return problem(status, error.details() or _SERVER_FAULT_DETAIL[status])
         # Transport details name internal hosts and ports: logged, never sent.
         return problem(
             status, _SERVER_FAULT_DETAIL.get(status, "This operation is not available yet.")
         )
-    return problem(
-        status, error.details() or HTTPStatus(status).phrase, errors=field_violations(rich)
-    )
+    if not written_for_clients:
+        # Text no service of ours wrote is gRPC's own, about its internals: logged, never sent.
+        logger.warning("upstream %s: %s", error.code().name, error.details())
+        return problem(status, _title(status), errors=field_violations(rich))
+    return problem(status, error.details() or _title(status), errors=field_violations(rich))
 
 
 def _validation_field(loc: tuple[Any, ...]) -> str:
@@ -131,9 +144,24 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         if any(error.get("type") == "json_invalid" for error in errors):
             return problem(400, "The request body is not valid JSON.")
-        # A bad query or path parameter is a bad request; 422 is for bodies that parse as
+        # Where each error is: "path", "query", "header" or "body".
+        sources = {str((error.get("loc") or ("body",))[0]) for error in errors}
+        if "path" in sources:
+            # Every path parameter is an opaque id, and one refused here (longer than any the
+            # mesh issues) names no resource: 404, as a service answers for any unknown id.
+            return problem(404, "No resource has this id.")
+        if "body" in sources and isinstance(exc.body, bytes):
+            # FastAPI parses a body as JSON only when its Content-Type says JSON
+            # (application/json or application/*+json); any other body reaches validation
+            # as raw bytes, which no schema takes. Whatever those bytes hold, the body was
+            # not sent as JSON: 400, never accepted, so a form or text/plain post (which a
+            # browser sends cross-origin without asking) cannot pass for JSON.
+            return problem(
+                400, "The request body must be JSON, sent with Content-Type: application/json."
+            )
+        # A bad query parameter or header is a bad request; 422 is for bodies that parse as
         # JSON but do not match the schema.
-        in_body = any(tuple(error.get("loc", ("body",)))[:1] == ("body",) for error in errors)
+        in_body = "body" in sources
         return problem(
             422 if in_body else 400,
             "The request has invalid fields.",

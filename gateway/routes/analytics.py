@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from google.protobuf import timestamp_pb2
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 from ecommerce.order.v1 import analytics_pb2
 from gateway.deps import Admin, upstreams
@@ -15,10 +17,36 @@ from gateway.schemas.common import Money, problem_responses, rfc3339
 
 router = APIRouter(tags=["analytics"])
 
+
+def _in_utc(value: datetime | None) -> datetime | None:
+    """The time in UTC, as a protobuf Timestamp holds it; one UTC cannot hold is invalid.
+
+    A parameter's error, so the route answers 400 naming it like any other bad parameter.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        # Read as UTC, as Timestamp.FromDatetime reads it.
+        return value.replace(tzinfo=UTC)
+    try:
+        # 0001-01-01T00:00:00+05:00 is still in year 0 in UTC, which datetime cannot hold.
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "datetime_range", "must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+        ) from None
+
+
 Start = Annotated[
-    datetime | None, Query(description="RFC 3339, inclusive; default 30 days before end.")
+    datetime | None,
+    Query(description="RFC 3339, inclusive; default 30 days before end."),
+    AfterValidator(_in_utc),
 ]
-End = Annotated[datetime | None, Query(description="RFC 3339, exclusive; default now.")]
+End = Annotated[
+    datetime | None,
+    Query(description="RFC 3339, exclusive; default now."),
+    AfterValidator(_in_utc),
+]
 _GRANULARITY = {
     "day": analytics_pb2.GRANULARITY_DAY,
     "week": analytics_pb2.GRANULARITY_WEEK,

@@ -8,6 +8,7 @@ from ecommerce.order.v1 import cart_pb2
 from gateway.deps import Caller, upstreams
 from gateway.responses import Document
 from gateway.routes.orders import IdempotencyKey
+from gateway.routes.params import PathId
 from gateway.schemas.carts import Cart, CheckoutRequest, SetCartItemRequest
 from gateway.schemas.common import problem_responses
 from gateway.schemas.orders import Order, order_document
@@ -27,7 +28,7 @@ async def get_cart(request: Request, caller: Caller) -> Cart:
     responses=problem_responses(400, 401, 404, 409, 422),
 )
 async def set_cart_item(
-    product_id: str, body: SetCartItemRequest, request: Request, caller: Caller
+    product_id: PathId, body: SetCartItemRequest, request: Request, caller: Caller
 ) -> Cart:
     stubs = upstreams(request)
     cart = await stubs.carts.SetCartItem(
@@ -39,9 +40,9 @@ async def set_cart_item(
 @router.delete(
     "/v1/cart/items/{product_id}",
     summary="Take a product out of your cart",
-    responses=problem_responses(401),
+    responses=problem_responses(401, 404),
 )
-async def remove_cart_item(product_id: str, request: Request, caller: Caller) -> Cart:
+async def remove_cart_item(product_id: PathId, request: Request, caller: Caller) -> Cart:
     stubs = upstreams(request)
     cart = await stubs.carts.RemoveCartItem(cart_pb2.RemoveCartItemRequest(product_id=product_id))
     return Cart.from_proto(cart)

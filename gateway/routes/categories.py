@@ -9,6 +9,7 @@ from google.protobuf import field_mask_pb2
 
 from ecommerce.product.v1 import product_pb2
 from gateway.deps import Admin, upstreams
+from gateway.routes.params import PathId
 from gateway.schemas.common import problem_responses
 from gateway.schemas.products import (
     Category,
@@ -42,7 +43,7 @@ async def list_categories(
 @router.get(
     "/v1/categories/{category_id}", summary="One category", responses=problem_responses(404)
 )
-async def get_category(category_id: str, request: Request) -> Category:
+async def get_category(category_id: PathId, request: Request) -> Category:
     stubs = upstreams(request)
     category = await stubs.products.GetCategory(product_pb2.GetCategoryRequest(id=category_id))
     return Category.from_proto(category)
@@ -73,7 +74,7 @@ async def create_category(
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
 async def update_category(
-    category_id: str, body: UpdateCategoryRequest, request: Request, admin: Admin
+    category_id: PathId, body: UpdateCategoryRequest, request: Request, admin: Admin
 ) -> Category:
     stubs = upstreams(request)
     fields = body.model_dump(exclude_unset=True, exclude_none=True)
@@ -92,7 +93,7 @@ async def update_category(
     summary="Delete a category (admin); refused (409) while products are in it",
     responses=problem_responses(401, 403, 404, 409),
 )
-async def delete_category(category_id: str, request: Request, admin: Admin) -> Response:
+async def delete_category(category_id: PathId, request: Request, admin: Admin) -> Response:
     stubs = upstreams(request)
     await stubs.products.DeleteCategory(product_pb2.DeleteCategoryRequest(id=category_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -10,6 +10,7 @@ from ecommerce.order.v1 import order_pb2
 from ecommerce.payment.v1 import payment_pb2
 from gateway.deps import Caller, upstreams
 from gateway.responses import Document
+from gateway.routes.params import PathId
 from gateway.schemas.common import problem_responses
 from gateway.schemas.orders import (
     STATUS_VALUES,
@@ -105,7 +106,7 @@ async def list_orders(
     summary="One order",
     responses=problem_responses(401, 404),
 )
-async def get_order(order_id: str, request: Request, caller: Caller) -> Document:
+async def get_order(order_id: PathId, request: Request, caller: Caller) -> Document:
     stubs = upstreams(request)
     order = await stubs.orders.GetOrder(order_pb2.GetOrderRequest(id=order_id))
     return Document(order_document(order))
@@ -118,7 +119,7 @@ async def get_order(order_id: str, request: Request, caller: Caller) -> Document
     responses=problem_responses(401, 404, 409),
 )
 async def cancel_order(
-    order_id: str, request: Request, caller: Caller, body: CancelRequest | None = None
+    order_id: PathId, request: Request, caller: Caller, body: CancelRequest | None = None
 ) -> Document:
     stubs = upstreams(request)
     order = await stubs.orders.CancelOrder(
@@ -134,7 +135,7 @@ async def cancel_order(
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
 async def ship_order(
-    order_id: str, body: ShipRequest, request: Request, caller: Caller
+    order_id: PathId, body: ShipRequest, request: Request, caller: Caller
 ) -> Document:
     stubs = upstreams(request)
     order = await stubs.orders.ShipOrder(
@@ -150,7 +151,7 @@ async def ship_order(
     summary="Everything that happened to an order, across services, oldest first",
     responses=problem_responses(401, 404),
 )
-async def order_timeline(order_id: str, request: Request, caller: Caller) -> Timeline:
+async def order_timeline(order_id: PathId, request: Request, caller: Caller) -> Timeline:
     stubs = upstreams(request)
     timeline = await stubs.orders.GetOrderTimeline(
         order_pb2.GetOrderTimelineRequest(order_id=order_id)
@@ -163,7 +164,7 @@ async def order_timeline(order_id: str, request: Request, caller: Caller) -> Tim
     summary="The payment of an order: status, amount, failure reason",
     responses=problem_responses(401, 404),
 )
-async def order_payment(order_id: str, request: Request, caller: Caller) -> Payment:
+async def order_payment(order_id: PathId, request: Request, caller: Caller) -> Payment:
     stubs = upstreams(request)
     payment = await stubs.payments.GetPayment(payment_pb2.GetPaymentRequest(order_id=order_id))
     return Payment.from_proto(payment)

@@ -10,7 +10,8 @@ from google.protobuf import field_mask_pb2
 from ecommerce.product.v1 import product_pb2
 from gateway.deps import Caller, upstreams
 from gateway.responses import Document
-from gateway.schemas.common import problem_responses
+from gateway.routes.params import PathId, QueryId
+from gateway.schemas.common import INT64_MAX, problem_responses
 from gateway.schemas.products import (
     CreateProductRequest,
     OrderBy,
@@ -23,11 +24,9 @@ from gateway.schemas.products import (
 
 router = APIRouter(tags=["products"])
 
-_INT64_MAX = 2**63 - 1
 Price = Annotated[
-    int | None, Query(ge=0, le=_INT64_MAX, description="In minor units (cents), inclusive.")
+    int | None, Query(ge=0, le=INT64_MAX, description="In minor units (cents), inclusive.")
 ]
-Id = Annotated[str, Query(max_length=64)]
 
 
 @router.get(
@@ -47,10 +46,10 @@ async def list_products(
         str,
         Query(max_length=200, description="Words to find in name or description, any case."),
     ] = "",
-    category_id: Id = "",
+    category_id: QueryId = "",
     min_price: Price = None,
     max_price: Price = None,
-    seller_id: Id = "",
+    seller_id: QueryId = "",
     in_stock: Annotated[
         bool | None, Query(description="true: only in stock; false: only sold out.")
     ] = None,
@@ -83,7 +82,7 @@ async def list_products(
     summary="One product (archived ones too, flagged)",
     responses=problem_responses(404),
 )
-async def get_product(product_id: str, request: Request) -> Document:
+async def get_product(product_id: PathId, request: Request) -> Document:
     stubs = upstreams(request)
     product = await stubs.products.GetProduct(product_pb2.GetProductRequest(id=product_id))
     return Document(product_document(product))
@@ -115,7 +114,7 @@ async def create_product(body: CreateProductRequest, request: Request, caller: C
     responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
 async def update_product(
-    product_id: str, body: UpdateProductRequest, request: Request, caller: Caller
+    product_id: PathId, body: UpdateProductRequest, request: Request, caller: Caller
 ) -> Document:
     stubs = upstreams(request)
     message, paths = body.to_proto(product_id)
@@ -135,7 +134,7 @@ async def update_product(
     "it, flagged `archived`, for the orders that refer to it.",
     responses=problem_responses(401, 403, 404),
 )
-async def delete_product(product_id: str, request: Request, caller: Caller) -> Response:
+async def delete_product(product_id: PathId, request: Request, caller: Caller) -> Response:
     stubs = upstreams(request)
     await stubs.products.DeleteProduct(product_pb2.DeleteProductRequest(id=product_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

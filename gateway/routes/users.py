@@ -9,6 +9,7 @@ from google.protobuf import field_mask_pb2
 
 from ecommerce.user.v1 import user_pb2
 from gateway.deps import Admin, Caller, upstreams
+from gateway.routes.params import PathId
 from gateway.schemas.common import problem_responses
 from gateway.schemas.users import (
     ROLE_VALUES,
@@ -88,7 +89,7 @@ async def list_users(
     summary="A user's profile (admin, or yourself)",
     responses=problem_responses(401, 403, 404),
 )
-async def get_user(user_id: str, request: Request, caller: Caller) -> User:
+async def get_user(user_id: PathId, request: Request, caller: Caller) -> User:
     stubs = upstreams(request)
     return User.from_proto(await stubs.users.GetUser(user_pb2.GetUserRequest(id=user_id)))
 
@@ -99,7 +100,7 @@ async def get_user(user_id: str, request: Request, caller: Caller) -> User:
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def update_user(
-    user_id: str, body: UpdateUserRequest, request: Request, admin: Admin
+    user_id: PathId, body: UpdateUserRequest, request: Request, admin: Admin
 ) -> User:
     stubs = upstreams(request)
     fields = body.model_dump(exclude_unset=True, exclude_none=True)
@@ -121,7 +122,7 @@ async def update_user(
     summary="Deactivate a user (admin); they can no longer sign in",
     responses=problem_responses(401, 403, 404),
 )
-async def deactivate_user(user_id: str, request: Request, admin: Admin) -> User:
+async def deactivate_user(user_id: PathId, request: Request, admin: Admin) -> User:
     stubs = upstreams(request)
     return User.from_proto(
         await stubs.users.DeactivateUser(user_pb2.DeactivateUserRequest(id=user_id))

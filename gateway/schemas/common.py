@@ -11,6 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from ecommerce.common.v1 import money_pb2
 from meshkit.protobuf import to_datetime
 
+# What a protobuf int64 field holds. Out of this range a value cannot even reach a service
+# (building the message raises); inside it, the service judges (and answers 400 naming the
+# field), so the business rules live in one place.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 class Schema(BaseModel):
     """Strict about unknown fields: a typo in a request is an error, not silently ignored."""

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from ecommerce.order.v1 import order_pb2
 from ecommerce.payment.v1 import payment_pb2
-from gateway.schemas.common import Money, Schema, money_document, rfc3339
+from gateway.schemas.common import INT64_MAX, INT64_MIN, Money, Schema, money_document, rfc3339
 
 OrderStatusName = Literal["PENDING", "PAID", "SHIPPED", "CANCELLED"]
 STATUS_NAMES: dict[order_pb2.OrderStatus.ValueType, str] = {
@@ -23,7 +23,10 @@ STATUS_VALUES = {name: number for number, name in STATUS_NAMES.items()}
 
 class LineItem(Schema):
     product_id: str = Field(max_length=64)
-    quantity: int = Field(description="Units to order, 1 to 1000.", examples=[2])
+    # Only int64's bounds: the order service judges 1 to 1000 (400 naming the item).
+    quantity: int = Field(
+        ge=INT64_MIN, le=INT64_MAX, description="Units to order, 1 to 1000.", examples=[2]
+    )
 
 
 class Address(Schema):

@@ -9,13 +9,9 @@ from pydantic import BaseModel, Field
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.product.v1 import product_pb2
-from gateway.schemas.common import Money, Schema, money_document, rfc3339
+from gateway.schemas.common import INT64_MAX, INT64_MIN, Money, Schema, money_document, rfc3339
 
 OrderBy = Literal["price", "-price", "name", "-created_at"]
-
-# Out of int64's range a value cannot even reach the service; inside it, the service
-# judges (and answers 400 naming the field), so the rules live in one place.
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 class Category(BaseModel):
@@ -61,8 +57,8 @@ class PriceInput(Schema):
     """A price as sent: the product service checks it (400 with the field when invalid)."""
 
     amount_minor: int = Field(
-        ge=_INT64_MIN,
-        le=_INT64_MAX,
+        ge=INT64_MIN,
+        le=INT64_MAX,
         description="Amount in the currency's minor unit (cents); 0 to 10^12.",
         examples=[1999],
     )
@@ -123,7 +119,7 @@ class CreateProductRequest(Schema):
     name: str = Field(description="At most 200 characters.", examples=["Analytical Engine"])
     description: str = Field("", description="At most 5000 characters.")
     price: PriceInput
-    stock: int = Field(0, ge=_INT64_MIN, le=_INT64_MAX, description="0 to 10^9.", examples=[10])
+    stock: int = Field(0, ge=INT64_MIN, le=INT64_MAX, description="0 to 10^9.", examples=[10])
     category_id: str = Field("", max_length=64, description="An existing category, or empty.")
     seller_id: str = Field(
         "",
@@ -149,7 +145,7 @@ class UpdateProductRequest(Schema):
     name: str | None = None
     description: str | None = None
     price: PriceInput | None = None
-    stock: int | None = Field(None, ge=_INT64_MIN, le=_INT64_MAX)
+    stock: int | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
     category_id: str | None = Field(None, max_length=64)
 
     def to_proto(self, product_id: str) -> tuple[product_pb2.Product, list[str]]:

@@ -1,0 +1,333 @@
+"""The gateway's routes in process over a stub upstream: what reaches a service, and what a
+client is told when its input, or an upstream's answer, is out of the ordinary."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from ecommerce.order.v1 import analytics_pb2
+from gateway.app import create_app
+from gateway.problems import PROBLEM_JSON
+from gateway.routes import carts, categories, orders, products, users
+from gateway.routes.params import ID_MAX_LENGTH
+from gateway.settings import GatewaySettings
+from meshkit.context import Principal, Role
+from meshkit.errors import ResourceExhausted
+from meshkit.interceptors import status_for
+from meshkit.settings import load_settings
+
+UPSTREAMS = ("user", "product", "order", "payment", "notification")
+
+Failure = Callable[[grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]
+
+
+# Generic in grpc's type stubs only: the class itself cannot be subscripted.
+class StubUpstream(grpc.GenericRpcHandler):  # type: ignore[type-arg]
+    """Every upstream at once: records each call (method, request bytes) and answers the empty
+    message, every field at its default, unless a test sets `fail`."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bytes]] = []
+        self.fail: Failure | None = None
+        self.address = ""
+
+    @property
+    def methods(self) -> list[str]:
+        return [method for method, _ in self.calls]
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[bytes, bytes]:
+        method = handler_call_details.method
+
+        async def answer(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+            self.calls.append((method, request))
+            if self.fail is not None:
+                await self.fail(context)
+            return b""
+
+        # No (de)serializers: requests are recorded, and answered, as bytes.
+        return grpc.unary_unary_rpc_method_handler(answer)
+
+
+class TrustingVerifier:
+    """Takes any bearer token as an admin's: the routes are under test here, not tokens."""
+
+    async def verify(self, token: str) -> Principal:
+        return Principal(subject="admin-1", role=Role.ADMIN, token=token)
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[StubUpstream]:
+    upstream = StubUpstream()
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server.add_generic_rpc_handlers([upstream])
+    upstream.address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    yield upstream
+    await server.stop(0)
+
+
+@pytest.fixture
+async def client(stub: StubUpstream) -> AsyncIterator[httpx.AsyncClient]:
+    """The real gateway app, every upstream the stub, every caller an admin."""
+    app = create_app(
+        load_settings(
+            GatewaySettings,
+            env_file=None,
+            redis_url=None,
+            **{f"{name}_service_addr": stub.address for name in UPSTREAMS},
+        )
+    )
+    async with app.router.lifespan_context(app):
+        app.state.verifier = TrustingVerifier()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://gateway",
+            headers={"Authorization": "Bearer any"},
+        ) as http:
+            yield http
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body
+
+
+def fields(body: dict[str, Any]) -> list[str]:
+    return [error["field"] for error in body.get("errors", [])]
+
+
+ADDRESS = {
+    "recipient": "Ada",
+    "line1": "12 St James's Square",
+    "city": "London",
+    "country_code": "GB",
+}
+ORDER = {"payment_method": "pm_card_visa", "shipping_address": ADDRESS}
+ORDER_HEADERS = {"Idempotency-Key": "order-1"}
+
+
+def order_of(quantity: int) -> dict[str, Any]:
+    return {**ORDER, "items": [{"product_id": "p1", "quantity": quantity}]}
+
+
+# Quantities
+
+
+@pytest.mark.parametrize("quantity", [2**63, 99999999999999999999999, -(2**63) - 1])
+async def test_an_order_quantity_no_int64_holds_is_422_and_reaches_no_service(
+    client: httpx.AsyncClient, stub: StubUpstream, quantity: int
+) -> None:
+    response = await client.post("/v1/orders", json=order_of(quantity), headers=ORDER_HEADERS)
+    assert fields(problem(response, 422)) == ["items.0.quantity"]
+    assert stub.calls == []
+
+
+@pytest.mark.parametrize("quantity", [2**63, 99999999999999999999])
+async def test_a_cart_quantity_no_int64_holds_is_422_and_reaches_no_service(
+    client: httpx.AsyncClient, stub: StubUpstream, quantity: int
+) -> None:
+    response = await client.put("/v1/cart/items/p1", json={"quantity": quantity})
+    assert fields(problem(response, 422)) == ["quantity"]
+    assert stub.calls == []
+
+
+@pytest.mark.parametrize("quantity", [0, 1001, 2**63 - 1, -(2**63)])
+async def test_a_quantity_within_int64_is_left_to_the_order_service(
+    client: httpx.AsyncClient, stub: StubUpstream, quantity: int
+) -> None:
+    # The service judges 1 to 1000 and answers 400 naming the item, in one place.
+    placed = await client.post("/v1/orders", json=order_of(quantity), headers=ORDER_HEADERS)
+    put = await client.put("/v1/cart/items/p1", json={"quantity": quantity})
+    assert (placed.status_code, put.status_code) == (201, 200)
+    assert stub.methods == [
+        "/ecommerce.order.v1.OrderService/CreateOrder",
+        "/ecommerce.order.v1.CartService/SetCartItem",
+    ]
+
+
+# Ids in paths
+
+
+def routes_with_path_ids() -> list[tuple[str, str]]:
+    """(method, path template) of every route that takes an id in its path."""
+    found = []
+    for module in (products, orders, carts, categories, users):
+        for route in module.router.routes:
+            assert isinstance(route, APIRoute)
+            if route.param_convertors and route.methods:
+                found += [(method, route.path) for method in sorted(route.methods)]
+    return found
+
+
+def with_id(template: str, value: str) -> str:
+    assert template.count("{") == 1, template
+    start, end = template.index("{"), template.index("}")
+    return template[:start] + value + template[end + 1 :]
+
+
+@pytest.mark.parametrize(("method", "template"), routes_with_path_ids())
+async def test_a_path_id_longer_than_any_the_mesh_issues_is_404_and_reaches_no_service(
+    client: httpx.AsyncClient, stub: StubUpstream, method: str, template: str
+) -> None:
+    # 5,000 characters once made the upstream's error outgrow gRPC's metadata limit.
+    for length in (ID_MAX_LENGTH + 1, 5000):
+        response = await client.request(method, with_id(template, "z" * length))
+        assert problem(response, 404)["detail"] == "No resource has this id."
+    assert stub.calls == []
+
+
+async def test_a_path_id_as_long_as_the_bound_reaches_the_service(
+    client: httpx.AsyncClient, stub: StubUpstream
+) -> None:
+    response = await client.get(f"/v1/orders/{'z' * ID_MAX_LENGTH}/payment")
+    assert response.status_code == 200, response.text
+    assert stub.methods == ["/ecommerce.payment.v1.PaymentService/GetPayment"]
+
+
+def test_the_openapi_document_shows_the_bound_of_every_path_id() -> None:
+    document = create_app(load_settings(GatewaySettings, env_file=None)).openapi()
+    for method, template in routes_with_path_ids():
+        parameters = document["paths"][template][method.lower()]["parameters"]
+        in_path = [p for p in parameters if p["in"] == "path"]
+        assert [p["schema"]["maxLength"] for p in in_path] == [ID_MAX_LENGTH], template
+
+
+# Statuses of upstreams
+
+
+def abort(code: grpc.StatusCode, details: str) -> Failure:
+    async def fail(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        await context.abort(code, details)
+
+    return fail
+
+
+def abort_with(status: grpc.Status) -> Failure:
+    async def fail(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        await context.abort_with_status(status)  # type: ignore[attr-defined]
+
+    return fail
+
+
+# What gRPC itself answered for the error of a 5,000-character id.
+METADATA_LIMIT = (
+    "Stream removed (received metadata size exceeds soft limit (10371 vs. 8192), "
+    "grpc-status-details-bin: 10010B...)"
+)
+
+
+async def test_resource_exhausted_from_grpc_itself_is_a_500_without_its_text(
+    client: httpx.AsyncClient, stub: StubUpstream
+) -> None:
+    stub.fail = abort(grpc.StatusCode.RESOURCE_EXHAUSTED, METADATA_LIMIT)
+    response = await client.get("/v1/orders/o1/payment")
+    body = problem(response, 500)
+    assert "request id" in body["detail"]
+    assert "retry-after" not in response.headers
+    assert "grpc" not in response.text.lower() and "metadata" not in response.text
+
+
+async def test_resource_exhausted_a_service_wrote_is_429_with_its_message(
+    client: httpx.AsyncClient, stub: StubUpstream
+) -> None:
+    stub.fail = abort_with(status_for(ResourceExhausted("Too many payments looked up.")))
+    response = await client.get("/v1/orders/o1/payment")
+    assert problem(response, 429)["detail"] == "Too many payments looked up."
+
+
+async def test_a_client_error_no_service_wrote_keeps_its_status_not_its_text(
+    client: httpx.AsyncClient, stub: StubUpstream
+) -> None:
+    stub.fail = abort(grpc.StatusCode.INVALID_ARGUMENT, "grpc: header list size exceeded")
+    response = await client.get("/v1/orders/o1")
+    assert problem(response, 400)["detail"] == "Bad Request"
+    assert "grpc" not in response.text
+
+
+# Times
+
+
+@pytest.mark.parametrize("route", ["top-products", "sales"])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("start", "0001-01-01T00:00:00+05:00"),  # year 0 in UTC
+        ("end", "9999-12-31T23:00:00-05:00"),  # year 10000 in UTC
+    ],
+)
+async def test_a_time_utc_cannot_hold_is_400_naming_the_parameter(
+    client: httpx.AsyncClient, stub: StubUpstream, route: str, name: str, value: str
+) -> None:
+    response = await client.get(f"/v1/analytics/{route}", params={name: value})
+    body = problem(response, 400)
+    assert body["errors"] == [
+        {"field": name, "message": "must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z"}
+    ]
+    assert stub.calls == []
+
+
+async def test_times_reach_the_service_in_utc_to_the_ends_of_the_range(
+    client: httpx.AsyncClient, stub: StubUpstream
+) -> None:
+    params = {"start": "0001-01-01T05:00:00+05:00", "end": "9999-12-31T18:59:59-05:00"}
+    assert (await client.get("/v1/analytics/top-products", params=params)).status_code == 200
+    [(_, request)] = stub.calls
+    sent = analytics_pb2.GetTopProductsRequest.FromString(request)
+    assert sent.start_time.ToDatetime(UTC) == datetime(1, 1, 1, tzinfo=UTC)
+    assert sent.end_time.ToDatetime(UTC) == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+# Bodies
+
+PRODUCT = b'{"name": "Kite", "price": {"amount_minor": 2599, "currency_code": "USD"}}'
+
+
+@pytest.mark.parametrize(
+    ("content_type", "content"),
+    [
+        pytest.param("text/plain", b"hello", id="text-not-json"),
+        pytest.param("text/plain", PRODUCT, id="text-json"),
+        pytest.param("application/x-www-form-urlencoded", PRODUCT, id="form-json"),
+        pytest.param(None, b"hello", id="untyped-not-json"),
+        pytest.param(None, PRODUCT, id="untyped-json"),
+    ],
+)
+async def test_a_body_not_sent_as_json_is_400_whatever_it_holds(
+    client: httpx.AsyncClient, stub: StubUpstream, content_type: str | None, content: bytes
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = await client.post("/v1/products", content=content, headers=headers)
+    assert response.request.headers.get("content-type") == content_type
+    body = problem(response, 400)
+    assert body["detail"] == (
+        "The request body must be JSON, sent with Content-Type: application/json."
+    )
+    assert "errors" not in body
+    assert stub.calls == []
+
+
+async def test_a_json_body_is_400_when_it_does_not_parse_and_422_when_it_does_not_fit(
+    client: httpx.AsyncClient, stub: StubUpstream
+) -> None:
+    json_type = {"Content-Type": "application/json"}
+    broken = await client.post("/v1/products", content=b"hello", headers=json_type)
+    assert problem(broken, 400)["detail"] == "The request body is not valid JSON."
+    unfit = await client.post("/v1/products", content=b'"hello"', headers=json_type)
+    assert fields(problem(unfit, 422)) == ["body"]
+    assert stub.calls == []
+    created = await client.post("/v1/products", content=PRODUCT, headers=json_type)
+    assert created.status_code == 201, created.text
+    assert stub.methods == ["/ecommerce.product.v1.ProductService/CreateProduct"]
