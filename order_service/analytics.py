@@ -18,6 +18,9 @@ from order_service.models import Order, OrderItem, OrderStatus
 # Sold means paid: orders that were paid, whether shipped since or not.
 SOLD = (OrderStatus.PAID, OrderStatus.SHIPPED)
 MAX_PERIODS = 1_000
+DEFAULT_SPAN = timedelta(days=30)
+# The first moment a datetime holds, as a protobuf Timestamp does; both end with year 9999.
+EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 class Granularity(StrEnum):
@@ -53,12 +56,33 @@ def period_start(moment: datetime, granularity: Granularity) -> datetime:
     return day.replace(day=1)
 
 
-def next_period(start: datetime, granularity: Granularity) -> datetime:
-    if granularity is Granularity.DAY:
-        return start + timedelta(days=1)
-    if granularity is Granularity.WEEK:
-        return start + timedelta(weeks=1)
-    return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+def next_period(start: datetime, granularity: Granularity) -> datetime | None:
+    """The start of the period after the one starting at `start`; None after year 9999."""
+    try:
+        if granularity is Granularity.DAY:
+            return start + timedelta(days=1)
+        if granularity is Granularity.WEEK:
+            return start + timedelta(weeks=1)
+        return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    except OverflowError:
+        return None
+
+
+def periods_of(start: datetime, end: datetime, granularity: Granularity) -> list[datetime]:
+    """The starts of the periods that hold some of [start, end), oldest first."""
+    periods = [period_start(start, granularity)]
+    while True:
+        following = next_period(periods[-1], granularity)
+        if following is None:
+            # The last period would end past the last moment a time (or a Timestamp) holds.
+            raise InvalidArgument.for_field(
+                "end", f"is too late: the range's last {granularity} would end after 9999-12-31"
+            )
+        if following >= end:
+            return periods
+        periods.append(following)
+        if len(periods) > MAX_PERIODS:
+            raise InvalidArgument.for_field("start", f"the range spans over {MAX_PERIODS} periods")
 
 
 def _period_key(dialect: str, granularity: Granularity) -> ColumnElement[str]:
@@ -77,7 +101,13 @@ def _period_key(dialect: str, granularity: Granularity) -> ColumnElement[str]:
 
 def _range(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
     end = end or datetime.now(UTC)
-    start = start or end - timedelta(days=30)
+    if start is None:
+        if end - EARLIEST < DEFAULT_SPAN:
+            raise InvalidArgument.for_field(
+                "start",
+                f"is required when end is less than {DEFAULT_SPAN.days} days after 0001-01-01",
+            )
+        start = end - DEFAULT_SPAN
     if start >= end:
         raise InvalidArgument.for_field("start", "must be before end")
     return start, end
@@ -126,14 +156,7 @@ class Analytics:
         """One row per period from start to end, periods with no sales as zeros."""
         require_role(Role.ADMIN)
         start, end = _range(start, end)
-        first = period_start(start, granularity)
-        periods = [first]
-        while (following := next_period(periods[-1], granularity)) < end:
-            periods.append(following)
-            if len(periods) > MAX_PERIODS:
-                raise InvalidArgument.for_field(
-                    "start", f"the range spans over {MAX_PERIODS} periods"
-                )
+        periods = periods_of(start, end, granularity)
         dialect = "sqlite" if self.db.is_sqlite else "postgresql"
         key = _period_key(dialect, granularity).label("period")
         query = (

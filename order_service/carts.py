@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from meshkit.access import require_user
 from meshkit.db import Database, utcnow
@@ -18,7 +21,10 @@ from order_service.orders import Orders
 from order_service.reads import OrderRecord
 from order_service.upstream import Catalog, ProductInfo
 
+logger = logging.getLogger(__name__)
+
 MAX_CART_LINES = 100
+LINE_KEY = ("user_id", "product_id")  # the primary key of cart_items
 
 
 @dataclass(frozen=True)
@@ -43,8 +49,22 @@ class CartView:
     updated_at: datetime | None
 
     @property
+    def currencies(self) -> frozenset[str]:
+        """Currencies of the lines that can be bought."""
+        return frozenset(
+            line.product.currency_code
+            for line in self.lines
+            if line.product is not None and not line.archived
+        )
+
+    @property
     def currency_code(self) -> str:
-        return next((line.product.currency_code for line in self.lines if line.product), "")
+        """The currency of the total; none for an empty cart, and none for a cart priced in
+        several currencies: a sum across currencies means nothing, and checkout refuses it."""
+        priced = self.currencies or frozenset(
+            line.product.currency_code for line in self.lines if line.product is not None
+        )
+        return next(iter(priced)) if len(priced) == 1 else ""
 
     @property
     def total_minor(self) -> int:
@@ -52,7 +72,25 @@ class CartView:
         return sum(
             line.product.price_minor * line.quantity
             for line in self.lines
-            if line.product is not None and not line.archived
+            if line.product is not None
+            and not line.archived
+            and line.product.currency_code == self.currency_code
+        )
+
+
+def check_currency(cart: CartView, product: ProductInfo) -> None:
+    """A product joins a cart only in the currency of what the cart can buy already: an
+    order is charged in one currency, so a mixed cart could never be checked out.
+
+    A cart can still end up mixed (two adds racing, a seller repricing in another
+    currency); its view then shows no total, and checkout says why it refuses.
+    """
+    others = cart.currencies - {product.currency_code}
+    if others:
+        raise FailedPrecondition(
+            f"{product.name} is priced in {product.currency_code}, but this cart holds "
+            f"products priced in {', '.join(sorted(others))}; check those out or remove "
+            "them first."
         )
 
 
@@ -61,21 +99,32 @@ class Carts:
         self.db = database
         self.catalog = catalog
         self.orders = orders
+        self._insert = sqlite_insert if database.is_sqlite else postgresql_insert
 
     async def view(self) -> CartView:
-        user_id = require_user().subject
+        return await self._view(require_user().subject)
+
+    async def _view(
+        self, user_id: str, known: Mapping[str, ProductInfo | None] | None = None
+    ) -> CartView:
+        """The cart as stored now, asking the catalog only for products not in `known`."""
+        known = known or {}
         async with self.db.session() as session:
             items = (
                 await session.scalars(
                     select(CartItem).where(CartItem.user_id == user_id).order_by(CartItem.added_at)
                 )
             ).all()
-        products = await asyncio.gather(*(self._product(item.product_id) for item in items))
+        wanted = [item.product_id for item in items if item.product_id not in known]
+        found = dict(
+            zip(wanted, await asyncio.gather(*(self._product(pid) for pid in wanted)), strict=True)
+        )
+        products = {**known, **found}
         return CartView(
             user_id=user_id,
             lines=[
-                CartLine(item.product_id, item.quantity, product)
-                for item, product in zip(items, products, strict=True)
+                CartLine(item.product_id, item.quantity, products[item.product_id])
+                for item in items
             ],
             updated_at=max((item.updated_at for item in items), default=None),
         )
@@ -92,37 +141,34 @@ class Carts:
             raise InvalidArgument.for_field("quantity", f"must be between 1 and {MAX_QUANTITY}")
         if not product_id.strip():
             raise InvalidArgument.for_field("product_id", "is required")
-        product = await self._product(product_id)
+        cart, product = await asyncio.gather(self._view(user_id), self._product(product_id))
         if product is None:
             raise NotFound(f"No product has id {product_id!r}.")
         if product.archived:
             raise FailedPrecondition(f"{product.name} is no longer sold.")
+        if all(line.product_id != product_id for line in cart.lines):
+            # Checked before the write, so concurrent adds may pass it together: the limit
+            # is a guard against runaway carts, not an exact count.
+            if len(cart.lines) >= MAX_CART_LINES:
+                raise FailedPrecondition(f"A cart holds at most {MAX_CART_LINES} products.")
+            check_currency(cart, product)
+        await self._upsert(user_id, product_id, quantity)
+        known = {line.product_id: line.product for line in cart.lines}
+        return await self._view(user_id, {**known, product_id: product})
+
+    async def _upsert(self, user_id: str, product_id: str, quantity: int) -> None:
+        """One statement, so that concurrent puts of one product all succeed, the last
+        committed winning, where a read then an insert would collide on the key."""
+        now = utcnow()
+        statement = self._insert(CartItem).values(
+            user_id=user_id, product_id=product_id, quantity=quantity, added_at=now, updated_at=now
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=LINE_KEY,
+            set_={"quantity": statement.excluded.quantity, "updated_at": now},
+        )
         async with self.db.transaction() as session:
-            item = await session.get(CartItem, (user_id, product_id))
-            if item is None:
-                count = len(
-                    (
-                        await session.scalars(
-                            select(CartItem.product_id).where(CartItem.user_id == user_id)
-                        )
-                    ).all()
-                )
-                if count >= MAX_CART_LINES:
-                    raise FailedPrecondition(f"A cart holds at most {MAX_CART_LINES} products.")
-                now = utcnow()
-                session.add(
-                    CartItem(
-                        user_id=user_id,
-                        product_id=product_id,
-                        quantity=quantity,
-                        added_at=now,
-                        updated_at=now,
-                    )
-                )
-            else:
-                item.quantity = quantity
-                item.updated_at = utcnow()
-        return await self.view()
+            await session.execute(statement)
 
     async def remove_item(self, product_id: str) -> CartView:
         user_id = require_user().subject
@@ -143,29 +189,75 @@ class Carts:
     async def checkout(
         self, idempotency_key: str, payment_method: str, address: Address
     ) -> Order | OrderRecord:
-        """Place an order exactly as POST /v1/orders would, then empty the cart."""
+        """Place an order exactly as POST /v1/orders would, from the lines of the cart.
+
+        The lines are taken out of the cart before the order is placed, in one statement:
+        of several checkouts of one cart at once, only one finds them and the others find
+        the cart empty. If the order is not placed, they are put back.
+        """
         user_id = require_user().subject
-        async with self.db.session() as session:
-            items = (
-                await session.scalars(select(CartItem).where(CartItem.user_id == user_id))
-            ).all()
-        lines = [(item.product_id, item.quantity) for item in items]
-        if not lines:
+        taken = await self._take_lines(user_id)
+        if not taken:
             # A replay after a successful checkout finds the cart empty: return that order.
             existing = await self.orders.find_by_key(user_id, idempotency_key.strip())
             if existing is not None:
                 return existing
             raise FailedPrecondition("The cart is empty.")
-        command = PlaceOrder.validated(idempotency_key, lines, payment_method, address)
-        order = await self.orders.place(command)
+        placed = False
+        try:
+            command = PlaceOrder.validated(
+                idempotency_key,
+                [(line.product_id, line.quantity) for line in taken],
+                payment_method,
+                address,
+            )
+            order = await self.orders.place(command)
+            placed = True
+            return order
+        finally:
+            if not placed:
+                # Shielded: a client hanging up must not leave its cart emptied.
+                await asyncio.shield(self._put_back(user_id, taken))
+
+    async def _take_lines(self, user_id: str) -> Sequence[CartItem]:
+        """Deletes the user's lines and returns them. On PostgreSQL a second delete waits for
+        the first to commit and then finds nothing; SQLite runs one writer at a time."""
         async with self.db.transaction() as session:
-            # Only what was ordered leaves the cart; anything added meanwhile stays.
-            for line in command.lines:
-                await session.execute(
-                    delete(CartItem).where(
-                        CartItem.user_id == user_id,
-                        CartItem.product_id == line.product_id,
-                        CartItem.quantity == line.quantity,
-                    )
+            return (
+                await session.scalars(
+                    delete(CartItem)
+                    .where(CartItem.user_id == user_id)
+                    .returning(CartItem)
+                    .execution_options(synchronize_session=False)
                 )
-        return order
+            ).all()
+
+    async def _put_back(self, user_id: str, lines: Sequence[CartItem]) -> None:
+        """Returns taken lines to the cart as they were; a product put in the cart again
+        meanwhile keeps its newer quantity."""
+        statement = (
+            self._insert(CartItem)
+            .values(
+                [
+                    {
+                        "user_id": line.user_id,
+                        "product_id": line.product_id,
+                        "quantity": line.quantity,
+                        "added_at": line.added_at,
+                        "updated_at": line.updated_at,
+                    }
+                    for line in lines
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=LINE_KEY)
+        )
+        try:
+            async with self.db.transaction() as session:
+                await session.execute(statement)
+        except Exception:
+            # The checkout's own error is what the caller must see; this one is for support.
+            logger.exception(
+                "could not put back the cart lines of user %s: %s",
+                user_id,
+                [(line.product_id, line.quantity) for line in lines],
+            )

@@ -10,7 +10,7 @@ import pytest
 
 from meshkit.context import Principal, Role, principal_var
 from meshkit.db import Database
-from meshkit.errors import PermissionDenied
+from meshkit.errors import InvalidArgument, PermissionDenied
 from meshkit.ids import new_id
 from meshkit.migrations import upgrade_to_head_async
 from order_service.analytics import Analytics, Granularity
@@ -136,3 +136,43 @@ async def test_only_admins(analytics: Analytics) -> None:
             await analytics.sales(Granularity.DAY, None, None)
     finally:
         principal_var.reset(token)
+
+
+async def test_a_default_start_before_year_one_is_invalid(analytics: Analytics) -> None:
+    end = day("0001-01-02")
+    with pytest.raises(InvalidArgument) as top:
+        await analytics.top_products(None, end, 5)
+    with pytest.raises(InvalidArgument) as sales:
+        await analytics.sales(Granularity.DAY, None, end)
+    for raised in (top, sales):
+        assert [v.field for v in raised.value.violations] == ["start"]
+        assert "30 days after 0001-01-01" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("granularity", "start", "end"),
+    [
+        (Granularity.MONTH, "9999-11-01T00:00", "9999-12-31T23:00"),
+        (Granularity.WEEK, "9999-12-01T00:00", "9999-12-31T23:59:59.999999"),
+        (Granularity.DAY, "9999-12-30T00:00", "9999-12-31T00:00:01"),
+    ],
+)
+async def test_periods_ending_after_year_9999_are_invalid(
+    analytics: Analytics, granularity: Granularity, start: str, end: str
+) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        await analytics.sales(granularity, day(start), day(end))
+    assert [v.field for v in raised.value.violations] == ["end"]
+    assert f"last {granularity} would end after 9999-12-31" in raised.value.message
+
+
+async def test_ranges_at_the_ends_of_the_calendar_are_answered(analytics: Analytics) -> None:
+    assert await analytics.top_products(day("0001-01-01"), day("0001-01-02"), 5) == []
+    assert await analytics.top_products(day("9999-12-01"), day("9999-12-31T23:59"), 5) == []
+    early = await analytics.sales(Granularity.WEEK, day("0001-01-01"), day("0001-01-09"))
+    late = await analytics.sales(Granularity.MONTH, day("9999-11-01"), day("9999-12-01"))
+    assert [(r.start.date().isoformat(), r.order_count) for r in [*early, *late]] == [
+        ("0001-01-01", 0),
+        ("0001-01-08", 0),
+        ("9999-11-01", 0),
+    ]
