@@ -23,14 +23,20 @@ EVENTS_EXCHANGE = "ecommerce.events"
 # Who consumes what. Every service declares all of it at start-up, so an event published
 # before its consumer ever ran waits in that consumer's queue instead of being unroutable.
 CONSUMERS: dict[str, tuple[str, ...]] = {
-    "payment_service": ("order.created",),
-    "order_service": ("payment.succeeded", "payment.failed", "notification.sent"),
+    "payment_service": ("order.created", "order.cancelled"),
+    "order_service": (
+        "payment.succeeded",
+        "payment.failed",
+        "payment.refunded",
+        "notification.sent",
+    ),
     "notification_service": (
         "order.created",
         "order.confirmed",
         "order.cancelled",
         "order.shipped",
         "payment.failed",
+        "payment.refunded",
     ),
 }
 # RabbitMQ before 4.0 sets no delivery limit on quorum queues: a poison message would loop.

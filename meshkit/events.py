@@ -22,6 +22,7 @@ EVENT_TYPES: dict[str, type[Message]] = {
     "order.shipped": events_pb2.OrderShipped,
     "payment.succeeded": events_pb2.PaymentSucceeded,
     "payment.failed": events_pb2.PaymentFailed,
+    "payment.refunded": events_pb2.PaymentRefunded,
     "notification.sent": events_pb2.NotificationSent,
 }
 _TYPE_OF_BODY = {body: name for name, body in EVENT_TYPES.items()}

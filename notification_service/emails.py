@@ -21,6 +21,7 @@ SUBJECTS = {
     "order.cancelled": "Your order was cancelled",
     "order.shipped": "Your order has shipped",
     "payment.failed": "We could not take your payment",
+    "payment.refunded": "Your payment was refunded",
 }
 
 
@@ -62,6 +63,8 @@ def _facts(event: Message) -> dict[str, Any]:
             "total": format_money(event.amount),
             "reason": event.failure_reason or event.failure_code,
         }
+    if isinstance(event, events_pb2.PaymentRefunded):
+        return {"total": format_money(event.amount)}
     return {}
 
 

@@ -88,6 +88,7 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
             {
                 "payment.succeeded": orders.on_payment_succeeded,
                 "payment.failed": orders.on_payment_failed,
+                "payment.refunded": orders.on_payment_refunded,
                 "notification.sent": orders.on_notification_sent,
             }
         ),

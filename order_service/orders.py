@@ -318,6 +318,7 @@ class Orders:
                     user_id=order.user_id,
                     reason=reason or "cancelled by the customer",
                     cancel_time=timestamp(utcnow()),
+                    total=_money(order.total_minor, order.currency_code),
                 ),
                 "Order cancelled" + (f": {reason}" if reason else ""),
             )
@@ -405,12 +406,19 @@ class Orders:
         if status is None:
             raise LookupError(f"payment for unknown order {event.order_id}")  # retried, then DLQ
         if status == OrderStatus.CANCELLED:
-            # Cancelled while the charge went through: the money must go back by hand.
-            logger.error(
-                "payment %s succeeded for cancelled order %s: refund needed",
+            # Cancelled while the charge went through: the payment service, which got the
+            # order.cancelled too, gives the money back (payment.refunded).
+            logger.info(
+                "payment %s succeeded for cancelled order %s; it is refunded",
                 event.payment_id,
                 event.order_id,
             )
+
+    async def on_payment_refunded(
+        self, tx: Transaction, event: Message, envelope: Envelope
+    ) -> None:
+        assert isinstance(event, events_pb2.PaymentRefunded)
+        await self._record_received(tx, event.order_id, envelope, "Payment refunded")
 
     async def on_payment_failed(self, tx: Transaction, event: Message, envelope: Envelope) -> None:
         assert isinstance(event, events_pb2.PaymentFailed)
@@ -435,6 +443,7 @@ class Orders:
                 user_id=moved.user_id,
                 reason=f"payment failed: {reason}",
                 cancel_time=timestamp(utcnow()),
+                total=_money(moved.total_minor, moved.currency_code),
             ),
             "Order cancelled: payment failed",
         )

@@ -42,7 +42,12 @@ async def build(settings: PaymentSettings, stack: AsyncExitStack) -> ServiceApp:
             )
         ],
         verifier=jwks_verifier(settings, user_channel),
-        background=messaging.jobs({"order.created": payments.on_order_created}),
+        background=messaging.jobs(
+            {
+                "order.created": payments.on_order_created,
+                "order.cancelled": payments.on_order_cancelled,
+            }
+        ),
     )
 
 

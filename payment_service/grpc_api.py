@@ -13,6 +13,7 @@ from payment_service.payments import Payments
 _STATUS = {
     "SUCCEEDED": payment_pb2.PAYMENT_STATUS_SUCCEEDED,
     "FAILED": payment_pb2.PAYMENT_STATUS_FAILED,
+    "REFUNDED": payment_pb2.PAYMENT_STATUS_REFUNDED,
 }
 
 
@@ -29,6 +30,7 @@ def payment_message(payment: Payment) -> payment_pb2.Payment:
         failure_code=payment.failure_code,
         failure_reason=payment.failure_reason,
         create_time=timestamp(payment.created_at),
+        refund_time=timestamp(payment.refunded_at) if payment.refunded_at else None,
     )
 
 

@@ -30,8 +30,9 @@ class Payment(Base):
     user_id: Mapped[str] = mapped_column(String(32), index=True)
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency_code: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(16))  # SUCCEEDED or FAILED
+    status: Mapped[str] = mapped_column(String(16))  # SUCCEEDED, FAILED or REFUNDED
     payment_method: Mapped[str] = mapped_column(String(64))
     failure_code: Mapped[str] = mapped_column(String(64), default="")
     failure_reason: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, default=None)

@@ -1,11 +1,12 @@
-"""The payment service's domain: charge each order once, and report how it went."""
+"""The payment service's domain: charge each order once, report how it went, and give the
+money back when the order was cancelled meanwhile."""
 
 from __future__ import annotations
 
 import logging
 
 from google.protobuf.message import Message
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, bindparam, select, update
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
@@ -28,6 +29,14 @@ _PAYMENT_FOR_ORDER = Statement(
     select(_payments.c.id).where(_payments.c.order_id == bindparam("order_id"))
 )
 _RECORD_PAYMENT = Statement(_payments.insert())
+_PAYMENT_OF_ORDER = Statement(
+    select(_payments).where(_payments.c.order_id == bindparam("order_id"))
+)
+_MARK_REFUNDED = Statement(
+    update(_payments)
+    .where(_payments.c.order_id == bindparam("refunded_order"), _payments.c.status == "SUCCEEDED")
+    .values(status="REFUNDED", refunded_at=bindparam("now"))
+)
 
 
 class Payments:
@@ -40,7 +49,9 @@ class Payments:
         """Charge the order and record the outcome with its event, in one transaction."""
         assert isinstance(event, events_pb2.OrderCreated)
         if await tx.fetchrow(_PAYMENT_FOR_ORDER, {"order_id": event.order_id}) is not None:
-            return  # a second order.created for this order (a re-publish): charged already
+            # A second order.created for this order (a re-publish): charged already. Or the
+            # order was cancelled before this one was handled: never to be charged.
+            return
         result = self.provider.charge(
             event.total.amount_minor, event.total.currency_code, event.payment_method
         )
@@ -91,6 +102,65 @@ class Payments:
             status.lower(),
             event.order_id,
             extra={"payment_id": payment_id},
+        )
+
+    async def on_order_cancelled(self, tx: Transaction, event: Message, envelope: Envelope) -> None:
+        """Give back the charge of an order cancelled while it was being charged.
+
+        The owner may cancel a PENDING order while its payment goes through: the order stays
+        cancelled (its stock went back on sale) and the money goes back. An order cancelled
+        before it was charged (a redelivered order.created can come after the order.cancelled
+        that followed it) gets a failed payment instead, which order.created then finds.
+
+        Both handlers write the order's one payment row: if they run at once, whichever
+        commits second fails on its unique order_id, rolls back, and is delivered again to
+        find the other's row.
+        """
+        assert isinstance(event, events_pb2.OrderCancelled)
+        payment = await tx.fetchrow(_PAYMENT_OF_ORDER, {"order_id": event.order_id})
+        if payment is None:
+            await tx.execute(
+                _RECORD_PAYMENT,
+                {
+                    "id": new_id(),
+                    "order_id": event.order_id,
+                    "user_id": event.user_id,
+                    "amount_minor": event.total.amount_minor,
+                    "currency_code": event.total.currency_code,
+                    "status": "FAILED",
+                    "payment_method": "",
+                    "failure_code": "order_cancelled",
+                    "failure_reason": "The order was cancelled before it was charged.",
+                    "created_at": utcnow(),
+                },
+            )
+            return
+        if payment["status"] != "SUCCEEDED":
+            return  # never charged (declined), or refunded already
+        self.provider.refund(
+            payment["amount_minor"], payment["currency_code"], payment["payment_method"]
+        )
+        now = utcnow()
+        if not await tx.execute(_MARK_REFUNDED, {"refunded_order": event.order_id, "now": now}):
+            return  # a concurrent replica refunded it first
+        await self.outbox.add(
+            tx,
+            events_pb2.PaymentRefunded(
+                payment_id=payment["id"],
+                order_id=event.order_id,
+                user_id=payment["user_id"],
+                amount=money_pb2.Money(
+                    amount_minor=payment["amount_minor"],
+                    currency_code=payment["currency_code"],
+                ),
+                refund_time=timestamp(now),
+            ),
+            correlation_id=event.order_id,
+        )
+        logger.info(
+            "payment refunded for cancelled order %s",
+            event.order_id,
+            extra={"payment_id": payment["id"]},
         )
 
     async def for_order(self, order_id: str) -> Payment:

@@ -44,3 +44,6 @@ class SimulatedProvider:
                 f"The amount exceeds the limit of {self.amount_limit_minor} minor units.",
             )
         return ChargeResult(True)
+
+    def refund(self, amount_minor: int, currency_code: str, payment_method: str) -> None:
+        """Give a charge back in full; a simulated charge can always be refunded."""

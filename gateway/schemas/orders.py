@@ -177,12 +177,16 @@ class Timeline(BaseModel):
 class Payment(BaseModel):
     id: str
     order_id: str
-    status: str = Field(description="SUCCEEDED or FAILED.")
+    status: str = Field(
+        description="SUCCEEDED, FAILED, or REFUNDED: charged, then given back in full because "
+        "the order was cancelled while it was being charged."
+    )
     amount: Money
     payment_method: str
     failure_code: str = ""
     failure_reason: str = ""
     create_time: datetime | None
+    refund_time: datetime | None = None
 
     @classmethod
     def from_proto(cls, message: payment_pb2.Payment) -> Payment:
@@ -195,4 +199,5 @@ class Payment(BaseModel):
             failure_code=message.failure_code,
             failure_reason=message.failure_reason,
             create_time=rfc3339(message.create_time),
+            refund_time=rfc3339(message.refund_time),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable
+from typing import Any
 
 import aio_pika
 import grpc
@@ -19,6 +20,7 @@ from ecommerce.user.v1 import user_pb2
 from meshkit.amqp import Topology
 from meshkit.db import Database
 from order_service.app import DEFINITION as ORDER
+from order_service.orders import Orders
 from payment_service.app import DEFINITION as PAYMENT
 from payment_service.models import Payment
 from tests.conftest import AMQP_URL
@@ -192,16 +194,95 @@ async def test_owner_cancels_a_pending_order_and_stock_returns(saga_base: Saga) 
             order_pb2.CancelOrderRequest(id=order.id), metadata=bearer(saga.customer)
         ),
     )
-    # A payment that comes late (the payment service starts now) does not revive it.
+    # A charge that comes late (the payment service starts now) does not revive the order:
+    # the money goes back, and the order's timeline says so. (The payment service may also
+    # handle the order.cancelled first, and then never charge it.)
     await saga.start("payment_service", PAYMENT)
-    await eventually(
-        lambda: _paid_once(saga, order.id), timeout=20, message="late payment recorded"
-    )
+    settled: list[payment_pb2.Payment] = []
+
+    async def refunded_or_never_charged() -> bool:
+        try:
+            payment = await saga.payments.GetPayment(
+                payment_pb2.GetPaymentRequest(order_id=order.id), metadata=bearer(saga.customer)
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.NOT_FOUND:
+                return False  # not handled yet
+            raise
+        if payment.status == payment_pb2.PAYMENT_STATUS_REFUNDED or (
+            payment.failure_code == "order_cancelled"
+        ):
+            settled.append(payment)
+            return True
+        return False
+
+    await eventually(refunded_or_never_charged, timeout=20, message="no money kept")
+    assert await payment_count(saga, order.id) == 1
+    if settled[0].status == payment_pb2.PAYMENT_STATUS_REFUNDED:
+
+        async def on_the_timeline() -> bool:
+            timeline = await saga.orders.GetOrderTimeline(
+                order_pb2.GetOrderTimelineRequest(order_id=order.id),
+                metadata=bearer(saga.customer),
+            )
+            return "payment.refunded" in [event.type for event in timeline.events]
+
+        await eventually(on_the_timeline, timeout=20, message="the refund on the timeline")
     assert await saga.order_status(order.id) == CANCELLED
 
 
-async def _paid_once(saga: Saga, order_id: str) -> bool:
-    return await payment_count(saga, order_id) == 1
+async def test_an_order_cancelled_while_its_charge_goes_through_is_refunded(
+    saga_base: Saga, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The order service hears of the payment only after the owner cancelled.
+    cancelled = asyncio.Event()
+    on_payment_succeeded = Orders.on_payment_succeeded
+
+    async def after_the_cancel(self: Orders, *args: Any) -> None:
+        await cancelled.wait()
+        await on_payment_succeeded(self, *args)
+
+    monkeypatch.setattr(Orders, "on_payment_succeeded", after_the_cancel)
+    await saga_base.start("order_service", ORDER)
+    await saga_base.start("payment_service", PAYMENT)
+    saga = saga_base
+    product = await saga.new_product(stock=4)
+    order = await saga.place(product, 2, key=key())
+
+    async def payment_status() -> payment_pb2.PaymentStatus.ValueType | None:
+        try:
+            payment = await saga.payments.GetPayment(
+                payment_pb2.GetPaymentRequest(order_id=order.id), metadata=bearer(saga.customer)
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return payment.status
+
+    async def charged() -> bool:
+        return await payment_status() == payment_pb2.PAYMENT_STATUS_SUCCEEDED
+
+    await eventually(charged, timeout=20, message="the order is charged")
+    await saga.orders.CancelOrder(
+        order_pb2.CancelOrderRequest(id=order.id), metadata=bearer(saga.customer)
+    )
+    cancelled.set()
+
+    async def refunded() -> bool:
+        return await payment_status() == payment_pb2.PAYMENT_STATUS_REFUNDED
+
+    await eventually(refunded, timeout=20, message="the charge is refunded")
+
+    async def on_the_timeline() -> bool:
+        timeline = await saga.orders.GetOrderTimeline(
+            order_pb2.GetOrderTimelineRequest(order_id=order.id), metadata=bearer(saga.customer)
+        )
+        return "payment.refunded" in [event.type for event in timeline.events]
+
+    await eventually(on_the_timeline, timeout=20, message="the refund on the order's timeline")
+    assert await saga.order_status(order.id) == CANCELLED
+    assert await saga.stock_of(product) == 4
 
 
 async def test_cancelling_a_paid_order_is_409(saga: Saga) -> None:

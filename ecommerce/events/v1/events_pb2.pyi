@@ -168,6 +168,7 @@ class OrderCancelled(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     CANCEL_TIME_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """Id of the order."""
     user_id: _builtins.str
@@ -178,6 +179,10 @@ class OrderCancelled(_message.Message):
     def cancel_time(self) -> _timestamp_pb2.Timestamp:
         """When the order became CANCELLED."""
 
+    @_builtins.property
+    def total(self) -> _money_pb2.Money:
+        """The order's total, as placed."""
+
     def __init__(
         self,
         *,
@@ -185,10 +190,11 @@ class OrderCancelled(_message.Message):
         user_id: _builtins.str = ...,
         reason: _builtins.str = ...,
         cancel_time: _timestamp_pb2.Timestamp | None = ...,
+        total: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "order_id", b"order_id", "reason", b"reason", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "order_id", b"order_id", "reason", b"reason", "total", b"total", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -279,6 +285,51 @@ class PaymentSucceeded(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PaymentSucceeded: _TypeAlias = PaymentSucceeded  # noqa: Y015
+
+@_typing.final
+class PaymentRefunded(_message.Message):
+    """Routing key "payment.refunded": the charge of an order cancelled before its payment was
+    known went back to the customer. Published by payment_service, consumed by order_service
+    and notification_service.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    REFUND_TIME_FIELD_NUMBER: _builtins.int
+    payment_id: _builtins.str
+    """Id of the payment refunded."""
+    order_id: _builtins.str
+    """Id of the order."""
+    user_id: _builtins.str
+    """Id of the user who placed the order."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Amount given back: all of what was charged."""
+
+    @_builtins.property
+    def refund_time(self) -> _timestamp_pb2.Timestamp:
+        """When the refund was made."""
+
+    def __init__(
+        self,
+        *,
+        payment_id: _builtins.str = ...,
+        order_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        refund_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "refund_time", b"refund_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "order_id", b"order_id", "payment_id", b"payment_id", "refund_time", b"refund_time", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentRefunded: _TypeAlias = PaymentRefunded  # noqa: Y015
 
 @_typing.final
 class PaymentFailed(_message.Message):

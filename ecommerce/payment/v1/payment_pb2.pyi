@@ -31,6 +31,8 @@ class _PaymentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Payment
     """The provider charged the amount."""
     PAYMENT_STATUS_FAILED: _PaymentStatus.ValueType  # 2
     """The provider declined; see `failure_code` and `failure_reason`."""
+    PAYMENT_STATUS_REFUNDED: _PaymentStatus.ValueType  # 3
+    """Charged, then given back in full: the order was cancelled while it was being charged."""
 
 class PaymentStatus(_PaymentStatus, metaclass=_PaymentStatusEnumTypeWrapper):
     """Outcome of a payment."""
@@ -41,6 +43,8 @@ PAYMENT_STATUS_SUCCEEDED: PaymentStatus.ValueType  # 1
 """The provider charged the amount."""
 PAYMENT_STATUS_FAILED: PaymentStatus.ValueType  # 2
 """The provider declined; see `failure_code` and `failure_reason`."""
+PAYMENT_STATUS_REFUNDED: PaymentStatus.ValueType  # 3
+"""Charged, then given back in full: the order was cancelled while it was being charged."""
 Global___PaymentStatus: _TypeAlias = PaymentStatus  # noqa: Y015
 
 @_typing.final
@@ -58,6 +62,7 @@ class Payment(_message.Message):
     FAILURE_CODE_FIELD_NUMBER: _builtins.int
     FAILURE_REASON_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    REFUND_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque id assigned by the service."""
     order_id: _builtins.str
@@ -69,8 +74,8 @@ class Payment(_message.Message):
     payment_method: _builtins.str
     """Payment method charged, e.g. "pm_card_visa"."""
     failure_code: _builtins.str
-    """Machine-readable reason of a failure, e.g. "card_declined" or "insufficient_funds";
-    empty unless FAILED.
+    """Machine-readable reason of a failure, e.g. "card_declined", "insufficient_funds" or
+    "order_cancelled" (cancelled before it was charged); empty unless FAILED.
     """
     failure_reason: _builtins.str
     """Reason of a failure for people; empty unless FAILED."""
@@ -81,6 +86,10 @@ class Payment(_message.Message):
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the payment was attempted."""
+
+    @_builtins.property
+    def refund_time(self) -> _timestamp_pb2.Timestamp:
+        """When the charge was given back; unset unless REFUNDED."""
 
     def __init__(
         self,
@@ -94,10 +103,11 @@ class Payment(_message.Message):
         failure_code: _builtins.str = ...,
         failure_reason: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        refund_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "refund_time", b"refund_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "failure_code", b"failure_code", "failure_reason", b"failure_reason", "id", b"id", "order_id", b"order_id", "payment_method", b"payment_method", "status", b"status", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "failure_code", b"failure_code", "failure_reason", b"failure_reason", "id", b"id", "order_id", b"order_id", "payment_method", b"payment_method", "refund_time", b"refund_time", "status", b"status", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

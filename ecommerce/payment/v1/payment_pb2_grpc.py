@@ -26,8 +26,9 @@ if _version_not_supported:
 
 
 class PaymentServiceStub:
-    """Read access to payments. Payments are made by consuming `order.created` events, never
-    through this API.
+    """Read access to payments. Payments are made by consuming `order.created` events, and given
+    back on `order.cancelled` when the order was cancelled while being charged; never through
+    this API.
     """
 
     def __init__(self, channel):
@@ -44,8 +45,9 @@ class PaymentServiceStub:
 
 
 class PaymentServiceServicer:
-    """Read access to payments. Payments are made by consuming `order.created` events, never
-    through this API.
+    """Read access to payments. Payments are made by consuming `order.created` events, and given
+    back on `order.cancelled` when the order was cancelled while being charged; never through
+    this API.
     """
 
     def GetPayment(self, request, context):
@@ -73,8 +75,9 @@ def add_PaymentServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class PaymentService:
-    """Read access to payments. Payments are made by consuming `order.created` events, never
-    through this API.
+    """Read access to payments. Payments are made by consuming `order.created` events, and given
+    back on `order.cancelled` when the order was cancelled while being charged; never through
+    this API.
     """
 
     @staticmethod

@@ -27,8 +27,9 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class PaymentServiceStub:
-    """Read access to payments. Payments are made by consuming `order.created` events, never
-    through this API.
+    """Read access to payments. Payments are made by consuming `order.created` events, and given
+    back on `order.cancelled` when the order was cancelled while being charged; never through
+    this API.
     """
 
     @_typing.overload
@@ -42,8 +43,9 @@ class PaymentServiceStub:
 
 @_typing.type_check_only
 class PaymentServiceAsyncStub(PaymentServiceStub):
-    """Read access to payments. Payments are made by consuming `order.created` events, never
-    through this API.
+    """Read access to payments. Payments are made by consuming `order.created` events, and given
+    back on `order.cancelled` when the order was cancelled while being charged; never through
+    this API.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -53,8 +55,9 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     """
 
 class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Read access to payments. Payments are made by consuming `order.created` events, never
-    through this API.
+    """Read access to payments. Payments are made by consuming `order.created` events, and given
+    back on `order.cancelled` when the order was cancelled while being charged; never through
+    this API.
     """
 
     @_abc_1.abstractmethod
