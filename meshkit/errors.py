@@ -16,6 +16,18 @@ class FieldViolation:
     message: str
 
 
+# Ids a message quotes are cut here: an id of any length, quoted whole, could grow an error
+# past gRPC's 8 KiB metadata limit, and the caller got RESOURCE_EXHAUSTED, not the error.
+QUOTED_ID_LENGTH = 64
+
+
+def quoted(value: str) -> str:
+    """`value` as an error message quotes it: repr'd, cut after QUOTED_ID_LENGTH characters."""
+    if len(value) <= QUOTED_ID_LENGTH:
+        return repr(value)
+    return f"{value[:QUOTED_ID_LENGTH]!r}..."
+
+
 class DomainError(Exception):
     """A failure the caller can act on; the transport maps it to a status code.
 

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from meshkit.access import require_user
 from meshkit.db import Database, utcnow
-from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound
+from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound, quoted
 from order_service.commands import MAX_QUANTITY, Address, PlaceOrder
 from order_service.models import CartItem, Order
 from order_service.orders import Orders
@@ -143,7 +143,7 @@ class Carts:
             raise InvalidArgument.for_field("product_id", "is required")
         cart, product = await asyncio.gather(self._view(user_id), self._product(product_id))
         if product is None:
-            raise NotFound(f"No product has id {product_id!r}.")
+            raise NotFound(f"No product has id {quoted(product_id)}.")
         if product.archived:
             raise FailedPrecondition(f"{product.name} is no longer sold.")
         if all(line.product_id != product_id for line in cart.lines):

@@ -22,6 +22,7 @@ from meshkit.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    quoted,
 )
 from meshkit.events import Envelope
 from meshkit.ids import new_id
@@ -258,7 +259,7 @@ class Orders:
     def _visible(order: OrderT | None, principal: Principal, order_id: str) -> OrderT:
         # Someone else's order is NOT_FOUND, not PERMISSION_DENIED: ids must not be probed.
         if order is None or not (principal.is_privileged or order.user_id == principal.subject):
-            raise NotFound(f"No order has id {order_id!r}.")
+            raise NotFound(f"No order has id {quoted(order_id)}.")
         return order
 
     async def list(
@@ -337,7 +338,7 @@ class Orders:
             tx = SessionTransaction(session)
             order = await OrderRepository(session).get(order_id)
             if order is None:
-                raise NotFound(f"No order has id {order_id!r}.")
+                raise NotFound(f"No order has id {quoted(order_id)}.")
             if principal.role is Role.SELLER and principal.subject not in {
                 item.seller_id for item in order.items
             }:
@@ -374,7 +375,7 @@ class Orders:
         async with self.db.session() as session:
             order = await OrderRepository(session).get(order_id)
         if order is None:
-            raise NotFound(f"No order has id {order_id!r}.")
+            raise NotFound(f"No order has id {quoted(order_id)}.")
         return order
 
     # --- the saga: reactions to other services' events ----------------------------------
