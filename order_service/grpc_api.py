@@ -233,8 +233,16 @@ _GRANULARITY = {
 }
 
 
-def _time_or_none(value: timestamp_pb2.Timestamp, has: bool) -> datetime | None:
-    return to_datetime(value) if has else None
+def _time_or_none(value: timestamp_pb2.Timestamp, has: bool, field: str) -> datetime | None:
+    if not has:
+        return None
+    try:
+        return to_datetime(value)
+    except OverflowError:
+        # A Timestamp may hold any int64 of seconds; a time is between years 1 and 9999.
+        raise InvalidArgument.for_field(
+            field, "must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+        ) from None
 
 
 class AnalyticsService(analytics_pb2_grpc.AnalyticsServiceServicer):
@@ -245,8 +253,8 @@ class AnalyticsService(analytics_pb2_grpc.AnalyticsServiceServicer):
         self, request: analytics_pb2.GetTopProductsRequest, context: Context
     ) -> analytics_pb2.GetTopProductsResponse:
         rows = await self.analytics.top_products(
-            _time_or_none(request.start_time, request.HasField("start_time")),
-            _time_or_none(request.end_time, request.HasField("end_time")),
+            _time_or_none(request.start_time, request.HasField("start_time"), "start_time"),
+            _time_or_none(request.end_time, request.HasField("end_time"), "end_time"),
             request.limit,
         )
         return analytics_pb2.GetTopProductsResponse(
@@ -269,8 +277,8 @@ class AnalyticsService(analytics_pb2_grpc.AnalyticsServiceServicer):
             raise InvalidArgument.for_field("granularity", "must be day, week or month")
         rows = await self.analytics.sales(
             granularity,
-            _time_or_none(request.start_time, request.HasField("start_time")),
-            _time_or_none(request.end_time, request.HasField("end_time")),
+            _time_or_none(request.start_time, request.HasField("start_time"), "start_time"),
+            _time_or_none(request.end_time, request.HasField("end_time"), "end_time"),
         )
         return analytics_pb2.GetSalesResponse(
             periods=[

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
+from ecommerce.order.v1 import analytics_pb2
 from meshkit.context import Principal, Role, principal_var
 from meshkit.db import Database
 from meshkit.errors import InvalidArgument, PermissionDenied
@@ -15,6 +17,7 @@ from meshkit.ids import new_id
 from meshkit.migrations import upgrade_to_head_async
 from order_service.analytics import Analytics, Granularity
 from order_service.app import MIGRATIONS
+from order_service.grpc_api import AnalyticsService
 from order_service.models import Order, OrderItem
 from tests.conftest import PostgresFactory
 
@@ -176,3 +179,19 @@ async def test_ranges_at_the_ends_of_the_calendar_are_answered(analytics: Analyt
         ("0001-01-08", 0),
         ("9999-11-01", 0),
     ]
+
+
+@pytest.mark.parametrize("field", ["start_time", "end_time"])
+async def test_a_timestamp_past_year_9999_is_invalid_over_grpc(field: str) -> None:
+    # A Timestamp holds any int64 of seconds: the servicer refuses what no time can be.
+    request = analytics_pb2.GetTopProductsRequest()
+    getattr(request, field).seconds = 10**12  # year ~33658
+
+    class Unasked:
+        async def top_products(self, *args: object) -> list[object]:
+            raise AssertionError("the domain was asked")
+
+    service = AnalyticsService(cast(Analytics, Unasked()))
+    with pytest.raises(InvalidArgument) as raised:
+        await service.GetTopProducts(request, cast(Any, None))
+    assert [violation.field for violation in raised.value.violations] == [field]
