@@ -136,7 +136,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         if exc.status_code == 404 and detail == "Not Found":
-            detail = f"No route matches {request.method} {request.url.path}."
+            # A path may hold text that is not Unicode, which no response can encode: such
+            # characters are quoted as escapes (\ud800).
+            path = request.url.path.encode("utf-8", "backslashreplace").decode()
+            detail = f"No route matches {request.method} {path}."
         return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
@@ -187,6 +190,18 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(grpc.aio.AioRpcError)
     async def rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
         return problem_from_rpc_error(exc)
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def text_not_unicode(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        # Text that is not valid Unicode (a lone surrogate) fails only when something encodes
+        # it, such as building a protobuf message: the schemas refuse it in bodies, and this
+        # answers for text that reached a route by any other way. The client's text, not a
+        # fault of ours: 400, never 500.
+        # ascii(): the path may hold the very text, which a log line could not write either.
+        logger.warning(
+            "text not valid Unicode: %s %s", request.method, ascii(request.scope["path"])
+        )
+        return problem(400, "The request holds text that is not valid Unicode.")
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:

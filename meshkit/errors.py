@@ -28,6 +28,12 @@ def quoted(value: str) -> str:
     return f"{value[:QUOTED_ID_LENGTH]!r}..."
 
 
+# PostgreSQL's text cannot hold NUL: text with one is refused as a field error where it comes
+# in, before the database's own error reaches the caller as INTERNAL.
+NUL = "\x00"
+NUL_MESSAGE = "must not contain NUL characters"
+
+
 class DomainError(Exception):
     """A failure the caller can act on; the transport maps it to a status code.
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-from meshkit.errors import FieldViolation, InvalidArgument
+from meshkit.errors import NUL, NUL_MESSAGE, FieldViolation, InvalidArgument
 from order_service.upstream import Line
 
 MAX_LINES = 100
@@ -40,6 +40,11 @@ class Address:
             for name, value in asdict(self).items()
             if len(value) > 200
         ]
+        problems += [
+            FieldViolation(f"{prefix}.{name}", NUL_MESSAGE)
+            for name, value in asdict(self).items()
+            if NUL in value
+        ]
         return problems
 
     def to_json(self) -> str:
@@ -71,6 +76,8 @@ class PlaceOrder:
             problems.append(
                 FieldViolation("idempotency_key", f"must be at most {MAX_KEY_LENGTH} characters")
             )
+        elif NUL in key:
+            problems.append(FieldViolation("idempotency_key", NUL_MESSAGE))
         if not lines:
             problems.append(FieldViolation("items", "must hold at least one item"))
         elif len(lines) > MAX_LINES:
@@ -79,6 +86,8 @@ class PlaceOrder:
         for index, (product_id, quantity) in enumerate(lines):
             if not product_id.strip():
                 problems.append(FieldViolation(f"items[{index}].product_id", "is required"))
+            elif NUL in product_id:
+                problems.append(FieldViolation(f"items[{index}].product_id", NUL_MESSAGE))
             if not 1 <= quantity <= MAX_QUANTITY:
                 problems.append(
                     FieldViolation(
@@ -92,6 +101,8 @@ class PlaceOrder:
             problems.append(FieldViolation("payment_method", "is required"))
         elif len(payment_method) > 64:
             problems.append(FieldViolation("payment_method", "must be at most 64 characters"))
+        elif NUL in payment_method:
+            problems.append(FieldViolation("payment_method", NUL_MESSAGE))
         problems += address.violations()
         if problems:
             raise InvalidArgument("The order has invalid fields.", problems)

@@ -15,6 +15,8 @@ from meshkit.access import require_role
 from meshkit.context import Principal, Role
 from meshkit.db import Database
 from meshkit.errors import (
+    NUL,
+    NUL_MESSAGE,
     AlreadyExists,
     FailedPrecondition,
     FieldViolation,
@@ -91,6 +93,8 @@ def _text(
         violations.append(FieldViolation(field, "must not be empty"))
     elif len(cleaned) > maximum:
         violations.append(FieldViolation(field, f"must be at most {maximum} characters"))
+    elif NUL in cleaned:
+        violations.append(FieldViolation(field, NUL_MESSAGE))
     return cleaned
 
 
@@ -149,6 +153,9 @@ def check_id(value: str, field: str = "id") -> str:
         raise InvalidArgument.for_field(field, "is required")
     if len(value) > MAX_ID_LENGTH:
         raise NotFound(f"No resource has id {value[:MAX_ID_LENGTH]!r}...")
+    if NUL in value:
+        # No id we issue holds one, and PostgreSQL could not even look it up.
+        raise NotFound(f"No resource has id {value!r}.")
     return value
 
 

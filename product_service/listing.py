@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from meshkit.errors import FieldViolation, InvalidArgument
+from meshkit.errors import NUL, NUL_MESSAGE, FieldViolation, InvalidArgument
 from meshkit.pagination import PageTokenCodec
 
 SortField = Literal["price", "name", "created_at"]
@@ -90,11 +90,13 @@ def normalize_filter(
     violations: list[FieldViolation] = []
     if len(query) > MAX_QUERY_LENGTH:
         violations.append(FieldViolation("query", f"must be at most {MAX_QUERY_LENGTH} characters"))
+    if NUL in query:
+        violations.append(FieldViolation("query", NUL_MESSAGE))
     words = tuple(sorted(set(query.lower().split())))
     if len(words) > MAX_QUERY_WORDS:
         violations.append(FieldViolation("query", f"must have at most {MAX_QUERY_WORDS} words"))
     for field, value in (("category_id", category_id), ("seller_id", seller_id)):
-        if len(value.strip()) > MAX_ID_LENGTH:
+        if len(value.strip()) > MAX_ID_LENGTH or NUL in value:
             violations.append(FieldViolation(field, "is not an id"))
     for field, price in (("min_price", min_price), ("max_price", max_price)):
         if price is not None and price < 0:

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from meshkit.access import require_role
 from meshkit.context import Role
 from meshkit.db import Database, utcnow
-from meshkit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from meshkit.errors import (
+    NUL,
+    NUL_MESSAGE,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
 from meshkit.transactions import IntegrityViolation, transaction
 from product_service.cache import CatalogCache
 from product_service.catalog import MAX_STOCK, check_id
@@ -70,6 +77,8 @@ def _check_order_id(order_id: str) -> str:
         raise InvalidArgument.for_field(
             "order_id", f"must be at most {MAX_ORDER_ID_LENGTH} characters"
         )
+    if NUL in order_id:
+        raise InvalidArgument.for_field("order_id", NUL_MESSAGE)
     return order_id
 
 
@@ -85,6 +94,8 @@ def _lines(items: Sequence[StockLine]) -> tuple[StockLine, ...]:
     for index, item in enumerate(items):
         if not item.product_id:
             violations.append(FieldViolation(f"items[{index}].product_id", "is required"))
+        elif NUL in item.product_id:
+            violations.append(FieldViolation(f"items[{index}].product_id", NUL_MESSAGE))
         elif item.product_id in seen:
             violations.append(
                 FieldViolation(f"items[{index}].product_id", "appears more than once")

@@ -16,6 +16,8 @@ from meshkit.access import require_principal, require_role, require_user
 from meshkit.context import Role
 from meshkit.db import Database, utcnow
 from meshkit.errors import (
+    NUL,
+    NUL_MESSAGE,
     AlreadyExists,
     FieldViolation,
     InvalidArgument,
@@ -55,6 +57,8 @@ def _check_name(full_name: str, field: str = "full_name") -> str:
     name = full_name.strip()
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidArgument.for_field(field, f"must be at most {MAX_NAME_LENGTH} characters")
+    if NUL in name:
+        raise InvalidArgument.for_field(field, NUL_MESSAGE)
     return name
 
 

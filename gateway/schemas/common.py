@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from ecommerce.common.v1 import money_pb2
 from meshkit.protobuf import to_datetime
@@ -18,9 +19,46 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class Schema(BaseModel):
-    """Strict about unknown fields: a typo in a request is an error, not silently ignored."""
+    """Strict about unknown fields: a typo in a request is an error, not silently ignored.
+
+    Text is checked too: JSON lets a body escape a lone surrogate (\\ud800), which no
+    protobuf string can hold (building the message would fail), and NUL (\\u0000), which no
+    PostgreSQL text column can hold. Either is refused here, naming the field.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _storable_text(cls, value: object) -> object:
+        _check_text(value)
+        return value
+
+
+def _check_text(value: object) -> None:
+    """Raises when `value` (or a string in a list or dict of it) cannot be stored as text.
+
+    A nested Schema has checked its own fields: it is not walked again.
+    """
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                # pydantic's own words for a string it cannot read as Unicode.
+                raise PydanticCustomError(
+                    "string_unicode",
+                    "Input should be a valid string, unable to parse raw data as a unicode string",
+                ) from None
+        if "\x00" in value:
+            raise PydanticCustomError("string_nul", "String should not contain NUL characters")
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _check_text(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_text(item)
 
 
 class Money(Schema):
