@@ -26,7 +26,7 @@ from meshkit.context import (
     principal_var,
     request_id_var,
 )
-from meshkit.errors import DomainError, InvalidArgument, Unauthenticated
+from meshkit.errors import NUL_MESSAGE, DomainError, InvalidArgument, Unauthenticated
 from meshkit.metrics import RPC_SECONDS
 
 logger = logging.getLogger(__name__)
@@ -295,9 +295,31 @@ class ErrorMappingInterceptor(UnaryInterceptor):
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as error:
+            if _unstorable_text(error):
+                # Text the database cannot hold came from the caller (an id with NUL, say):
+                # a field-level check missed it, but it is still the caller's input.
+                await context.abort_with_status(  # type: ignore[attr-defined]
+                    status_for(InvalidArgument(f"Text in this request {NUL_MESSAGE}."))
+                )
             logger.exception("unhandled error in %s", method)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+# PostgreSQL's character_not_in_repertoire: text its encoding cannot hold (NUL).
+_UNSTORABLE_TEXT_SQLSTATE = "22021"
+
+
+def _unstorable_text(error: BaseException) -> bool:
+    """Whether `error`, or the driver error under it, is PostgreSQL refusing text."""
+    seen: BaseException | None = error
+    for _ in range(5):  # the driver's error, under SQLAlchemy's, under ours
+        if seen is None:
+            return False
+        if getattr(seen, "sqlstate", None) == _UNSTORABLE_TEXT_SQLSTATE:
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
 
 
 def bearer_token(value: str) -> str | None:

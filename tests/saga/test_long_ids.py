@@ -1,4 +1,5 @@
-"""An id of any length is answered NOT_FOUND, with an error short enough for gRPC's metadata."""
+"""Odd ids: one of any length is NOT_FOUND with an error short enough for gRPC's metadata;
+one with NUL, which PostgreSQL cannot hold, is INVALID_ARGUMENT."""
 
 from __future__ import annotations
 
@@ -41,3 +42,12 @@ async def test_an_unknown_id_of_any_length_is_not_found_and_quoted_short(saga: S
         assert raised.value.code() is grpc.StatusCode.NOT_FOUND, name
         details = raised.value.details() or ""
         assert "zzzz" in details and len(details) < 200, (name, len(details))
+
+
+async def test_an_id_with_nul_is_invalid_argument_not_internal(saga: Saga) -> None:
+    # PostgreSQL text cannot hold NUL: its refusal is the caller's input, not our fault.
+    token = bearer(saga.customer)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await saga.orders.GetOrder(order_pb2.GetOrderRequest(id="a\x00b"), metadata=token)
+    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "NUL" in (raised.value.details() or "")
