@@ -81,6 +81,19 @@ async def product_by_id(bench: Bench, seconds: float) -> dict[str, Any]:
     return await _wrk(bench, bench.stack.gateway_url, targets, bench.mesh_pids, seconds)
 
 
+async def product_floor(bench: Bench, seconds: float) -> dict[str, Any]:
+    """Scenario 1's floor: the same requests to a bare FastAPI app, one bare grpc.aio hop to
+    the echo server (`bench.baselines.floor_app`)."""
+    targets = [Target(f"/v1/products/{pid}", {}) for pid in _hot_products(bench)]
+    return await _wrk(
+        bench,
+        bench.stack.baselines.floor_url,
+        targets,
+        bench.baseline_pids("floor_app", "echo_server"),
+        seconds,
+    )
+
+
 async def product_listing(bench: Bench, seconds: float) -> dict[str, Any]:
     """2: GET /v1/products?category_id=...&order_by=price, cycling through the categories."""
     targets = [
@@ -222,26 +235,42 @@ class Definition:
     # A second baseline measured in the same rounds: what the same work costs with nothing of
     # the mesh's own, to tell the mesh's cost from its shape's.
     reference: str | None = None
-    # The profile's warm-up that fills its caches and pools: "http" or "grpc".
+    # The profile's warm-up that fills its caches and pools: "http", "grpc" or "reference".
     warmup: str = "http"
 
     def warmup_seconds(self, profile: Profile) -> float:
-        return profile.http_warmup if self.warmup == "http" else profile.grpc_warmup
+        return {
+            "http": profile.http_warmup,
+            "grpc": profile.grpc_warmup,
+            "reference": profile.reference_warmup,
+        }[self.warmup]
 
 
 BASELINES = {
     "hello": Definition("hello", "baseline: FastAPI hello world (HTTP)", slice=hello_world),
     "echo": Definition("echo", "baseline: grpc.aio unary echo", slice=echo, warmup="grpc"),
-    "floor": Definition(
-        "floor",
+    "floor1": Definition(
+        "floor1",
+        "reference: 1's floor (bare FastAPI, one grpc.aio hop to echo)",
+        slice=product_floor,
+        baseline="hello",
+        warmup="reference",
+    ),
+    "floor3": Definition(
+        "floor3",
         "reference: 3's floor (bare FastAPI, one grpc.aio hop, the same read)",
         slice=order_floor,
         baseline="hello",
+        warmup="reference",
     ),
 }
 SCENARIOS = {
     "1": Definition(
-        "1", "1 GET /v1/products/{id} (cache warm)", slice=product_by_id, baseline="hello"
+        "1",
+        "1 GET /v1/products/{id} (cache warm)",
+        slice=product_by_id,
+        baseline="hello",
+        reference="floor1",
     ),
     "2": Definition(
         "2",
@@ -254,7 +283,7 @@ SCENARIOS = {
         "3 GET /v1/orders/{id} (bearer)",
         slice=order_by_id,
         baseline="hello",
-        reference="floor",
+        reference="floor3",
     ),
     "4": Definition(
         "4",

@@ -35,8 +35,9 @@ FLOOR_DATABASE = "floor"
 
 @dataclass
 class Baselines:
-    """The bare FastAPI app, the bare grpc.aio echo server, and scenario 3's floor (a bare
-    FastAPI app calling a bare grpc.aio server that reads PostgreSQL), a process each."""
+    """The bare FastAPI app, the bare grpc.aio echo server, and the floors of scenarios 1 and
+    3 (a bare FastAPI app calling the echo server, or a bare grpc.aio server that reads
+    PostgreSQL), a process each."""
 
     hello_url: str
     echo_target: str
@@ -169,7 +170,8 @@ async def start_baselines(baselines: Baselines, workers: int, floor_dsn: str) ->
     )  # fmt: skip
     processes["floor_app"] = await _spawn(
         "bench.baselines.floor_app", "--port", _port(baselines.floor_url),
-        "--target", baselines.floor_target, "--workers", str(workers),
+        "--target", baselines.floor_target, "--echo-target", baselines.echo_target,
+        "--workers", str(workers),
     )  # fmt: skip
     await _wait_http(baselines.hello_url + "/")
     await _wait_grpc(baselines.echo_target)

@@ -20,7 +20,7 @@ from tests.conftest import POSTGRES_ADMIN_DSN
 
 pytestmark = pytest.mark.e2e
 
-THROUGHPUT = ("hello", "1", "2", "3", "floor", "echo", "4")
+THROUGHPUT = ("hello", "1", "floor1", "2", "3", "floor3", "echo", "4")
 
 
 async def _bench_databases() -> set[str]:
@@ -51,9 +51,11 @@ async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> 
     for key in ("1", "2", "3", "4"):
         assert results[key]["ratio"] > 0
         assert len(results[key]["rounds"]) == SMOKE.rounds
-    # Scenario 3 beside its floor, which is compared with hello world in the same rounds.
-    assert results["3"]["reference"]["ratio"] > 0
-    assert results["floor"]["ratio"] > 0 and len(results["floor"]["rounds"]) == SMOKE.rounds
+    # Scenarios 1 and 3 beside their floors, compared with hello world in the same rounds.
+    for key in ("1", "3"):
+        assert results[key]["reference"]["ratio"] > 0
+        floor = results[f"floor{key}"]
+        assert floor["ratio"] > 0 and len(floor["rounds"]) == SMOKE.rounds
     # A slice of the baseline beside each slice of each of its scenarios.
     assert len(results["hello"]["slices_rps"]) == 3 * SMOKE.rounds
     assert len(results["echo"]["slices_rps"]) == SMOKE.rounds

@@ -68,11 +68,23 @@ def test_each_target_passes_or_misses_on_its_figure() -> None:
 
 def test_scenario_3_is_judged_on_hello_world_and_shown_beside_its_floor() -> None:
     results = _results(
-        **{"3": {"ratio": 0.18, "reference": {"ratio": 0.9}}, "floor": {"ratio": 0.2}}
+        **{"3": {"ratio": 0.18, "reference": {"ratio": 0.9}}, "floor3": {"ratio": 0.2}}
     )
     (check,) = [c for c in evaluate(results) if c.row == "3"]
     assert not check.passed
     assert check.measured == "18%, 90% of its floor, which measured 20%"
+
+
+def test_scenario_1s_ratio_is_shown_beside_its_floor() -> None:
+    results = _results(
+        **{
+            "1": {"ratio": 0.33, "p99_ms": 20.0, "errors": 0, "reference": {"ratio": 0.85}},
+            "floor1": {"ratio": 0.39},
+        }
+    )
+    (check,) = [c for c in evaluate(results) if c.row == "1" and "req/s" in c.target]
+    assert not check.passed
+    assert check.measured == "33%, 85% of its floor, which measured 39%"
 
 
 def test_a_failed_scenario_misses() -> None:
@@ -229,22 +241,22 @@ async def test_a_reference_runs_in_the_same_rounds_with_the_scenario_between(
     slicer = _slicer(ran)
     bench = _bench(rounds=2)
     baseline = Definition("hello", "baseline", slice=slicer("hello", 4_000))
-    floor = Definition("floor", "reference", slice=slicer("floor", 1_000), baseline="hello")
+    floor = Definition("floor3", "reference", slice=slicer("floor3", 1_000), baseline="hello")
     scenario = Definition(
-        "3", "scenario", slice=slicer("3", 800), baseline="hello", reference="floor"
+        "3", "scenario", slice=slicer("3", 800), baseline="hello", reference="floor3"
     )
 
     measured = await paired.measure(bench, scenario, baseline, set(), floor)
 
-    warm_ups = ["hello", "floor", "3"]
-    assert [name for name, _ in ran] == [*warm_ups, "hello", "3", "floor", "floor", "3", "hello"]
+    warm_ups = ["hello", "floor3", "3"]
+    assert [name for name, _ in ran] == [*warm_ups, "hello", "3", "floor3", "floor3", "3", "hello"]
     assert measured.figures["ratio"] == 0.2
     assert measured.figures["reference"]["ratio"] == 0.8
-    assert measured.figures["reference"]["baseline"] == "floor"
+    assert measured.figures["reference"]["baseline"] == "floor3"
     assert len(measured.baseline_slices) == 2
     assert measured.reference is not None
     assert (measured.reference["ratio"], measured.reference["rps"]) == (0.25, 1_000.0)
-    versus = rows(Report({}, {"3": measured.figures, "floor": measured.reference}))
+    versus = rows(Report({}, {"3": measured.figures, "floor3": measured.reference}))
     assert [row["vs baseline"] for row in versus] == ["20% of hello; 80% of floor", "25% of hello"]
 
 
