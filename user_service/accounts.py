@@ -24,6 +24,7 @@ from meshkit.errors import (
     NotFound,
     PermissionDenied,
     Unauthenticated,
+    quoted,
 )
 from meshkit.ids import new_id
 from meshkit.pagination import PageTokenCodec, page_size
@@ -162,7 +163,10 @@ class Accounts:
             stored = await tokens.by_hash(hash_refresh_token(refresh_token))
             if stored is None:
                 raise Unauthenticated("The refresh token is not valid.")
-            reused = stored.used_at is not None or stored.revoked_at is not None
+            if stored.revoked_at is not None and stored.used_at is None:
+                # Signed out (logout, a new password, a deactivation), not stolen.
+                raise Unauthenticated("This session was signed out; sign in again.")
+            reused = stored.used_at is not None
             if not reused and stored.expires_at <= now:
                 raise Unauthenticated("The refresh token has expired; sign in again.")
             if not reused and not await tokens.mark_used(stored.id, now):
@@ -212,11 +216,12 @@ class Accounts:
         principal = require_user()
         if changes.role is not None or changes.active is not None:
             raise PermissionDenied("Role and status are changed by an admin.")
+        await self._active(principal.subject)
         return await self._update(principal.subject, changes)
 
     async def change_password(self, current_password: str, new_password: str) -> None:
         principal = require_user()
-        user = await self._get(principal.subject)
+        user = await self._active(principal.subject)
         if not await asyncio.to_thread(self.passwords.verify, user.password_hash, current_password):
             raise InvalidArgument.for_field("current_password", "is wrong")
         violations = password_violations(new_password, user.email, field="new_password")
@@ -230,7 +235,8 @@ class Accounts:
             if stored is None:
                 raise NotFound("No such user.")
             stored.password_hash = password_hash
-            # Every device signs in again with the new password.
+            # Every device signs in again with the new password, this one too: no access
+            # token says which session it came from.
             await RefreshTokenRepository(session).revoke_all_of_user(user.id, utcnow())
 
     # --- administration and other services ------------------------------------------
@@ -265,6 +271,8 @@ class Accounts:
 
     async def is_user_active(self, user_id: str) -> bool:
         principal = require_principal()
+        if not user_id:
+            raise InvalidArgument.for_field("id", "is required")
         if not principal.is_privileged and principal.subject != user_id:
             raise PermissionDenied("Only services and admins ask about other users.")
         user = await load_user(self.db, user_id)
@@ -293,7 +301,15 @@ class Accounts:
     async def _get(self, user_id: str) -> User | UserRecord:
         user = await load_user(self.db, user_id)
         if user is None:
-            raise NotFound(f"No user has id {user_id!r}.")
+            raise NotFound(f"No user has id {quoted(user_id)}.")
+        return user
+
+    async def _active(self, user_id: str) -> User | UserRecord:
+        """The caller's own account, refused once deactivated: an access token outlives the
+        deactivation by up to its lifetime, and the account's owner may not change it."""
+        user = await self._get(user_id)
+        if not user.active:
+            raise PermissionDenied("This account is deactivated.")
         return user
 
     async def _update(self, user_id: str, changes: UserChanges) -> User:
@@ -303,7 +319,7 @@ class Accounts:
         async with self.db.transaction() as session:
             user = await UserRepository(session).get(user_id)
             if user is None:
-                raise NotFound(f"No user has id {user_id!r}.")
+                raise NotFound(f"No user has id {quoted(user_id)}.")
             if name is not None:
                 user.full_name = name
             if changes.role is not None:

@@ -55,7 +55,7 @@ async def update_me(body: UpdateMeRequest, request: Request, caller: Caller) -> 
 @router.post(
     "/v1/users/me:changePassword",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Change your password (signs out every other session)",
+    summary="Change your password (signs out every session, this one too)",
     responses=problem_responses(400, 401, 422),
 )
 async def change_password(

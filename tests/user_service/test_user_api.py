@@ -392,3 +392,58 @@ async def test_create_admin_refuses_a_weak_password(postgres_url: str, tmp_path:
     _, stderr = await asyncio.wait_for(process.communicate(b"short\n"), 60)
     assert process.returncode != 0
     assert "at least 8 characters" in stderr.decode()
+
+
+async def test_a_signed_out_refresh_token_says_so_rather_than_used_already(
+    user_api: UserApi,
+) -> None:
+    await user_api.register("ned@example.com")
+    pair = await user_api.login("ned@example.com")
+    await user_api.users.ChangePassword(
+        user_pb2.ChangePasswordRequest(
+            current_password="a fine password", new_password="new password 3"
+        ),
+        metadata=bearer(pair.access_token),
+    )
+    error = await expect(
+        grpc.StatusCode.UNAUTHENTICATED,
+        user_api.auth.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=pair.refresh_token)),
+    )
+    assert "signed out" in (error.details() or "")
+
+
+async def test_a_deactivated_accounts_unexpired_token_cannot_change_it(user_api: UserApi) -> None:
+    ola = await user_api.register("ola@example.com")
+    own = bearer(await user_api.token_of("ola@example.com"))
+    await user_api.users.DeactivateUser(
+        user_pb2.DeactivateUserRequest(id=ola.id), metadata=bearer(await user_api.admin_token())
+    )
+    rename = user_pb2.UpdateCurrentUserRequest(
+        user=user_pb2.User(full_name="Still Here"),
+        update_mask=field_mask_pb2.FieldMask(paths=["full_name"]),
+    )
+    await expect(
+        grpc.StatusCode.PERMISSION_DENIED, user_api.users.UpdateCurrentUser(rename, metadata=own)
+    )
+    await expect(
+        grpc.StatusCode.PERMISSION_DENIED,
+        user_api.users.ChangePassword(
+            user_pb2.ChangePasswordRequest(
+                current_password="a fine password", new_password="new password 4"
+            ),
+            metadata=own,
+        ),
+    )
+
+
+async def test_is_user_active_needs_an_id(user_api: UserApi) -> None:
+    issued = await user_api.auth.IssueServiceToken(
+        auth_pb2.IssueServiceTokenRequest(client_id="order_service", client_secret=SERVICE_SECRET)
+    )
+    error = await expect(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        user_api.users.IsUserActive(
+            user_pb2.IsUserActiveRequest(), metadata=bearer(issued.access_token)
+        ),
+    )
+    assert "id" in violations(error)
