@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -125,9 +126,34 @@ def wrap_handler(
         behavior = functools.partial(layer.around, method, call_next=behavior)
     return grpc.unary_unary_rpc_method_handler(
         behavior,
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=_tolerant(handler.request_deserializer),
         response_serializer=handler.response_serializer,
     )
+
+
+class Undecodable:
+    """What a request that does not parse as its message becomes: grpc answers a deserializer
+    that raises with UNKNOWN and the exception's class, where the caller sent bad input."""
+
+    __slots__ = ("message_name",)
+
+    def __init__(self, message_name: str) -> None:
+        self.message_name = message_name
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+    descriptor = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
+    name = getattr(descriptor, "full_name", "request")
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError:
+            return Undecodable(name)
+
+    return deserialize
 
 
 def _awaiting(inner: Any) -> Behavior:
@@ -279,6 +305,8 @@ class ErrorMappingInterceptor(UnaryInterceptor):
         call_next: Behavior,
     ) -> Any:
         try:
+            if isinstance(request, Undecodable):
+                raise InvalidArgument(f"The request is not a valid {request.message_name}.")
             return await call_next(request, context)
         except DomainError as error:
             await context.abort_with_status(status_for(error))  # type: ignore[attr-defined]

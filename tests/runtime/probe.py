@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import grpc
+from google.protobuf import wrappers_pb2
 
 from meshkit.channels import create_channel
 from meshkit.context import Principal, Role, current_principal, current_request_id, remaining_time
@@ -13,7 +14,9 @@ from meshkit.errors import FieldViolation, InvalidArgument, NotFound, Unauthenti
 from meshkit.server import ServiceRegistration
 
 SERVICE = "test.v1.Probe"
-PUBLIC_METHODS = frozenset({f"/{SERVICE}/{name}" for name in ("Echo", "Fail", "Remaining", "Slow")})
+PUBLIC_METHODS = frozenset(
+    {f"/{SERVICE}/{name}" for name in ("Echo", "Fail", "Greet", "Remaining", "Slow")}
+)
 
 
 class StaticVerifier:
@@ -59,6 +62,11 @@ class Probe:
         left = remaining_time()
         return b"none" if left is None else f"{left:.3f}".encode()
 
+    async def greet(
+        self, request: wrappers_pb2.StringValue, context: Any
+    ) -> wrappers_pb2.StringValue:
+        return wrappers_pb2.StringValue(value=f"hello {request.value}")
+
     async def request_id(self, request: bytes, context: Any) -> bytes:
         return (current_request_id() or "").encode()
 
@@ -83,6 +91,12 @@ def _add(servicer: Probe, server: grpc.aio.Server) -> None:
         "Slow": servicer.slow,
     }
     handlers = {name: grpc.unary_unary_rpc_method_handler(fn) for name, fn in methods.items()}
+    # A method with a message, as every method of the mesh has.
+    handlers["Greet"] = grpc.unary_unary_rpc_method_handler(
+        servicer.greet,
+        request_deserializer=wrappers_pb2.StringValue.FromString,
+        response_serializer=wrappers_pb2.StringValue.SerializeToString,
+    )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
 
 

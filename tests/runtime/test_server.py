@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from google.protobuf import wrappers_pb2
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -173,3 +174,15 @@ async def test_graceful_stop_lets_in_flight_calls_finish() -> None:
         assert await in_flight == b"done"
         status = await server.health.Check(health_pb2.HealthCheckRequest(service=""), None)
         assert status.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def test_a_request_that_does_not_parse_is_invalid_argument_naming_its_message(
+    channel: grpc.aio.Channel,
+) -> None:
+    greet = channel.unary_unary(f"/{SERVICE}/Greet", None, None)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await greet(b"\xff\xff\xff")  # not a protobuf message
+    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details() == "The request is not a valid google.protobuf.StringValue."
+    answer = await greet(wrappers_pb2.StringValue(value="you").SerializeToString())
+    assert wrappers_pb2.StringValue.FromString(answer).value == "hello you"
