@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from ecommerce.common.v1 import money_pb2
+from meshkit.errors import NUL
 from meshkit.protobuf import to_datetime
 
 # What a protobuf int64 field holds. Out of this range a value cannot even reach a service
@@ -50,7 +51,7 @@ def _check_text(value: object) -> None:
                     "string_unicode",
                     "Input should be a valid string, unable to parse raw data as a unicode string",
                 ) from None
-        if "\x00" in value:
+        if NUL in value:
             raise PydanticCustomError("string_nul", "String should not contain NUL characters")
     elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
