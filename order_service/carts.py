@@ -203,7 +203,21 @@ class Carts:
             if existing is not None:
                 return existing
             raise FailedPrecondition("The cart is empty.")
-        placed = False
+        # Shielded: a client hanging up must neither leave its cart emptied with no order nor
+        # get its lines back while the order it placed goes on being placed.
+        return await asyncio.shield(
+            self._place_taken(user_id, taken, idempotency_key, payment_method, address)
+        )
+
+    async def _place_taken(
+        self,
+        user_id: str,
+        taken: Sequence[CartItem],
+        idempotency_key: str,
+        payment_method: str,
+        address: Address,
+    ) -> Order | OrderRecord:
+        """The order of the taken lines, or the lines back in the cart."""
         try:
             command = PlaceOrder.validated(
                 idempotency_key,
@@ -211,13 +225,10 @@ class Carts:
                 payment_method,
                 address,
             )
-            order = await self.orders.place(command)
-            placed = True
-            return order
-        finally:
-            if not placed:
-                # Shielded: a client hanging up must not leave its cart emptied.
-                await asyncio.shield(self._put_back(user_id, taken))
+            return await self.orders.place(command)
+        except BaseException:
+            await self._put_back(user_id, taken)
+            raise
 
     async def _take_lines(self, user_id: str) -> Sequence[CartItem]:
         """Deletes the user's lines and returns them. On PostgreSQL a second delete waits for

@@ -287,26 +287,60 @@ async def test_a_checkout_that_fails_leaves_the_cart_as_it_was(
     assert await order_count(database) == 0
 
 
-async def test_a_checkout_cancelled_midway_leaves_the_cart_as_it_was(
-    carts: Carts, accounts: Accounts
-) -> None:
-    await carts.set_item("lamp", 2)
-    before = await carts.view()
-    placing, never = asyncio.Event(), asyncio.Event()
+async def _leave_midway(carts: Carts, accounts: Accounts, then: Hook) -> None:
+    """Checks out, the caller leaving while the order is being placed; `then` runs next."""
+    placing, proceed = asyncio.Event(), asyncio.Event()
 
-    async def hang() -> None:
+    async def wait_for_the_test() -> None:
         placing.set()
-        await never.wait()
+        async with asyncio.timeout(DEADLINE):
+            await proceed.wait()
+        await then()
 
-    accounts.hook = hang
+    accounts.hook = wait_for_the_test
     task = asyncio.create_task(checkout(carts, "k1"))
     async with asyncio.timeout(DEADLINE):
         await placing.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    proceed.set()
 
-    assert await carts.view() == before
+
+async def test_a_checkout_whose_caller_leaves_midway_still_places_the_order(
+    carts: Carts, accounts: Accounts, database: Database
+) -> None:
+    # The outcome is the placement's, not the hang-up's: no cart given back beside an order.
+    await carts.set_item("lamp", 2)
+
+    async def nothing() -> None:
+        return None
+
+    await _leave_midway(carts, accounts, nothing)
+
+    async def placed() -> bool:
+        return await order_count(database) == 1
+
+    await eventually(placed, timeout=DEADLINE, message="the order is placed")
+    assert contents(await carts.view()) == []
+
+
+async def test_a_checkout_that_fails_after_its_caller_left_gives_the_cart_back(
+    carts: Carts, accounts: Accounts, database: Database
+) -> None:
+    await carts.set_item("lamp", 2)
+    before = await carts.view()
+
+    async def fail() -> None:
+        raise FailedPrecondition("the user service said no")
+
+    await _leave_midway(carts, accounts, fail)
+
+    async def given_back() -> bool:
+        return await carts.view() == before
+
+    await eventually(given_back, timeout=DEADLINE, message="the lines are back in the cart")
+    assert await order_count(database) == 0
 
 
 async def test_a_product_put_in_the_cart_during_a_checkout_stays(
