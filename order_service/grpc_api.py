@@ -37,6 +37,17 @@ STATUS_TO_PROTO = {
 STATUS_FROM_PROTO = {number: name for name, number in STATUS_TO_PROTO.items()}
 
 
+def _status_filter(status: order_pb2.OrderStatus.ValueType) -> str | None:
+    """The status a listing is filtered by; unspecified is any, a number the enum does not
+    hold is refused rather than ignored (which would list every order)."""
+    if status == order_pb2.ORDER_STATUS_UNSPECIFIED:
+        return None
+    name = STATUS_FROM_PROTO.get(status)
+    if name is None:
+        raise InvalidArgument.for_field("status", "is not an order status")
+    return name
+
+
 def _money(amount: int, currency: str) -> money_pb2.Money:
     return money_pb2.Money(amount_minor=amount, currency_code=currency)
 
@@ -134,7 +145,7 @@ class OrderService(order_pb2_grpc.OrderServiceServicer):
         self, request: order_pb2.ListOrdersRequest, context: Context
     ) -> order_pb2.ListOrdersResponse:
         orders, next_token = await self.orders.list(
-            status=STATUS_FROM_PROTO.get(request.status),
+            status=_status_filter(request.status),
             user_id=request.user_id,
             requested_size=request.page_size,
             page_token=request.page_token,

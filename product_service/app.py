@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
 from meshkit.channels import Channels, create_channel
 from meshkit.db import Database
-from meshkit.identity import jwks_verifier
+from meshkit.identity import jwks_verifier, service_token_source
 from meshkit.pagination import PageTokenCodec
 from meshkit.server import ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
@@ -27,6 +27,7 @@ from product_service.cache import (
 from product_service.catalog import Catalog
 from product_service.grpc_api import PUBLIC_METHODS, ProductService
 from product_service.near_cache import NearCache
+from product_service.sellers import Sellers
 from product_service.settings import ProductSettings
 from product_service.stock import Stock
 
@@ -72,14 +73,26 @@ async def build(
 ) -> ServiceApp:
     database = await stack.enter_async_context(Database.from_settings(settings))
     channels = await stack.enter_async_context(Channels())
-    # Only for the public keys that verify callers' tokens.
+    timeout = settings.rpc_timeout_seconds
+    # For the public keys that verify callers' tokens, and for this service's own token.
     user_channel = channels.add(
-        "user_service",
-        create_channel(settings.user_service_addr, timeout_seconds=settings.rpc_timeout_seconds),
+        "user_service", create_channel(settings.user_service_addr, timeout_seconds=timeout)
+    )
+    # Looking up the seller an admin names, as this service itself.
+    users_as_service = channels.add(
+        "user_service_as_service",
+        create_channel(
+            settings.user_service_addr,
+            timeout_seconds=timeout,
+            token_source=service_token_source(settings, user_channel),
+        ),
     )
     cache = build_cache(settings, stack, clock)
     catalog = Catalog(
-        database, cache, PageTokenCodec(settings.page_token_secret.get_secret_value().encode())
+        database,
+        cache,
+        PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
+        Sellers(users_as_service),
     )
     return ServiceApp(
         services=[

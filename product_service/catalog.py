@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -26,11 +25,13 @@ from meshkit.errors import (
 )
 from meshkit.pagination import PageTokenCodec, page_size
 from product_service.cache import CatalogCache
+from product_service.currencies import ISO_4217_CODES
 from product_service.listing import Cursor, ListingTokens, ProductFilter
 from product_service.messages import product_message
 from product_service.models import Category, Product
 from product_service.reads import load_product
 from product_service.repository import CategoryRepository, ProductRepository
+from product_service.sellers import SELLER_FIELD, Sellers
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,6 @@ MAX_PRODUCT_DESCRIPTION = 5000
 MAX_PRICE_MINOR = 10**12
 MAX_STOCK = 10**9
 MAX_ID_LENGTH = 64
-_CURRENCY = re.compile(r"[A-Z]{3}")
 _CATEGORY_TOKENS = "categories"
 
 
@@ -122,11 +122,12 @@ def _check_price(violations: list[FieldViolation], price: Price | None) -> None:
         violations.append(
             FieldViolation("product.price.amount_minor", f"must be at most {MAX_PRICE_MINOR}")
         )
-    if not _CURRENCY.fullmatch(price.currency_code):
+    # Well-formed is not enough: "XYZ" names no currency, and no payment could be made in it.
+    if price.currency_code not in ISO_4217_CODES:
         violations.append(
             FieldViolation(
                 "product.price.currency_code",
-                "must be a three-letter ISO 4217 code in upper case, such as USD",
+                "must be an active ISO 4217 currency code in upper case, such as USD",
             )
         )
 
@@ -168,10 +169,15 @@ def _check_owner(principal: Principal, product: Product) -> None:
 
 class Catalog:
     def __init__(
-        self, database: Database, cache: CatalogCache, page_tokens: PageTokenCodec
+        self,
+        database: Database,
+        cache: CatalogCache,
+        page_tokens: PageTokenCodec,
+        sellers: Sellers,
     ) -> None:
         self.db = database
         self.cache = cache
+        self.sellers = sellers
         self.page_tokens = page_tokens
         self.listing_tokens = ListingTokens(page_tokens)
 
@@ -309,9 +315,13 @@ class Catalog:
         category_id = draft.category_id.strip()
         if len(category_id) > MAX_ID_LENGTH:
             violations.append(FieldViolation("product.category_id", "is not an id"))
-        if len(seller_id) > MAX_ID_LENGTH:
-            violations.append(FieldViolation("product.seller_id", "is not an id"))
+        if len(seller_id) > MAX_ID_LENGTH or NUL in seller_id:
+            violations.append(FieldViolation(SELLER_FIELD, "is not an id"))
         _raise_if(violations, "product")
+        await self.sellers.confirm_caller(principal)
+        if seller_id != principal.subject:
+            # An admin names someone else: the token vouches only for the caller.
+            await self.sellers.check(seller_id)
         price = cast(Price, draft.price)  # _check_price refused None
         try:
             async with self.db.transaction() as session:
@@ -355,6 +365,7 @@ class Catalog:
         if category_id is not None and len(category_id) > MAX_ID_LENGTH:
             violations.append(FieldViolation("product.category_id", "is not an id"))
         _raise_if(violations, "product")
+        await self.sellers.confirm_caller(principal)
         try:
             async with self.db.transaction() as session:
                 products = ProductRepository(session)
@@ -390,6 +401,7 @@ class Catalog:
         """Soft delete: gone from listings and orders, still readable for past orders."""
         principal = require_role(Role.SELLER, Role.ADMIN)
         check_id(product_id)
+        await self.sellers.confirm_caller(principal)
         async with self.db.transaction() as session:
             product = await ProductRepository(session).get(product_id, for_update=True)
             if product is None:

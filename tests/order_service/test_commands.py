@@ -58,3 +58,22 @@ def test_invalid_commands_name_every_bad_field(
     with pytest.raises(InvalidArgument) as raised:
         PlaceOrder.validated(key, lines, method, address)
     assert {violation.field for violation in raised.value.violations} == fields
+
+
+@pytest.mark.parametrize("country_code", ["ZZ", "UK", "XK", "EU"])
+def test_a_country_code_must_be_an_assigned_iso_3166_1_one(country_code: str) -> None:
+    # Two letters are not enough: ZZ and XK are user-assigned, UK and EU reserved.
+    address = Address("Ada", "1 Main St", "", "London", "N1", country_code)
+    with pytest.raises(InvalidArgument) as raised:
+        PlaceOrder.validated("k1", [("a", 1)], "pm_card_visa", address)
+    assert [violation.field for violation in raised.value.violations] == [
+        "shipping_address.country_code"
+    ]
+    assert "ISO 3166-1 alpha-2" in raised.value.violations[0].message
+
+
+@pytest.mark.parametrize("country_code", ["GB", "US", "SS", "BQ", "AQ"])
+def test_assigned_country_codes_are_accepted(country_code: str) -> None:
+    address = Address("Ada", "1 Main St", "", "London", "N1", country_code)
+    command = PlaceOrder.validated("k1", [("a", 1)], "pm_card_visa", address)
+    assert command.address.country_code == country_code
