@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -9,7 +10,7 @@ from google.protobuf.json_format import MessageToDict
 
 from ecommerce.user.v1 import auth_pb2, auth_pb2_grpc
 from meshkit.auth import JwksVerifier, ServiceTokenSource
-from meshkit.channels import NO_TOKEN
+from meshkit.channels import NO_TOKEN, Channels, create_channel
 from meshkit.settings import CommonSettings, ServiceSettings
 
 # Fetching keys or a token happens outside any request's deadline; keep it short.
@@ -51,3 +52,27 @@ def service_token_source(
         return response.access_token, float(response.expires_in)
 
     return ServiceTokenSource(issue)
+
+
+@dataclass(frozen=True)
+class UserServiceLink:
+    """A service's channels to the user service: `channel` for the public keys and the
+    service's own token, `as_service` for calls made as the service itself (`token`)."""
+
+    channel: grpc.aio.Channel
+    as_service: grpc.aio.Channel
+    token: ServiceTokenSource
+
+
+def link_user_service(settings: ServiceSettings, channels: Channels) -> UserServiceLink:
+    """Open both channels to the user service in `channels`, closed with them."""
+    timeout = settings.rpc_timeout_seconds
+    channel = channels.add(
+        "user_service", create_channel(settings.user_service_addr, timeout_seconds=timeout)
+    )
+    token = service_token_source(settings, channel)
+    as_service = channels.add(
+        "user_service_as_service",
+        create_channel(settings.user_service_addr, timeout_seconds=timeout, token_source=token),
+    )
+    return UserServiceLink(channel, as_service, token)

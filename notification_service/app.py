@@ -6,9 +6,9 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from ecommerce.notification.v1 import notification_pb2, notification_pb2_grpc
-from meshkit.channels import Channels, create_channel
+from meshkit.channels import Channels
 from meshkit.db import Database
-from meshkit.identity import jwks_verifier, service_token_source
+from meshkit.identity import jwks_verifier, link_user_service
 from meshkit.messaging import Messaging
 from meshkit.pagination import PageTokenCodec
 from meshkit.server import ServiceRegistration
@@ -29,24 +29,13 @@ async def build(settings: NotificationSettings, stack: AsyncExitStack) -> Servic
         settings, stack, database, outbox_table=models.outbox, inbox_table=models.inbox
     )
 
-    timeout = settings.rpc_timeout_seconds
     channels = await stack.enter_async_context(Channels())
-    user_channel = channels.add(
-        "user_service", create_channel(settings.user_service_addr, timeout_seconds=timeout)
-    )
-    users_as_service = channels.add(
-        "user_service_as_service",
-        create_channel(
-            settings.user_service_addr,
-            timeout_seconds=timeout,
-            token_source=service_token_source(settings, user_channel),
-        ),
-    )
+    users = link_user_service(settings, channels)
 
     notifications = Notifications(
         database,
         messaging.outbox,
-        Recipients(users_as_service),
+        Recipients(users.as_service),
         EmailRenderer(),
         SmtpMailer(settings),
         PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
@@ -64,7 +53,7 @@ async def build(settings: NotificationSettings, stack: AsyncExitStack) -> Servic
                 notification_pb2_grpc.add_NotificationServiceServicer_to_server,
             )
         ],
-        verifier=jwks_verifier(settings, user_channel),
+        verifier=jwks_verifier(settings, users.channel),
         background=[
             *messaging.jobs(dict.fromkeys(NOTIFIED_EVENTS, notifications.on_event)),
             notifications.run_mailer,

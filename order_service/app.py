@@ -15,7 +15,7 @@ from ecommerce.order.v1 import (
 )
 from meshkit.channels import Channels, create_channel
 from meshkit.db import Database
-from meshkit.identity import jwks_verifier, service_token_source
+from meshkit.identity import jwks_verifier, link_user_service
 from meshkit.messaging import Messaging
 from meshkit.pagination import PageTokenCodec
 from meshkit.server import ServiceRegistration
@@ -37,23 +37,15 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         settings, stack, database, outbox_table=models.outbox, inbox_table=models.inbox
     )
 
-    timeout = settings.rpc_timeout_seconds
     channels = await stack.enter_async_context(Channels())
-    user_channel = channels.add(
-        "user_service", create_channel(settings.user_service_addr, timeout_seconds=timeout)
-    )
-    service_token = service_token_source(settings, user_channel)
     # This service acts as itself upstream, with its own service token.
-    users_as_service = channels.add(
-        "user_service_as_service",
-        create_channel(
-            settings.user_service_addr, timeout_seconds=timeout, token_source=service_token
-        ),
-    )
+    users = link_user_service(settings, channels)
     product_channel = channels.add(
         "product_service",
         create_channel(
-            settings.product_service_addr, timeout_seconds=timeout, token_source=service_token
+            settings.product_service_addr,
+            timeout_seconds=settings.rpc_timeout_seconds,
+            token_source=users.token,
         ),
     )
 
@@ -61,7 +53,7 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         database,
         messaging.outbox,
         Catalog(product_channel),
-        Users(users_as_service),
+        Users(users.as_service),
         PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
     )
     carts = Carts(database, orders.catalog, orders)
@@ -83,7 +75,7 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
                 analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server,
             ),
         ],
-        verifier=jwks_verifier(settings, user_channel),
+        verifier=jwks_verifier(settings, users.channel),
         background=messaging.jobs(
             {
                 "payment.succeeded": orders.on_payment_succeeded,

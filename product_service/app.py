@@ -10,9 +10,9 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
-from meshkit.channels import Channels, create_channel
+from meshkit.channels import Channels
 from meshkit.db import Database
-from meshkit.identity import jwks_verifier, service_token_source
+from meshkit.identity import jwks_verifier, link_user_service
 from meshkit.pagination import PageTokenCodec
 from meshkit.server import ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
@@ -73,26 +73,14 @@ async def build(
 ) -> ServiceApp:
     database = await stack.enter_async_context(Database.from_settings(settings))
     channels = await stack.enter_async_context(Channels())
-    timeout = settings.rpc_timeout_seconds
-    # For the public keys that verify callers' tokens, and for this service's own token.
-    user_channel = channels.add(
-        "user_service", create_channel(settings.user_service_addr, timeout_seconds=timeout)
-    )
-    # Looking up the seller an admin names, as this service itself.
-    users_as_service = channels.add(
-        "user_service_as_service",
-        create_channel(
-            settings.user_service_addr,
-            timeout_seconds=timeout,
-            token_source=service_token_source(settings, user_channel),
-        ),
-    )
+    # Sellers are looked up as this service itself.
+    users = link_user_service(settings, channels)
     cache = build_cache(settings, stack, clock)
     catalog = Catalog(
         database,
         cache,
         PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
-        Sellers(users_as_service),
+        Sellers(users.as_service),
     )
     return ServiceApp(
         services=[
@@ -103,7 +91,7 @@ async def build(
             ),
         ],
         public_methods=PUBLIC_METHODS,
-        verifier=jwks_verifier(settings, user_channel),
+        verifier=jwks_verifier(settings, users.channel),
     )
 
 

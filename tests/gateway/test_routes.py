@@ -3,7 +3,7 @@ client is told when its input, or an upstream's answer, is out of the ordinary."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,83 +18,16 @@ from gateway.problems import PROBLEM_JSON
 from gateway.routes import carts, categories, orders, products, users
 from gateway.routes.params import ID_MAX_LENGTH
 from gateway.settings import GatewaySettings
-from meshkit.context import Principal, Role
 from meshkit.errors import ResourceExhausted
 from meshkit.interceptors import status_for
 from meshkit.settings import load_settings
-
-UPSTREAMS = ("user", "product", "order", "payment", "notification")
-
-Failure = Callable[[grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]
-
-
-# Generic in grpc's type stubs only: the class itself cannot be subscripted.
-class StubUpstream(grpc.GenericRpcHandler):  # type: ignore[type-arg]
-    """Every upstream at once: records each call (method, request bytes) and answers the empty
-    message, every field at its default, unless a test sets `fail`."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, bytes]] = []
-        self.fail: Failure | None = None
-        self.address = ""
-
-    @property
-    def methods(self) -> list[str]:
-        return [method for method, _ in self.calls]
-
-    def service(
-        self, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[bytes, bytes]:
-        method = handler_call_details.method
-
-        async def answer(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-            self.calls.append((method, request))
-            if self.fail is not None:
-                await self.fail(context)
-            return b""
-
-        # No (de)serializers: requests are recorded, and answered, as bytes.
-        return grpc.unary_unary_rpc_method_handler(answer)
-
-
-class TrustingVerifier:
-    """Takes any bearer token as an admin's: the routes are under test here, not tokens."""
-
-    async def verify(self, token: str) -> Principal:
-        return Principal(subject="admin-1", role=Role.ADMIN, token=token)
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[StubUpstream]:
-    upstream = StubUpstream()
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    server.add_generic_rpc_handlers([upstream])
-    upstream.address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
-    await server.start()
-    yield upstream
-    await server.stop(0)
+from tests.gateway.conftest import Failure, StubUpstream, running_gateway
 
 
 @pytest.fixture
 async def client(stub: StubUpstream) -> AsyncIterator[httpx.AsyncClient]:
-    """The real gateway app, every upstream the stub, every caller an admin."""
-    app = create_app(
-        load_settings(
-            GatewaySettings,
-            env_file=None,
-            redis_url=None,
-            **{f"{name}_service_addr": stub.address for name in UPSTREAMS},
-        )
-    )
-    async with app.router.lifespan_context(app):
-        app.state.verifier = TrustingVerifier()
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://gateway",
-            headers={"Authorization": "Bearer any"},
-        ) as http:
-            yield http
+    async with running_gateway(stub) as (_, http):
+        yield http
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -8,17 +8,13 @@ from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from ecommerce.product.v1 import product_pb2
-from gateway.app import create_app
 from gateway.problems import PROBLEM_JSON
-from gateway.settings import GatewaySettings
-from meshkit.settings import load_settings
-from tests.gateway.test_routes import UPSTREAMS, StubUpstream, TrustingVerifier
+from tests.gateway.conftest import StubUpstream, running_gateway
 
 JSON = {"Content-Type": "application/json"}
 PRICE = '"price": {"amount_minor": 2599, "currency_code": "USD"}'
@@ -32,32 +28,9 @@ class Gateway:
 
 
 @pytest.fixture
-async def gateway() -> AsyncIterator[Gateway]:
-    """The real gateway app, in process, every upstream a stub, every caller an admin."""
-    upstream = StubUpstream()
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    server.add_generic_rpc_handlers([upstream])
-    upstream.address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
-    await server.start()
-    app = create_app(
-        load_settings(
-            GatewaySettings,
-            env_file=None,
-            redis_url=None,
-            **{f"{name}_service_addr": upstream.address for name in UPSTREAMS},
-        )
-    )
-    try:
-        async with app.router.lifespan_context(app):
-            app.state.verifier = TrustingVerifier()
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app),
-                base_url="http://gateway",
-                headers={"Authorization": "Bearer any"},
-            ) as http:
-                yield Gateway(app, http, upstream)
-    finally:
-        await server.stop(0)
+async def gateway(stub: StubUpstream) -> AsyncIterator[Gateway]:
+    async with running_gateway(stub) as (app, http):
+        yield Gateway(app, http, stub)
 
 
 def problem(status: int, body: bytes, content_type: str) -> dict[str, Any]:
