@@ -107,6 +107,9 @@ class NearCache:
         # Entries past their lifetime being read again, and the tasks reading them.
         self._refreshing: set[str] = set()
         self._refreshes: set[asyncio.Task[None]] = set()
+        # The hit counters' series, kept: `labels()` validates and locks on every call, and a
+        # hit is the catalog's busiest path.
+        self._hits = {kind: NEAR_HITS.labels(kind) for kind in ("product", "listing")}
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -155,7 +158,7 @@ class NearCache:
             value, expired = found
             if expired and local_key not in self._refreshing:
                 self._refresh(local_key, kind, lookup, key)
-            NEAR_HITS.labels(kind).inc()
+            self._hits[kind].inc()
             return CacheEntry(value)
         seen = self._invalidations
         entry = await lookup(key)
