@@ -29,6 +29,16 @@ _PAYMENT_FOR_ORDER = Statement(
     select(_payments.c.id).where(_payments.c.order_id == bindparam("order_id"))
 )
 _RECORD_PAYMENT = Statement(_payments.insert())
+# Never committed as PENDING: the charge's outcome replaces it in the same transaction.
+_RECORD_OUTCOME = Statement(
+    update(_payments)
+    .where(_payments.c.id == bindparam("payment"))
+    .values(
+        status=bindparam("status"),
+        failure_code=bindparam("failure_code"),
+        failure_reason=bindparam("failure_reason"),
+    )
+)
 _PAYMENT_OF_ORDER = Statement(
     select(_payments).where(_payments.c.order_id == bindparam("order_id"))
 )
@@ -52,13 +62,11 @@ class Payments:
             # A second order.created for this order (a re-publish): charged already. Or the
             # order was cancelled before this one was handled: never to be charged.
             return
-        result = self.provider.charge(
-            event.total.amount_minor, event.total.currency_code, event.payment_method
-        )
         payment_id, now = new_id(), utcnow()
-        status = "SUCCEEDED" if result.succeeded else "FAILED"
-        # Written now: a concurrent replica charging the same order fails here, on the unique
-        # order_id, and its transaction (event included) rolls back.
+        # The order's one payment row is claimed before anything is charged: a concurrent
+        # order.cancelled, or a replica charging the same order, fails here on the unique
+        # order_id (or waits for this transaction, then fails), and its transaction rolls back
+        # having charged nothing.
         await tx.execute(
             _RECORD_PAYMENT,
             {
@@ -67,11 +75,24 @@ class Payments:
                 "user_id": event.user_id,
                 "amount_minor": event.total.amount_minor,
                 "currency_code": event.total.currency_code,
-                "status": status,
+                "status": "PENDING",
                 "payment_method": event.payment_method,
+                "failure_code": "",
+                "failure_reason": "",
+                "created_at": now,
+            },
+        )
+        result = self.provider.charge(
+            event.total.amount_minor, event.total.currency_code, event.payment_method
+        )
+        status = "SUCCEEDED" if result.succeeded else "FAILED"
+        await tx.execute(
+            _RECORD_OUTCOME,
+            {
+                "payment": payment_id,
+                "status": status,
                 "failure_code": result.failure_code,
                 "failure_reason": result.failure_reason,
-                "created_at": now,
             },
         )
         amount = money_pb2.Money(

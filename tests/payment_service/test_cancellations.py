@@ -17,7 +17,7 @@ from meshkit.outbox import Outbox
 from meshkit.transactions import transaction
 from payment_service.models import Payment, metadata, outbox
 from payment_service.payments import Payments
-from payment_service.provider import SimulatedProvider
+from payment_service.provider import ChargeResult, SimulatedProvider
 from tests.conftest import DatabaseFactory
 
 TOTAL = money_pb2.Money(amount_minor=2_500, currency_code="EUR")
@@ -46,8 +46,25 @@ async def deliver(payments: Payments, database: Database, event: Any) -> None:
         await handler(tx, event, Envelope(event_type_of(event)))
 
 
+class CountingProvider(SimulatedProvider):
+    """The simulated provider, counting what it charged and gave back."""
+
+    def __init__(self) -> None:
+        super().__init__(10**9)
+        self.charged = 0
+        self.refunded = 0
+
+    def charge(self, amount_minor: int, currency_code: str, payment_method: str) -> ChargeResult:
+        result = super().charge(amount_minor, currency_code, payment_method)
+        self.charged += result.succeeded
+        return result
+
+    def refund(self, amount_minor: int, currency_code: str, payment_method: str) -> None:
+        self.refunded += 1
+
+
 async def payments_on(database: Database) -> Payments:
-    return Payments(database, Outbox(outbox, "payment_service"), SimulatedProvider(10**9))
+    return Payments(database, Outbox(outbox, "payment_service"), CountingProvider())
 
 
 async def published(database: Database) -> list[str]:
@@ -106,7 +123,10 @@ async def test_both_events_at_once_end_charged_and_refunded_or_never_charged(
     # that loses the race on the order's payment row fails and is delivered again.
     database = await database_on_each_backend(metadata)
     payments = await payments_on(database)
+    provider = payments.provider
+    assert isinstance(provider, CountingProvider)
     for _ in range(5):
+        provider.charged = provider.refunded = 0
         order_id = new_id()
         pending = [created(order_id), cancelled(order_id)]
         for _attempt in range(3):
@@ -124,9 +144,10 @@ async def test_both_events_at_once_end_charged_and_refunded_or_never_charged(
         assert not pending
         final = await payment(database, order_id)
         assert final is not None
-        assert (final.status, final.failure_code) in {
-            ("REFUNDED", ""),
-            ("FAILED", "order_cancelled"),
+        # Nothing charged that is not recorded: charged and refunded once, or never charged.
+        assert (final.status, final.failure_code, provider.charged, provider.refunded) in {
+            ("REFUNDED", "", 1, 1),
+            ("FAILED", "order_cancelled", 0, 0),
         }
 
 
