@@ -30,6 +30,11 @@ TokenSource = Callable[[], Awaitable[str | None]]
 # Pass as a call's metadata to send no token at all, e.g. when asking for one.
 NO_TOKEN: tuple[tuple[str, str], ...] = ((AUTHORIZATION_HEADER, ""),)
 
+# Clients ping an idle connection this often, so a dead peer (or a middlebox that dropped the
+# connection) is noticed before the next call rather than by it; servers accept such pings
+# (`meshkit.server.SERVER_OPTIONS`).
+KEEPALIVE_TIME_MS = 30_000
+
 # A deadline this close to passing is not worth a network round trip.
 _MIN_USEFUL_TIMEOUT = 0.001
 
@@ -214,7 +219,7 @@ def create_channel(
         options=[
             ("grpc.service_config", service_config(max_attempts)),
             ("grpc.enable_retries", 1),
-            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
             ("grpc.keepalive_permit_without_calls", 1),
         ],
     )

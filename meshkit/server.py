@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from meshkit.channels import KEEPALIVE_TIME_MS
 from meshkit.interceptors import (
     AccessLogInterceptor,
     AuthInterceptor,
@@ -53,6 +54,18 @@ class GrpcServer:
         await self.server.wait_for_termination()
 
 
+# Options of every gRPC server of the mesh.
+SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
+    # grpc shares a port between servers by default; a taken port must fail loudly instead.
+    ("grpc.so_reuseport", 0),
+    # The mesh's clients ping idle connections every KEEPALIVE_TIME_MS. gRPC's servers allow
+    # a ping without calls only every 5 minutes by default, and answer more with a GOAWAY
+    # (too_many_pings) that drops the connection and logs an error on both sides.
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_TIME_MS // 2),
+)
+
+
 def default_interceptors(
     verifier: TokenVerifier | None, public_methods: Collection[str]
 ) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
@@ -84,8 +97,7 @@ async def start_grpc_server(
         interceptors=list(interceptors)
         if interceptors is not None
         else default_interceptors(verifier, public_methods),
-        # grpc shares a port between servers by default; a taken port must fail loudly instead.
-        options=[("grpc.so_reuseport", 0)],
+        options=list(SERVER_OPTIONS),
     )
     for service in services:
         service.add_to_server(service.servicer, server)

@@ -13,7 +13,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from meshkit.server import GrpcServer, start_grpc_server
+from meshkit.channels import KEEPALIVE_TIME_MS
+from meshkit.server import SERVER_OPTIONS, GrpcServer, start_grpc_server
 from tests.runtime.probe import PUBLIC_METHODS, SERVICE, Probe, StaticVerifier, registration
 from tests.support import eventually
 
@@ -186,3 +187,11 @@ async def test_a_request_that_does_not_parse_is_invalid_argument_naming_its_mess
     assert raised.value.details() == "The request is not a valid google.protobuf.StringValue."
     answer = await greet(wrappers_pb2.StringValue(value="you").SerializeToString())
     assert wrappers_pb2.StringValue.FromString(answer).value == "hello you"
+
+
+def test_servers_accept_the_keepalive_pings_of_the_mesh_s_clients() -> None:
+    # gRPC's default server refuses a ping without calls more often than every 5 minutes
+    # with a GOAWAY (too_many_pings): the mesh's idle channels ping every 30 s.
+    options = dict(SERVER_OPTIONS)
+    assert options["grpc.keepalive_permit_without_calls"] == 1
+    assert options["grpc.http2.min_ping_interval_without_data_ms"] < KEEPALIVE_TIME_MS
