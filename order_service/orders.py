@@ -345,6 +345,7 @@ class Orders:
         ]
         if problems:
             raise InvalidArgument("The shipment has invalid fields.", problems)
+        await self.users.confirm(principal)
         async with self.db.transaction() as session:
             tx = SessionTransaction(session)
             order = await OrderRepository(session).get(order_id)

@@ -184,7 +184,7 @@ class Catalog:
     # --- categories ----------------------------------------------------------------------
 
     async def create_category(self, name: str, description: str) -> Category:
-        require_role(Role.ADMIN)
+        await self.sellers.confirm_caller(require_role(Role.ADMIN))
         violations: list[FieldViolation] = []
         name = _text(violations, "category.name", name, MAX_CATEGORY_NAME, required=True)
         description = _text(
@@ -235,7 +235,7 @@ class Catalog:
         return [category for category, _ in rows[:limit]], next_token
 
     async def update_category(self, category_id: str, changes: CategoryChanges) -> Category:
-        require_role(Role.ADMIN)
+        await self.sellers.confirm_caller(require_role(Role.ADMIN))
         check_id(category_id, "category.id")
         violations: list[FieldViolation] = []
         name = _new_text(
@@ -269,7 +269,7 @@ class Catalog:
         return category
 
     async def delete_category(self, category_id: str) -> None:
-        require_role(Role.ADMIN)
+        await self.sellers.confirm_caller(require_role(Role.ADMIN))
         check_id(category_id)
         try:
             async with self.db.transaction() as session:

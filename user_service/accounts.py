@@ -13,7 +13,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import IntegrityError
 
 from meshkit.access import require_principal, require_role, require_user
-from meshkit.context import Role
+from meshkit.context import Principal, Role
 from meshkit.db import Database, utcnow
 from meshkit.errors import (
     NUL,
@@ -242,7 +242,7 @@ class Accounts:
     # --- administration and other services ------------------------------------------
 
     async def list_users(self, requested_size: int, page_token: str) -> tuple[Sequence[User], str]:
-        require_role(Role.ADMIN)
+        await self._admin()
         limit = page_size(requested_size)
         after = self.page_tokens.decode(page_token, "users")[0] if page_token else None
         async with self.db.session() as session:
@@ -256,10 +256,12 @@ class Accounts:
         principal = require_principal()
         if not principal.is_privileged and principal.subject != user_id:
             raise PermissionDenied("Only admins see other users' profiles.")
+        if principal.role is Role.ADMIN and principal.subject != user_id:
+            await self._admin()
         return await self._get(user_id)
 
     async def update_user(self, user_id: str, changes: UserChanges) -> User:
-        principal = require_role(Role.ADMIN)
+        principal = await self._admin()
         if principal.subject == user_id and (
             (changes.role not in (None, Role.ADMIN)) or changes.active is False
         ):
@@ -303,6 +305,16 @@ class Accounts:
         if user is None:
             raise NotFound(f"No user has id {quoted(user_id)}.")
         return user
+
+    async def _admin(self) -> Principal:
+        """The caller, an admin by its token and still by its account: a token outlives a
+        demotion or a deactivation, and an admin's powers must not (they include restoring
+        its own)."""
+        principal = require_role(Role.ADMIN)
+        user = await load_user(self.db, principal.subject)
+        if user is None or not user.active or user.role != Role.ADMIN.value:
+            raise PermissionDenied("This account is no longer an active admin; sign in again.")
+        return principal
 
     async def _active(self, user_id: str) -> User | UserRecord:
         """The caller's own account, refused once deactivated: an access token outlives the

@@ -124,3 +124,31 @@ async def test_a_sellers_unexpired_token_changes_nothing_once_the_account_may_no
         ),
     )
     assert (await catalog.get_product(product.id)).name == "Lamp"
+
+
+async def test_a_demoted_admins_unexpired_token_changes_no_category(catalog: CatalogApi) -> None:
+    admin = bearer(catalog.identity.admin.token)
+    async with grpc.aio.insecure_channel(catalog.identity.address) as channel:
+        users = user_pb2_grpc.UserServiceStub(channel)
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        former = await _person(
+            users,
+            auth,
+            "former-admin@example.com",
+            user_pb2.ROLE_ADMIN,
+            catalog.identity.admin.token,
+        )
+        await users.UpdateUser(
+            user_pb2.UpdateUserRequest(
+                user=user_pb2.User(id=former.id, role=user_pb2.ROLE_SELLER),
+                update_mask=field_mask_pb2.FieldMask(paths=["role"]),
+            ),
+            metadata=admin,
+        )
+    await expect(
+        Code.PERMISSION_DENIED,
+        catalog.stub.CreateCategory(
+            product_pb2.CreateCategoryRequest(category=product_pb2.Category(name="Lamps")),
+            metadata=former.auth,
+        ),
+    )

@@ -10,6 +10,7 @@ from typing import Any
 import aio_pika
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 from sqlalchemy import func, select, text
 
 from ecommerce.common.v1 import money_pb2
@@ -25,7 +26,7 @@ from payment_service.app import DEFINITION as PAYMENT
 from payment_service.models import Payment
 from tests.conftest import AMQP_URL
 from tests.faultproxy import FaultyProxy, Mode
-from tests.saga.conftest import ADDRESS, OrderProcess, Saga, bearer
+from tests.saga.conftest import ADDRESS, ADMIN_EMAIL, ADMIN_PASSWORD, OrderProcess, Saga, bearer
 from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.integration
@@ -505,3 +506,30 @@ async def test_two_replicas_of_each_pay_every_order_once(saga_base: Saga) -> Non
         await saga.wait_status(order.id, PAID, timeout=40)
     assert await payment_count(saga) == 20
     assert await saga.stock_of(product) == 80
+
+
+async def test_a_demoted_sellers_unexpired_token_ships_nothing(saga: Saga) -> None:
+    seller_id, seller = await saga.new_user("demoted-seller@example.com", user_pb2.ROLE_SELLER)
+    saga.seller, own_seller = seller, saga.seller
+    try:
+        product = await saga.new_product(stock=2)
+    finally:
+        saga.seller = own_seller
+    order = await saga.place(product, 1, key=key())
+    await saga.wait_status(order.id, PAID)
+    admin = await saga.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    await saga.users.UpdateUser(
+        user_pb2.UpdateUserRequest(
+            user=user_pb2.User(id=seller_id, role=user_pb2.ROLE_CUSTOMER),
+            update_mask=field_mask_pb2.FieldMask(paths=["role"]),
+        ),
+        metadata=bearer(admin),
+    )
+    await expect_code(
+        grpc.StatusCode.PERMISSION_DENIED,
+        saga.orders.ShipOrder(
+            order_pb2.ShipOrderRequest(id=order.id, carrier="DHL", tracking_number="JD0147"),
+            metadata=bearer(seller),
+        ),
+    )
+    assert await saga.order_status(order.id) == PAID

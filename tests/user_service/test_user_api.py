@@ -447,3 +447,49 @@ async def test_is_user_active_needs_an_id(user_api: UserApi) -> None:
         ),
     )
     assert "id" in violations(error)
+
+
+@pytest.mark.parametrize("change", ["deactivated", "demoted"])
+async def test_an_admins_unexpired_token_loses_its_powers_with_the_account(
+    user_api: UserApi, change: str
+) -> None:
+    # Not even to restore its own rights: the token outlives the change, its powers must not.
+    pia = await user_api.register(f"pia-{change}@example.com")
+    boss = bearer(await user_api.admin_token())
+    await user_api.users.UpdateUser(
+        user_pb2.UpdateUserRequest(
+            user=user_pb2.User(id=pia.id, role=user_pb2.ROLE_ADMIN),
+            update_mask=field_mask_pb2.FieldMask(paths=["role"]),
+        ),
+        metadata=boss,
+    )
+    own = bearer(await user_api.token_of(f"pia-{change}@example.com"))
+    if change == "deactivated":
+        await user_api.users.DeactivateUser(
+            user_pb2.DeactivateUserRequest(id=pia.id), metadata=boss
+        )
+    else:
+        await user_api.users.UpdateUser(
+            user_pb2.UpdateUserRequest(
+                user=user_pb2.User(id=pia.id, role=user_pb2.ROLE_CUSTOMER),
+                update_mask=field_mask_pb2.FieldMask(paths=["role"]),
+            ),
+            metadata=boss,
+        )
+    restore = user_pb2.UpdateUserRequest(
+        user=user_pb2.User(id=pia.id, role=user_pb2.ROLE_ADMIN, active=True),
+        update_mask=field_mask_pb2.FieldMask(paths=["role", "active"]),
+    )
+    await expect(
+        grpc.StatusCode.PERMISSION_DENIED, user_api.users.UpdateUser(restore, metadata=own)
+    )
+    await expect(
+        grpc.StatusCode.PERMISSION_DENIED,
+        user_api.users.ListUsers(user_pb2.ListUsersRequest(), metadata=own),
+    )
+    await expect(
+        grpc.StatusCode.PERMISSION_DENIED,
+        user_api.users.DeactivateUser(user_pb2.DeactivateUserRequest(id=pia.id), metadata=own),
+    )
+    still = await user_api.users.GetUser(user_pb2.GetUserRequest(id=pia.id), metadata=boss)
+    assert still.role != user_pb2.ROLE_ADMIN or not still.active
