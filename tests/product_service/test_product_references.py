@@ -28,11 +28,12 @@ def _new_product(seller_id: str) -> product_pb2.CreateProductRequest:
     )
 
 
-@pytest.mark.parametrize("currency", ["XYZ", "HRK", "ZWL"])
+@pytest.mark.parametrize("currency", ["XYZ", "HRK", "ZWL", "XXX", "XTS", "XAU"])
 async def test_a_price_in_no_active_iso_4217_currency_is_refused(
     catalog: CatalogApi, currency: str
 ) -> None:
-    # XYZ was never a code; HRK and ZWL were withdrawn (Croatia's euro, Zimbabwe's ZWG).
+    # XYZ was never a code; HRK and ZWL were withdrawn (Croatia's euro, Zimbabwe's ZWG); XXX
+    # is "no currency", XTS the testing code, XAU an ounce of gold.
     error = await expect(Code.INVALID_ARGUMENT, catalog.create_product(currency=currency))
     assert set(violations(error)) == {CURRENCY_FIELD}
     assert "ISO 4217" in violations(error)[CURRENCY_FIELD]
