@@ -8,9 +8,11 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from ecommerce.user.v1 import auth_pb2, auth_pb2_grpc
+from ecommerce.user.v1 import auth_pb2, auth_pb2_grpc, user_pb2, user_pb2_grpc
 from meshkit.auth import JwksVerifier, ServiceTokenSource
 from meshkit.channels import NO_TOKEN, Channels, create_channel
+from meshkit.context import Principal, Role
+from meshkit.errors import DeadlineExceeded, PermissionDenied, Unavailable
 from meshkit.settings import CommonSettings, ServiceSettings
 
 # Fetching keys or a token happens outside any request's deadline; keep it short.
@@ -76,3 +78,41 @@ def link_user_service(settings: ServiceSettings, channels: Channels) -> UserServ
         create_channel(settings.user_service_addr, timeout_seconds=timeout, token_source=token),
     )
     return UserServiceLink(channel, as_service, token)
+
+
+_ROLES = {Role.SELLER: user_pb2.ROLE_SELLER, Role.ADMIN: user_pb2.ROLE_ADMIN}
+
+
+async def find_user(
+    users: user_pb2_grpc.UserServiceAsyncStub, user_id: str
+) -> user_pb2.User | None:
+    """The user `user_id` names, or None; the user service out of reach is UNAVAILABLE or
+    DEADLINE_EXCEEDED to the caller, with nothing changed."""
+    try:
+        return await users.GetUser(user_pb2.GetUserRequest(id=user_id))
+    except grpc.aio.AioRpcError as error:
+        if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise DeadlineExceeded(
+                "The user service did not answer in time; nothing was changed. Retry later."
+            ) from None
+        if error.code() is grpc.StatusCode.UNAVAILABLE:
+            raise Unavailable(
+                "The user service is unavailable right now; nothing was changed. Retry later."
+            ) from None
+        if error.code() is grpc.StatusCode.NOT_FOUND:
+            return None
+        raise
+
+
+async def confirm_account(users: user_pb2_grpc.UserServiceAsyncStub, principal: Principal) -> None:
+    """Returns when the caller's account is still active with the role its token claims.
+
+    A token outlives a deactivation or a demotion by up to its lifetime; a seller's or an
+    admin's powers over what others see must not. `users` should call as the service itself.
+    """
+    user = await find_user(users, principal.subject)
+    if user is None or not user.active or user.role != _ROLES.get(principal.role):
+        raise PermissionDenied(
+            "This account may no longer do this: it was deactivated, or its role changed. "
+            "Sign in again."
+        )

@@ -10,15 +10,15 @@ import grpc
 
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
 from ecommerce.user.v1 import user_pb2, user_pb2_grpc
-from meshkit.context import Principal, Role
+from meshkit.context import Principal
 from meshkit.errors import (
     DeadlineExceeded,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
-    PermissionDenied,
     Unavailable,
 )
+from meshkit.identity import confirm_account
 
 _UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
@@ -114,29 +114,13 @@ class Catalog:
         return response.released
 
 
-_ROLES = {Role.SELLER: user_pb2.ROLE_SELLER, Role.ADMIN: user_pb2.ROLE_ADMIN}
-
-
 class Users:
     def __init__(self, channel: grpc.aio.Channel) -> None:
-        self.stub = user_pb2_grpc.UserServiceStub(channel)
+        self.stub: user_pb2_grpc.UserServiceAsyncStub = user_pb2_grpc.UserServiceStub(channel)
 
     async def confirm(self, principal: Principal) -> None:
-        """Returns when the caller's account is still active with the role its token claims:
-        a token outlives a deactivation or a demotion, a seller's or admin's powers must not."""
-        try:
-            user = await self.stub.GetUser(user_pb2.GetUserRequest(id=principal.subject))
-        except grpc.aio.AioRpcError as error:
-            if error.code() in _UNREACHABLE:
-                raise _unavailable("user service", error) from None
-            if error.code() is not grpc.StatusCode.NOT_FOUND:
-                raise
-            user = None
-        if user is None or not user.active or user.role != _ROLES.get(principal.role):
-            raise PermissionDenied(
-                "This account may no longer do this: it was deactivated, or its role changed. "
-                "Sign in again."
-            )
+        """Returns when the caller's account still has the powers its token claims."""
+        await confirm_account(self.stub, principal)
 
     async def is_active(self, user_id: str) -> bool:
         try:
