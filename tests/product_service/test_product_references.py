@@ -3,6 +3,8 @@ service (as a seller or an admin)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
@@ -10,7 +12,14 @@ from google.protobuf import field_mask_pb2
 from ecommerce.common.v1 import money_pb2
 from ecommerce.product.v1 import product_pb2
 from ecommerce.user.v1 import auth_pb2_grpc, user_pb2, user_pb2_grpc
-from tests.product_service.conftest import CatalogApi, _person, bearer, expect, violations
+from tests.product_service.conftest import (
+    CatalogApi,
+    Person,
+    _person,
+    bearer,
+    expect,
+    violations,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -87,29 +96,51 @@ async def test_an_admin_may_name_a_seller_or_sell_themself(catalog: CatalogApi) 
         assert product.seller_id == (seller_id or identity.admin.id)
 
 
+class Accounts:
+    """The session's user service, as its admin: people to make, then demote or deactivate."""
+
+    def __init__(self, catalog: CatalogApi, channel: grpc.aio.Channel) -> None:
+        self.catalog = catalog
+        self.users = user_pb2_grpc.UserServiceStub(channel)
+        self.auth = auth_pb2_grpc.AuthServiceStub(channel)
+        self.admin = bearer(catalog.identity.admin.token)
+
+    async def person(self, email: str, role: user_pb2.Role.ValueType) -> Person:
+        admin_token = self.catalog.identity.admin.token
+        return await _person(self.users, self.auth, email, role, admin_token)
+
+    async def deactivate(self, person: Person) -> None:
+        await self.users.DeactivateUser(
+            user_pb2.DeactivateUserRequest(id=person.id), metadata=self.admin
+        )
+
+    async def set_role(self, person: Person, role: user_pb2.Role.ValueType) -> None:
+        await self.users.UpdateUser(
+            user_pb2.UpdateUserRequest(
+                user=user_pb2.User(id=person.id, role=role),
+                update_mask=field_mask_pb2.FieldMask(paths=["role"]),
+            ),
+            metadata=self.admin,
+        )
+
+
+@pytest.fixture
+async def accounts(catalog: CatalogApi) -> AsyncIterator[Accounts]:
+    async with grpc.aio.insecure_channel(catalog.identity.address) as channel:
+        yield Accounts(catalog, channel)
+
+
 @pytest.mark.parametrize("change", ["deactivated", "demoted"])
 async def test_a_sellers_unexpired_token_changes_nothing_once_the_account_may_not_sell(
-    catalog: CatalogApi, change: str
+    catalog: CatalogApi, accounts: Accounts, change: str
 ) -> None:
     # A token outlives a deactivation or a demotion; a change to the catalog must not.
-    admin = bearer(catalog.identity.admin.token)
-    async with grpc.aio.insecure_channel(catalog.identity.address) as channel:
-        users = user_pb2_grpc.UserServiceStub(channel)
-        auth = auth_pb2_grpc.AuthServiceStub(channel)
-        seller = await _person(
-            users, auth, f"{change}@example.com", user_pb2.ROLE_SELLER, catalog.identity.admin.token
-        )
-        product = await catalog.stub.CreateProduct(_new_product(""), metadata=seller.auth)
-        if change == "deactivated":
-            await users.DeactivateUser(user_pb2.DeactivateUserRequest(id=seller.id), metadata=admin)
-        else:
-            await users.UpdateUser(
-                user_pb2.UpdateUserRequest(
-                    user=user_pb2.User(id=seller.id, role=user_pb2.ROLE_CUSTOMER),
-                    update_mask=field_mask_pb2.FieldMask(paths=["role"]),
-                ),
-                metadata=admin,
-            )
+    seller = await accounts.person(f"{change}@example.com", user_pb2.ROLE_SELLER)
+    product = await catalog.stub.CreateProduct(_new_product(""), metadata=seller.auth)
+    if change == "deactivated":
+        await accounts.deactivate(seller)
+    else:
+        await accounts.set_role(seller, user_pb2.ROLE_CUSTOMER)
     await expect(
         Code.PERMISSION_DENIED, catalog.stub.CreateProduct(_new_product(""), metadata=seller.auth)
     )
@@ -127,25 +158,11 @@ async def test_a_sellers_unexpired_token_changes_nothing_once_the_account_may_no
     assert (await catalog.get_product(product.id)).name == "Lamp"
 
 
-async def test_a_demoted_admins_unexpired_token_changes_no_category(catalog: CatalogApi) -> None:
-    admin = bearer(catalog.identity.admin.token)
-    async with grpc.aio.insecure_channel(catalog.identity.address) as channel:
-        users = user_pb2_grpc.UserServiceStub(channel)
-        auth = auth_pb2_grpc.AuthServiceStub(channel)
-        former = await _person(
-            users,
-            auth,
-            "former-admin@example.com",
-            user_pb2.ROLE_ADMIN,
-            catalog.identity.admin.token,
-        )
-        await users.UpdateUser(
-            user_pb2.UpdateUserRequest(
-                user=user_pb2.User(id=former.id, role=user_pb2.ROLE_SELLER),
-                update_mask=field_mask_pb2.FieldMask(paths=["role"]),
-            ),
-            metadata=admin,
-        )
+async def test_a_demoted_admins_unexpired_token_changes_no_category(
+    catalog: CatalogApi, accounts: Accounts
+) -> None:
+    former = await accounts.person("former-admin@example.com", user_pb2.ROLE_ADMIN)
+    await accounts.set_role(former, user_pb2.ROLE_SELLER)
     await expect(
         Code.PERMISSION_DENIED,
         catalog.stub.CreateCategory(
