@@ -254,6 +254,8 @@ class Accounts:
 
     async def get_user(self, user_id: str) -> User | UserRecord:
         principal = require_principal()
+        if not user_id:
+            raise InvalidArgument.for_field("id", "is required")
         if not principal.is_privileged and principal.subject != user_id:
             raise PermissionDenied("Only admins see other users' profiles.")
         if principal.role is Role.ADMIN and principal.subject != user_id:

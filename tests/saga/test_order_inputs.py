@@ -9,7 +9,9 @@ import grpc
 import pytest
 
 from ecommerce.order.v1 import order_pb2
+from ecommerce.payment.v1 import payment_pb2
 from ecommerce.product.v1 import product_pb2
+from ecommerce.user.v1 import user_pb2
 from tests.product_service.conftest import violations
 from tests.saga.conftest import ADDRESS, Saga, bearer
 
@@ -98,3 +100,24 @@ async def test_an_order_to_no_assigned_country_is_refused(saga: Saga, country_co
     )
     assert set(violations(error)) == {"shipping_address.country_code"}
     assert await saga.stock_of(product_id) == 5
+
+
+async def test_an_empty_user_or_payment_id_is_required_too(saga: Saga) -> None:
+    token = bearer(saga.customer)
+    cases: dict[str, tuple[Callable[[], Awaitable[object]], str]] = {
+        "GetUser": (
+            lambda: saga.users.GetUser(user_pb2.GetUserRequest(id=""), metadata=token),
+            "id",
+        ),
+        "GetPayment": (
+            lambda: saga.payments.GetPayment(
+                payment_pb2.GetPaymentRequest(order_id=""), metadata=token
+            ),
+            "order_id",
+        ),
+    }
+    for name, (call, field) in cases.items():
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call()
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT, name
+        assert field in violations(raised.value), name
