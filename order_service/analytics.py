@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, func, select
 
 from meshkit.access import require_role
-from meshkit.context import Role
+from meshkit.context import Principal, Role
 from meshkit.db import Database
 from meshkit.errors import FailedPrecondition, InvalidArgument
 from order_service.models import Order, OrderItem, OrderStatus
@@ -113,15 +114,29 @@ def _range(start: datetime | None, end: datetime | None) -> tuple[datetime, date
     return start, end
 
 
+class Accounts(Protocol):
+    """Confirms the caller's account still has the powers its token claims."""
+
+    async def confirm(self, principal: Principal) -> None: ...
+
+
 class Analytics:
-    def __init__(self, database: Database, default_currency: str = "USD") -> None:
+    def __init__(
+        self, database: Database, accounts: Accounts, default_currency: str = "USD"
+    ) -> None:
         self.db = database
+        # Sales figures are the shop's own: a token that outlived its admin's demotion or
+        # deactivation reads none.
+        self.accounts = accounts
         self.default_currency = default_currency
+
+    async def _admin(self) -> None:
+        await self.accounts.confirm(require_role(Role.ADMIN))
 
     async def top_products(
         self, start: datetime | None, end: datetime | None, limit: int
     ) -> Sequence[ProductSales]:
-        require_role(Role.ADMIN)
+        await self._admin()
         if not 0 <= limit <= 100:
             raise InvalidArgument.for_field("limit", "must be between 1 and 100")
         start, end = _range(start, end)
@@ -154,7 +169,7 @@ class Analytics:
         self, granularity: Granularity, start: datetime | None, end: datetime | None
     ) -> Sequence[PeriodSales]:
         """One row per period from start to end, periods with no sales as zeros."""
-        require_role(Role.ADMIN)
+        await self._admin()
         start, end = _range(start, end)
         periods = periods_of(start, end, granularity)
         dialect = "sqlite" if self.db.is_sqlite else "postgresql"

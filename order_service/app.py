@@ -71,7 +71,7 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
             ),
             ServiceRegistration(
                 analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
-                AnalyticsService(Analytics(database)),
+                AnalyticsService(Analytics(database, orders.users)),
                 analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server,
             ),
         ],

@@ -79,9 +79,23 @@ async def analytics(
                 )
         token = principal_var.set(Principal("admin", Role.ADMIN, "t"))
         try:
-            yield Analytics(database)
+            yield Analytics(database, StillAdmin())
         finally:
             principal_var.reset(token)
+
+
+class StillAdmin:
+    """The user service's answer for an admin whose account is as its token says."""
+
+    async def confirm(self, principal: Principal) -> None:
+        return None
+
+
+class NoLongerAdmin:
+    """The user service's answer once the admin was demoted or deactivated."""
+
+    async def confirm(self, principal: Principal) -> None:
+        raise PermissionDenied("This account may no longer do this.")
 
 
 def day(text: str) -> datetime:
@@ -195,3 +209,11 @@ async def test_a_timestamp_past_year_9999_is_invalid_over_grpc(field: str) -> No
     with pytest.raises(InvalidArgument) as raised:
         await service.GetTopProducts(request, cast(Any, None))
     assert [violation.field for violation in raised.value.violations] == [field]
+
+
+async def test_a_token_that_outlived_its_admin_reads_no_sales(analytics: Analytics) -> None:
+    former = Analytics(analytics.db, NoLongerAdmin())
+    with pytest.raises(PermissionDenied):
+        await former.top_products(None, None, 5)
+    with pytest.raises(PermissionDenied):
+        await former.sales(Granularity.DAY, None, None)
