@@ -109,19 +109,18 @@ def problem_from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
         # limit, or a process runs short of memory: a fault of ours, not the client's pace,
         # so not a 429 (slow down). Only a service's own ErrorInfo makes it one.
         status = 500
-    if status >= 500:
+    if status >= 500 or not written_for_clients:
+        # Text no service of ours wrote is gRPC's own, naming internal hosts, ports and
+        # limits: logged, never sent.
         logger.warning("upstream %s: %s", error.code().name, error.details())
+    if status >= 500:
         if status != 500 and written_for_clients:
             return problem(status, error.details() or _SERVER_FAULT_DETAIL[status])
-        # Transport details name internal hosts and ports: logged, never sent.
         return problem(
             status, _SERVER_FAULT_DETAIL.get(status, "This operation is not available yet.")
         )
-    if not written_for_clients:
-        # Text no service of ours wrote is gRPC's own, about its internals: logged, never sent.
-        logger.warning("upstream %s: %s", error.code().name, error.details())
-        return problem(status, _title(status), errors=field_violations(rich))
-    return problem(status, error.details() or _title(status), errors=field_violations(rich))
+    detail = (error.details() if written_for_clients else "") or _title(status)
+    return problem(status, detail, errors=field_violations(rich))
 
 
 def _validation_field(loc: tuple[Any, ...]) -> str:

@@ -4,6 +4,7 @@ money back when the order was cancelled meanwhile."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from google.protobuf.message import Message
 from sqlalchemy import Table, bindparam, select, update
@@ -25,9 +26,6 @@ logger = logging.getLogger(__name__)
 
 _payments: Table = Payment.__table__  # type: ignore[assignment]
 # Built once, run with parameters: every order is charged once.
-_PAYMENT_FOR_ORDER = Statement(
-    select(_payments.c.id).where(_payments.c.order_id == bindparam("order_id"))
-)
 _RECORD_PAYMENT = Statement(_payments.insert())
 # Never committed as PENDING: the charge's outcome replaces it in the same transaction.
 _RECORD_OUTCOME = Statement(
@@ -49,6 +47,31 @@ _MARK_REFUNDED = Statement(
 )
 
 
+def _payment_row(
+    payment_id: str,
+    event: events_pb2.OrderCreated | events_pb2.OrderCancelled,
+    *,
+    status: str,
+    created_at: datetime,
+    payment_method: str = "",
+    failure_code: str = "",
+    failure_reason: str = "",
+) -> dict[str, object]:
+    """The order's one payment row, as an event about the order gives it."""
+    return {
+        "id": payment_id,
+        "order_id": event.order_id,
+        "user_id": event.user_id,
+        "amount_minor": event.total.amount_minor,
+        "currency_code": event.total.currency_code,
+        "status": status,
+        "payment_method": payment_method,
+        "failure_code": failure_code,
+        "failure_reason": failure_reason,
+        "created_at": created_at,
+    }
+
+
 class Payments:
     def __init__(self, database: Database, outbox: Outbox, provider: SimulatedProvider) -> None:
         self.db = database
@@ -58,7 +81,7 @@ class Payments:
     async def on_order_created(self, tx: Transaction, event: Message, envelope: Envelope) -> None:
         """Charge the order and record the outcome with its event, in one transaction."""
         assert isinstance(event, events_pb2.OrderCreated)
-        if await tx.fetchrow(_PAYMENT_FOR_ORDER, {"order_id": event.order_id}) is not None:
+        if await tx.fetchrow(_PAYMENT_OF_ORDER, {"order_id": event.order_id}) is not None:
             # A second order.created for this order (a re-publish): charged already. Or the
             # order was cancelled before this one was handled: never to be charged.
             return
@@ -69,18 +92,13 @@ class Payments:
         # having charged nothing.
         await tx.execute(
             _RECORD_PAYMENT,
-            {
-                "id": payment_id,
-                "order_id": event.order_id,
-                "user_id": event.user_id,
-                "amount_minor": event.total.amount_minor,
-                "currency_code": event.total.currency_code,
-                "status": "PENDING",
-                "payment_method": event.payment_method,
-                "failure_code": "",
-                "failure_reason": "",
-                "created_at": now,
-            },
+            _payment_row(
+                payment_id,
+                event,
+                status="PENDING",
+                created_at=now,
+                payment_method=event.payment_method,
+            ),
         )
         result = self.provider.charge(
             event.total.amount_minor, event.total.currency_code, event.payment_method
@@ -140,20 +158,17 @@ class Payments:
         assert isinstance(event, events_pb2.OrderCancelled)
         payment = await tx.fetchrow(_PAYMENT_OF_ORDER, {"order_id": event.order_id})
         if payment is None:
+            never = "The order was cancelled before it was charged."
             await tx.execute(
                 _RECORD_PAYMENT,
-                {
-                    "id": new_id(),
-                    "order_id": event.order_id,
-                    "user_id": event.user_id,
-                    "amount_minor": event.total.amount_minor,
-                    "currency_code": event.total.currency_code,
-                    "status": "FAILED",
-                    "payment_method": "",
-                    "failure_code": "order_cancelled",
-                    "failure_reason": "The order was cancelled before it was charged.",
-                    "created_at": utcnow(),
-                },
+                _payment_row(
+                    new_id(),
+                    event,
+                    status="FAILED",
+                    created_at=utcnow(),
+                    failure_code="order_cancelled",
+                    failure_reason=never,
+                ),
             )
             return
         if payment["status"] != "SUCCEEDED":

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aio_pika
+import httpx
 
 from meshkit.launcher import free_port
 
@@ -55,3 +56,15 @@ async def queue_counts(
             await channel.close()
     result = queue.declaration_result
     return result.message_count or 0, result.consumer_count or 0
+
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The body of a problem+json answer with `status`, as the gateway writes every error."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body

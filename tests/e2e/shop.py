@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, RunningMesh
-from tests.support import eventually
+from tests.support import PROBLEM_JSON, eventually, problem
 
-PROBLEM = "application/problem+json"
+PROBLEM = PROBLEM_JSON
 PASSWORD = "a fine password"
 ADDRESS = {
     "recipient": "Ada Lovelace",
@@ -31,10 +31,7 @@ def auth(token: str) -> dict[str, str]:
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
+    body = problem(response, status)
     assert body["request_id"] == response.headers["x-request-id"]
     assert "Traceback" not in response.text
     return body

@@ -14,7 +14,6 @@ from fastapi.routing import APIRoute
 
 from ecommerce.order.v1 import analytics_pb2
 from gateway.app import create_app
-from gateway.problems import PROBLEM_JSON
 from gateway.routes import carts, categories, orders, products, users
 from gateway.routes.params import ID_MAX_LENGTH
 from gateway.settings import GatewaySettings
@@ -22,20 +21,13 @@ from meshkit.errors import ResourceExhausted
 from meshkit.interceptors import status_for
 from meshkit.settings import load_settings
 from tests.gateway.conftest import Failure, StubUpstream, running_gateway
+from tests.support import problem
 
 
 @pytest.fixture
 async def client(stub: StubUpstream) -> AsyncIterator[httpx.AsyncClient]:
     async with running_gateway(stub) as (_, http):
         yield http
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 def fields(body: dict[str, Any]) -> list[str]:

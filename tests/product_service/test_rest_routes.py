@@ -10,10 +10,10 @@ import pytest
 from fastapi import FastAPI
 
 from gateway.app import create_app
-from gateway.problems import PROBLEM_JSON
 from gateway.settings import GatewaySettings
 from meshkit.settings import load_settings
 from tests.product_service.conftest import CatalogApi, Person
+from tests.support import problem
 
 pytestmark = pytest.mark.integration
 
@@ -41,14 +41,6 @@ async def client(catalog: CatalogApi) -> AsyncIterator[httpx.AsyncClient]:
 
 def auth(person: Person) -> dict[str, str]:
     return {"Authorization": f"Bearer {person.token}"}
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 def error_fields(body: dict[str, Any]) -> set[str]:
