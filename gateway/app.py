@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from gateway.catalog_cache import CatalogAnswers, open_catalog_tier
 from gateway.metrics import metrics_router
 from gateway.middleware import install_middleware
 from gateway.problems import install_problem_handlers
@@ -44,15 +45,17 @@ OPENAPI_TAGS = [
 def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        upstreams = Upstreams.open(settings)
-        app.state.upstreams = upstreams
-        app.state.verifier = jwks_verifier(settings, upstreams.channels["user_service"])
-        prepare_collector_for_serving(GATEWAY_YOUNG_COLLECTION_THRESHOLD)
-        try:
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(app.state.rate_limits.close)
+            upstreams = Upstreams.open(settings)
+            stack.push_async_callback(upstreams.close)
+            app.state.upstreams = upstreams
+            app.state.verifier = jwks_verifier(settings, upstreams.channels["user_service"])
+            catalog: CatalogAnswers = app.state.catalog
+            catalog.tier = open_catalog_tier(settings, stack)
+            stack.callback(setattr, catalog, "tier", None)
+            prepare_collector_for_serving(GATEWAY_YOUNG_COLLECTION_THRESHOLD)
             yield
-        finally:
-            await upstreams.close()
-            await app.state.rate_limits.close()
 
     app = FastAPI(
         title="E-commerce mesh API",
@@ -73,6 +76,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.settings = settings
     app.state.rate_limits = RateLimits.from_settings(settings)
     app.state.metrics_registry = CollectorRegistry()
+    app.state.catalog = CatalogAnswers(app.state.metrics_registry)
     install_problem_handlers(app)
     install_middleware(app, settings, app.state.rate_limits, app.state.metrics_registry)
     # Routes are tried in order, at a few microseconds per route passed over (the same route

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
+from gateway.catalog_cache import CatalogAnswers
 from gateway.upstreams import Upstreams
 from meshkit.auth import JwksVerifier
 from meshkit.context import Principal, Role, principal_var
@@ -23,6 +24,12 @@ def upstreams(request: Request) -> Upstreams:
     """
     stubs: Upstreams = request.app.state.upstreams
     return stubs
+
+
+def catalog(request: Request) -> CatalogAnswers:
+    """The gateway's cache of catalog answers (a plain call too, for the same reason)."""
+    answers: CatalogAnswers = request.app.state.catalog
+    return answers
 
 
 class VerifiedBearer(HTTPBearer):

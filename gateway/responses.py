@@ -33,4 +33,18 @@ class Document(Response):
         super().__init__(content, status_code=status_code, headers=headers)
 
     def render(self, content: Any) -> bytes:
-        return pydantic_core.to_json(content)
+        return encode(content)
+
+
+def encode(document: Mapping[str, Any]) -> bytes:
+    """A document's JSON, exactly as `Document` answers it."""
+    return pydantic_core.to_json(document)
+
+
+class EncodedDocument(Response):
+    """A document `encode`d before (as the gateway's catalog cache keeps them)."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(body)

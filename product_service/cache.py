@@ -27,7 +27,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from product_service import invalidation
+from meshkit import catalog_invalidation as invalidation
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ CACHE_BYPASSED = Counter(
     ["kind"],
 )
 
-DEFAULT_PREFIX = "catalog:"
+DEFAULT_PREFIX = invalidation.PREFIX
 # Warnings about an unavailable cache: at most one per this many seconds.
 WARNING_INTERVAL_SECONDS = 30.0
 # How long Redis is first left alone after a failure (`CircuitBreaker`).
@@ -211,7 +211,7 @@ class RedisCatalogCache:
         self._epoch_key = f"{prefix}epoch"
         self._listings_key = f"{prefix}listings:generation"
         # Every invalidation is also published here, for the replicas' in-process tiers.
-        self.invalidation_channel = f"{prefix}invalidations"
+        self.invalidation_channel = invalidation.channel(prefix)
         # Set when an invalidation could not reach Redis: entries stored before it may be
         # stale, so the epoch (part of every key) is bumped once Redis answers again.
         self._missed_invalidation = False

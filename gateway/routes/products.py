@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request, Response, status
 from google.protobuf import field_mask_pb2
 
 from ecommerce.product.v1 import product_pb2
-from gateway.deps import Caller, upstreams
-from gateway.responses import Document
+from gateway.deps import Caller, catalog, upstreams
+from gateway.responses import Document, EncodedDocument, encode
 from gateway.routes.params import PathId, QueryId
 from gateway.schemas.common import INT64_MAX, problem_responses
 from gateway.schemas.products import (
@@ -58,22 +58,26 @@ async def list_products(
     page_token: Annotated[
         str, Query(max_length=1024, description="next_page_token of the previous page.")
     ] = "",
-) -> Document:
-    stubs = upstreams(request)
-    response = await stubs.products.ListProducts(
-        product_pb2.ListProductsRequest(
-            query=query,
-            category_id=category_id,
-            min_price=min_price,
-            max_price=max_price,
-            seller_id=seller_id,
-            in_stock=in_stock,
-            order_by=order_by or "",
-            page_size=page_size,
-            page_token=page_token,
-        )
+) -> EncodedDocument:
+    asked = product_pb2.ListProductsRequest(
+        query=query,
+        category_id=category_id,
+        min_price=min_price,
+        max_price=max_price,
+        seller_id=seller_id,
+        in_stock=in_stock,
+        order_by=order_by or "",
+        page_size=page_size,
+        page_token=page_token,
     )
-    return Document(product_list_document(response))
+
+    async def fetch() -> bytes:
+        return encode(product_list_document(await upstreams(request).products.ListProducts(asked)))
+
+    # The request message names the page: fields at their defaults are left out, so one page
+    # asked for in different ways is one entry. Latin-1 maps bytes to text one for one.
+    key = asked.SerializeToString(deterministic=True).decode("latin-1")
+    return EncodedDocument(await catalog(request).listing(key, fetch))
 
 
 @router.get(
@@ -82,10 +86,14 @@ async def list_products(
     summary="One product (archived ones too, flagged)",
     responses=problem_responses(404),
 )
-async def get_product(product_id: PathId, request: Request) -> Document:
-    stubs = upstreams(request)
-    product = await stubs.products.GetProduct(product_pb2.GetProductRequest(id=product_id))
-    return Document(product_document(product))
+async def get_product(product_id: PathId, request: Request) -> EncodedDocument:
+    async def fetch() -> bytes:
+        product = await upstreams(request).products.GetProduct(
+            product_pb2.GetProductRequest(id=product_id)
+        )
+        return encode(product_document(product))
+
+    return EncodedDocument(await catalog(request).product(product_id, fetch))
 
 
 @router.post(

@@ -20,22 +20,9 @@ from gateway.settings import GatewaySettings
 from meshkit.errors import ResourceExhausted
 from meshkit.settings import load_settings
 from tests.conftest import REDIS_URL
-from tests.support import free_port
+from tests.support import FakeClock, free_port
 
 WINDOW = 60
-
-
-class FakeClock:
-    """Wall time that moves only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.25
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 LimitsFactory = Callable[..., RateLimits]
@@ -43,7 +30,8 @@ LimitsFactory = Callable[..., RateLimits]
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    # Wall time: the Redis counters' windows are in seconds since the epoch.
+    return FakeClock(1_700_000_000.25)
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])

@@ -15,11 +15,10 @@ from tests.faultproxy import FaultyProxy, Mode
 from tests.product_service.conftest import (
     CACHE_REDIS_URL,
     CatalogApi,
-    FakeClock,
     StartCatalog,
     metric,
 )
-from tests.support import free_port
+from tests.support import FakeClock, free_port
 
 pytestmark = pytest.mark.integration
 

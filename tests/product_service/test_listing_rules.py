@@ -22,7 +22,7 @@ from product_service.listing import (
     like_pattern,
     normalize_filter,
 )
-from tests.product_service.conftest import FakeClock
+from tests.support import FakeClock
 
 TOKENS = ListingTokens(PageTokenCodec(b"unit-test-secret"))
 

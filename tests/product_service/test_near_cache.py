@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 from ecommerce.common.v1 import money_pb2
 from product_service.cache import CircuitBreaker, RedisCatalogCache, connect_redis
 from product_service.near_cache import NearCache
-from tests.product_service.conftest import CACHE_REDIS_URL, FakeClock, StartCatalog
-from tests.support import eventually
+from tests.product_service.conftest import CACHE_REDIS_URL, StartCatalog
+from tests.support import FakeClock, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -132,11 +132,11 @@ async def test_a_read_that_raced_a_write_is_not_kept(replica: Replica) -> None:
     writer, reader = await replica(), await replica()
     entry = await reader.product("p1")  # a miss: the service now reads the database ...
     assert entry.value is None
-    before = reader._invalidations
+    before = reader.tier.invalidations
     await writer.product_changed("p1", listings=False)  # ... while another replica writes
 
     async def message_arrived() -> bool:
-        return reader._invalidations > before
+        return reader.tier.invalidations > before
 
     await eventually(message_arrived, timeout=5, message="the invalidation arrives")
     await entry.store(b"maybe older than the write")

@@ -1,11 +1,23 @@
-"""The catalog's invalidation messages, published by the Redis tier to every replica."""
+"""The catalog's invalidation messages: what changed, published on one Redis channel.
+
+The product service publishes one whenever it makes a cached product or listing unreachable
+in Redis; every in-process tier of catalog entries (the product service's replicas', the
+gateway's) listens and forgets what a message names.
+"""
 
 from __future__ import annotations
+
+# Every key of the catalog's Redis cache starts with this; the channel is named after it.
+PREFIX = "catalog:"
 
 ALL = "*"
 LISTINGS = "listings"
 _PRODUCT = "product:"
 _PRODUCT_AND_LISTINGS = "product+listings:"
+
+
+def channel(prefix: str = PREFIX) -> str:
+    return f"{prefix}invalidations"
 
 
 def product_changed(product_id: str, *, listings: bool) -> str:
