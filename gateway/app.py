@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from gateway.catalog_cache import CatalogAnswers, open_catalog_tier
+from gateway.answer_cache import Answers, open_caches
 from gateway.metrics import metrics_router
 from gateway.middleware import install_middleware
 from gateway.problems import install_problem_handlers
@@ -51,9 +51,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             stack.push_async_callback(upstreams.close)
             app.state.upstreams = upstreams
             app.state.verifier = jwks_verifier(settings, upstreams.channels["user_service"])
-            catalog: CatalogAnswers = app.state.catalog
-            catalog.tier = open_catalog_tier(settings, stack)
-            stack.callback(setattr, catalog, "tier", None)
+            open_caches(app.state.answers, settings, stack)
             prepare_collector_for_serving(GATEWAY_YOUNG_COLLECTION_THRESHOLD)
             yield
 
@@ -76,7 +74,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.settings = settings
     app.state.rate_limits = RateLimits.from_settings(settings)
     app.state.metrics_registry = CollectorRegistry()
-    app.state.catalog = CatalogAnswers(app.state.metrics_registry)
+    app.state.answers = Answers(app.state.metrics_registry)
     install_problem_handlers(app)
     install_middleware(app, settings, app.state.rate_limits, app.state.metrics_registry)
     # Routes are tried in order, at a few microseconds per route passed over (the same route

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
-from gateway.catalog_cache import CatalogAnswers
+from gateway.answer_cache import Answers
 from gateway.upstreams import Upstreams
 from meshkit.auth import JwksVerifier
 from meshkit.context import Principal, Role, principal_var
@@ -26,10 +26,10 @@ def upstreams(request: Request) -> Upstreams:
     return stubs
 
 
-def catalog(request: Request) -> CatalogAnswers:
-    """The gateway's cache of catalog answers (a plain call too, for the same reason)."""
-    answers: CatalogAnswers = request.app.state.catalog
-    return answers
+def answers(request: Request) -> Answers:
+    """The gateway's cache of read answers (a plain call too, for the same reason)."""
+    cached: Answers = request.app.state.answers
+    return cached
 
 
 class VerifiedBearer(HTTPBearer):

@@ -25,13 +25,13 @@ class GatewaySettings(CommonSettings):
     write_limit_per_client: int = setting(120, "WRITE_LIMIT_PER_CLIENT", ge=1)
     write_window_seconds: int = setting(60, "WRITE_WINDOW_SECONDS", ge=1)
 
-    # The gateway's own cache of product documents and listing pages (only when REDIS_URL is
-    # set; 0 turns it off). Kept exact by the catalog's invalidations through Redis: the
-    # lifetime only bounds a message lost unnoticed.
-    catalog_cache_ttl_seconds: float = setting(
-        60.0, "GATEWAY_CATALOG_CACHE_TTL_SECONDS", ge=0, le=3600
+    # The gateway's own cache of product, listing and order answers (only when REDIS_URL is
+    # set; 0 turns it off), each kept exact by its service's announcements through Redis: the
+    # lifetime only bounds a message lost unnoticed. The size is the catalog's, and the orders'.
+    answer_cache_ttl_seconds: float = setting(
+        60.0, "GATEWAY_ANSWER_CACHE_TTL_SECONDS", ge=0, le=3600
     )
-    catalog_cache_max_mb: float = setting(16.0, "GATEWAY_CATALOG_CACHE_MAX_MB", gt=0, le=4096)
+    answer_cache_max_mb: float = setting(16.0, "GATEWAY_ANSWER_CACHE_MAX_MB", gt=0, le=4096)
 
     @property
     def cors_origin_list(self) -> list[str]:

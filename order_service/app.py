@@ -13,6 +13,8 @@ from ecommerce.order.v1 import (
     order_pb2,
     order_pb2_grpc,
 )
+from meshkit import invalidation
+from meshkit.announcer import open_announcer
 from meshkit.channels import Channels, create_channel
 from meshkit.db import Database
 from meshkit.identity import jwks_verifier, link_user_service
@@ -55,6 +57,7 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         Catalog(product_channel),
         Users(users.as_service),
         PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
+        open_announcer(settings.redis_url, invalidation.ORDERS_CHANNEL, stack),
     )
     carts = Carts(database, orders.catalog, orders)
     return ServiceApp(

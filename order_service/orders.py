@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -11,7 +12,9 @@ from google.protobuf.message import Message
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
+from meshkit import invalidation
 from meshkit.access import require_principal, require_role, require_user
+from meshkit.announcer import ChangeAnnouncer
 from meshkit.context import Principal, Role, deadline_var
 from meshkit.db import Database, utcnow
 from meshkit.errors import (
@@ -82,12 +85,16 @@ class Orders:
         catalog: Catalog,
         users: Users,
         page_tokens: PageTokenCodec,
+        changes: ChangeAnnouncer | None = None,
     ) -> None:
         self.db = database
         self.outbox = outbox
         self.catalog = catalog
         self.users = users
         self.page_tokens = page_tokens
+        # Where every change to an order is announced once committed: the gateway keeps its
+        # answers about an order until then.
+        self.changes = changes
 
     # --- placing an order -------------------------------------------------------------
 
@@ -333,6 +340,7 @@ class Orders:
                 ),
                 "Order cancelled" + (f": {reason}" if reason else ""),
             )
+        await self._announce(order_id)
         return await self._reload(order_id)
 
     async def ship(self, order_id: str, carrier: str, tracking_number: str) -> Order:
@@ -381,7 +389,20 @@ class Orders:
                 ),
                 f"Shipped with {carrier.strip()}, tracking {tracking_number.strip()}",
             )
+        await self._announce(order_id)
         return await self._reload(order_id)
+
+    async def _announce(self, order_id: str) -> None:
+        """A change committed here, announced before its maker is answered."""
+        if self.changes is not None:
+            await self.changes.changed(invalidation.order_changed(order_id))
+
+    def _announce_after_commit(self, tx: Transaction, order_id: str) -> None:
+        """A change made in an event's transaction, announced once that commits."""
+        if self.changes is not None:
+            tx.after_commit(
+                functools.partial(self.changes.changed_soon, invalidation.order_changed(order_id))
+            )
 
     async def _reload(self, order_id: str) -> Order:
         async with self.db.session() as session:
@@ -402,6 +423,7 @@ class Orders:
             tx, event.order_id, OrderStatus.PENDING, OrderStatus.PAID, paid_at=now, updated_at=now
         )
         if moved is not None:
+            self._announce_after_commit(tx, event.order_id)
             await self._emit(
                 tx,
                 event.order_id,
@@ -447,6 +469,7 @@ class Orders:
         )
         if moved is None:
             return  # already moved on: a duplicate, or the owner cancelled first
+        self._announce_after_commit(tx, event.order_id)
         await self.catalog.release(event.order_id)
         await self._emit(
             tx,

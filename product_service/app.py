@@ -10,10 +10,12 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
+from meshkit.announcer import open_announcer
 from meshkit.channels import Channels
 from meshkit.db import Database
 from meshkit.identity import jwks_verifier, link_user_service
 from meshkit.pagination import PageTokenCodec
+from meshkit.redisconn import connect_redis
 from meshkit.server import ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
 from product_service.cache import (
@@ -22,7 +24,6 @@ from product_service.cache import (
     Clock,
     NoCache,
     RedisCatalogCache,
-    connect_redis,
 )
 from product_service.catalog import Catalog
 from product_service.grpc_api import PUBLIC_METHODS, ProductService
@@ -52,6 +53,14 @@ def build_cache(
         popular_reads=settings.popular_product_reads,
         timeout_seconds=settings.cache_timeout_seconds,
         breaker=CircuitBreaker(settings.cache_retry_after_seconds, clock),
+    )
+    # Says every second that the catalog's changes are announced: the gateway keeps catalog
+    # answers only while it hears that.
+    open_announcer(
+        settings.redis_url,
+        shared.invalidation_channel,
+        stack,
+        timeout_seconds=settings.cache_timeout_seconds,
     )
     if not settings.near_cache_ttl_seconds:
         return shared

@@ -23,11 +23,9 @@ from typing import Literal, Protocol, TypeVar
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from meshkit import catalog_invalidation as invalidation
+from meshkit import invalidation
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +45,7 @@ CACHE_BYPASSED = Counter(
     ["kind"],
 )
 
-DEFAULT_PREFIX = invalidation.PREFIX
+DEFAULT_PREFIX = invalidation.CATALOG_PREFIX
 # Warnings about an unavailable cache: at most one per this many seconds.
 WARNING_INTERVAL_SECONDS = 30.0
 # How long Redis is first left alone after a failure (`CircuitBreaker`).
@@ -172,17 +170,6 @@ def _bytes(value: bytes | str | None) -> bytes | None:
     return value.encode() if isinstance(value, str) else value
 
 
-def connect_redis(url: str, timeout_seconds: float) -> Redis:
-    """A client that gives up after `timeout_seconds` and never retries on its own."""
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout_seconds,
-        socket_connect_timeout=timeout_seconds,
-        # The breaker decides when to try again; a retry would double every timeout.
-        retry=Retry(NoBackoff(), 0),
-    )
-
-
 class RedisCatalogCache:
     def __init__(
         self,
@@ -211,7 +198,7 @@ class RedisCatalogCache:
         self._epoch_key = f"{prefix}epoch"
         self._listings_key = f"{prefix}listings:generation"
         # Every invalidation is also published here, for the replicas' in-process tiers.
-        self.invalidation_channel = invalidation.channel(prefix)
+        self.invalidation_channel = invalidation.catalog_channel(prefix)
         # Set when an invalidation could not reach Redis: entries stored before it may be
         # stale, so the epoch (part of every key) is bumped once Redis answers again.
         self._missed_invalidation = False

@@ -2,9 +2,10 @@
 
 A product read from Redis costs this process more than the rest of the call together (two
 round trips through redis-py); hot products and listings are therefore also kept here, as
-the bytes Redis holds, in a `CatalogTier` that every invalidation the Redis tier makes
-(`RedisCatalogCache`) reaches through Redis pub/sub: a replica serves what another one
-changed no longer than the message takes. `meshkit.catalog_tier` says what keeps it exact.
+the bytes Redis holds, in an `InvalidatedCache` that every invalidation the Redis tier
+makes (`RedisCatalogCache`) reaches through Redis pub/sub: a replica serves what another one
+changed no longer than the message takes. `meshkit.invalidated_cache` says what keeps it
+exact.
 
 An entry read in the `ttl` after its lifetime is answered once more while it is read again
 from Redis in the background (one read per entry at a time), and replaced, or dropped when
@@ -30,7 +31,8 @@ from collections.abc import Awaitable, Callable
 from prometheus_client import Counter
 from redis.asyncio import Redis
 
-from meshkit.catalog_tier import EXPIRY_SPREAD, CatalogTier, Kind
+from meshkit import invalidation
+from meshkit.invalidated_cache import EXPIRY_SPREAD, InvalidatedCache
 from product_service.cache import CacheEntry, Clock, RedisCatalogCache
 
 logger = logging.getLogger(__name__)
@@ -48,7 +50,8 @@ NEAR_REFRESHES = Counter(
 
 
 class NearCache:
-    """A `CatalogTier` in front of a `RedisCatalogCache`, filled from it."""
+    """An `InvalidatedCache` in front of a `RedisCatalogCache`, filled from it: a product's
+    entry in the product's group, every listing in the group `LISTINGS`."""
 
     def __init__(
         self,
@@ -62,17 +65,19 @@ class NearCache:
         uniform: Callable[[], float] = random.random,
     ) -> None:
         self.inner = inner
-        self.tier = CatalogTier(
+        self.tier = InvalidatedCache(
             subscriber,
-            channel=inner.invalidation_channel,
+            inner.invalidation_channel,
+            invalidation.catalog_groups,
             ttl=ttl,
             max_bytes=max_bytes,
             clock=clock,
             spread=spread,
             uniform=uniform,
+            name="catalog in-process cache",
         )
         # Entries past their lifetime being read again, and the tasks reading them.
-        self._refreshing: set[tuple[Kind, str]] = set()
+        self._refreshing: set[tuple[str, str]] = set()
         self._refreshes: set[asyncio.Task[None]] = set()
         # The hit counters' series, kept: `labels()` validates and locks on every call, and a
         # hit is the catalog's busiest path.
@@ -106,66 +111,73 @@ class NearCache:
     # --- reads ---------------------------------------------------------------------------
 
     async def product(self, product_id: str) -> CacheEntry:
-        return await self._read("product", self.inner.product, product_id)
+        group = invalidation.product_group(product_id)
+        return await self._read("product", group, "", self.inner.product, product_id)
 
     async def listing(self, key: str) -> CacheEntry:
-        return await self._read("listing", self.inner.listing, key)
+        return await self._read("listing", invalidation.LISTINGS, key, self.inner.listing, key)
 
     async def _read(
-        self, kind: Kind, lookup: Callable[[str], Awaitable[CacheEntry]], key: str
+        self,
+        kind: str,
+        group: str,
+        key: str,
+        lookup: Callable[[str], Awaitable[CacheEntry]],
+        inner_key: str,
     ) -> CacheEntry:
-        found = self.tier.get(kind, key)
+        found = self.tier.get(group, key)
         if found is not None:
             value, expired = found
-            if expired and (kind, key) not in self._refreshing:
-                self._refresh(kind, lookup, key)
+            if expired and (group, key) not in self._refreshing:
+                self._refresh(kind, group, key, lambda: lookup(inner_key))
             self._hits[kind].inc()
             return CacheEntry(value)
         mark = self.tier.mark()
-        entry = await lookup(key)
+        entry = await lookup(inner_key)
         if entry.value is not None:
-            self.tier.put(kind, key, entry.value, mark)
+            self.tier.put(group, key, entry.value, mark)
             return entry
 
         async def store(data: bytes) -> None:
             await entry.store(data)
-            self.tier.put(kind, key, data, mark)
+            self.tier.put(group, key, data, mark)
 
         return CacheEntry(None, store)
 
     def _refresh(
-        self, kind: Kind, lookup: Callable[[str], Awaitable[CacheEntry]], key: str
+        self, kind: str, group: str, key: str, lookup: Callable[[], Awaitable[CacheEntry]]
     ) -> None:
-        self._refreshing.add((kind, key))
+        self._refreshing.add((group, key))
         NEAR_REFRESHES.labels(kind).inc()
-        task = asyncio.create_task(self._read_again(kind, lookup, key))
+        task = asyncio.create_task(self._read_again(group, key, lookup))
         self._refreshes.add(task)
         task.add_done_callback(self._refreshes.discard)
 
     async def _read_again(
-        self, kind: Kind, lookup: Callable[[str], Awaitable[CacheEntry]], key: str
+        self, group: str, key: str, lookup: Callable[[], Awaitable[CacheEntry]]
     ) -> None:
         mark = self.tier.mark()
         try:
-            entry = await lookup(key)
+            entry = await lookup()
         except Exception:
             logger.exception("reading a catalog entry again from Redis failed")
             entry = CacheEntry(None)
         finally:
-            self._refreshing.discard((kind, key))
+            self._refreshing.discard((group, key))
         if entry.value is not None:
-            self.tier.put(kind, key, entry.value, mark)
+            self.tier.put(group, key, entry.value, mark)
         else:
             # Gone from Redis (or Redis failed): the next read goes to the database.
-            self.tier.drop(kind, key)
+            self.tier.drop(group, key)
 
     # --- invalidation --------------------------------------------------------------------
 
     async def product_changed(self, product_id: str, *, listings: bool = True) -> None:
         # Here at once (read-your-writes on this replica), everywhere through Redis.
-        self.tier.forget_product(product_id, listings=listings)
+        group = invalidation.product_group(product_id)
+        self.tier.forget(*((group, invalidation.LISTINGS) if listings else (group,)))
         await self.inner.product_changed(product_id, listings=listings)
 
     async def listings_changed(self) -> None:
-        self.tier.forget_listings()
+        self.tier.forget(invalidation.LISTINGS)
         await self.inner.listings_changed()

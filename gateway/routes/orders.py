@@ -8,8 +8,8 @@ from fastapi import APIRouter, Header, Query, Request, status
 
 from ecommerce.order.v1 import order_pb2
 from ecommerce.payment.v1 import payment_pb2
-from gateway.deps import Caller, upstreams
-from gateway.responses import Document
+from gateway.deps import Caller, answers, upstreams
+from gateway.responses import Document, EncodedDocument, encode
 from gateway.routes.params import PathId
 from gateway.schemas.common import problem_responses
 from gateway.schemas.orders import (
@@ -106,10 +106,12 @@ async def list_orders(
     summary="One order",
     responses=problem_responses(401, 404),
 )
-async def get_order(order_id: PathId, request: Request, caller: Caller) -> Document:
-    stubs = upstreams(request)
-    order = await stubs.orders.GetOrder(order_pb2.GetOrderRequest(id=order_id))
-    return Document(order_document(order))
+async def get_order(order_id: PathId, request: Request, caller: Caller) -> EncodedDocument:
+    async def fetch() -> bytes:
+        order = await upstreams(request).orders.GetOrder(order_pb2.GetOrderRequest(id=order_id))
+        return encode(order_document(order))
+
+    return EncodedDocument(await answers(request).order(order_id, caller, fetch))
 
 
 @router.post(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from google.protobuf import field_mask_pb2
 
 from ecommerce.product.v1 import product_pb2
-from gateway.deps import Caller, catalog, upstreams
+from gateway.deps import Caller, answers, upstreams
 from gateway.responses import Document, EncodedDocument, encode
 from gateway.routes.params import PathId, QueryId
 from gateway.schemas.common import INT64_MAX, problem_responses
@@ -77,7 +77,7 @@ async def list_products(
     # The request message names the page: fields at their defaults are left out, so one page
     # asked for in different ways is one entry. Latin-1 maps bytes to text one for one.
     key = asked.SerializeToString(deterministic=True).decode("latin-1")
-    return EncodedDocument(await catalog(request).listing(key, fetch))
+    return EncodedDocument(await answers(request).listing(key, fetch))
 
 
 @router.get(
@@ -93,7 +93,7 @@ async def get_product(product_id: PathId, request: Request) -> EncodedDocument:
         )
         return encode(product_document(product))
 
-    return EncodedDocument(await catalog(request).product(product_id, fetch))
+    return EncodedDocument(await answers(request).product(product_id, fetch))
 
 
 @router.post(

@@ -7,7 +7,7 @@ from typing import get_type_hints
 from fastapi.routing import APIRoute
 
 from gateway.app import create_app
-from gateway.responses import Document
+from gateway.responses import Document, EncodedDocument
 from gateway.routes import (
     analytics,
     auth,
@@ -45,11 +45,13 @@ def test_a_route_answering_with_a_document_shows_the_model_of_its_body() -> None
     routes = [
         route
         for route in app.routes
-        if isinstance(route, APIRoute) and get_type_hints(route.endpoint).get("return") is Document
+        if isinstance(route, APIRoute)
+        and get_type_hints(route.endpoint).get("return") in (Document, EncodedDocument)
     ]
-    assert {route.path for route in routes} >= {
-        "/v1/products/{product_id}",
-        "/v1/orders/{order_id}",
+    assert {(route.path, *(route.methods or ())) for route in routes} >= {
+        ("/v1/products/{product_id}", "GET"),
+        ("/v1/products", "GET"),
+        ("/v1/orders/{order_id}", "GET"),
     }
     for route in routes:
         assert route.response_model is not None, route.path

@@ -12,7 +12,8 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from ecommerce.common.v1 import money_pb2
-from product_service.cache import CircuitBreaker, RedisCatalogCache, connect_redis
+from meshkit.redisconn import connect_redis
+from product_service.cache import CircuitBreaker, RedisCatalogCache
 from product_service.near_cache import NearCache
 from tests.product_service.conftest import CACHE_REDIS_URL, StartCatalog
 from tests.support import FakeClock, eventually

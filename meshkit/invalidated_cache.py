@@ -1,19 +1,24 @@
-"""An in-process tier of catalog entries, kept exact by the catalog's invalidation channel.
+"""An in-process cache kept exact by a Redis channel on which every change is announced.
 
-The product service's replicas keep hot products and listings here (the bytes Redis holds),
-and the gateway keeps the answers it builds from them; each forgets what an invalidation
-message names as it arrives, a millisecond after the write on one host.
+The product service's replicas keep hot products and listings in one (the bytes Redis holds),
+and the gateway keeps there the answers it builds from catalog and order reads; each forgets
+what an invalidation message names as it arrives, a millisecond after the write on one host
+(`meshkit.invalidation` has the channels and their messages).
 
-Three rules keep a tier exact rather than merely short-lived:
+Three rules keep such a cache exact rather than merely short-lived:
 - it is used only while its subscription is confirmed and heard from; losing it (or not
-  hearing a ping's answer in time) empties the tier and turns it off until a new
+  hearing a ping's answer in time) empties the cache and turns it off until a new
   subscription is confirmed, which empties it again (messages were missed in between);
 - a value read from elsewhere is kept only if no invalidation arrived while it was being
   read (`mark` before the read, `put` with the mark after): otherwise it may predate a write
-  whose message was already applied. A tier that reads from other tiers (the gateway reads
+  whose message was already applied. A cache that reads from other caches (the gateway reads
   from the product service's replicas, which hear the same message a little earlier or
   later) also refuses, for `settle` seconds after a message, to keep what the message named:
   a replica that had not heard it yet may still have answered with what it held;
+- a cache that must hear its writers (`writers_heard`: the gateway's, of answers other
+  services change) is also off while no writer's heartbeat has been heard for
+  `SILENCE_LIMIT_SECONDS` (`meshkit.announcer`): a writer configured without Redis, or with
+  another one, leaves it empty rather than stale;
 - entries also live `ttl` seconds at most, a bound should a message ever be lost unnoticed.
   `get` says when an entry is past its lifetime, and its owner decides what to do with it;
   one not read for a lifetime past its own is dropped and read as new.
@@ -34,16 +39,15 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from meshkit import catalog_invalidation
+from meshkit.invalidation import HEARTBEAT
 
 logger = logging.getLogger(__name__)
 
-Kind = Literal["product", "listing"]
+_HEARTBEATS = (HEARTBEAT, HEARTBEAT.encode())
 
 # How often the subscription is pinged when quiet, and how long without any answer means
 # the connection is dead although no error says so.
@@ -53,47 +57,57 @@ RESUBSCRIBE_AFTER_SECONDS = 1.0
 # The share of `ttl` by which entries' lifetimes differ, so that they do not expire together.
 EXPIRY_SPREAD = 0.2
 
-_PREFIXES: dict[Kind, str] = {"product": "product:", "listing": "listing:"}
+Decode = Callable[[bytes | str], "tuple[str, ...] | None"]
 
 
-class CatalogTier:
-    """A byte-bounded LRU of catalog entries (bytes), products and listings."""
+class InvalidatedCache:
+    """A byte-bounded LRU of entries (bytes), each in a group that messages name.
+
+    A message names groups (`decode` says which: None is everything), and every entry of a
+    named group is forgotten: a product's one entry, every listing at once, an order's
+    answers to each caller.
+    """
 
     def __init__(
         self,
         subscriber: Redis,
+        channel: str,
+        decode: Decode,
         *,
         ttl: float,
         max_bytes: int,
-        channel: str = catalog_invalidation.channel(),
         settle: float = 0.0,
+        writers_heard: bool = False,
         clock: Callable[[], float] = time.monotonic,
         spread: float = EXPIRY_SPREAD,
         uniform: Callable[[], float] = random.random,
-        name: str = "catalog in-process cache",
+        name: str = "in-process cache",
     ) -> None:
         self.subscriber = subscriber
         self.channel = channel
+        self.decode = decode
         self.ttl = ttl
         self.max_bytes = max_bytes
         self.settle = settle
+        self.writers_heard = writers_heard
         self.clock = clock
         self.spread = spread
         self.uniform = uniform  # in [0, 1)
         self.name = name
-        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
         self._bytes = 0
-        # Listings are all forgotten at once, often (any catalog write, any sell-out): kept
-        # apart so that costs their number, not the number of entries.
-        self._listing_keys: set[str] = set()
+        # Each group's keys, so that forgetting a group costs its entries, not all entries.
+        self._groups: dict[str, set[str]] = {}
         # Counts every invalidation applied: a read that saw it change keeps nothing.
         self.invalidations = 0
-        # When `settle` is on: when each product, all listings and everything were last
-        # named by a message (products oldest first, pruned past `settle`).
-        self._products_changed: OrderedDict[str, float] = OrderedDict()
-        self._listings_changed = float("-inf")
+        # When `settle` is on: when each group, and everything, was last named by a message
+        # (groups oldest first, pruned past `settle`).
+        self._changed: OrderedDict[str, float] = OrderedDict()
         self._all_changed = float("-inf")
+        # Live: subscribed, and (when writers must be heard) a writer heard lately.
         self._live = False
+        self._subscribed = False
+        self._last_heartbeat = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._confirmed = asyncio.Event()
 
@@ -120,110 +134,115 @@ class CatalogTier:
 
     # --- entries -------------------------------------------------------------------------
 
-    def get(self, kind: Kind, key: str) -> tuple[bytes, bool] | None:
+    def get(self, group: str, key: str = "") -> tuple[bytes, bool] | None:
         """The entry's value, and whether it is past its lifetime; None when not held."""
         if not self._live:
             return None
-        local_key = _PREFIXES[kind] + key
-        found = self._entries.get(local_key)
+        found = self._entries.get((group, key))
         if found is None:
             return None
         expires, value = found
         now = self.clock()
         if now >= expires + self.ttl:
             # Not read for a lifetime past its own: read it in the request, as a new one.
-            self._drop(local_key)
+            self.drop(group, key)
             return None
-        self._entries.move_to_end(local_key)
+        self._entries.move_to_end((group, key))
         return value, now >= expires
 
     def mark(self) -> int:
         """Taken before reading a value from elsewhere, and given back to `put`."""
         return self.invalidations
 
-    def put(self, kind: Kind, key: str, value: bytes, mark: int) -> None:
+    def put(self, group: str, key: str, value: bytes, mark: int) -> None:
         if not self._live or mark != self.invalidations or len(value) > self.max_bytes:
             return
-        if self.settle and self._settling(kind, key):
+        if self.settle and self.clock() - self._last_change(group) < self.settle:
             return
-        local_key = _PREFIXES[kind] + key
-        self._drop(local_key)
+        self.drop(group, key)
         lifetime = self.ttl * (1.0 - self.spread * self.uniform())
-        self._entries[local_key] = (self.clock() + lifetime, value)
+        self._entries[(group, key)] = (self.clock() + lifetime, value)
+        self._groups.setdefault(group, set()).add(key)
         self._bytes += len(value)
-        if kind == "listing":
-            self._listing_keys.add(local_key)
         while self._bytes > self.max_bytes:
-            evicted_key, (_, evicted) = self._entries.popitem(last=False)
+            (evicted_group, evicted_key), (_, evicted) = self._entries.popitem(last=False)
             self._bytes -= len(evicted)
-            self._listing_keys.discard(evicted_key)
+            self._ungroup(evicted_group, evicted_key)
 
-    def drop(self, kind: Kind, key: str) -> None:
-        self._drop(_PREFIXES[kind] + key)
-
-    def _drop(self, local_key: str) -> None:
-        found = self._entries.pop(local_key, None)
+    def drop(self, group: str, key: str = "") -> None:
+        found = self._entries.pop((group, key), None)
         if found is not None:
             self._bytes -= len(found[1])
-            self._listing_keys.discard(local_key)
+            self._ungroup(group, key)
 
-    def _settling(self, kind: Kind, key: str) -> bool:
-        changed = self._all_changed
-        if kind == "listing":
-            changed = max(changed, self._listings_changed)
-        else:
-            changed = max(changed, self._products_changed.get(key, float("-inf")))
-        return self.clock() - changed < self.settle
+    def _ungroup(self, group: str, key: str) -> None:
+        keys = self._groups.get(group)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._groups[group]
+
+    def _last_change(self, group: str) -> float:
+        return max(self._all_changed, self._changed.get(group, float("-inf")))
 
     # --- invalidation --------------------------------------------------------------------
 
-    def forget_product(self, product_id: str, *, listings: bool) -> None:
+    def forget(self, *groups: str) -> None:
+        """Every entry of these groups, now (and, with `settle`, what is read for a while)."""
         self.invalidations += 1
-        self._drop(_PREFIXES["product"] + product_id)
+        for group in groups:
+            for key in list(self._groups.get(group, ())):
+                self.drop(group, key)
         if self.settle:
             now = self.clock()
-            self._products_changed.pop(product_id, None)
-            self._products_changed[product_id] = now
-            while next(iter(self._products_changed.values())) < now - self.settle:
-                self._products_changed.popitem(last=False)
-        if listings:
-            self.forget_listings()
-
-    def forget_listings(self) -> None:
-        self.invalidations += 1
-        for key in list(self._listing_keys):
-            self._drop(key)
-        if self.settle:
-            self._listings_changed = self.clock()
+            for group in groups:
+                self._changed.pop(group, None)
+                self._changed[group] = now
+            while self._changed and next(iter(self._changed.values())) < now - self.settle:
+                self._changed.popitem(last=False)
 
     def forget_all(self) -> None:
         self._clear()
         if self.settle:
             self._all_changed = self.clock()
-            self._products_changed.clear()
+            self._changed.clear()
 
     def _clear(self) -> None:
         self.invalidations += 1
         self._entries.clear()
-        self._listing_keys.clear()
+        self._groups.clear()
         self._bytes = 0
 
     def apply(self, message: bytes | str) -> None:
-        """One invalidation message from any replica, this one included."""
-        target, listings = catalog_invalidation.decode(message)
-        if target == catalog_invalidation.ALL:
+        """One invalidation message from any process, this one included."""
+        groups = self.decode(message)
+        if groups is None:
             self.forget_all()
-        elif target == catalog_invalidation.LISTINGS:
-            self.forget_listings()
         else:
-            self.forget_product(target, listings=listings)
+            self.forget(*groups)
 
     # --- the subscription ----------------------------------------------------------------
 
     def _go_dark(self) -> None:
-        self._live = False
-        self._confirmed.clear()
-        self._clear()
+        self._subscribed = False
+        self._update_live(time.monotonic())
+
+    def _update_live(self, now: float) -> None:
+        live = self._subscribed and (
+            not self.writers_heard or now - self._last_heartbeat <= SILENCE_LIMIT_SECONDS
+        )
+        if live == self._live:
+            return
+        self._live = live
+        if live:
+            self._confirmed.set()
+            logger.info("%s on", self.name)
+        else:
+            self._confirmed.clear()
+            # Whatever was kept may have missed messages: start empty when on again.
+            self._clear()
+            if self._subscribed:
+                logger.warning("%s off: none of its writers heard for a while", self.name)
 
     async def _listen(self) -> None:
         while True:
@@ -232,13 +251,13 @@ class CatalogTier:
             except (RedisError, OSError, TimeoutError) as error:
                 if self._live:
                     logger.warning(
-                        "%s off: catalog invalidations unavailable (%s)",
+                        "%s off: invalidations unavailable (%s)",
                         self.name,
                         type(error).__name__,
                     )
                 self._go_dark()
             except Exception:
-                # Whatever broke, a tier that no longer hears invalidations must not serve.
+                # Whatever broke, a cache that no longer hears invalidations must not serve.
                 logger.exception("%s off: its invalidation listener failed", self.name)
                 self._go_dark()
             await asyncio.sleep(RESUBSCRIBE_AFTER_SECONDS)
@@ -250,6 +269,7 @@ class CatalogTier:
             while True:
                 message = await pubsub.get_message(timeout=PING_INTERVAL_SECONDS)
                 now = time.monotonic()
+                self._update_live(now)
                 if message is None:
                     if now - heard > SILENCE_LIMIT_SECONDS:
                         raise TimeoutError("no answer from Redis on the subscription")
@@ -258,10 +278,11 @@ class CatalogTier:
                 heard = now
                 kind = message["type"]
                 if kind == "subscribe":
-                    # Whatever was kept before may have missed messages: start empty.
-                    self._clear()
-                    self._live = True
-                    self._confirmed.set()
-                    logger.info("%s on", self.name)
+                    self._subscribed = True
+                    self._update_live(now)
                 elif kind == "message":
-                    self.apply(message["data"])
+                    if message["data"] in _HEARTBEATS:
+                        self._last_heartbeat = now
+                        self._update_live(now)
+                    else:
+                        self.apply(message["data"])

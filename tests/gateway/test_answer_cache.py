@@ -1,5 +1,6 @@
-"""The gateway's catalog cache over real Redis: hits without a call, every invalidation heard,
-the settling second after one, fills that raced one, a lost subscription, expiry, no Redis."""
+"""The gateway's answer cache over real Redis: hits without a call, every invalidation heard,
+the settling second after one, fills that raced one, orders per caller, silent writers, a lost
+subscription, expiry, no Redis."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from gateway.catalog_cache import SETTLE_SECONDS, CatalogAnswers, open_catalog_tier
+from gateway.answer_cache import SETTLE_SECONDS, Answers, open_caches
 from gateway.settings import GatewaySettings
-from meshkit import catalog_invalidation
-from meshkit.catalog_tier import CatalogTier
+from meshkit import invalidation
+from meshkit.announcer import ChangeAnnouncer
+from meshkit.context import Principal, Role
+from meshkit.invalidated_cache import InvalidatedCache
 from meshkit.settings import load_settings
 from tests.conftest import REDIS_URL
 from tests.support import FakeClock, eventually
@@ -36,17 +39,19 @@ class Upstream:
 
 
 class Cache:
-    """Answers over a live tier on a channel of the test's own, and a publisher on it."""
+    """Answers over live caches (catalog and orders) on one channel of the test's own, a
+    writer's heartbeat on it, and a publisher."""
 
-    def __init__(self, tier: CatalogTier, publisher: Redis) -> None:
+    def __init__(self, tier: InvalidatedCache, writer: ChangeAnnouncer, publisher: Redis) -> None:
         self.registry = CollectorRegistry()
-        self.answers = CatalogAnswers(self.registry)
-        self.answers.tier = tier
+        self.answers = Answers(self.registry)
+        self.answers.catalog = self.answers.orders = tier
         self.tier = tier
+        self.writer = writer
         self.publisher = publisher
 
     def hits(self, kind: str) -> float:
-        found = self.registry.get_sample_value("gateway_catalog_cache_hits_total", {"kind": kind})
+        found = self.registry.get_sample_value("gateway_answer_cache_hits_total", {"kind": kind})
         return found or 0.0
 
     async def publish(self, message: str) -> None:
@@ -63,28 +68,39 @@ class Cache:
 MakeCache = Callable[..., Awaitable[Cache]]
 
 
+def decode(message: bytes | str) -> tuple[str, ...] | None:
+    """The catalog's messages and the orders' on one channel."""
+    return invalidation.order_groups(message) or invalidation.catalog_groups(message)
+
+
 @pytest.fixture
 async def make_cache() -> AsyncIterator[MakeCache]:
-    channel = catalog_invalidation.channel(f"gateway-test-{uuid.uuid4().hex[:8]}:")
+    channel = f"gateway-test-{uuid.uuid4().hex[:8]}:invalidations"
     async with AsyncExitStack() as stack:
         publisher = Redis.from_url(REDIS_URL)
         stack.push_async_callback(publisher.aclose)
 
         async def make(clock: FakeClock | None = None, ttl: float = 60) -> Cache:
             tick: Callable[[], float] = clock or time.monotonic
-            tier = CatalogTier(
+            writer = ChangeAnnouncer(Redis.from_url(REDIS_URL), channel)
+            writer.start()
+            stack.push_async_callback(writer.redis.aclose)
+            stack.push_async_callback(writer.aclose)
+            tier = InvalidatedCache(
                 Redis.from_url(REDIS_URL),
-                channel=channel,
+                channel,
+                decode,
                 ttl=ttl,
                 max_bytes=1 << 20,
                 settle=SETTLE_SECONDS,
+                writers_heard=True,
                 spread=0.0,
                 clock=tick,
             )
             tier.start()
             stack.push_async_callback(tier.aclose)
             await tier.wait_live(5)
-            return Cache(tier, publisher)
+            return Cache(tier, writer, publisher)
 
         yield make
 
@@ -104,14 +120,14 @@ async def test_every_message_naming_an_entry_makes_it_read_again(make_cache: Mak
     await cache.answers.listing("toys", page.fetch)
 
     # A stock change that empties no listing: the product only.
-    await cache.publish(catalog_invalidation.product_changed("p1", listings=False))
+    await cache.publish(invalidation.product_changed("p1", listings=False))
     product.value = b"kite, 9 left"
     assert await cache.answers.product("p1", product.fetch) == b"kite, 9 left"
     assert await cache.answers.listing("toys", page.fetch) == b"[kite]"
     assert page.calls == 1
 
     # A new product in the catalog: every listing, no product.
-    await cache.publish(catalog_invalidation.LISTINGS)
+    await cache.publish(invalidation.LISTINGS)
     page.value = b"[kite, kite 2]"
     assert await cache.answers.listing("toys", page.fetch) == b"[kite, kite 2]"
     calls = product.calls
@@ -131,7 +147,7 @@ async def test_what_a_message_named_is_read_through_for_a_second(make_cache: Mak
     answer a read made in between with what the message made stale: not kept."""
     clock = FakeClock()
     cache, upstream = await make_cache(clock), Upstream(b"kite, as a late replica has it")
-    await cache.publish(catalog_invalidation.product_changed("p1", listings=False))
+    await cache.publish(invalidation.product_changed("p1", listings=False))
 
     clock.advance(SETTLE_SECONDS - 0.01)
     await cache.answers.product("p1", upstream.fetch)
@@ -154,12 +170,12 @@ async def test_a_read_that_raced_a_message_is_not_kept(make_cache: MakeCache) ->
     class Racing(Upstream):
         async def fetch(self) -> bytes:
             # The product changes while the product service answers.
-            await cache.publish(catalog_invalidation.product_changed("p1", listings=True))
+            await cache.publish(invalidation.product_changed("p1", listings=True))
             return await super().fetch()
 
     racing = Racing(b"maybe older than the write")
     assert await cache.answers.product("p1", racing.fetch) == racing.value
-    assert cache.tier.get("product", "p1") is None
+    assert cache.tier.get(invalidation.product_group("p1")) is None
 
 
 async def test_an_entry_past_its_lifetime_is_read_again_in_the_request(
@@ -213,11 +229,94 @@ async def test_without_redis_or_with_a_lifetime_of_0_every_read_is_fetched(
     redis_url: str | None, ttl: float
 ) -> None:
     settings = load_settings(
-        GatewaySettings, env_file=None, redis_url=redis_url, catalog_cache_ttl_seconds=ttl
+        GatewaySettings, env_file=None, redis_url=redis_url, answer_cache_ttl_seconds=ttl
     )
+    answers, upstream = Answers(CollectorRegistry()), Upstream()
     async with AsyncExitStack() as stack:
-        assert open_catalog_tier(settings, stack) is None
-    answers, upstream = CatalogAnswers(CollectorRegistry()), Upstream()
-    await answers.product("p1", upstream.fetch)
-    await answers.product("p1", upstream.fetch)
+        open_caches(answers, settings, stack)
+        assert answers.catalog is None
+        assert answers.orders is None
+        await answers.product("p1", upstream.fetch)
+        await answers.product("p1", upstream.fetch)
     assert upstream.calls == 2
+
+
+CUSTOMER = Principal(subject="u-1", role=Role.CUSTOMER, token="t")
+
+
+async def test_an_order_is_answered_again_only_to_the_caller_it_was_fetched_for(
+    make_cache: MakeCache,
+) -> None:
+    cache, upstream = await make_cache(), Upstream(b'{"id":"o-1","status":"PENDING"}')
+    await cache.answers.order("o-1", CUSTOMER, upstream.fetch)
+    await cache.answers.order("o-1", CUSTOMER, upstream.fetch)
+    assert (upstream.calls, cache.hits("order")) == (1, 1)
+
+    # Anyone else, the same person in another role included, is the order service's to judge.
+    for other in (
+        Principal(subject="u-2", role=Role.CUSTOMER, token="t"),
+        Principal(subject="u-1", role=Role.ADMIN, token="t"),
+        Principal(subject="admin-1", role=Role.ADMIN, token="t"),
+    ):
+        await cache.answers.order("o-1", other, upstream.fetch)
+    assert upstream.calls == 4
+
+
+async def test_an_order_change_forgets_the_answers_to_every_caller(make_cache: MakeCache) -> None:
+    clock = FakeClock()
+    cache, upstream = await make_cache(clock), Upstream(b'{"status":"PENDING"}')
+    admin = Principal(subject="admin-1", role=Role.ADMIN, token="t")
+    for caller in (CUSTOMER, admin):
+        await cache.answers.order("o-1", caller, upstream.fetch)
+    await cache.answers.order("o-2", CUSTOMER, upstream.fetch)
+
+    await cache.publish(invalidation.order_changed("o-1"))
+    upstream.value = b'{"status":"PAID"}'
+    for caller in (CUSTOMER, admin):
+        assert await cache.answers.order("o-1", caller, upstream.fetch) == upstream.value
+    assert await cache.answers.order("o-2", CUSTOMER, upstream.fetch) == b'{"status":"PENDING"}'
+    assert upstream.calls == 5
+
+
+async def test_nothing_is_kept_while_no_writer_is_heard(make_cache: MakeCache) -> None:
+    """A service run without Redis (or with another one) announces nothing: what the gateway
+    kept of its answers would never be forgotten."""
+    cache, upstream = await make_cache(), Upstream()
+    await cache.answers.product("p1", upstream.fetch)
+    await cache.writer.aclose()  # the only writer stops beating
+
+    async def went_dark() -> bool:
+        return not cache.tier.live
+
+    await eventually(went_dark, timeout=10, message="the cache turns off")
+    await cache.answers.product("p1", upstream.fetch)
+    await cache.answers.product("p1", upstream.fetch)
+    assert upstream.calls == 3
+
+    cache.writer.start()
+    await cache.tier.wait_live(5)
+    await cache.answers.product("p1", upstream.fetch)
+    await cache.answers.product("p1", upstream.fetch)
+    assert upstream.calls == 4
+
+
+async def test_a_change_announced_while_redis_failed_empties_every_cache_later(
+    make_cache: MakeCache,
+) -> None:
+    cache, upstream = await make_cache(), Upstream()
+    await cache.answers.order("o-1", CUSTOMER, upstream.fetch)
+    await cache.answers.product("p1", upstream.fetch)
+    # The writer's Redis fails just as it announces a change: the change is not heard ...
+    broken = ChangeAnnouncer(Redis.from_url("redis://127.0.0.1:1/0"), cache.writer.channel)
+    await broken.changed(invalidation.order_changed("o-1"))
+    assert cache.tier.get(invalidation.order_group("o-1"), "customer:u-1") is not None
+    # ... and once its Redis answers, its next announcement says to forget everything.
+    broken.redis = cache.writer.redis
+    before = cache.tier.invalidations
+    await broken.changed(invalidation.order_changed("o-2"))
+
+    async def everything_forgotten() -> bool:
+        return cache.tier.invalidations >= before + 2
+
+    await eventually(everything_forgotten, timeout=5, message="both messages heard")
+    assert cache.tier.get(invalidation.product_group("p1")) is None
