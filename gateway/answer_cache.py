@@ -10,9 +10,10 @@ Exact, not short-lived: each kind is kept in an `InvalidatedCache` that hears ev
 its service announces (the catalog's, as the product service's replicas do; the orders', as
 the order service publishes them), and that keeps nothing while it does not hear them, nor
 the heartbeat of at least one writer (see `meshkit.invalidated_cache`): a service run
-without Redis, or with another one, leaves the gateway's cache empty, not stale. What the gateway reads may come from those replicas' own
-caches, which hear a message a little before or after the gateway does: for a second after a
-message, what it named is read through rather than kept.
+without Redis, or with another one, leaves the gateway's cache empty, not stale. What the
+gateway reads may come from those replicas' own caches, which hear a message a little before
+or after the gateway does: for a few seconds after a message, what it named is read through
+rather than kept (`SETTLE_SECONDS`).
 
 An order is kept per caller (who, and in what role): an answer is given again only to the
 caller the order service gave it to, so the order service alone decides who sees an order.
@@ -24,16 +25,23 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 from prometheus_client import CollectorRegistry, Counter
-from redis.asyncio import Redis
 
 from gateway.settings import GatewaySettings
 from meshkit import invalidation
 from meshkit.context import Principal
-from meshkit.invalidated_cache import Decode, InvalidatedCache
+from meshkit.invalidated_cache import (
+    PING_INTERVAL_SECONDS,
+    SILENCE_LIMIT_SECONDS,
+    Decode,
+    InvalidatedCache,
+)
+from meshkit.redisconn import connect_subscriber
 
-# Longer than a replica of the product service takes to hear a message the gateway has
-# heard, by far: both listen to one Redis, a millisecond apart.
-SETTLE_SECONDS = 1.0
+# Longer than a replica of the product service may serve what a message named after the
+# gateway heard it: a millisecond when both hear it, and when the replica's subscription died
+# unnoticed, until the replica finds out (no answer to its ping in time) and turns its own
+# cache off.
+SETTLE_SECONDS = SILENCE_LIMIT_SECONDS + PING_INTERVAL_SECONDS + 1.0
 
 Fetch = Callable[[], Awaitable[bytes]]
 
@@ -89,17 +97,20 @@ class Answers:
 def open_caches(answers: Answers, settings: GatewaySettings, stack: AsyncExitStack) -> None:
     """Gives `answers` its caches, listening from now on until `stack` closes; none without
     Redis or with a lifetime of 0."""
+    if not settings.redis_url or not settings.answer_cache_ttl_seconds:
+        return
+    database = invalidation.database_of(settings.redis_url)
     answers.catalog = _open(
         settings,
         stack,
-        invalidation.catalog_channel(),
+        invalidation.catalog_channel(database),
         invalidation.catalog_groups,
         "gateway catalog cache",
     )
     answers.orders = _open(
         settings,
         stack,
-        invalidation.ORDERS_CHANNEL,
+        invalidation.orders_channel(database),
         invalidation.order_groups,
         "gateway order cache",
     )
@@ -112,12 +123,10 @@ def open_caches(answers: Answers, settings: GatewaySettings, stack: AsyncExitSta
 
 def _open(
     settings: GatewaySettings, stack: AsyncExitStack, channel: str, decode: Decode, name: str
-) -> InvalidatedCache | None:
-    if not settings.redis_url or not settings.answer_cache_ttl_seconds:
-        return None
+) -> InvalidatedCache:
+    assert settings.redis_url
     cache = InvalidatedCache(
-        # Its own connection: a subscription holds it.
-        Redis.from_url(settings.redis_url, socket_connect_timeout=1.0),
+        connect_subscriber(settings.redis_url),
         channel,
         decode,
         ttl=settings.answer_cache_ttl_seconds,

@@ -5,7 +5,7 @@ and the gateway keeps there the answers it builds from catalog and order reads; 
 what an invalidation message names as it arrives, a millisecond after the write on one host
 (`meshkit.invalidation` has the channels and their messages).
 
-Three rules keep such a cache exact rather than merely short-lived:
+Four rules keep such a cache exact rather than merely short-lived:
 - it is used only while its subscription is confirmed and heard from; losing it (or not
   hearing a ping's answer in time) empties the cache and turns it off until a new
   subscription is confirmed, which empties it again (messages were missed in between);
@@ -48,6 +48,13 @@ from meshkit.invalidation import HEARTBEAT
 logger = logging.getLogger(__name__)
 
 _HEARTBEATS = (HEARTBEAT, HEARTBEAT.encode())
+# What an entry costs besides its value and its names: the tuples, the dict and set slots.
+ENTRY_OVERHEAD_BYTES = 200
+
+
+def _size(group: str, key: str, value: bytes) -> int:
+    return len(value) + len(group) + len(key) + ENTRY_OVERHEAD_BYTES
+
 
 # How often the subscription is pinged when quiet, and how long without any answer means
 # the connection is dead although no error says so.
@@ -155,7 +162,8 @@ class InvalidatedCache:
         return self.invalidations
 
     def put(self, group: str, key: str, value: bytes, mark: int) -> None:
-        if not self._live or mark != self.invalidations or len(value) > self.max_bytes:
+        size = _size(group, key, value)
+        if not self._live or mark != self.invalidations or size > self.max_bytes:
             return
         if self.settle and self.clock() - self._last_change(group) < self.settle:
             return
@@ -163,16 +171,16 @@ class InvalidatedCache:
         lifetime = self.ttl * (1.0 - self.spread * self.uniform())
         self._entries[(group, key)] = (self.clock() + lifetime, value)
         self._groups.setdefault(group, set()).add(key)
-        self._bytes += len(value)
+        self._bytes += size
         while self._bytes > self.max_bytes:
             (evicted_group, evicted_key), (_, evicted) = self._entries.popitem(last=False)
-            self._bytes -= len(evicted)
+            self._bytes -= _size(evicted_group, evicted_key, evicted)
             self._ungroup(evicted_group, evicted_key)
 
     def drop(self, group: str, key: str = "") -> None:
         found = self._entries.pop((group, key), None)
         if found is not None:
-            self._bytes -= len(found[1])
+            self._bytes -= _size(group, key, found[1])
             self._ungroup(group, key)
 
     def _ungroup(self, group: str, key: str) -> None:
@@ -202,10 +210,7 @@ class InvalidatedCache:
                 self._changed.popitem(last=False)
 
     def forget_all(self) -> None:
-        self._clear()
-        if self.settle:
-            self._all_changed = self.clock()
-            self._changed.clear()
+        self._restart()
 
     def _clear(self) -> None:
         self.invalidations += 1
@@ -234,15 +239,24 @@ class InvalidatedCache:
         if live == self._live:
             return
         self._live = live
+        # Either way, start empty: whatever was kept, or read while off, may have missed
+        # messages (`_clear` also refuses the fills that began before).
+        self._restart()
         if live:
             self._confirmed.set()
             logger.info("%s on", self.name)
         else:
             self._confirmed.clear()
-            # Whatever was kept may have missed messages: start empty when on again.
-            self._clear()
             if self._subscribed:
                 logger.warning("%s off: none of its writers heard for a while", self.name)
+
+    def _restart(self) -> None:
+        """Forget everything, and (with `settle`) read through for a while: a replica this
+        cache reads from may have missed what this one missed."""
+        self._clear()
+        if self.settle:
+            self._all_changed = self.clock()
+            self._changed.clear()
 
     async def _listen(self) -> None:
         while True:
@@ -278,7 +292,11 @@ class InvalidatedCache:
                 heard = now
                 kind = message["type"]
                 if kind == "subscribe":
+                    # Every confirmation, a client's silent reconnection included, follows
+                    # a gap in which messages may have been missed.
+                    self._restart()
                     self._subscribed = True
+                    self._last_heartbeat = float("-inf")
                     self._update_live(now)
                 elif kind == "message":
                     if message["data"] in _HEARTBEATS:

@@ -4,13 +4,19 @@ The catalog's: the product service publishes one whenever it makes a cached prod
 listing unreachable in Redis; its replicas and the gateway forget what it names. The
 orders': the order service publishes one whenever an order changes; the gateway forgets
 its answers about that order.
+
+Redis's channels are server-wide, whichever database a client selected: each channel is
+named after the database its writers and readers use, so that meshes sharing a Redis server
+on different databases neither hear each other's changes nor take each other's heartbeats
+for their own writers'.
 """
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 # Every key of the catalog's Redis cache starts with this; its channel is named after it.
 CATALOG_PREFIX = "catalog:"
-ORDERS_CHANNEL = "orders:invalidations"
 
 ALL = "*"
 # Not a change: a writer saying it is there (`meshkit.announcer`).
@@ -21,8 +27,22 @@ _PRODUCT_AND_LISTINGS = "product+listings:"
 _ORDER = "order:"
 
 
-def catalog_channel(prefix: str = CATALOG_PREFIX) -> str:
-    return f"{prefix}invalidations"
+def catalog_channel(database: int, prefix: str = CATALOG_PREFIX) -> str:
+    return f"{prefix}invalidations@{database}"
+
+
+def orders_channel(database: int) -> str:
+    return f"orders:invalidations@{database}"
+
+
+def database_of(redis_url: str | None) -> int:
+    """The database number a Redis URL selects (0 when it names none)."""
+    if not redis_url:
+        return 0
+    url = urlsplit(redis_url)
+    # redis://host:port/<db> or ?db=<db>, as redis-py reads them (a unix:// path is the socket)
+    path = "" if url.scheme == "unix" else url.path.strip("/")
+    return int(path or parse_qs(url.query).get("db", ["0"])[0] or 0)
 
 
 def product_changed(product_id: str, *, listings: bool) -> str:
@@ -39,7 +59,7 @@ def catalog_groups(message: bytes | str) -> tuple[str, ...] | None:
 
     Anything unknown is read as everything: forgetting too much is always safe.
     """
-    text = message.decode() if isinstance(message, bytes) else message
+    text = _text(message)
     if text == LISTINGS:
         return (LISTINGS,)
     for prefix, listings in ((_PRODUCT_AND_LISTINGS, True), (_PRODUCT, False)):
@@ -59,7 +79,12 @@ def order_group(order_id: str) -> str:
 
 def order_groups(message: bytes | str) -> tuple[str, ...] | None:
     """The group an orders message names; None (everything) for `ALL` or anything unknown."""
-    text = message.decode() if isinstance(message, bytes) else message
+    text = _text(message)
     if text.startswith(_ORDER) and len(text) > len(_ORDER):
-        return (text,)
+        return (order_group(text[len(_ORDER) :]),)
     return None
+
+
+def _text(message: bytes | str) -> str:
+    # Whatever a publisher sent: bytes that are not UTF-8 read as unknown, that is everything.
+    return message.decode(errors="replace") if isinstance(message, bytes) else message

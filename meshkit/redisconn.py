@@ -17,3 +17,12 @@ def connect_redis(url: str, timeout_seconds: float) -> Redis:
         # every timeout.
         retry=Retry(NoBackoff(), 0),
     )
+
+
+def connect_subscriber(url: str, connect_timeout_seconds: float = 1.0) -> Redis:
+    """A client for one subscription (which holds its connection): no read timeout, since it
+    waits for messages, and no retries, so that a lost connection surfaces as an error
+    instead of a silent reconnection after which missed messages go unnoticed."""
+    return Redis.from_url(
+        url, socket_connect_timeout=connect_timeout_seconds, retry=Retry(NoBackoff(), 0)
+    )

@@ -57,7 +57,11 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         Catalog(product_channel),
         Users(users.as_service),
         PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
-        open_announcer(settings.redis_url, invalidation.ORDERS_CHANNEL, stack),
+        open_announcer(
+            settings.redis_url,
+            invalidation.orders_channel(invalidation.database_of(settings.redis_url)),
+            stack,
+        ),
     )
     carts = Carts(database, orders.catalog, orders)
     return ServiceApp(

@@ -7,15 +7,13 @@ import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from redis.asyncio import Redis
-
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
-from meshkit.announcer import open_announcer
+from meshkit.announcer import Heartbeat
 from meshkit.channels import Channels
 from meshkit.db import Database
 from meshkit.identity import jwks_verifier, link_user_service
 from meshkit.pagination import PageTokenCodec
-from meshkit.redisconn import connect_redis
+from meshkit.redisconn import connect_redis, connect_subscriber
 from meshkit.server import ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
 from product_service.cache import (
@@ -56,18 +54,14 @@ def build_cache(
     )
     # Says every second that the catalog's changes are announced: the gateway keeps catalog
     # answers only while it hears that.
-    open_announcer(
-        settings.redis_url,
-        shared.invalidation_channel,
-        stack,
-        timeout_seconds=settings.cache_timeout_seconds,
-    )
+    heartbeat = Heartbeat(shared.heartbeat, "catalog heartbeat")
+    heartbeat.start()
+    stack.push_async_callback(heartbeat.aclose)
     if not settings.near_cache_ttl_seconds:
         return shared
     near = NearCache(
         shared,
-        # Its own connection: a subscription blocks it, and reads wait with no timeout.
-        Redis.from_url(settings.redis_url, socket_connect_timeout=settings.cache_timeout_seconds),
+        connect_subscriber(settings.redis_url, settings.cache_timeout_seconds),
         ttl=settings.near_cache_ttl_seconds,
         max_bytes=int(settings.near_cache_max_mb * 1024 * 1024),
         clock=clock,

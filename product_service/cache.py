@@ -198,7 +198,9 @@ class RedisCatalogCache:
         self._epoch_key = f"{prefix}epoch"
         self._listings_key = f"{prefix}listings:generation"
         # Every invalidation is also published here, for the replicas' in-process tiers.
-        self.invalidation_channel = invalidation.catalog_channel(prefix)
+        self.invalidation_channel = invalidation.catalog_channel(
+            int(redis.connection_pool.connection_kwargs.get("db", 0)), prefix
+        )
         # Set when an invalidation could not reach Redis: entries stored before it may be
         # stale, so the epoch (part of every key) is bumped once Redis answers again.
         self._missed_invalidation = False
@@ -293,6 +295,16 @@ class RedisCatalogCache:
             await pipe.execute()
 
         await self._invalidate(bump)
+
+    async def heartbeat(self) -> None:
+        """Say that this replica's changes are announced (`meshkit.announcer`), once an
+        invalidation that could not reach Redis is made up for (`_call`). Nothing while the
+        breaker leaves Redis alone: the caches that must hear a writer then turn off."""
+
+        async def beat() -> None:
+            await self.redis.publish(self.invalidation_channel, invalidation.HEARTBEAT)
+
+        await self._call(None, beat, count_bypass=False)
 
     async def _invalidate(self, bump: Callable[[], Awaitable[None]]) -> None:
         if isinstance(await self._call(None, bump, count_bypass=False), _Failed):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -75,8 +76,9 @@ async def list_products(
         return encode(product_list_document(await upstreams(request).products.ListProducts(asked)))
 
     # The request message names the page: fields at their defaults are left out, so one page
-    # asked for in different ways is one entry. Latin-1 maps bytes to text one for one.
-    key = asked.SerializeToString(deterministic=True).decode("latin-1")
+    # asked for in different ways is one entry; digested, so that long queries and page
+    # tokens cost the cache no more than short ones.
+    key = hashlib.blake2b(asked.SerializeToString(deterministic=True), digest_size=16).hexdigest()
     return EncodedDocument(await answers(request).listing(key, fetch))
 
 

@@ -11,6 +11,9 @@ from redis.asyncio import Redis
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.product.v1 import product_pb2
+from meshkit import invalidation
+from meshkit.redisconn import connect_redis
+from product_service.cache import CircuitBreaker, RedisCatalogCache
 from tests.faultproxy import FaultyProxy, Mode
 from tests.product_service.conftest import (
     CACHE_REDIS_URL,
@@ -236,3 +239,47 @@ async def test_the_cache_is_used_again_when_redis_is_back(
     messages = [r.getMessage() for r in caplog.records if r.name == CACHE_LOGGER]
     assert any("unavailable" in m for m in messages)
     assert "catalog cache is reachable again" in messages
+
+
+async def test_the_heartbeat_makes_up_for_a_lost_invalidation_and_stops_while_redis_is_skipped(
+    redis: Redis,
+) -> None:
+    """The gateway keeps catalog answers while it hears the heartbeat: a heartbeat must never
+    be heard after an invalidation was lost unless `ALL` came first."""
+    clock = FakeClock()
+    async with FaultyProxy("127.0.0.1", 6379) as proxy:
+        client = connect_redis(f"redis://{proxy.endpoint}/14", 0.2)
+        cache = RedisCatalogCache(
+            client,
+            product_ttl=60,
+            listing_ttl=30,
+            popular_ttl=600,
+            popular_reads=20,
+            timeout_seconds=0.2,
+            breaker=CircuitBreaker(5, clock),
+            prefix=f"beat-{free_port()}:",
+        )
+        async with redis.pubsub() as pubsub:
+            await pubsub.subscribe(cache.invalidation_channel)
+            await pubsub.get_message(timeout=5)  # the confirmation
+
+            async def heard() -> list[bytes]:
+                found = []
+                while (message := await pubsub.get_message(timeout=0.2)) is not None:
+                    found.append(message["data"])
+                return found
+
+            await cache.heartbeat()
+            assert await heard() == [invalidation.HEARTBEAT.encode()]
+
+            proxy.set_mode(Mode.RESET)
+            await cache.product_changed("p1")  # lost: Redis is unreachable
+            await cache.heartbeat()  # skipped: the breaker is open
+            proxy.set_mode(Mode.FORWARD)
+            await cache.heartbeat()  # still skipped until the pause is over
+            assert await heard() == []
+
+            clock.advance(5)
+            await cache.heartbeat()
+            assert await heard() == [invalidation.ALL.encode(), invalidation.HEARTBEAT.encode()]
+        await client.aclose()

@@ -301,13 +301,14 @@ async def test_two_service_replicas_serve_each_others_writes_at_once(
 async def test_the_tier_keeps_within_its_bytes_evicting_the_least_recently_read(
     replica: Replica,
 ) -> None:
-    cache = await replica(max_bytes=30)
+    # Room for three entries of 10 bytes, their names and their bookkeeping (~220 bytes each).
+    cache = await replica(max_bytes=700)
     await fill(cache, "p1", b"x" * 10)
     await (await cache.listing("toys|10|")).store(b"y" * 10)
     await fill(cache, "p2", b"z" * 10)
     assert (await cache.product("p1")).value is not None  # p1 is now the most recent
     before = near_hits("listing")
-    await fill(cache, "p3", b"w" * 10)  # 40 bytes: the listing, least recent, goes
+    await fill(cache, "p3", b"w" * 10)  # a fourth: the listing, least recent, goes
 
     assert (await cache.listing("toys|10|")).value == b"y" * 10  # from Redis, not memory
     assert near_hits("listing") == before
