@@ -17,10 +17,19 @@ rather than kept (`SETTLE_SECONDS`).
 
 An order is kept per caller (who, and in what role): an answer is given again only to the
 caller the order service gave it to, so the order service alone decides who sees an order.
+
+An entry read in the `ttl` after its lifetime is answered once more while it is read again
+in the background, as the caller (one read per entry at a time); one read later than that is
+read in the request. Read in the request, the expiry of the entries a warm-up had filled
+together made one 5 s slice of the benchmark's product read a minute later measure a p99 of
+138-172 ms against 13-18 ms for the others (three runs; none with entries living 600 s).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
@@ -43,6 +52,8 @@ from meshkit.redisconn import connect_subscriber
 # cache off.
 SETTLE_SECONDS = SILENCE_LIMIT_SECONDS + PING_INTERVAL_SECONDS + 1.0
 
+logger = logging.getLogger(__name__)
+
 Fetch = Callable[[], Awaitable[bytes]]
 
 
@@ -64,6 +75,9 @@ class Answers:
         )
         # The series, kept: `labels()` validates and locks on every call.
         self._hits = {kind: hits.labels(kind) for kind in ("product", "listing", "order")}
+        # Entries past their lifetime being read again, and the tasks reading them.
+        self._refreshing: set[tuple[str, str, str]] = set()
+        self._refreshes: set[asyncio.Task[None]] = set()
 
     async def product(self, product_id: str, fetch: Fetch) -> bytes:
         group = invalidation.product_group(product_id)
@@ -83,15 +97,50 @@ class Answers:
         if cache is None:
             return await fetch()
         found = cache.get(group, key)
-        # Past its lifetime: read again in the request (the services answer hot reads from
-        # memory themselves).
-        if found is not None and not found[1]:
+        if found is not None:
+            body, expired = found
+            if expired and (kind, group, key) not in self._refreshing:
+                self._refresh(cache, (kind, group, key), fetch)
             self._hits[kind].inc()
-            return found[0]
+            return body
         mark = cache.mark()
         body = await fetch()
         cache.put(group, key, body, mark)
         return body
+
+    def _refresh(self, cache: InvalidatedCache, entry: tuple[str, str, str], fetch: Fetch) -> None:
+        self._refreshing.add(entry)
+        # In the request's context: as its caller, with its request id.
+        task = asyncio.create_task(self._read_again(cache, entry, fetch))
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
+
+    async def _read_again(
+        self, cache: InvalidatedCache, entry: tuple[str, str, str], fetch: Fetch
+    ) -> None:
+        _, group, key = entry
+        mark = cache.mark()
+        try:
+            body = await fetch()
+        except Exception as error:
+            # Gone, or not answered: the next read goes the whole way and says so.
+            logger.debug("reading a cached answer again failed: %r", error)
+            cache.drop(group, key)
+            return
+        finally:
+            self._refreshing.discard(entry)
+        cache.put(group, key, body, mark)
+
+    async def refreshed(self) -> None:
+        """Until the entries being read again in the background are (for tests)."""
+        while self._refreshes:
+            await asyncio.wait(set(self._refreshes))
+
+    async def aclose(self) -> None:
+        for task in list(self._refreshes):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def open_caches(answers: Answers, settings: GatewaySettings, stack: AsyncExitStack) -> None:
@@ -119,6 +168,7 @@ def open_caches(answers: Answers, settings: GatewaySettings, stack: AsyncExitSta
         answers.catalog = answers.orders = None
 
     stack.callback(close)
+    stack.push_async_callback(answers.aclose)
 
 
 def _open(
