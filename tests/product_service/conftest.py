@@ -22,6 +22,7 @@ from meshkit.service import ServiceDefinition, running_service
 from meshkit.settings import load_settings
 from product_service.app import DEFINITION as PRODUCT_SERVICE
 from product_service.app import build
+from product_service.cache import DEFAULT_PREFIX, CircuitBreaker, Clock, RedisCatalogCache
 from product_service.settings import ProductSettings
 from user_service.app import DEFINITION as USER_SERVICE
 from user_service.settings import UserSettings
@@ -305,3 +306,19 @@ async def redis() -> AsyncIterator[Redis]:
     await client.flushdb()
     yield client
     await client.aclose()
+
+
+def redis_catalog_cache(
+    client: Redis, *, prefix: str = DEFAULT_PREFIX, timeout: float = 1.0, clock: Clock | None = None
+) -> RedisCatalogCache:
+    """The Redis tier with the service's default lifetimes, over a client of the test's."""
+    return RedisCatalogCache(
+        client,
+        product_ttl=60,
+        listing_ttl=30,
+        popular_ttl=600,
+        popular_reads=20,
+        timeout_seconds=timeout,
+        breaker=CircuitBreaker(5, clock) if clock else CircuitBreaker(5),
+        prefix=prefix,
+    )

@@ -13,13 +13,13 @@ from ecommerce.common.v1 import money_pb2
 from ecommerce.product.v1 import product_pb2
 from meshkit import invalidation
 from meshkit.redisconn import connect_redis
-from product_service.cache import CircuitBreaker, RedisCatalogCache
 from tests.faultproxy import FaultyProxy, Mode
 from tests.product_service.conftest import (
     CACHE_REDIS_URL,
     CatalogApi,
     StartCatalog,
     metric,
+    redis_catalog_cache,
 )
 from tests.support import FakeClock, free_port
 
@@ -249,16 +249,7 @@ async def test_the_heartbeat_makes_up_for_a_lost_invalidation_and_stops_while_re
     clock = FakeClock()
     async with FaultyProxy("127.0.0.1", 6379) as proxy:
         client = connect_redis(f"redis://{proxy.endpoint}/14", 0.2)
-        cache = RedisCatalogCache(
-            client,
-            product_ttl=60,
-            listing_ttl=30,
-            popular_ttl=600,
-            popular_reads=20,
-            timeout_seconds=0.2,
-            breaker=CircuitBreaker(5, clock),
-            prefix=f"beat-{free_port()}:",
-        )
+        cache = redis_catalog_cache(client, prefix=f"beat-{free_port()}:", timeout=0.2, clock=clock)
         async with redis.pubsub() as pubsub:
             await pubsub.subscribe(cache.invalidation_channel)
             await pubsub.get_message(timeout=5)  # the confirmation

@@ -13,9 +13,8 @@ from redis.asyncio import Redis
 
 from ecommerce.common.v1 import money_pb2
 from meshkit.redisconn import connect_redis
-from product_service.cache import CircuitBreaker, RedisCatalogCache
 from product_service.near_cache import NearCache
-from tests.product_service.conftest import CACHE_REDIS_URL, StartCatalog
+from tests.product_service.conftest import CACHE_REDIS_URL, StartCatalog, redis_catalog_cache
 from tests.support import FakeClock, eventually
 
 pytestmark = pytest.mark.integration
@@ -42,16 +41,7 @@ async def replica(redis: Redis) -> AsyncIterator[Replica]:
         ) -> NearCache:
             client = connect_redis(CACHE_REDIS_URL, 1.0)
             stack.push_async_callback(client.aclose)
-            shared = RedisCatalogCache(
-                client,
-                product_ttl=60,
-                listing_ttl=30,
-                popular_ttl=600,
-                popular_reads=20,
-                timeout_seconds=1.0,
-                breaker=CircuitBreaker(5),
-                prefix=prefix,
-            )
+            shared = redis_catalog_cache(client, prefix=prefix)
             near = NearCache(
                 shared,
                 Redis.from_url(CACHE_REDIS_URL),

@@ -7,7 +7,7 @@ import pytest
 
 from meshkit import invalidation
 from meshkit.redisconn import connect_redis
-from product_service.cache import CircuitBreaker, RedisCatalogCache
+from tests.product_service.conftest import redis_catalog_cache
 
 
 @pytest.mark.parametrize(
@@ -30,15 +30,7 @@ async def test_the_product_service_announces_where_the_gateway_listens() -> None
     url = "redis://127.0.0.1:6379/7"
     client = connect_redis(url, 0.2)
     try:
-        cache = RedisCatalogCache(
-            client,
-            product_ttl=60,
-            listing_ttl=30,
-            popular_ttl=600,
-            popular_reads=20,
-            timeout_seconds=0.2,
-            breaker=CircuitBreaker(5),
-        )
+        cache = redis_catalog_cache(client)
         assert cache.invalidation_channel == invalidation.catalog_channel(
             invalidation.database_of(url)
         )
