@@ -7,11 +7,12 @@ import uvicorn
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from meshkit.logging import configure_logging
-from meshkit.process import tune_malloc
+from meshkit.process import follow_launcher, tune_malloc
 from meshkit.settings import load_settings
 
 
 def main() -> None:
+    follow_launcher()
     tune_malloc()
     settings = load_settings(GatewaySettings)
     configure_logging(GatewaySettings.service_name, settings.log_level)

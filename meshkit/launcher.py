@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import random
 import signal
@@ -19,6 +18,7 @@ from typing import BinaryIO
 import httpx
 
 from meshkit.amqp import BrokerUnavailable, check_broker
+from meshkit.process import LAUNCHER_PID_VARIABLE
 from meshkit.settings import PROJECT_ROOT, CommonSettings, load_settings
 
 # Start order: services others call first, the gateway last.
@@ -42,13 +42,6 @@ DEFAULT_GATEWAY_PORT = 8000
 # it; the code never relies on an assert. The gateway keeps its docstrings: FastAPI publishes
 # them as the API's descriptions.
 SERVICE_PYTHON_FLAGS: tuple[str, ...] = ("-OO",)
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Children get SIGTERM if the launcher itself is killed, so none is left behind."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 DEFAULT_METRICS_PORTS: Mapping[str, int] = {
@@ -126,7 +119,9 @@ class Mesh:
         return f"http://127.0.0.1:{self.ports.gateway}"
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, **self.ports.env(), **self.extra_env}
+        # Each process asks to die with this one (`meshkit.process.follow_launcher`).
+        launcher = {LAUNCHER_PID_VARIABLE: str(os.getpid())}
+        return {**os.environ, **self.ports.env(), **self.extra_env, **launcher}
 
     async def start(self, ready_timeout: float = 60.0) -> None:
         env = self._env()
@@ -160,7 +155,6 @@ class Mesh:
             cwd=PROJECT_ROOT,
             stdout=log,
             stderr=log,
-            preexec_fn=_die_with_parent,
         )
 
     async def wait_ready(self, timeout: float) -> None:

@@ -1,10 +1,17 @@
-"""Process-wide memory settings of a serving process: malloc arenas, and the collector."""
+"""Process-wide settings of a serving process: malloc arenas, the collector, and dying with
+the launcher that started it."""
 
 from __future__ import annotations
 
 import ctypes
 import gc
+import os
+import signal
 from contextlib import suppress
+
+# Set by `meshkit.launcher` in the environment of the processes it starts.
+LAUNCHER_PID_VARIABLE = "MESH_LAUNCHER_PID"
+_PR_SET_PDEATHSIG = 1
 
 # glibc's M_ARENA_MAX: without it, every thread that allocates (grpc's poller, the executor
 # threads that hash passwords) gets a heap of its own whose pages stay resident.
@@ -23,6 +30,23 @@ def tune_malloc(arenas: int = 2) -> None:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(_M_ARENA_MAX, arenas)
         libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+
+
+def follow_launcher() -> None:
+    """When started by `meshkit.launcher`: get SIGTERM when the launcher dies, so that no
+    process is left behind (and at once if it already has). Asked here, by the process
+    itself, rather than between fork and exec in the launcher: code run there in a launcher
+    with gRPC's threads (a test process) crashed the child before it could exec. A no-op off
+    Linux."""
+    # Not passed on: a process this one starts (its migrations) follows this one, not the
+    # launcher.
+    launcher = os.environ.pop(LAUNCHER_PID_VARIABLE, None)
+    if not launcher:
+        return
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(launcher):
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 # Container allocations, net of frees, that trigger a young collection in the gateway

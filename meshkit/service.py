@@ -25,7 +25,7 @@ from meshkit.interceptors import TokenVerifier
 from meshkit.logging import configure_logging
 from meshkit.metrics import serve_metrics
 from meshkit.migrations import upgrade_to_head, upgrade_to_head_async
-from meshkit.process import prepare_collector_for_serving, tune_malloc
+from meshkit.process import follow_launcher, prepare_collector_for_serving, tune_malloc
 from meshkit.server import GrpcServer, ServiceRegistration, start_grpc_server
 from meshkit.settings import ServiceSettings, load_settings
 
@@ -196,6 +196,7 @@ def run(definition: ServiceDefinition[SettingsT], argv: Sequence[str] | None = N
         "command", nargs="?", default="serve", choices=["serve", "migrate", *definition.commands]
     )
     args, rest = parser.parse_known_args(argv)
+    follow_launcher()
     tune_malloc()
     settings = load_settings(settings_cls)
     configure_logging(settings_cls.service_name, settings.log_level)

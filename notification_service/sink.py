@@ -19,6 +19,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from meshkit.logging import configure_logging
+from meshkit.process import follow_launcher
 from meshkit.settings import VAR_DIR
 
 logger = logging.getLogger("notification_service.sink")
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=1025)
     parser.add_argument("--directory", type=Path, default=VAR_DIR / "mail")
     args = parser.parse_args()
+    follow_launcher()
     configure_logging("mail_sink")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port, args.directory))
