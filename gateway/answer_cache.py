@@ -28,7 +28,6 @@ together made one 5 s slice of the benchmark's product read a minute later measu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -129,7 +128,10 @@ class Answers:
             return
         finally:
             self._refreshing.discard(entry)
-        cache.put(group, key, body, mark)
+        if not cache.put(group, key, body, mark):
+            # Refused (a message came meanwhile, about this entry or another): the old entry
+            # goes too, or every read until its end would start another refresh.
+            cache.drop(group, key)
 
     async def refreshed(self) -> None:
         """Until the entries being read again in the background are (for tests)."""
@@ -137,10 +139,10 @@ class Answers:
             await asyncio.wait(set(self._refreshes))
 
     async def aclose(self) -> None:
-        for task in list(self._refreshes):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        while self._refreshes:
+            for task in self._refreshes:
+                task.cancel()
+            await asyncio.gather(*self._refreshes, return_exceptions=True)
 
 
 def open_caches(answers: Answers, settings: GatewaySettings, stack: AsyncExitStack) -> None:
@@ -164,11 +166,12 @@ def open_caches(answers: Answers, settings: GatewaySettings, stack: AsyncExitSta
         "gateway order cache",
     )
 
-    def close() -> None:
+    async def close() -> None:
+        # Off first, so that no request starts another refresh; then those under way.
         answers.catalog = answers.orders = None
+        await answers.aclose()
 
-    stack.callback(close)
-    stack.push_async_callback(answers.aclose)
+    stack.push_async_callback(close)
 
 
 def _open(

@@ -7,8 +7,10 @@ another Redis, leaves the cache empty rather than stale.
 
 Redis is never fatal here: a change that could not be announced is logged, and the next
 message that goes through, a heartbeat within a second, is preceded by `ALL`, which empties
-every listening cache. A writer that cannot reach Redis at all sends no heartbeat either,
-and the caches that must hear it turn off within seconds.
+every listening cache (a heartbeat already under way when the change failed may arrive
+before it). A writer that cannot reach Redis at all sends no heartbeat either, and the
+caches that must hear it turn off within seconds, unless another replica of the same
+service is still heard: a cache knows that some writer is there, not that all are.
 """
 
 from __future__ import annotations
@@ -54,7 +56,11 @@ class Heartbeat:
 
     async def _run(self) -> None:
         while True:
-            await self.beat()
+            try:
+                await self.beat()
+            except Exception:
+                # A heartbeat missed is a cache turned off for a while, never a dead writer.
+                logger.exception("%s failed", self.name)
             await asyncio.sleep(HEARTBEAT_INTERVAL_SECONDS)
 
 
@@ -104,9 +110,11 @@ class ChangeAnnouncer:
                     self._covered = max(self._covered, misses)
                 await self.redis.publish(self.channel, message)
         except (RedisError, OSError, TimeoutError) as error:
+            if message == HEARTBEAT:
+                return  # no change lost: the listening caches turn off if beats stay away
             self._misses += 1
             now = time.monotonic()
-            if message != HEARTBEAT and now - self._last_warning >= WARNING_INTERVAL_SECONDS:
+            if now - self._last_warning >= WARNING_INTERVAL_SECONDS:
                 self._last_warning = now
                 logger.warning(
                     "a change could not be announced on %s (%s); caches listening there are "
@@ -114,6 +122,10 @@ class ChangeAnnouncer:
                     self.channel,
                     type(error).__name__,
                 )
+        except BaseException:
+            if message != HEARTBEAT:
+                self._misses += 1
+            raise
 
 
 def open_announcer(

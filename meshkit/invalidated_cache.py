@@ -8,7 +8,8 @@ what an invalidation message names as it arrives, a millisecond after the write 
 Four rules keep such a cache exact rather than merely short-lived:
 - it is used only while its subscription is confirmed and heard from; losing it (or not
   hearing a ping's answer in time) empties the cache and turns it off until a new
-  subscription is confirmed, which empties it again (messages were missed in between);
+  subscription is confirmed, which empties it again (messages were missed in between), as
+  every confirmation does;
 - a value read from elsewhere is kept only if no invalidation arrived while it was being
   read (`mark` before the read, `put` with the mark after): otherwise it may predate a write
   whose message was already applied. A cache that reads from other caches (the gateway reads
@@ -161,12 +162,13 @@ class InvalidatedCache:
         """Taken before reading a value from elsewhere, and given back to `put`."""
         return self.invalidations
 
-    def put(self, group: str, key: str, value: bytes, mark: int) -> None:
+    def put(self, group: str, key: str, value: bytes, mark: int) -> bool:
+        """Keep `value` unless a rule above refuses it; whether it was kept."""
         size = _size(group, key, value)
         if not self._live or mark != self.invalidations or size > self.max_bytes:
-            return
+            return False
         if self.settle and self.clock() - self._last_change(group) < self.settle:
-            return
+            return False
         self.drop(group, key)
         lifetime = self.ttl * (1.0 - self.spread * self.uniform())
         self._entries[(group, key)] = (self.clock() + lifetime, value)
@@ -176,6 +178,7 @@ class InvalidatedCache:
             (evicted_group, evicted_key), (_, evicted) = self._entries.popitem(last=False)
             self._bytes -= _size(evicted_group, evicted_key, evicted)
             self._ungroup(evicted_group, evicted_key)
+        return True
 
     def drop(self, group: str, key: str = "") -> None:
         found = self._entries.pop((group, key), None)

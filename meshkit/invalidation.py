@@ -13,7 +13,7 @@ for their own writers'.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+from redis.asyncio.connection import parse_url
 
 # Every key of the catalog's Redis cache starts with this; its channel is named after it.
 CATALOG_PREFIX = "catalog:"
@@ -36,13 +36,10 @@ def orders_channel(database: int) -> str:
 
 
 def database_of(redis_url: str | None) -> int:
-    """The database number a Redis URL selects (0 when it names none)."""
+    """The database number a Redis URL selects, as redis-py reads it (0 when it names none)."""
     if not redis_url:
         return 0
-    url = urlsplit(redis_url)
-    # redis://host:port/<db> or ?db=<db>, as redis-py reads them (a unix:// path is the socket)
-    path = "" if url.scheme == "unix" else url.path.strip("/")
-    return int(path or parse_qs(url.query).get("db", ["0"])[0] or 0)
+    return int(parse_url(redis_url).get("db", 0))
 
 
 def product_changed(product_id: str, *, listings: bool) -> str:

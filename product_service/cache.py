@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from meshkit import invalidation
+from meshkit.shielding import finish
 
 logger = logging.getLogger(__name__)
 
@@ -201,9 +202,11 @@ class RedisCatalogCache:
         self.invalidation_channel = invalidation.catalog_channel(
             int(redis.connection_pool.connection_kwargs.get("db", 0)), prefix
         )
-        # Set when an invalidation could not reach Redis: entries stored before it may be
-        # stale, so the epoch (part of every key) is bumped once Redis answers again.
-        self._missed_invalidation = False
+        # Invalidations that could not reach Redis, and how many of them a bump of the epoch
+        # (part of every key) and an ALL made up for since: entries stored before a miss may
+        # be stale. Counted, not flagged: a miss during another call's catch-up needs its own.
+        self._misses = 0
+        self._covered = 0
         self._last_warning = float("-inf")
         self._suppressed_warnings = 0
 
@@ -307,8 +310,17 @@ class RedisCatalogCache:
         await self._call(None, beat, count_bypass=False)
 
     async def _invalidate(self, bump: Callable[[], Awaitable[None]]) -> None:
-        if isinstance(await self._call(None, bump, count_bypass=False), _Failed):
-            self._missed_invalidation = True
+        # After the write's commit: finished even if the request is cancelled meanwhile.
+        await finish(self._invalidate_now(bump))
+
+    async def _invalidate_now(self, bump: Callable[[], Awaitable[None]]) -> None:
+        try:
+            outcome = await self._call(None, bump, count_bypass=False)
+        except BaseException:
+            self._misses += 1
+            raise
+        if isinstance(outcome, _Failed):
+            self._misses += 1
 
     # --- resilience --------------------------------------------------------------------
 
@@ -326,12 +338,13 @@ class RedisCatalogCache:
             return _FAILED
         try:
             async with asyncio.timeout(self.timeout):
-                if self._missed_invalidation:
+                misses = self._misses
+                if misses != self._covered:
                     pipe = self.redis.pipeline(transaction=False)
                     pipe.incr(self._epoch_key)
                     pipe.publish(self.invalidation_channel, invalidation.ALL)
                     await pipe.execute()
-                    self._missed_invalidation = False
+                    self._covered = max(self._covered, misses)
                 result = await operation()
         except (RedisError, OSError, TimeoutError) as error:
             self.breaker.record_failure()

@@ -164,10 +164,10 @@ class NearCache:
             entry = CacheEntry(None)
         finally:
             self._refreshing.discard((group, key))
-        if entry.value is not None:
-            self.tier.put(group, key, entry.value, mark)
-        else:
-            # Gone from Redis (or Redis failed): the next read goes to the database.
+        if entry.value is None or not self.tier.put(group, key, entry.value, mark):
+            # Gone from Redis (or Redis failed): the next read goes to the database. Or
+            # refused (a message came meanwhile): the old entry goes too, or every read until
+            # its end would start another refresh.
             self.tier.drop(group, key)
 
     # --- invalidation --------------------------------------------------------------------

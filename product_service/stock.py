@@ -17,6 +17,7 @@ from meshkit.errors import (
     InvalidArgument,
     NotFound,
 )
+from meshkit.shielding import finish
 from meshkit.transactions import IntegrityViolation, transaction
 from product_service.cache import CatalogCache
 from product_service.catalog import MAX_STOCK, check_id
@@ -175,9 +176,10 @@ class Stock:
             if not existing:
                 raise
             return self._repeat(order_id, lines, existing)
-        for line in lines:
-            # Listings change only when a product leaves the in-stock filter.
-            await self.cache.product_changed(line.product_id, listings=line.product_id in emptied)
+        # Listings change only when a product leaves the in-stock filter.
+        await finish(
+            self._forget([(line.product_id, line.product_id in emptied) for line in lines])
+        )
         return ReservationResult(order_id=order_id, items=lines, already_reserved=False)
 
     async def release(self, order_id: str) -> bool:
@@ -191,11 +193,17 @@ class Stock:
             for product_id, quantity in released:  # sorted by product id, as reserve locks
                 after = await products.give_back_stock(product_id, quantity)
                 restocked.append((product_id, after == quantity))
-        for product_id, was_empty in restocked:
-            await self.cache.product_changed(product_id, listings=was_empty)
+        # Listings change only when a product comes back into the in-stock filter.
+        await finish(self._forget(restocked))
         if restocked:
             logger.info("stock released", extra={"order_id": order_id, "items": len(restocked)})
         return bool(restocked)
+
+    async def _forget(self, changed: list[tuple[str, bool]]) -> None:
+        """The cached forms of products whose stock changed (and listings, when flagged).
+        Run to the end (`finish`): the stock changed, whether or not the caller still waits."""
+        for product_id, listings in changed:
+            await self.cache.product_changed(product_id, listings=listings)
 
     def _repeat(
         self,

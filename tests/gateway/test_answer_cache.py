@@ -364,6 +364,8 @@ async def test_a_change_announced_while_redis_failed_empties_every_cache_by_the_
 
     # ... and its next heartbeat, with Redis back, first says to forget everything.
     async def everything_forgotten() -> bool:
+        # On all along (the writer beats): emptied by the ALL, not by going dark.
+        assert cache.tier.live
         return cache.tier.get(invalidation.product_group("p1")) is None
 
     await eventually(everything_forgotten, timeout=5, message="ALL heard")

@@ -249,28 +249,32 @@ async def test_the_heartbeat_makes_up_for_a_lost_invalidation_and_stops_while_re
     clock = FakeClock()
     async with FaultyProxy("127.0.0.1", 6379) as proxy:
         client = connect_redis(f"redis://{proxy.endpoint}/14", 0.2)
-        cache = redis_catalog_cache(client, prefix=f"beat-{free_port()}:", timeout=0.2, clock=clock)
-        async with redis.pubsub() as pubsub:
-            await pubsub.subscribe(cache.invalidation_channel)
-            await pubsub.get_message(timeout=5)  # the confirmation
+        try:
+            cache = redis_catalog_cache(
+                client, prefix=f"beat-{free_port()}:", timeout=0.2, clock=clock
+            )
+            async with redis.pubsub() as pubsub:
+                await pubsub.subscribe(cache.invalidation_channel)
+                await pubsub.get_message(timeout=5)  # the confirmation
 
-            async def heard() -> list[bytes]:
-                found = []
-                while (message := await pubsub.get_message(timeout=0.2)) is not None:
-                    found.append(message["data"])
-                return found
+                async def heard() -> list[bytes]:
+                    found = []
+                    while (message := await pubsub.get_message(timeout=0.2)) is not None:
+                        found.append(message["data"])
+                    return found
 
-            await cache.heartbeat()
-            assert await heard() == [invalidation.HEARTBEAT.encode()]
+                await cache.heartbeat()
+                assert await heard() == [invalidation.HEARTBEAT.encode()]
 
-            proxy.set_mode(Mode.RESET)
-            await cache.product_changed("p1")  # lost: Redis is unreachable
-            await cache.heartbeat()  # skipped: the breaker is open
-            proxy.set_mode(Mode.FORWARD)
-            await cache.heartbeat()  # still skipped until the pause is over
-            assert await heard() == []
+                proxy.set_mode(Mode.RESET)
+                await cache.product_changed("p1")  # lost: Redis is unreachable
+                await cache.heartbeat()  # skipped: the breaker is open
+                proxy.set_mode(Mode.FORWARD)
+                await cache.heartbeat()  # still skipped until the pause is over
+                assert await heard() == []
 
-            clock.advance(5)
-            await cache.heartbeat()
-            assert await heard() == [invalidation.ALL.encode(), invalidation.HEARTBEAT.encode()]
-        await client.aclose()
+                clock.advance(5)
+                await cache.heartbeat()
+                assert await heard() == [invalidation.ALL.encode(), invalidation.HEARTBEAT.encode()]
+        finally:
+            await client.aclose()

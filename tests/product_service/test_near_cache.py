@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from ecommerce.common.v1 import money_pb2
-from meshkit.redisconn import connect_redis
+from meshkit.redisconn import connect_redis, connect_subscriber
 from product_service.near_cache import NearCache
 from tests.product_service.conftest import CACHE_REDIS_URL, StartCatalog, redis_catalog_cache
 from tests.support import FakeClock, eventually
@@ -44,7 +44,7 @@ async def replica(redis: Redis) -> AsyncIterator[Replica]:
             shared = redis_catalog_cache(client, prefix=prefix)
             near = NearCache(
                 shared,
-                Redis.from_url(CACHE_REDIS_URL),
+                connect_subscriber(CACHE_REDIS_URL),
                 ttl=ttl,
                 max_bytes=max_bytes,
                 spread=spread,

@@ -16,6 +16,7 @@ from tests.product_service.conftest import redis_catalog_cache
         ("redis://127.0.0.1:6379/12", 12),
         ("redis://127.0.0.1:6379", 0),
         ("rediss://cache.internal/?db=3", 3),
+        ("redis://cache.internal/1?db=2", 2),
         ("unix:///run/redis.sock?db=2", 2),
         ("unix:///run/redis.sock", 0),
         (None, 0),
