@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from meshkit.access import require_user
 from meshkit.db import Database, utcnow
 from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound, quoted
+from meshkit.shielding import finish
 from order_service.commands import MAX_QUANTITY, Address, PlaceOrder
 from order_service.models import CartItem, Order
 from order_service.orders import Orders
@@ -205,7 +206,7 @@ class Carts:
             raise FailedPrecondition("The cart is empty.")
         # Shielded: a client hanging up must neither leave its cart emptied with no order nor
         # get its lines back while the order it placed goes on being placed.
-        return await asyncio.shield(
+        return await finish(
             self._place_taken(user_id, taken, idempotency_key, payment_method, address)
         )
 

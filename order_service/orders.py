@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from google.protobuf.message import Message
 
@@ -19,7 +18,6 @@ from meshkit.context import Principal, Role, deadline_var
 from meshkit.db import Database, utcnow
 from meshkit.errors import (
     AlreadyExists,
-    DomainError,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
@@ -32,6 +30,7 @@ from meshkit.ids import new_id
 from meshkit.outbox import Outbox
 from meshkit.pagination import PageTokenCodec, page_size
 from meshkit.protobuf import timestamp
+from meshkit.shielding import finish
 from meshkit.transactions import IntegrityViolation, SessionTransaction, Transaction, transaction
 from order_service.commands import PlaceOrder
 from order_service.models import Order, OrderStatus, TimelineEvent
@@ -54,16 +53,6 @@ SERVICE_NAME = "order_service"
 STATUSES = frozenset(
     {OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.CANCELLED}
 )
-
-
-def _log_unexpected_failure(placing: asyncio.Future[Any]) -> None:
-    """An unexpected failure to place an order whose caller has gone is logged (and asyncio
-    does not report it as never retrieved): nobody else will hear of it."""
-    if placing.cancelled():
-        return
-    error = placing.exception()
-    if error is not None and not isinstance(error, DomainError):
-        logger.error("placing an order failed", exc_info=error)
 
 
 def _money(amount_minor: int, currency: str) -> money_pb2.Money:
@@ -111,14 +100,7 @@ class Orders:
 
         # Shielded: once stock may be reserved, neither the caller hanging up nor its deadline
         # passing may stop this halfway, with the stock reserved and no order saved.
-        placing = asyncio.ensure_future(
-            self._reserve_and_save(new_id(), user_id, command, products, currency)
-        )
-        try:
-            return await asyncio.shield(placing)
-        except asyncio.CancelledError:
-            placing.add_done_callback(_log_unexpected_failure)
-            raise
+        return await finish(self._reserve_and_save(new_id(), user_id, command, products, currency))
 
     async def _reserve_and_save(
         self,
