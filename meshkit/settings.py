@@ -23,6 +23,7 @@ from dotenv import dotenv_values
 
 # Repository root: `var/` (SQLite files, local mail) lives beside the packages.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Where a process writes by default; DATA_DIR moves it (a container's root is read-only).
 VAR_DIR = PROJECT_ROOT / "var"
 
 # Any secret whose value starts with this is a development default and refused elsewhere.
@@ -142,6 +143,8 @@ class CommonSettings(Settings):
     service_name: ClassVar[str] = "service"
 
     app_env: Environment = setting(Environment.DEVELOPMENT, "APP_ENV")
+    # Everything a process writes goes under here (or the system's temporary directory).
+    data_dir: Path = setting(VAR_DIR, "DATA_DIR")
     log_level: LogLevel = setting(LogLevel.INFO, "LOG_LEVEL")
     grpc_host: str = setting("0.0.0.0", "GRPC_HOST")
     amqp_url: str = setting("amqp://guest:guest@127.0.0.1:5672/", "AMQP_URL")
@@ -216,13 +219,22 @@ class ServiceSettings(CommonSettings):
     page_token_secret: Secret = setting(
         Secret(INSECURE_DEFAULT_PREFIX + "page-tokens"), "PAGE_TOKEN_SECRET"
     )
+    # Health reports NOT_SERVING while the database or the broker does not answer: checked
+    # this often, a check slower than the timeout counting as no answer.
+    readiness_interval_seconds: float = setting(2.0, "READINESS_INTERVAL_SECONDS", gt=0)
+    readiness_check_timeout_seconds: float = setting(
+        1.0, "READINESS_CHECK_TIMEOUT_SECONDS", gt=0, le=60
+    )
+    # A client's connection is closed (GOAWAY) after about this long, so that it reconnects
+    # and spreads its calls over the replicas there are now; 0 keeps connections for ever.
+    grpc_max_connection_age_seconds: float = setting(30.0, "GRPC_MAX_CONNECTION_AGE_SECONDS", ge=0)
 
     def __post_init__(self) -> None:
         if not self.database_url:
             self.database_url = self.sqlite_default()
 
     def sqlite_default(self) -> str:
-        return f"sqlite+aiosqlite:///{VAR_DIR / (self.service_name + '.db')}"
+        return f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.db')}"
 
 
 S = TypeVar("S", bound=Settings)

@@ -27,7 +27,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def build_accounts(settings: UserSettings, database: Database) -> tuple[Accounts, KeyRing]:
     keys = KeyRing.load(
-        settings.jwt_keys_dir, active_kid=settings.jwt_active_kid, create=settings.is_development
+        settings.keys_dir, active_kid=settings.jwt_active_kid, create=settings.is_development
     )
     access_tokens = AccessTokens(
         keys,
@@ -72,6 +72,7 @@ async def build(settings: UserSettings, stack: AsyncExitStack) -> ServiceApp:
         ],
         public_methods=PUBLIC_METHODS,
         verifier=accounts.access_tokens,
+        dependencies=[database.readiness],
     )
 
 

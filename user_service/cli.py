@@ -44,5 +44,5 @@ def create_admin(settings: UserSettings, argv: list[str]) -> None:
 
 def rotate_key(settings: UserSettings, argv: list[str]) -> None:
     """Add a signing key; it signs from the next start while older keys still verify."""
-    path = generate_key_file(settings.jwt_keys_dir)
+    path = generate_key_file(settings.keys_dir)
     print(f"new signing key {path.stem} written to {path}")

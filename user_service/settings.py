@@ -7,7 +7,6 @@ from typing import ClassVar
 
 from meshkit.settings import (
     INSECURE_DEFAULT_PREFIX,
-    VAR_DIR,
     Secret,
     ServiceSettings,
     service_setting,
@@ -25,7 +24,8 @@ class UserSettings(ServiceSettings):
     database_url: str = service_setting("", "USER_SERVICE_DATABASE_URL")
 
     # A directory of `<kid>.pem` RSA keys; in development the first one is generated.
-    jwt_keys_dir: Path = setting(VAR_DIR / "jwt-keys", "JWT_KEYS_DIR")
+    # Unset: `jwt-keys` under DATA_DIR.
+    jwt_keys_dir: Path | None = setting(None, "JWT_KEYS_DIR")
     jwt_active_kid: str | None = setting(None, "JWT_ACTIVE_KID")
     access_token_ttl_seconds: int = setting(900, "ACCESS_TOKEN_TTL_SECONDS", ge=30, le=86_400)
     refresh_token_ttl_seconds: int = setting(30 * 86_400, "REFRESH_TOKEN_TTL_SECONDS", ge=60)
@@ -40,6 +40,10 @@ class UserSettings(ServiceSettings):
     # OWASP's argon2id parameters; tests may lower them to run faster.
     argon2_memory_kib: int = setting(19_456, "ARGON2_MEMORY_KIB", ge=8)
     argon2_time_cost: int = setting(2, "ARGON2_TIME_COST", ge=1)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.jwt_keys_dir or self.data_dir / "jwt-keys"
 
     def problems(self) -> list[str]:
         found = super().problems()

@@ -32,7 +32,15 @@ class ExampleSettings(ServiceSettings):
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("APP_ENV", "LOG_LEVEL", "GRPC_PORT", "DATABASE_URL", "MIGRATE_ON_START"):
+    for name in (
+        "APP_ENV",
+        "LOG_LEVEL",
+        "GRPC_PORT",
+        "DATABASE_URL",
+        "MIGRATE_ON_START",
+        "DATA_DIR",
+        "JWT_KEYS_DIR",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -44,6 +52,20 @@ def test_defaults_give_sqlite_under_var() -> None:
     settings = load()
     assert settings.grpc_port == 50999
     assert settings.database_url == f"sqlite+aiosqlite:///{VAR_DIR / 'example_service.db'}"
+
+
+def test_data_dir_moves_everything_a_service_writes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A container's root filesystem is read-only: one variable must move every default write.
+    from user_service.settings import UserSettings
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    assert load().database_url == f"sqlite+aiosqlite:///{tmp_path / 'example_service.db'}"
+    users = load_settings(UserSettings, env_file=None)
+    assert users.keys_dir == tmp_path / "jwt-keys"
+    monkeypatch.setenv("JWT_KEYS_DIR", "/run/keys")
+    assert load_settings(UserSettings, env_file=None).keys_dir == Path("/run/keys")
 
 
 def test_bad_port_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
