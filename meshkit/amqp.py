@@ -16,6 +16,8 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from meshkit.readiness import Dependency
+
 logger = logging.getLogger(__name__)
 
 EVENTS_EXCHANGE = "ecommerce.events"
@@ -160,3 +162,24 @@ async def check_broker(url: str, timeout: float = 3.0) -> None:
     except (TimeoutError, OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
         raise BrokerUnavailable(url, str(exc) or type(exc).__name__) from None
     await connection.close()
+
+
+class BrokerOutOfReach(ConnectionError):
+    """The robust connection is closed, or reconnecting after the broker dropped it."""
+
+
+def readiness(connection: AbstractRobustConnection) -> Dependency:
+    """The broker as a dependency of the service's readiness (`meshkit.readiness`).
+
+    The check reads the connection's state and sends nothing: the robust connection notices a
+    dropped connection at once, and a silent one by its heartbeats, then reconnects by itself;
+    until it is connected again, the relay and the consumers are idle.
+    """
+
+    async def check() -> None:
+        if connection.is_closed:
+            raise BrokerOutOfReach("the connection is closed")
+        if not connection.connected.is_set():
+            raise BrokerOutOfReach("reconnecting")
+
+    return Dependency("broker", check)

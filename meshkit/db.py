@@ -6,12 +6,12 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, MetaData, event
+from sqlalchemy import DateTime, Dialect, MetaData, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
+from meshkit.readiness import Dependency
 from meshkit.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class Database:
         self.driver_pool_size = driver_pool_size(pool_size)
         self._driver_pool: Any = None
         self._driver_pool_opening = asyncio.Lock()
+        self._readiness_connection: Any = None
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> Database:
@@ -212,6 +214,48 @@ class Database:
                 )
         return self._driver_pool
 
+    @property
+    def readiness(self) -> Dependency:
+        """The database as a dependency of the service's readiness (`meshkit.readiness`)."""
+        return Dependency("database", self.check_reachable)
+
+    async def check_reachable(self) -> None:
+        """Returns once the database answers `SELECT 1`; raises when it cannot be reached.
+
+        On PostgreSQL the check has a connection of its own, kept between checks: through the
+        pools it would wait behind the requests when every connection is busy, and a service
+        that is merely busy would say it is not ready, every replica at once. The caller bounds
+        the wait (`ReadinessWatcher` cancels a check past its timeout); a connection that
+        failed or was cancelled mid-check is dropped, and the next check opens another.
+        """
+        if not self.is_postgresql:
+            # SQLite is for development: one replica, no fleet to take out of service at once.
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            return
+        connection = self._readiness_connection
+        try:
+            if connection is None or connection.is_closed():
+                import asyncpg  # only PostgreSQL needs it
+
+                url = self.engine.url.set(drivername="postgresql")
+                connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+                self._readiness_connection = connection
+            await connection.fetchval("SELECT 1")
+        except BaseException:
+            self._readiness_connection = None
+            if connection is not None:
+                # Without a word to the server: it may be the part that does not answer.
+                connection.terminate()
+            raise
+
+    async def _close_readiness_connection(self) -> None:
+        connection, self._readiness_connection = self._readiness_connection, None
+        if connection is not None:
+            with suppress(Exception):
+                # asyncpg drops the connection without a goodbye if the server does not answer.
+                await connection.close(timeout=1.0)
+
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session for reads: each statement sees what was committed when it ran."""
@@ -219,6 +263,7 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        await self._close_readiness_connection()
         pool, self._driver_pool = self._driver_pool, None
         if pool is not None:
             await pool.close()

@@ -24,7 +24,13 @@ from meshkit.interceptors import (
 
 logger = logging.getLogger(__name__)
 
+# Readiness: the whole process, and each service it serves by its full name, is SERVING only
+# while it reaches its dependencies (`meshkit.readiness`). Balancers and the gateway ask "".
 OVERALL_HEALTH = ""
+# Liveness: SERVING from start until shutdown whatever the dependencies do, so an orchestrator
+# restarts a process that is stuck, not one whose database is away (a restart would not bring
+# it back).
+LIVENESS = "liveness"
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,23 @@ class GrpcServer:
     port: int
     service_names: Sequence[str] = field(default_factory=tuple)
 
+    async def set_ready(self, ready: bool) -> None:
+        """Readiness (the process and each of its services), leaving liveness as it is.
+
+        Once shutdown has begun this changes nothing: grpc_health's servicer ignores `set`
+        after `enter_graceful_shutdown`, so a late check cannot say SERVING again.
+        """
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if ready
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in (OVERALL_HEALTH, *self.service_names):
+            await self.health.set(name, status)
+
     async def stop(self, grace: float) -> None:
-        """Say NOT_SERVING first so balancers stop routing here, then drain in-flight calls."""
+        """Say NOT_SERVING first (liveness too) so balancers stop routing here, then drain
+        in-flight calls."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
 
@@ -91,8 +112,12 @@ async def start_grpc_server(
     verifier: TokenVerifier | None = None,
     public_methods: Collection[str] = (),
     interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] | None = None,
+    ready: bool = True,
 ) -> GrpcServer:
-    """Start serving `services` plus health and reflection; port 0 picks a free port."""
+    """Start serving `services` plus health and reflection; port 0 picks a free port.
+
+    Readiness starts as `ready` says; liveness starts SERVING.
+    """
     server = grpc.aio.server(
         interceptors=list(interceptors)
         if interceptors is not None
@@ -117,8 +142,11 @@ async def start_grpc_server(
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}: the port is taken or not allowed")
+    # Health is set before the port serves its first call, so no caller sees a status the
+    # service did not choose.
+    started = GrpcServer(server=server, health=health_servicer, port=bound, service_names=names)
+    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+    await started.set_ready(ready)
     await server.start()
-    for name in (OVERALL_HEALTH, *names):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     logger.info("grpc server listening", extra={"address": f"{host}:{bound}", "services": names})
-    return GrpcServer(server=server, health=health_servicer, port=bound, service_names=names)
+    return started

@@ -26,6 +26,7 @@ from meshkit.logging import configure_logging
 from meshkit.metrics import serve_metrics
 from meshkit.migrations import upgrade_to_head, upgrade_to_head_async
 from meshkit.process import follow_launcher, prepare_collector_for_serving, tune_malloc
+from meshkit.readiness import Dependency, ReadinessWatcher
 from meshkit.server import GrpcServer, ServiceRegistration, start_grpc_server
 from meshkit.settings import ServiceSettings, load_settings
 
@@ -45,6 +46,9 @@ class ServiceApp:
     verifier: TokenVerifier | None = None
     # Long-running coroutines (outbox relay, consumers), started once the server serves.
     background: Sequence[BackgroundJob] = field(default_factory=tuple)
+    # What the service cannot serve without (its database, its broker): while one does not
+    # answer, health reports NOT_SERVING (`meshkit.readiness`).
+    dependencies: Sequence[Dependency] = field(default_factory=tuple)
 
 
 # The composition root: builds everything from settings; resources it opens go on the stack.
@@ -74,17 +78,34 @@ async def running_service(
         await upgrade_to_head_async(definition.migrations, settings.database_url)
     async with AsyncExitStack() as stack:
         app = await definition.build(settings, stack)
+        readiness = ReadinessWatcher(
+            app.dependencies,
+            interval=settings.readiness_interval_seconds,
+            timeout=settings.readiness_check_timeout_seconds,
+        )
+        # Checked before the port opens: the first answer to a health check is already true.
+        ready = await readiness.check()
         server = await start_grpc_server(
             app.services,
             host=settings.grpc_host,
             port=settings.grpc_port,
             verifier=app.verifier,
             public_methods=app.public_methods,
+            ready=ready,
         )
+
+        async def watch_readiness() -> None:
+            await readiness.watch(server.set_ready)
+
         jobs = [asyncio.create_task(supervise(job)) for job in app.background]
+        watcher = asyncio.create_task(supervise(watch_readiness)) if app.dependencies else None
         try:
             yield server
         finally:
+            # The watcher stops first: nothing may say SERVING once shutdown has begun.
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
             await server.stop(settings.shutdown_grace_seconds)
             for task in jobs:
                 task.cancel()

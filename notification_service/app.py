@@ -6,6 +6,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from ecommerce.notification.v1 import notification_pb2, notification_pb2_grpc
+from meshkit import amqp
 from meshkit.channels import Channels
 from meshkit.db import Database
 from meshkit.identity import jwks_verifier, link_user_service
@@ -58,6 +59,7 @@ async def build(settings: NotificationSettings, stack: AsyncExitStack) -> Servic
             *messaging.jobs(dict.fromkeys(NOTIFIED_EVENTS, notifications.on_event)),
             notifications.run_mailer,
         ],
+        dependencies=[database.readiness, amqp.readiness(messaging.connection)],
     )
 
 

@@ -13,7 +13,7 @@ from ecommerce.order.v1 import (
     order_pb2,
     order_pb2_grpc,
 )
-from meshkit import invalidation
+from meshkit import amqp, invalidation
 from meshkit.announcer import open_announcer
 from meshkit.channels import Channels, create_channel
 from meshkit.db import Database
@@ -91,6 +91,7 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
                 "notification.sent": orders.on_notification_sent,
             }
         ),
+        dependencies=[database.readiness, amqp.readiness(messaging.connection)],
     )
 
 

@@ -6,6 +6,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from ecommerce.payment.v1 import payment_pb2, payment_pb2_grpc
+from meshkit import amqp
 from meshkit.channels import Channels, create_channel
 from meshkit.db import Database
 from meshkit.identity import jwks_verifier
@@ -48,6 +49,7 @@ async def build(settings: PaymentSettings, stack: AsyncExitStack) -> ServiceApp:
                 "order.cancelled": payments.on_order_cancelled,
             }
         ),
+        dependencies=[database.readiness, amqp.readiness(messaging.connection)],
     )
 
 

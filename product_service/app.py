@@ -95,6 +95,7 @@ async def build(
         ],
         public_methods=PUBLIC_METHODS,
         verifier=jwks_verifier(settings, users.channel),
+        dependencies=[database.readiness],
     )
 
 
