@@ -40,14 +40,21 @@ _MIN_USEFUL_TIMEOUT = 0.001
 
 
 def service_config(max_attempts: int = 4) -> str:
-    """Retries on UNAVAILABLE only: the one code that says the call did not run.
+    """Calls spread over every address the target resolves to; retries on UNAVAILABLE only.
 
-    Retrying anything else could repeat a side effect or hammer a service that said no.
-    The default deadline is set per call by `MeshChannel`, not here: grpc 1.85 fails a
-    call at once when a service-config timeout is shorter than the call's own deadline.
+    gRPC's default policy (pick_first) sends every call of a channel down one connection to
+    one address, so the replicas behind a name (one DNS record each, from a headless
+    Kubernetes Service or compose's `--scale`) would get the callers they happen to be
+    picked by; round_robin keeps a connection to each and takes them in turn.
+
+    UNAVAILABLE is the one code that says the call did not run: retrying anything else could
+    repeat a side effect or hammer a service that said no. The default deadline is set per
+    call by `MeshChannel`, not here: grpc 1.85 fails a call at once when a service-config
+    timeout is shorter than the call's own deadline.
     """
     return json.dumps(
         {
+            "loadBalancingConfig": [{"round_robin": {}}],
             "methodConfig": [
                 {
                     "name": [{}],
@@ -59,7 +66,7 @@ def service_config(max_attempts: int = 4) -> str:
                         "retryableStatusCodes": ["UNAVAILABLE"],
                     },
                 }
-            ]
+            ],
         }
     )
 
@@ -213,11 +220,18 @@ def create_channel(
     token_source: TokenSource | None = None,
     max_attempts: int = 4,
 ) -> grpc.aio.Channel:
-    """An insecure channel to a service in the mesh (TLS belongs to the deployment's proxy)."""
+    """An insecure channel to a service in the mesh (TLS belongs to the deployment's proxy).
+
+    `target` is any name gRPC resolves: `host:port` and `dns:///host:port` alike are looked
+    up in DNS, and looked up again when a connection closes (servers close theirs after
+    GRPC_MAX_CONNECTION_AGE_SECONDS), so replicas added later get calls too.
+    """
     inner = grpc.aio.insecure_channel(
         target,
         options=[
             ("grpc.service_config", service_config(max_attempts)),
+            # The balancing and retry policy are the mesh's own, whatever a DNS TXT record says.
+            ("grpc.service_config_disable_resolution", 1),
             ("grpc.enable_retries", 1),
             ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
             ("grpc.keepalive_permit_without_calls", 1),
