@@ -75,8 +75,8 @@ class GrpcServer:
         await self.server.wait_for_termination()
 
 
-# Options of every gRPC server of the mesh.
-SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
+# Options of every gRPC server of the mesh, whatever its settings.
+_FIXED_SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     # grpc shares a port between servers by default; a taken port must fail loudly instead.
     ("grpc.so_reuseport", 0),
     # The mesh's clients ping idle connections every KEEPALIVE_TIME_MS. gRPC's servers allow
@@ -85,6 +85,35 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_TIME_MS // 2),
 )
+
+# How long a client's connection lives by default (GRPC_MAX_CONNECTION_AGE_SECONDS).
+DEFAULT_MAX_CONNECTION_AGE_SECONDS = 30.0
+# Calls still running on a connection past its age get this long to finish before it is
+# closed under them. Longer than any deadline the mesh gives a call (RPC_TIMEOUT_SECONDS, 5 s
+# by default), so only a call stuck past its own deadline is cut; a connection with no call
+# left closes at once, whatever this says.
+MAX_CONNECTION_AGE_GRACE_MS = 30_000
+
+
+def server_options(
+    max_connection_age_seconds: float = DEFAULT_MAX_CONNECTION_AGE_SECONDS,
+) -> tuple[tuple[str, int], ...]:
+    """Options of every gRPC server of the mesh; an age of 0 lets connections live for ever."""
+    options = _FIXED_SERVER_OPTIONS
+    if max_connection_age_seconds > 0:
+        # HTTP/2 keeps a client on the replica it first reached: one connection carries all
+        # its calls. Past this age (gRPC adds ±10% so clients do not all reconnect together)
+        # the server sends GOAWAY; the client reconnects, resolves the name again, and so
+        # finds replicas started since, which round_robin (`meshkit.channels`) then uses.
+        options += (
+            ("grpc.max_connection_age_ms", round(max_connection_age_seconds * 1000)),
+            ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
+        )
+    return options
+
+
+# With the default connection age: `start_grpc_server` is given the service's own.
+SERVER_OPTIONS = server_options()
 
 
 def default_interceptors(
@@ -113,6 +142,7 @@ async def start_grpc_server(
     public_methods: Collection[str] = (),
     interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] | None = None,
     ready: bool = True,
+    max_connection_age_seconds: float = DEFAULT_MAX_CONNECTION_AGE_SECONDS,
 ) -> GrpcServer:
     """Start serving `services` plus health and reflection; port 0 picks a free port.
 
@@ -122,7 +152,7 @@ async def start_grpc_server(
         interceptors=list(interceptors)
         if interceptors is not None
         else default_interceptors(verifier, public_methods),
-        options=list(SERVER_OPTIONS),
+        options=list(server_options(max_connection_age_seconds)),
     )
     for service in services:
         service.add_to_server(service.servicer, server)

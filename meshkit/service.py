@@ -92,6 +92,7 @@ async def running_service(
             verifier=app.verifier,
             public_methods=app.public_methods,
             ready=ready,
+            max_connection_age_seconds=settings.grpc_max_connection_age_seconds,
         )
 
         async def watch_readiness() -> None:

@@ -1,19 +1,22 @@
-"""Replicas share the calls: mesh channels take every address a name resolves to in turn."""
+"""Replicas share the calls: mesh channels take every resolved address in turn, and servers
+close connections past their age so that clients find replicas started since."""
 
 from __future__ import annotations
 
 import socket
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 import pytest
 
 from gateway.settings import GatewaySettings
 from meshkit.channels import create_channel
-from meshkit.server import GrpcServer, ServiceRegistration, start_grpc_server
+from meshkit.server import GrpcServer, ServiceRegistration, server_options, start_grpc_server
+from meshkit.service import ServiceApp, ServiceDefinition, running_service
 from meshkit.settings import ServiceSettings, load_settings
 
 SERVICE = "test.v1.Replica"
@@ -115,6 +118,46 @@ async def test_a_mesh_channel_spreads_its_calls_over_every_address_dns_gives(
     await call_many(f"dns:///localhost:{port}", 40)
     assert ipv4.calls + ipv6.calls == 40
     assert min(ipv4.calls, ipv6.calls) >= 10, (ipv4.calls, ipv6.calls)
+
+
+class ReplicaSettings(ServiceSettings):
+    service_name: ClassVar[str] = "replica_service"
+
+
+async def test_a_connection_past_its_age_is_replaced_without_failing_a_call() -> None:
+    replica = Replica("only")
+
+    async def build(settings: ReplicaSettings, stack: AsyncExitStack) -> ServiceApp:
+        return ServiceApp(services=[replica.registration()], public_methods={WHERE})
+
+    settings = load_settings(
+        ReplicaSettings,
+        env_file=None,
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        migrate_on_start=False,
+        grpc_max_connection_age_seconds=0.5,
+    )
+    definition = ServiceDefinition(settings_cls=ReplicaSettings, build=build)
+    async with (
+        running_service(definition, settings) as server,
+        create_channel(f"127.0.0.1:{server.port}") as channel,
+    ):
+        where = channel.unary_unary(WHERE, None, None)
+        # Calls one after another until the server has seen the client on three connections
+        # (two replaced); every one must succeed.
+        deadline = time.monotonic() + 8
+        while len(replica.calls_by_peer) < 3:
+            assert time.monotonic() < deadline, f"connections seen: {dict(replica.calls_by_peer)}"
+            assert await where(b"") == b"only"
+    assert all(calls > 1 for calls in list(replica.calls_by_peer.values())[:2])
+
+
+def test_an_age_of_zero_keeps_connections() -> None:
+    assert "grpc.max_connection_age_ms" not in dict(server_options(0))
+    aged = dict(server_options(30))
+    assert aged["grpc.max_connection_age_ms"] == 30_000
+    assert aged["grpc.max_connection_age_grace_ms"] > 5_000  # more than a call's deadline
 
 
 def test_upstream_addresses_may_be_dns_targets() -> None:
