@@ -208,6 +208,9 @@ class RequestContextInterceptor(UnaryInterceptor):
             request_id_var.reset(tokens[0])
 
 
+_HEALTH_METHODS = "/grpc.health.v1.Health/"
+
+
 class AccessLogInterceptor(UnaryInterceptor):
     """One log line and one latency observation per call: method, status code, duration."""
 
@@ -244,9 +247,13 @@ class AccessLogInterceptor(UnaryInterceptor):
         finally:
             elapsed = time.perf_counter() - started
             code_name = self._observe(method, code, elapsed)
-            if access_logger.isEnabledFor(logging.INFO):
+            # Health is probed every few seconds by every orchestrator: those lines would
+            # bury the calls people read the log for.
+            level = logging.DEBUG if method.startswith(_HEALTH_METHODS) else logging.INFO
+            if access_logger.isEnabledFor(level):
                 principal = principal_var.get()
-                access_logger.info(
+                access_logger.log(
+                    level,
                     "rpc",
                     extra={
                         "method": method,

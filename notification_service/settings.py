@@ -32,3 +32,11 @@ class NotificationSettings(ServiceSettings):
     smtp_check_after_seconds: float = setting(1.0, "SMTP_CHECK_AFTER_SECONDS", ge=0)
     smtp_keepalive_seconds: float = setting(10.0, "SMTP_KEEPALIVE_SECONDS", ge=0)
     mail_poll_seconds: float = setting(1.0, "MAIL_POLL_SECONDS", gt=0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # Set but empty means no login: compose and Kubernetes pass an unset variable as "".
+        if not self.smtp_username:
+            self.smtp_username = None
+        if self.smtp_password is not None and not self.smtp_password.get_secret_value():
+            self.smtp_password = None

@@ -65,6 +65,8 @@ def main() -> None:
     args = parser.parse_args()
     follow_launcher()
     configure_logging("mail_sink")
+    # aiosmtpd logs every connection at INFO, health probes' included; kept mail is logged above.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port, args.directory))
 

@@ -57,6 +57,18 @@ async def test_a_dropped_connection_fails_one_email_and_the_next_reconnects(
     assert smtp.connections == 2
 
 
+async def test_empty_credentials_send_without_a_login(smtp: SmtpServer) -> None:
+    # Compose and Kubernetes pass an unset SMTP_USERNAME as "": that is no login, not an
+    # empty one the relay (which offers no AUTH) would refuse.
+    settings = load_settings(
+        NotificationSettings, env_file=None, SMTP_PORT=smtp.port, SMTP_USERNAME="", SMTP_PASSWORD=""
+    )
+    assert settings.smtp_username is None and settings.smtp_password is None
+    async with SmtpMailer(settings).connection() as connection:
+        await connection.send("plain@example.com", "No login", "text", "<p>html</p>")
+    assert [mail.subject for mail in smtp.received("plain@example.com")] == ["No login"]
+
+
 async def test_nothing_sent_opens_no_connection(smtp: SmtpServer) -> None:
     async with _mailer(smtp).connection():
         pass

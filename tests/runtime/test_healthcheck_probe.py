@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import threading
@@ -10,8 +11,9 @@ from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
+import grpc
 import pytest
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from meshkit.server import GrpcServer, start_grpc_server
 from tests.support import free_port
@@ -105,3 +107,15 @@ async def test_http_probe_asks_readiness_by_default(
 async def test_tcp_probe_needs_a_listener(http_port: int) -> None:
     assert (await probe("tcp", "--port", str(http_port)))[0] == 0
     assert (await probe("tcp", "--port", str(free_port())))[0] == 1
+
+
+async def test_health_checks_are_logged_below_info(
+    grpc_server: GrpcServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Orchestrators probe every few seconds; at INFO those lines would bury the real calls.
+    caplog.set_level(logging.DEBUG, logger="meshkit.access")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_server.port}") as channel:
+        await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+    (record,) = [r for r in caplog.records if r.name == "meshkit.access"]
+    assert record.levelno == logging.DEBUG
+    assert record.__dict__["method"] == "/grpc.health.v1.Health/Check"
