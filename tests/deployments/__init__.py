@@ -1,0 +1,1 @@
+"""Deployment checks: images, compose files and Kubernetes manifests."""
