@@ -28,7 +28,7 @@ from meshkit.migrations import upgrade_to_head, upgrade_to_head_async
 from meshkit.process import follow_launcher, prepare_collector_for_serving, tune_malloc
 from meshkit.readiness import Dependency, ReadinessWatcher
 from meshkit.server import GrpcServer, ServiceRegistration, start_grpc_server
-from meshkit.settings import ServiceSettings, load_settings
+from meshkit.settings import ServiceSettings, load_migration_settings, load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +220,9 @@ def run(definition: ServiceDefinition[SettingsT], argv: Sequence[str] | None = N
     args, rest = parser.parse_known_args(argv)
     follow_launcher()
     tune_malloc()
-    settings = load_settings(settings_cls)
+    # Migrating uses only the database: a migration Job is not handed the serving secrets.
+    load = load_migration_settings if args.command == "migrate" else load_settings
+    settings = load(settings_cls)
     configure_logging(settings_cls.service_name, settings.log_level)
     if args.command in definition.commands:
         _migrate(definition, settings)

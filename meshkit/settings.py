@@ -123,6 +123,10 @@ class Settings:
         """What is wrong across fields, once each field is valid on its own."""
         return []
 
+    def secret_problems(self) -> list[str]:
+        """Secrets unfit for this environment; checked only where the process serves."""
+        return []
+
 
 def env_names(settings_cls: type[Settings], field: str) -> tuple[str, ...]:
     """The variables a field is read from, first one first."""
@@ -172,6 +176,10 @@ class CommonSettings(Settings):
                 "SHUTDOWN_DEADLINE_SECONDS must exceed SHUTDOWN_GRACE_SECONDS: closing "
                 "connections takes time after the grace for in-flight calls"
             )
+        return found
+
+    def secret_problems(self) -> list[str]:
+        found = super().secret_problems()
         if self.app_env is not Environment.DEVELOPMENT:
             insecure = [
                 env_name(type(self), field.name)
@@ -246,6 +254,24 @@ DOT_ENV = Path(".env")
 def load_settings(settings_cls: type[S], *, env_file: Path | None = DOT_ENV, **overrides: Any) -> S:
     """Settings from `overrides` (by field or variable name), the environment, then
     `env_file`; raises ConfigurationError naming every bad variable at once."""
+    return _load(settings_cls, env_file, overrides, require_secrets=True)
+
+
+def load_migration_settings(
+    settings_cls: type[S], *, env_file: Path | None = DOT_ENV, **overrides: Any
+) -> S:
+    """`load_settings` for a process that only migrates the database: it is not refused for
+    serving secrets it never uses, so a migration Job need not be handed them."""
+    return _load(settings_cls, env_file, overrides, require_secrets=False)
+
+
+def _load(
+    settings_cls: type[S],
+    env_file: Path | None,
+    overrides: Mapping[str, Any],
+    *,
+    require_secrets: bool,
+) -> S:
     source = _upper_keys(dotenv_values(env_file) if env_file and env_file.is_file() else {})
     source.update(_upper_keys(os.environ))
     given = {key.upper(): value for key, value in overrides.items()}
@@ -276,6 +302,8 @@ def load_settings(settings_cls: type[S], *, env_file: Path | None = DOT_ENV, **o
         raise ConfigurationError(problems)
     settings = settings_cls(**values)
     problems = settings.problems()
+    if require_secrets:
+        problems += settings.secret_problems()
     if problems:
         raise ConfigurationError(problems)
     return settings

@@ -45,8 +45,8 @@ class UserSettings(ServiceSettings):
     def keys_dir(self) -> Path:
         return self.jwt_keys_dir or self.data_dir / "jwt-keys"
 
-    def problems(self) -> list[str]:
-        found = super().problems()
+    def secret_problems(self) -> list[str]:
+        found = super().secret_problems()
         weak = sorted(
             client
             for client, secret in self.service_clients.items()

@@ -14,6 +14,7 @@ from meshkit.settings import (
     LogLevel,
     Secret,
     ServiceSettings,
+    load_migration_settings,
     load_settings,
     service_setting,
     setting,
@@ -112,6 +113,24 @@ def test_default_secret_refused_outside_development(
     with pytest.raises(ConfigurationError) as raised:
         load()
     assert "EXAMPLE_SIGNING_SECRET" in str(raised.value.code)
+
+
+def test_a_migration_needs_no_serving_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A migration Job is handed the database only; the serving secrets would stay at their
+    # defaults, and must not stop it.
+    from user_service.settings import UserSettings
+
+    monkeypatch.setenv("APP_ENV", "production")
+    assert load_migration_settings(ExampleSettings, env_file=None).app_env.value == "production"
+    with pytest.raises(ConfigurationError, match="SERVICE_CLIENTS"):
+        load_settings(UserSettings, env_file=None)
+    load_migration_settings(UserSettings, env_file=None)
+    # Settings wrong for every purpose are still refused.
+    monkeypatch.setenv("SHUTDOWN_GRACE_SECONDS", "60")
+    with pytest.raises(ConfigurationError, match="SHUTDOWN_DEADLINE_SECONDS"):
+        load_migration_settings(ExampleSettings, env_file=None)
 
 
 def test_real_secret_accepted_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
