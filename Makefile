@@ -7,7 +7,7 @@ SERVICES := user_service product_service order_service payment_service notificat
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help install proto proto-check proto-lint migrate run test lint bench services clean
+.PHONY: help install proto proto-check proto-lint migrate run test lint bench services deploy-test clean
 
 help:
 	@echo "make run      set up, migrate and start the six processes (gateway on :8000)"
@@ -17,6 +17,7 @@ help:
 	@echo "make migrate  apply database migrations of every service"
 	@echo "make bench    measure every hot path against baselines (BENCH_ARGS=--quick: < 2 min)"
 	@echo "make services start PostgreSQL, RabbitMQ and Redis here (installs them if absent)"
+	@echo "make deploy-test  build the images, run the compose stack and shop through it"
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +59,10 @@ bench: install
 
 services:
 	bash deployments/local/ensure-services.sh
+
+# Needs Docker or podman with compose v2 (CONTAINER_CLI and COMPOSE choose); skipped without.
+deploy-test: install
+	DEPLOY_TEST=1 $(PY) -m pytest tests/deployments/test_stack.py -s -v $(PYTEST_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
