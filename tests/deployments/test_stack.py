@@ -33,6 +33,7 @@ from tests.deployments.engine import (
     find_container_cli,
     wait_for,
 )
+from tests.e2e.shop import ADDRESS, PASSWORD
 from tests.support import free_port
 
 pytestmark = [
@@ -45,14 +46,6 @@ pytestmark = [
 ]
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "a deploy-test password"
-PASSWORD = "a fine password"
-ADDRESS = {
-    "recipient": "Ada Lovelace",
-    "line1": "12 St James's Square",
-    "city": "London",
-    "postal_code": "SW1Y 4JH",
-    "country_code": "GB",
-}
 VERSION = re.search(
     r'^version = "([^"]+)"', (REPOSITORY / "pyproject.toml").read_text(), re.MULTILINE
 )
