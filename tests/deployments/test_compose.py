@@ -36,6 +36,7 @@ PRODUCTION_SECRETS = (
     "REDIS_PASSWORD",
     "SERVICE_CLIENT_SECRET",
     "PAGE_TOKEN_SECRET",
+    "SMTP_HOST",
     "JWT_SIGNING_KEY_FILE",
 )
 # Variables read by what the images run besides our settings: the interpreter and gRPC's core.
@@ -52,9 +53,11 @@ def compose_binary() -> str:
 
 
 def compose_config(*files: Path, env: dict[str, str] | None = None, quiet: bool = False) -> Any:
-    args = [compose_binary(), *(part for f in files for part in ("-f", str(f))), "config"]
+    # --env-file: neither a developer's `.env` (which this directory's links to) nor the
+    # shell's settings; only what the test gives.
+    args = [compose_binary(), "--env-file", os.devnull]
+    args += [*(part for f in files for part in ("-f", str(f))), "config"]
     args += ["-q"] if quiet else ["--format", "json"]
-    # Only what the test gives: neither the shell's nor a developer's `.env` settings.
     clean = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **(env or {})}
     done = subprocess.run(
         args,
@@ -154,6 +157,21 @@ def test_bootstrap_admin_from_the_shell_reaches_the_user_service() -> None:
     user = compose_config(COMPOSE_FILE, env=env)["services"]["user-service"]["environment"]
     assert user["BOOTSTRAP_ADMIN_EMAIL"] == "boss@example.com"
     assert user["BOOTSTRAP_ADMIN_PASSWORD"] == "pw pw pw pw"
+
+
+def test_a_laptops_env_does_not_reach_into_the_stack() -> None:
+    # `cp .env.example .env` for `make run` puts 127.0.0.1 addresses in the `.env` compose
+    # reads: inside a container that is the container itself.
+    laptop = {
+        line.split("=", 1)[0]: line.split("=", 1)[1]
+        for line in (DOCKERFILE.parents[2] / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#") and "=" in line
+    }
+    services = compose_config(COMPOSE_FILE, env=laptop)["services"]
+    for name in own_services():
+        for variable, value in services[name].get("environment", {}).items():
+            assert "127.0.0.1" not in value, f"{name}: {variable}={value}"
+    assert services["notification-service"]["environment"]["SMTP_HOST"] == "mail-sink"
 
 
 def test_every_variable_compose_sets_is_read_by_the_code() -> None:

@@ -262,17 +262,11 @@ def test_gateway_port_probes_service_and_ingress_agree(root: Path) -> None:
     env = literal_env(container, objects)
     port = int(env["GATEWAY_PORT"])
     assert port == ports_by_name(container)["http"] == field_default(GatewaySettings, "port")
-    paths = {"startupProbe": "/healthz", "readinessProbe": "/readyz", "livenessProbe": "/healthz"}
-    for probe, path in paths.items():
-        assert container[probe]["httpGet"]["path"] == path
+    # Every probe is the gateway's own: readiness on /readyz (every upstream SERVING) would
+    # take all gateways out of the Ingress when any one service is down.
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/healthz", probe
         assert resolve_port(container[probe]["httpGet"]["port"], container) == port
-    # /readyz waits up to READINESS_TIMEOUT_SECONDS for the upstreams before answering.
-    readiness_timeout = float(
-        env.get(
-            "READINESS_TIMEOUT_SECONDS", field_default(GatewaySettings, "readiness_timeout_seconds")
-        )
-    )
-    assert container["readinessProbe"]["timeoutSeconds"] > readiness_timeout
     annotations = workload["spec"]["template"]["metadata"]["annotations"]
     assert int(annotations["prometheus.io/port"]) == port
 

@@ -123,3 +123,19 @@ async def test_the_driver_pool_is_for_postgresql_only(tmp_path: Path) -> None:
             await _driver_select_one(database)
     finally:
         await database.dispose()
+
+
+async def test_readiness_survives_its_connection_closed_by_the_server(postgres_url: str) -> None:
+    # A server or pooler restart kills the kept readiness connection; the database answers
+    # again at once, so the next check must not report an outage (every replica at once).
+    database = Database(postgres_url, pool_size=1)
+    try:
+        await database.check_reachable()
+        first = database._readiness_connection
+        assert first is not None
+        assert await _kill_other_backends(postgres_url) == 1
+        await database.check_reachable()
+        assert database._readiness_connection is not first
+    finally:
+        await database.dispose()
+    assert database._readiness_connection is None
