@@ -19,7 +19,7 @@ from meshkit.shielding import finish
 from order_service.commands import MAX_QUANTITY, Address, PlaceOrder
 from order_service.models import CartItem, Order
 from order_service.orders import Orders
-from order_service.reads import OrderRecord
+from order_service.records import OrderRecord
 from order_service.upstream import Catalog, ProductInfo
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from order_service.carts import Carts, CartView
 from order_service.commands import Address, PlaceOrder
 from order_service.models import Order, TimelineEvent
 from order_service.orders import Orders
-from order_service.reads import OrderRecord
+from order_service.records import OrderRecord
 
 Context = Any  # grpc.aio.ServicerContext; unused by these thin adapters
 

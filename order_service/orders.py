@@ -34,7 +34,8 @@ from meshkit.shielding import finish
 from meshkit.transactions import IntegrityViolation, SessionTransaction, Transaction, transaction
 from order_service.commands import PlaceOrder
 from order_service.models import Order, OrderStatus, TimelineEvent
-from order_service.reads import ItemRecord, OrderRecord, load_order, load_order_by_key
+from order_service.reads import load_order, load_order_by_key
+from order_service.records import ItemRecord, OrderRecord
 from order_service.repository import (
     OrderRepository,
     TimelineRepository,

@@ -10,11 +10,9 @@ the ORM; `tests/order_service/test_reads.py` holds both to the same answer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from meshkit.db import Database, in_utc
 from order_service.models import Order
+from order_service.records import ItemRecord, OrderRecord
 from order_service.repository import ITEM_FIELDS, ORDER_FIELDS, OrderRepository
 
 _ORDER_WITH_ITEMS = (
@@ -28,46 +26,6 @@ _ORDER_WITH_ITEMS = (
 ORDER_BY_ID = _ORDER_WITH_ITEMS + " WHERE o.id = $1 ORDER BY i.position"
 # Every order placed with an Idempotency-Key asks first whether the key was used.
 _BY_KEY = _ORDER_WITH_ITEMS + " WHERE o.user_id = $1 AND o.idempotency_key = $2 ORDER BY i.position"
-
-
-@dataclass(frozen=True, slots=True)
-class ItemRecord:
-    """A line of an order as read, not a mapped object: building those cost as much as the
-    read itself."""
-
-    position: int
-    product_id: str
-    product_name: str
-    seller_id: str
-    quantity: int
-    unit_price_minor: int
-
-    @property
-    def line_total_minor(self) -> int:
-        return self.unit_price_minor * self.quantity
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRecord:
-    """An order as read, with the attributes of `Order` that answers are built from."""
-
-    id: str
-    user_id: str
-    status: str
-    idempotency_key: str
-    request_hash: str
-    currency_code: str
-    total_minor: int
-    payment_method: str
-    shipping_address: str
-    cancel_reason: str
-    carrier: str
-    tracking_number: str
-    created_at: datetime
-    updated_at: datetime
-    paid_at: datetime | None
-    shipped_at: datetime | None
-    items: tuple[ItemRecord, ...]
 
 
 async def load_order(db: Database, order_id: str) -> Order | OrderRecord | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -14,9 +14,7 @@ from sqlalchemy.orm import joinedload
 
 from meshkit.transactions import Statement, Transaction
 from order_service.models import Order, OrderItem, TimelineEvent
-
-if TYPE_CHECKING:
-    from order_service.reads import OrderRecord
+from order_service.records import OrderRecord
 
 _orders: Table = Order.__table__  # type: ignore[assignment]
 _timeline: Table = TimelineEvent.__table__  # type: ignore[assignment]

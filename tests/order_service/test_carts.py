@@ -26,7 +26,7 @@ from order_service.commands import Address
 from order_service.grpc_api import cart_message
 from order_service.models import Order, metadata, outbox
 from order_service.orders import SERVICE_NAME, Orders
-from order_service.reads import OrderRecord
+from order_service.records import OrderRecord
 from order_service.upstream import Line, ProductInfo
 from tests.conftest import DatabaseFactory
 from tests.support import eventually

@@ -1,0 +1,46 @@
+"""Orders and their lines as plain records: what the driver reads and a placed order writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    """A line of an order as read, not a mapped object: building those cost as much as the
+    read itself."""
+
+    position: int
+    product_id: str
+    product_name: str
+    seller_id: str
+    quantity: int
+    unit_price_minor: int
+
+    @property
+    def line_total_minor(self) -> int:
+        return self.unit_price_minor * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """An order as read, with the attributes of `Order` that answers are built from."""
+
+    id: str
+    user_id: str
+    status: str
+    idempotency_key: str
+    request_hash: str
+    currency_code: str
+    total_minor: int
+    payment_method: str
+    shipping_address: str
+    cancel_reason: str
+    carrier: str
+    tracking_number: str
+    created_at: datetime
+    updated_at: datetime
+    paid_at: datetime | None
+    shipped_at: datetime | None
+    items: tuple[ItemRecord, ...]
