@@ -114,7 +114,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
 # A pooled connection unused this long is pinged before it is handed out, so one that a
 # database restart or a firewall closed meanwhile is replaced instead of failing a request.
 # Connections in steady use are not pinged: SQLAlchemy's `pool_pre_ping` pings every
-# checkout, a round trip that was a fifth of an order read's time.
+# checkout, a round trip that made up a sizeable part of an order read's time.
 IDLE_PING_AFTER_SECONDS = 5.0
 
 
@@ -181,12 +181,11 @@ class Database:
         """A connection of asyncpg's own pool, in autocommit, for the hottest reads, the outbox
         relay and the transactions of `meshkit.transactions` (PostgreSQL only).
 
-        SQLAlchemy's execution costs several times what the query does (measured on an order
-        read: 260 µs of CPU against 45), and even a raw connection checked out of its async
-        pool costs ~70 µs more per read than one of asyncpg's pool (greenlets, and a task per
-        check-in). This pool holds up to half of `DB_POOL_SIZE` connections, opened when
-        first needed; asyncpg replaces a connection the server closed when it is next handed
-        out.
+        SQLAlchemy's execution costs several times what the query does, and even a raw
+        connection checked out of its async pool costs more per read than one of asyncpg's
+        pool (greenlets, and a task per check-in). This pool holds up to half of
+        `DB_POOL_SIZE` connections, opened when first needed; asyncpg replaces a connection
+        the server closed when it is next handed out.
         """
         pool = self._driver_pool or await self._open_driver_pool()
         async with pool.acquire() as connection:

@@ -38,9 +38,9 @@ DEFAULT_GRPC_PORTS: Mapping[str, int] = {
 }
 DEFAULT_GATEWAY_PORT = 8000
 # Services run without docstrings and asserts: the docstrings of what they import (SQLAlchemy's
-# above all) are ~5 MB of each idle process's ~100. `make install` compiles the bytecode for
-# it; the code never relies on an assert. The gateway keeps its docstrings: FastAPI publishes
-# them as the API's descriptions.
+# above all) are a noticeable part of each idle process's memory. `make install` compiles the
+# bytecode for it; the code never relies on an assert. The gateway keeps its docstrings:
+# FastAPI publishes them as the API's descriptions.
 SERVICE_PYTHON_FLAGS: tuple[str, ...] = ("-OO",)
 
 

@@ -1,7 +1,7 @@
 """Alembic migrations for every service: one env.py body, one way to upgrade.
 
 Alembic (with Mako and Pygments) is imported only when migrations run: a serving process,
-which migrates in a child process (`meshkit.service`), never holds its ~11 MB.
+which migrates in a child process (`meshkit.service`), never holds their memory.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ _PR_SET_PDEATHSIG = 1
 _M_ARENA_MAX = -8
 # glibc's M_MMAP_THRESHOLD. Set, it stops glibc from raising the threshold after each large
 # free: by default, once a password hash's 19 MiB were freed, later ones came from the heap and
-# stayed resident (200 sign-ups left the user service 3.2 MB larger; 1.0 MB with it set).
+# stayed resident, and the user service grew with its sign-ups far more than with it set.
 _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's own starting value
 
@@ -59,18 +59,18 @@ def prepare_collector_for_serving(young_threshold: int | None = None) -> None:
     collect young objects every `young_threshold` net allocations when given.
 
     Modules, schemas, mappers and settings live as long as the process, yet every full
-    collection walked them all: ~30 ms on the gateway, a stall for every request in flight
-    and most of its p99. Frozen, a full collection walks only what requests allocated.
+    collection walked them all: on the gateway, a stall for every request in flight and most
+    of its tail latency. Frozen, a full collection walks only what requests allocated.
 
-    At CPython's threshold of 700, the gateway under load ran ~110 young and ~10 middle
-    collections per second that found almost nothing to free (requests in flight are alive;
-    what they drop, reference counting frees): 6% of its CPU. The count restarts from zero
-    at each collection and frees cannot take it below zero, so the frees of objects made
-    before a collection are lost while the allocations after it count: a small threshold is
-    reached however little is garbage. At 50,000 the gateway collected nothing during a
-    load and its RSS after the load did not grow. The services keep CPython's threshold:
-    they make cyclic garbage (AMQP and SMTP clients above all), and at 50,000 it stayed
-    resident long enough to add 8-24 MB to their RSS after the benchmark's load.
+    At CPython's threshold of 700, the gateway under load ran young and middle collections
+    many times a second that found almost nothing to free (requests in flight are alive;
+    what they drop, reference counting frees), a share of its CPU spent for nothing. The
+    count restarts from zero at each collection and frees cannot take it below zero, so the
+    frees of objects made before a collection are lost while the allocations after it count:
+    a small threshold is reached however little is garbage. At 50,000 the gateway collected
+    nothing during a load and its RSS after the load did not grow. The services keep
+    CPython's threshold: they make cyclic garbage (AMQP and SMTP clients above all), and at
+    50,000 it stayed resident long enough to grow their RSS after the benchmark's load.
     """
     gc.collect()
     gc.freeze()

@@ -9,10 +9,9 @@ from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from meshkit.errors import InvalidArgument
 
-# The arithmetic of Timestamp.FromDatetime and ToDatetime, at a third to a quarter of their
-# cost (they are written in Python with keyword arguments throughout): every order and
-# product a service answers with carries two or three timestamps, and a page of them twenty
-# times as many.
+# The arithmetic of Timestamp.FromDatetime and ToDatetime, at a fraction of their cost (they
+# are written in Python with keyword arguments throughout): every order and product a service
+# answers with carries two or three timestamps, and a page of them twenty times as many.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -266,7 +266,7 @@ def _migrate_in_child(service_name: str) -> None:
     """`python -m <service> migrate` in a process of its own, waited for.
 
     Migrating in the serving process would keep Alembic, Mako and Pygments in its memory for
-    good (~11 MB of the ~100 MB a service holds idle).
+    good, a noticeable part of what a service holds idle.
     """
     # With the interpreter's own -O flags: an image holds only the bytecode its processes read.
     optimize = ["-" + "O" * sys.flags.optimize] if sys.flags.optimize else []

@@ -2,8 +2,8 @@
 
 Settings are dataclasses read by `load_settings`: each field names its variables, its bounds,
 and its type, which says how the variable's text is read. Plain dataclasses rather than
-pydantic-settings: validating some twenty variables once cost every process ~10 MB of
-resident memory (pydantic and its core), a tenth of a service's budget.
+pydantic-settings: validating some twenty variables once kept pydantic and its core resident
+in every process, a sizeable part of a service's memory budget.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def _money(amount: int, currency: str) -> money_pb2.Money:
 
 def order_message(order: Order | OrderRecord) -> order_pb2.Order:
     # Nested fields given as dicts are built in place; given as messages, they would be built
-    # and then copied (with the address's JSON read straight in: 52 to 32 us an order).
+    # and then copied. The address's JSON is read straight in for the same reason.
     currency = order.currency_code
     message = order_pb2.Order(
         id=order.id,

@@ -15,8 +15,8 @@ twice `ttl`.
 
 Reads therefore never wait for Redis on an entry this tier holds. They did when an expired
 entry was dropped and read again in the request: in the benchmark, Redis, sharing two busy
-cores with the mesh, sometimes answered nothing for 0.1-0.5 s just as the hot products'
-entries expired, and the slice then measured had a p99 of 100-430 ms against ~20 ms.
+cores with the mesh, sometimes stalled just as the hot products' entries expired, and the
+reads of that moment were many times slower in their tail than the rest.
 """
 
 from __future__ import annotations

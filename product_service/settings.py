@@ -30,7 +30,7 @@ class ProductSettings(ServiceSettings):
     # reach every replica at once through Redis, and a lost subscription empties the tier
     # within seconds: this lifetime only bounds a message lost unnoticed. Each hot entry is
     # read from Redis again once per lifetime (two round trips); at 10 s that cost scenario 1
-    # of the benchmark a fifth of its throughput.
+    # of the benchmark a sizeable part of its throughput.
     near_cache_ttl_seconds: float = setting(60.0, "NEAR_CACHE_TTL_SECONDS", ge=0, le=3600)
     near_cache_max_mb: float = setting(16.0, "NEAR_CACHE_MAX_MB", gt=0, le=4096)
 

@@ -11,7 +11,7 @@ MAX_PASSWORD_LENGTH = 256
 
 
 class PasswordHasher:
-    """argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane): ~50 ms a verify here."""
+    """argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane): slow to verify by design."""
 
     def __init__(self, memory_kib: int = 19_456, time_cost: int = 2, parallelism: int = 1) -> None:
         self._hasher = argon2.PasswordHasher(

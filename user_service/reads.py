@@ -1,9 +1,9 @@
 """The user read that other services make on every order and email, on the driver itself.
 
 On PostgreSQL a user comes back through asyncpg directly, as a plain record: through the
-ORM (`Session.get`) the read was most of the ~1 ms of CPU that `IsUserActive` and `GetUser`
-cost the service once the token check is cached. SQLite (the laptop default) reads through
-the ORM; `tests/user_service/test_reads.py` holds both to the same answer.
+ORM (`Session.get`) the read was most of the CPU that `IsUserActive` and `GetUser` cost the
+service once the token check is cached. SQLite (the laptop default) reads through the ORM;
+`tests/user_service/test_reads.py` holds both to the same answer.
 """
 
 from __future__ import annotations

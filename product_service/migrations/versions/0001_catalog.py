@@ -77,9 +77,9 @@ def upgrade() -> None:
         )
         if (op.get_bind().dialect.server_version_info or (0,)) >= (14,):
             # Without statistics on these expressions the planner guesses how many rows a
-            # word matches: it then scans a whole sort index for a rare word (about 100 ms
-            # at 100,000 products) or sorts every row for a common one. With them, both
-            # take a few milliseconds.
+            # word matches: it then scans a whole sort index for a rare word (slow on a
+            # large catalog) or sorts every row for a common one. With them, both are
+            # quick.
             op.execute("CREATE STATISTICS st_products_name_lower ON (lower(name)) FROM products")
             op.execute(
                 "CREATE STATISTICS st_products_description_lower "
