@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from ecommerce.user.v1 import auth_pb2, auth_pb2_grpc, user_pb2, user_pb2_grpc
@@ -80,5 +81,8 @@ DEFINITION = ServiceDefinition(
     settings_cls=UserSettings,
     build=build,
     migrations=MIGRATIONS,
-    commands={"create-admin": create_admin, "rotate-key": rotate_key},
+    commands={
+        "create-admin": partial(create_admin, build_accounts=build_accounts),
+        "rotate-key": rotate_key,
+    },
 )

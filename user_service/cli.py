@@ -6,17 +6,21 @@ import argparse
 import asyncio
 import getpass
 import sys
+from collections.abc import Callable
 
 from meshkit.db import Database
 from meshkit.errors import DomainError
-from user_service.keys import generate_key_file
+from user_service.accounts import Accounts
+from user_service.keys import KeyRing, generate_key_file
 from user_service.settings import UserSettings
 
+# What builds the accounts from settings: the composition root passes in its own, since it
+# imports this module and this module does not import it back.
+BuildAccounts = Callable[[UserSettings, Database], tuple[Accounts, KeyRing]]
 
-def create_admin(settings: UserSettings, argv: list[str]) -> None:
+
+def create_admin(settings: UserSettings, argv: list[str], *, build_accounts: BuildAccounts) -> None:
     """Create an admin account, or promote an existing one. The password is read from stdin."""
-    from user_service.app import build_accounts  # the composition root imports this module
-
     parser = argparse.ArgumentParser(prog="python -m user_service create-admin")
     parser.add_argument("--email", required=True)
     parser.add_argument(
