@@ -35,6 +35,9 @@ NO_TOKEN: tuple[tuple[str, str], ...] = ((AUTHORIZATION_HEADER, ""),)
 # (`meshkit.server.SERVER_OPTIONS`).
 KEEPALIVE_TIME_MS = 30_000
 
+# How soon a channel may look a name up again after the last lookup.
+DNS_MIN_SECONDS_BETWEEN_LOOKUPS = 1
+
 # A deadline this close to passing is not worth a network round trip.
 _MIN_USEFUL_TIMEOUT = 0.001
 
@@ -236,6 +239,10 @@ def create_channel(
             ("grpc.enable_retries", 1),
             ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
             ("grpc.keepalive_permit_without_calls", 1),
+            # A replica that came back at another address (a container recreated, a pod
+            # rescheduled) is looked up again within a second of its connection failing; gRPC
+            # waits 30 s between lookups by default, failing calls with UNAVAILABLE meanwhile.
+            ("grpc.dns_min_time_between_resolutions_ms", DNS_MIN_SECONDS_BETWEEN_LOOKUPS * 1000),
         ],
     )
     return MeshChannel(inner, _OutgoingContext(timeout_seconds, token_source))

@@ -303,7 +303,16 @@ def test_a_killed_service_is_restarted_and_the_flow_works_again(
     started = time.monotonic()
     wait_for(restarted, timeout=120, message="order-service restarted and healthy")
     report(f"order-service back and healthy {time.monotonic() - started:.1f} s after kill -9")
-    order_until_paid(stack, shop["token"], shop["product"])
+
+    # Clients retry a 503. The gateway finds the restarted replica (perhaps at a new address)
+    # within seconds, not after gRPC's default 30 s between DNS lookups.
+    def placed_and_paid() -> dict[str, Any]:
+        return order_until_paid(stack, shop["token"], shop["product"])
+
+    wait_for(
+        placed_and_paid, timeout=15, interval=1, message="an order through the restarted service"
+    )
+    report(f"orders work again {time.monotonic() - started:.1f} s after kill -9")
 
 
 def served_calls(engine: Engine, container: str) -> float:
