@@ -65,6 +65,14 @@ class InvalidArgument(DomainError):
         return cls(f"{field}: {message}", [FieldViolation(field, message)])
 
 
+def require_id(value: str, field: str = "id") -> None:
+    """Refuse an empty id from a request, naming the field that should have held it."""
+    # An empty id is a malformed request, not an unknown resource: INVALID_ARGUMENT naming the
+    # field, rather than NOT_FOUND.
+    if not value:
+        raise InvalidArgument.for_field(field, "is required")
+
+
 class NotFound(DomainError):
     code = grpc.StatusCode.NOT_FOUND
 

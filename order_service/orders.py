@@ -24,6 +24,7 @@ from meshkit.errors import (
     NotFound,
     PermissionDenied,
     quoted,
+    require_id,
 )
 from meshkit.events import Envelope
 from meshkit.ids import new_id
@@ -58,13 +59,6 @@ STATUSES = frozenset(
 
 def _money(amount_minor: int, currency: str) -> money_pb2.Money:
     return money_pb2.Money(amount_minor=amount_minor, currency_code=currency)
-
-
-def _require_id(order_id: str, field: str = "id") -> None:
-    # An empty id is a malformed request, not an unknown order: INVALID_ARGUMENT naming the
-    # field, as the product service answers, rather than NOT_FOUND.
-    if not order_id:
-        raise InvalidArgument.for_field(field, "is required")
 
 
 class Orders:
@@ -250,7 +244,7 @@ class Orders:
 
     async def get(self, order_id: str) -> Order | OrderRecord:
         principal = require_principal()
-        _require_id(order_id)
+        require_id(order_id)
         return self._visible(await load_order(self.db, order_id), principal, order_id)
 
     @staticmethod
@@ -285,7 +279,7 @@ class Orders:
         return orders[:limit], next_token
 
     async def timeline(self, order_id: str) -> Sequence[TimelineEvent]:
-        _require_id(order_id, "order_id")
+        require_id(order_id, "order_id")
         await self.get(order_id)  # ownership check
         async with self.db.session() as session:
             return await TimelineRepository(session).for_order(order_id)
@@ -294,7 +288,7 @@ class Orders:
 
     async def cancel(self, order_id: str, reason: str) -> Order:
         principal = require_user()
-        _require_id(order_id)
+        require_id(order_id)
         async with self.db.transaction() as session:
             tx = SessionTransaction(session)
             order = self._visible(await OrderRepository(session).get(order_id), principal, order_id)
@@ -328,7 +322,7 @@ class Orders:
 
     async def ship(self, order_id: str, carrier: str, tracking_number: str) -> Order:
         principal = require_role(Role.ADMIN, Role.SELLER)
-        _require_id(order_id)
+        require_id(order_id)
         problems = [
             FieldViolation(name, "is required (at most 100 characters)")
             for name, value in (("carrier", carrier), ("tracking_number", tracking_number))

@@ -13,7 +13,7 @@ from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
 from meshkit.access import require_principal
 from meshkit.db import Database, utcnow
-from meshkit.errors import InvalidArgument, NotFound, quoted
+from meshkit.errors import NotFound, quoted, require_id
 from meshkit.events import Envelope
 from meshkit.ids import new_id
 from meshkit.outbox import Outbox
@@ -201,8 +201,7 @@ class Payments:
 
     async def for_order(self, order_id: str) -> Payment:
         principal = require_principal()
-        if not order_id:
-            raise InvalidArgument.for_field("order_id", "is required")
+        require_id(order_id, "order_id")
         async with self.db.session() as session:
             payment = await session.scalar(select(Payment).where(Payment.order_id == order_id))
         if payment is None or not (principal.is_privileged or payment.user_id == principal.subject):

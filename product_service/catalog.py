@@ -22,6 +22,7 @@ from meshkit.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    require_id,
 )
 from meshkit.pagination import PageTokenCodec, page_size
 from product_service.cache import CatalogCache
@@ -150,8 +151,7 @@ def _no_category(category_id: str) -> InvalidArgument:
 
 def check_id(value: str, field: str = "id") -> str:
     """An id from a request: required; one longer than any we issue names nothing."""
-    if not value:
-        raise InvalidArgument.for_field(field, "is required")
+    require_id(value, field)
     if len(value) > MAX_ID_LENGTH:
         raise NotFound(f"No resource has id {value[:MAX_ID_LENGTH]!r}...")
     if NUL in value:

@@ -25,6 +25,7 @@ from meshkit.errors import (
     PermissionDenied,
     Unauthenticated,
     quoted,
+    require_id,
 )
 from meshkit.ids import new_id
 from meshkit.pagination import PageTokenCodec, page_size
@@ -254,8 +255,7 @@ class Accounts:
 
     async def get_user(self, user_id: str) -> User | UserRecord:
         principal = require_principal()
-        if not user_id:
-            raise InvalidArgument.for_field("id", "is required")
+        require_id(user_id)
         if not principal.is_privileged and principal.subject != user_id:
             raise PermissionDenied("Only admins see other users' profiles.")
         if principal.role is Role.ADMIN and principal.subject != user_id:
@@ -275,8 +275,7 @@ class Accounts:
 
     async def is_user_active(self, user_id: str) -> bool:
         principal = require_principal()
-        if not user_id:
-            raise InvalidArgument.for_field("id", "is required")
+        require_id(user_id)
         if not principal.is_privileged and principal.subject != user_id:
             raise PermissionDenied("Only services and admins ask about other users.")
         user = await load_user(self.db, user_id)
