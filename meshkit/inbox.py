@@ -3,7 +3,8 @@
 A message is acked only after the transaction that holds its effects (and its inbox row)
 commits. A duplicate finds its row and is acked without running the handler again. A handler
 that fails is retried with backoff until the queue's delivery limit sends it to the
-dead-letter queue; a message that can never be read goes there at once.
+dead-letter queue; a message that can never be read goes there at once, and so does one of an
+event type the consumer has no handler for.
 """
 
 from __future__ import annotations
@@ -175,7 +176,20 @@ class EventConsumer:
     async def _handle(self, message: AbstractIncomingMessage, event_type: str) -> None:
         handler = self.handlers.get(event_type)
         if handler is None:
-            await message.ack()  # bound for someone else's key pattern; nothing to do here
+            # A binding its handlers do not cover (left on the queue by an earlier version,
+            # say), or a type that disagrees with its key. Acked, the event would be lost
+            # unseen; dead-lettered, it is kept, and this error says where to look.
+            logger.error(
+                "dead-lettering %s: %s has no handler for it",
+                event_type or "a message without a type",
+                self.consumer,
+                extra={
+                    "event_type": event_type,
+                    "routing_key": message.routing_key,
+                    "message_id": message.message_id,
+                },
+            )
+            await message.reject(requeue=False)
             return
         try:
             if not message.message_id:
