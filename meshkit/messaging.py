@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -11,10 +10,11 @@ from sqlalchemy import Table
 
 from meshkit import amqp
 from meshkit.db import Database
-from meshkit.inbox import EventConsumer, Handler
+from meshkit.inbox import EventConsumer
 from meshkit.outbox import Outbox, OutboxRelay
 from meshkit.service import BackgroundJob
 from meshkit.settings import ServiceSettings
+from meshkit.subscriptions import SubscriptionMismatch, Subscriptions
 
 
 @dataclass
@@ -50,16 +50,26 @@ class Messaging:
             inbox=inbox_table,
         )
 
-    def jobs(self, handlers: Mapping[str, Handler]) -> list[BackgroundJob]:
-        """The outbox relay, and a consumer of the given event types."""
+    def jobs(self, subscriptions: Subscriptions) -> list[BackgroundJob]:
+        """The outbox relay, and the consumer of the service's subscriptions.
+
+        Raises SubscriptionMismatch, which ends the process, when the subscriptions disagree
+        with the topology or are another service's.
+        """
+        if subscriptions.consumer != self.settings.service_name:
+            raise SubscriptionMismatch(
+                self.settings.service_name,
+                [f"it was given the subscriptions of {subscriptions.consumer}"],
+            )
+        subscriptions.check()
         relay = OutboxRelay(self.database, self.outbox, self.connection, self.topology)
         consumer = EventConsumer(
             self.database,
             self.inbox,
             self.connection,
             self.topology,
-            self.settings.service_name,
-            handlers,
+            subscriptions.consumer,
+            subscriptions.handlers,
             retry_base_seconds=self.settings.consumer_retry_base_seconds,
             retry_max_seconds=self.settings.consumer_retry_max_seconds,
         )

@@ -14,6 +14,7 @@ from meshkit.messaging import Messaging
 from meshkit.pagination import PageTokenCodec
 from meshkit.server import ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
+from meshkit.subscriptions import Subscriptions
 from notification_service import models
 from notification_service.emails import EmailRenderer
 from notification_service.grpc_api import NotificationService
@@ -56,11 +57,19 @@ async def build(settings: NotificationSettings, stack: AsyncExitStack) -> Servic
         ],
         verifier=jwks_verifier(settings, users.channel),
         background=[
-            *messaging.jobs(dict.fromkeys(NOTIFIED_EVENTS, notifications.on_event)),
+            *messaging.jobs(subscriptions(notifications)),
             notifications.run_mailer,
         ],
         dependencies=[database.readiness, amqp.readiness(messaging.connection)],
     )
+
+
+def subscriptions(notifications: Notifications) -> Subscriptions:
+    """The events this service consumes: every one it emails a user about, by one handler."""
+    declared = Subscriptions(NotificationSettings.service_name)
+    for event_type in NOTIFIED_EVENTS:
+        declared.on(event_type, notifications.on_event)
+    return declared
 
 
 DEFINITION = ServiceDefinition(

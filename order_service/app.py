@@ -22,6 +22,7 @@ from meshkit.messaging import Messaging
 from meshkit.pagination import PageTokenCodec
 from meshkit.server import ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
+from meshkit.subscriptions import Subscriptions
 from order_service import models
 from order_service.analytics import Analytics
 from order_service.carts import Carts
@@ -83,15 +84,19 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
             ),
         ],
         verifier=jwks_verifier(settings, users.channel),
-        background=messaging.jobs(
-            {
-                "payment.succeeded": orders.on_payment_succeeded,
-                "payment.failed": orders.on_payment_failed,
-                "payment.refunded": orders.on_payment_refunded,
-                "notification.sent": orders.on_notification_sent,
-            }
-        ),
+        background=messaging.jobs(subscriptions(orders)),
         dependencies=[database.readiness, amqp.readiness(messaging.connection)],
+    )
+
+
+def subscriptions(orders: Orders) -> Subscriptions:
+    """The events this service consumes, each with its handler."""
+    return (
+        Subscriptions(OrderSettings.service_name)
+        .on("payment.succeeded", orders.on_payment_succeeded)
+        .on("payment.failed", orders.on_payment_failed)
+        .on("payment.refunded", orders.on_payment_refunded)
+        .on("notification.sent", orders.on_notification_sent)
     )
 
 

@@ -13,6 +13,7 @@ from meshkit.identity import jwks_verifier
 from meshkit.messaging import Messaging
 from meshkit.server import ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
+from meshkit.subscriptions import Subscriptions
 from payment_service import models
 from payment_service.grpc_api import PaymentService
 from payment_service.payments import Payments
@@ -43,13 +44,17 @@ async def build(settings: PaymentSettings, stack: AsyncExitStack) -> ServiceApp:
             )
         ],
         verifier=jwks_verifier(settings, user_channel),
-        background=messaging.jobs(
-            {
-                "order.created": payments.on_order_created,
-                "order.cancelled": payments.on_order_cancelled,
-            }
-        ),
+        background=messaging.jobs(subscriptions(payments)),
         dependencies=[database.readiness, amqp.readiness(messaging.connection)],
+    )
+
+
+def subscriptions(payments: Payments) -> Subscriptions:
+    """The events this service consumes, each with its handler."""
+    return (
+        Subscriptions(PaymentSettings.service_name)
+        .on("order.created", payments.on_order_created)
+        .on("order.cancelled", payments.on_order_cancelled)
     )
 
 
