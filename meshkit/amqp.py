@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -73,9 +74,13 @@ class Topology:
         return await channel.declare_exchange(self.exchange, ExchangeType.TOPIC, durable=True)
 
     async def declare_consumer_queue(
-        self, channel: AbstractChannel, consumer: str
+        self, channel: AbstractChannel, consumer: str, routing_keys: Iterable[str] | None = None
     ) -> AbstractQueue:
-        """The consumer's quorum queue, bound to its keys, with its dead-letter exchange and queue."""
+        """The consumer's quorum queue, bound to its keys, with its dead-letter exchange and queue.
+
+        The keys are the consumer's own event types when it declares its queue to consume it,
+        and otherwise its keys in `CONSUMERS`.
+        """
         exchange = await self.declare_exchange(channel)
         dead_letters = await channel.declare_exchange(
             self.dead_letter_exchange(consumer), ExchangeType.FANOUT, durable=True
@@ -96,7 +101,7 @@ class Topology:
                 "x-overflow": "reject-publish",
             },
         )
-        for key in CONSUMERS[consumer]:
+        for key in CONSUMERS[consumer] if routing_keys is None else routing_keys:
             await queue.bind(exchange, routing_key=key)
         return queue
 

@@ -119,7 +119,11 @@ class EventConsumer:
         channel = await self.connection.channel()
         try:
             await channel.set_qos(prefetch_count=self.prefetch)
-            queue = await self.topology.declare_consumer_queue(channel, self.consumer)
+            # Bound to the event types it has handlers for: its own declaration never adds a
+            # binding that would bring it events to dead-letter.
+            queue = await self.topology.declare_consumer_queue(
+                channel, self.consumer, self.handlers
+            )
             tag = await queue.consume(self.handle)
             logger.info("consuming %s", queue.name, extra={"event_types": sorted(self.handlers)})
             try:
