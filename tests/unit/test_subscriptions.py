@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from types import SimpleNamespace
+from typing import cast
 from unittest.mock import create_autospec
 
 import pytest
 
 from meshkit.amqp import CONSUMERS
 from meshkit.events import EVENT_TYPES
+from meshkit.messaging import Messaging
 from meshkit.settings import PROJECT_ROOT
 from meshkit.subscriptions import SubscriptionMismatch, Subscriptions
 from notification_service.app import subscriptions as notification_subscriptions
@@ -97,6 +100,25 @@ def test_a_second_handler_for_one_event_type_is_refused() -> None:
     with pytest.raises(SubscriptionMismatch) as raised:
         subscriptions.on("payment.failed", handle)
     assert raised.value.problems == ("payment.failed has two handlers",)
+
+
+def test_a_service_starts_no_jobs_when_its_subscriptions_disagree() -> None:
+    # The check runs before anything is built from the messaging's parts: none are given.
+    messaging = cast(
+        Messaging, SimpleNamespace(settings=SimpleNamespace(service_name="order_service"))
+    )
+    partial = Subscriptions("order_service").on("payment.failed", handle)
+    with pytest.raises(SubscriptionMismatch) as raised:
+        Messaging.jobs(messaging, partial)
+    assert (
+        "payment.succeeded is bound to its queue (meshkit.amqp.CONSUMERS) but has no handler"
+        in raised.value.problems
+    )
+    with pytest.raises(SubscriptionMismatch) as raised:
+        Messaging.jobs(messaging, Subscriptions("payment_service"))
+    assert str(raised.value) == (
+        "order_service cannot consume its events: it was given the subscriptions of payment_service"
+    )
 
 
 # Each service's own declaration, built as its composition root builds it.
