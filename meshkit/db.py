@@ -232,21 +232,32 @@ class Database:
             async with self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
             return
-        connection = self._readiness_connection
-        try:
-            if connection is None or connection.is_closed():
-                import asyncpg  # only PostgreSQL needs it
+        import asyncpg  # only PostgreSQL needs it
 
-                url = self.engine.url.set(drivername="postgresql")
-                connection = await asyncpg.connect(url.render_as_string(hide_password=False))
-                self._readiness_connection = connection
+        kept, self._readiness_connection = self._readiness_connection, None
+        if kept is not None and not kept.is_closed():
+            try:
+                await kept.fetchval("SELECT 1")
+            except Exception:
+                # Only this connection may have died: one the server ended is often not yet
+                # seen as closed when the next check uses it. A new one decides, so a stale
+                # connection is not reported as an outage.
+                kept.terminate()
+            except BaseException:
+                # Cancelled past the timeout: without a word to a server that may not answer.
+                kept.terminate()
+                raise
+            else:
+                self._readiness_connection = kept
+                return
+        url = self.engine.url.set(drivername="postgresql")
+        connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+        try:
             await connection.fetchval("SELECT 1")
         except BaseException:
-            self._readiness_connection = None
-            if connection is not None:
-                # Without a word to the server: it may be the part that does not answer.
-                connection.terminate()
+            connection.terminate()
             raise
+        self._readiness_connection = connection
 
     async def _close_readiness_connection(self) -> None:
         connection, self._readiness_connection = self._readiness_connection, None

@@ -131,11 +131,14 @@ async def test_readiness_survives_its_connection_closed_by_the_server(postgres_u
     database = Database(postgres_url, pool_size=1)
     try:
         await database.check_reachable()
-        first = database._readiness_connection
-        assert first is not None
-        assert await _kill_other_backends(postgres_url) == 1
-        await database.check_reachable()
-        assert database._readiness_connection is not first
+        # The client often has not yet seen the close when the next check runs: repeated,
+        # so that case comes up.
+        for _ in range(10):
+            kept = database._readiness_connection
+            assert kept is not None
+            assert await _kill_other_backends(postgres_url) == 1
+            await database.check_reachable()
+            assert database._readiness_connection is not kept
     finally:
         await database.dispose()
     assert database._readiness_connection is None
