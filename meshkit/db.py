@@ -39,6 +39,10 @@ NAMING_CONVENTION = {
 }
 
 
+# How long opening a PostgreSQL connection may take before it counts as failed.
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
 def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -210,6 +214,10 @@ class Database:
                     min_size=1,
                     max_size=self.driver_pool_size,
                     reset=_keep_session,
+                    # Every hot read waits on this lock while the pool opens: a connection
+                    # attempt that hangs must fail soon (asyncpg waits a minute by default),
+                    # and the next read tries again.
+                    timeout=CONNECT_TIMEOUT_SECONDS,
                 )
         return self._driver_pool
 
@@ -251,7 +259,9 @@ class Database:
                 self._readiness_connection = kept
                 return
         url = self.engine.url.set(drivername="postgresql")
-        connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+        connection = await asyncpg.connect(
+            url.render_as_string(hide_password=False), timeout=CONNECT_TIMEOUT_SECONDS
+        )
         try:
             await connection.fetchval("SELECT 1")
         except BaseException:

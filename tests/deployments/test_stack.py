@@ -198,7 +198,9 @@ def shop(stack: httpx.Client) -> dict[str, str]:
     product, and a customer."""
     admin = login(stack, ADMIN_EMAIL, ADMIN_PASSWORD)
     email, token = customer(stack)
-    return {"admin": admin, "product": product(stack, admin), "email": email, "token": token}
+    # The first writes open the services' connections; a client retries a 503 or 504.
+    made = wait_for(lambda: product(stack, admin), timeout=30, interval=1, message="a product")
+    return {"admin": admin, "product": made, "email": email, "token": token}
 
 
 def test_an_order_is_paid_and_its_email_delivered(

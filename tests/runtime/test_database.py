@@ -10,12 +10,14 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import String, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from meshkit import db as meshkit_db
 from meshkit.db import Database
 from tests.conftest import POSTGRES_ADMIN_DSN, DatabaseFactory
+from tests.faultproxy import FaultyProxy, Mode
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +144,29 @@ async def test_readiness_survives_its_connection_closed_by_the_server(postgres_u
     finally:
         await database.dispose()
     assert database._readiness_connection is None
+
+
+async def test_a_hanging_connection_attempt_fails_soon_and_the_next_read_retries(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every hot read waits while the driver's pool opens: one connection attempt that hangs
+    # (a server that accepts and never answers) must not hold them all for asyncpg's minute.
+    monkeypatch.setattr(meshkit_db, "CONNECT_TIMEOUT_SECONDS", 0.5)
+    url = make_url(postgres_url)
+    async with FaultyProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        proxied = url.set(host="127.0.0.1", port=proxy.port)
+        database = Database(proxied.render_as_string(hide_password=False), pool_size=2)
+        try:
+            proxy.set_mode(Mode.BLACK_HOLE)
+            started = time.monotonic()
+            with pytest.raises((TimeoutError, OSError)):
+                await _driver_select_one(database)
+            assert time.monotonic() - started < 5
+            with pytest.raises((TimeoutError, OSError)):
+                await database.check_reachable()
+
+            proxy.set_mode(Mode.FORWARD)
+            assert await _driver_select_one(database) == 1
+            await database.check_reachable()
+        finally:
+            await database.dispose()
