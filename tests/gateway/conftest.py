@@ -3,7 +3,7 @@ real gateway app in front of it, every caller taken for an admin."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from meshkit.context import Principal, Role
+from meshkit.server import start_grpc_server
 from meshkit.settings import load_settings
 
 UPSTREAMS = ("user", "product", "order", "payment", "notification")
@@ -88,3 +89,17 @@ async def running_gateway(stub: StubUpstream) -> AsyncIterator[tuple[FastAPI, ht
             headers={"Authorization": "Bearer any"},
         ) as http:
             yield app, http
+
+
+@asynccontextmanager
+async def health_only_upstreams(names: Sequence[str]) -> AsyncIterator[dict[str, str]]:
+    """Servers with nothing but health, all SERVING, as the named upstreams: their settings."""
+    servers = [await start_grpc_server([], host="127.0.0.1", port=0) for _ in names]
+    try:
+        yield {
+            f"{name}_addr": f"127.0.0.1:{server.port}"
+            for name, server in zip(names, servers, strict=True)
+        }
+    finally:
+        for server in servers:
+            await server.stop(0)

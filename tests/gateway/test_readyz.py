@@ -11,11 +11,10 @@ from fastapi import FastAPI
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from meshkit.server import start_grpc_server
+from gateway.upstreams import UPSTREAMS
 from meshkit.settings import load_settings
+from tests.gateway.conftest import health_only_upstreams
 from tests.support import free_port
-
-UPSTREAMS = ("user", "product", "order", "payment", "notification")
 
 
 @asynccontextmanager
@@ -27,19 +26,14 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def health_only_upstreams() -> AsyncIterator[dict[str, str]]:
+async def upstreams() -> AsyncIterator[dict[str, str]]:
     """Five servers with nothing but health, as upstreams that are up."""
-    servers = [await start_grpc_server([], host="127.0.0.1", port=0) for _ in UPSTREAMS]
-    yield {
-        f"{name}_service_addr": f"127.0.0.1:{server.port}"
-        for name, server in zip(UPSTREAMS, servers, strict=True)
-    }
-    for server in servers:
-        await server.stop(0)
+    async with health_only_upstreams(UPSTREAMS) as addresses:
+        yield addresses
 
 
-async def test_ready_when_every_upstream_serves(health_only_upstreams: dict[str, str]) -> None:
-    app = create_app(load_settings(GatewaySettings, env_file=None, **health_only_upstreams))
+async def test_ready_when_every_upstream_serves(upstreams: dict[str, str]) -> None:
+    app = create_app(load_settings(GatewaySettings, env_file=None, **upstreams))
     async with serve(app) as client:
         response = await client.get("/readyz")
         assert response.status_code == 200
@@ -47,8 +41,8 @@ async def test_ready_when_every_upstream_serves(health_only_upstreams: dict[str,
         assert (await client.get("/healthz")).status_code == 200
 
 
-async def test_not_ready_names_the_missing_upstream(health_only_upstreams: dict[str, str]) -> None:
-    addresses = {**health_only_upstreams, "payment_service_addr": f"127.0.0.1:{free_port()}"}
+async def test_not_ready_names_the_missing_upstream(upstreams: dict[str, str]) -> None:
+    addresses = {**upstreams, "payment_service_addr": f"127.0.0.1:{free_port()}"}
     app = create_app(
         load_settings(GatewaySettings, env_file=None, readiness_timeout_seconds=0.5, **addresses)
     )
@@ -58,15 +52,15 @@ async def test_not_ready_names_the_missing_upstream(health_only_upstreams: dict[
         assert response.json()["not_serving"] == ["payment_service"]
 
 
-async def test_docs_and_openapi_are_served(health_only_upstreams: dict[str, str]) -> None:
-    app = create_app(load_settings(GatewaySettings, env_file=None, **health_only_upstreams))
+async def test_docs_and_openapi_are_served(upstreams: dict[str, str]) -> None:
+    app = create_app(load_settings(GatewaySettings, env_file=None, **upstreams))
     async with serve(app) as client:
         assert (await client.get("/docs")).status_code == 200
         assert "/readyz" in (await client.get("/openapi.json")).json()["paths"]
 
 
-async def test_unknown_route_is_problem_json(health_only_upstreams: dict[str, str]) -> None:
-    app = create_app(load_settings(GatewaySettings, env_file=None, **health_only_upstreams))
+async def test_unknown_route_is_problem_json(upstreams: dict[str, str]) -> None:
+    app = create_app(load_settings(GatewaySettings, env_file=None, **upstreams))
     async with serve(app) as client:
         response = await client.get("/v1/nowhere")
         assert response.status_code == 404

@@ -9,25 +9,20 @@ import pytest
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from meshkit.server import start_grpc_server
 from meshkit.settings import load_settings
 from tests.faultproxy import Mode
+from tests.gateway.conftest import health_only_upstreams
 from tests.runtime.dependent_service import dependent_service
 from tests.support import eventually
 
-OTHER_UPSTREAMS = ("user", "product", "payment", "notification")
+OTHER_UPSTREAMS = ("user_service", "product_service", "payment_service", "notification_service")
 
 
 @pytest.fixture
 async def other_upstreams() -> AsyncIterator[dict[str, str]]:
-    """Every upstream but the order service: servers with nothing but health, all SERVING."""
-    servers = [await start_grpc_server([], host="127.0.0.1", port=0) for _ in OTHER_UPSTREAMS]
-    yield {
-        f"{name}_service_addr": f"127.0.0.1:{server.port}"
-        for name, server in zip(OTHER_UPSTREAMS, servers, strict=True)
-    }
-    for server in servers:
-        await server.stop(0)
+    """Every upstream but the order service, all SERVING."""
+    async with health_only_upstreams(OTHER_UPSTREAMS) as addresses:
+        yield addresses
 
 
 async def test_readyz_names_an_upstream_without_its_database_until_it_is_back(
