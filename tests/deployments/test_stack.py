@@ -207,8 +207,11 @@ def shop(stack: httpx.Client) -> dict[str, str]:
     product, and a customer."""
     admin = login(stack, ADMIN_EMAIL, ADMIN_PASSWORD)
     email, token = customer(stack)
-    # The first writes open the services' connections; a client retries a 503 or 504.
-    made = wait_for(lambda: product(stack, admin), timeout=30, interval=1, message="a product")
+    # The first writes open the services' connections; a client retries a 503 or 504. On a
+    # stack just started, a first PostgreSQL connection has been seen to hang for a minute.
+    started = time.monotonic()
+    made = wait_for(lambda: product(stack, admin), timeout=180, interval=1, message="a product")
+    report(f"first write answered {time.monotonic() - started:.1f} s after healthy")
     return {"admin": admin, "product": made, "email": email, "token": token}
 
 
