@@ -105,8 +105,9 @@ class EventConsumer:
         self.retry_base = retry_base_seconds
         self.retry_max = retry_max_seconds
         self.drain_seconds = drain_seconds
-        # Built once and run with parameters: a statement built per message cost a third
-        # more CPU (its construction and cache key), and every message runs this one.
+        # Built once and run with parameters: building the statement per message (its
+        # construction and cache key) cost more CPU than running it, and every message runs
+        # this one.
         insert = sqlite_insert if database.is_sqlite else postgresql_insert
         self._record_delivery = Statement(
             insert(inbox).on_conflict_do_nothing(index_elements=["message_id"])

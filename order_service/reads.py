@@ -2,8 +2,7 @@
 on the driver itself: an order by its id, and by its owner's Idempotency-Key.
 
 On PostgreSQL an order and its items come back through asyncpg directly, as plain records:
-through the ORM the same read cost the service 0.8 ms of CPU, through the driver into mapped
-objects 0.3 ms, into records 0.17 ms (1,000 reads in one process), which made
+through the ORM the same read cost the service several times as much CPU, which made
 `GET /v1/orders/{id}` the slowest read of the mesh. SQLite (the laptop default) reads through
 the ORM; `tests/order_service/test_reads.py` holds both to the same answer.
 """
