@@ -7,7 +7,6 @@ import logging
 from datetime import datetime
 
 from google.protobuf.message import Message
-from sqlalchemy import Table, bindparam, select, update
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
@@ -18,36 +17,22 @@ from meshkit.events import Envelope
 from meshkit.ids import new_id
 from meshkit.outbox import Outbox
 from meshkit.protobuf import timestamp
-from meshkit.transactions import Statement, Transaction
+from meshkit.transactions import Transaction
 from payment_service.models import Payment
 from payment_service.provider import SimulatedProvider
+from payment_service.repository import (
+    PaymentRepository,
+    add_payment,
+    mark_refunded,
+    payment_of_order,
+    record_outcome,
+)
 
 logger = logging.getLogger(__name__)
 
-_payments: Table = Payment.__table__  # type: ignore[assignment]
-# Built once, run with parameters: every order is charged once.
-_RECORD_PAYMENT = Statement(_payments.insert())
-# Never committed as PENDING: the charge's outcome replaces it in the same transaction.
-_RECORD_OUTCOME = Statement(
-    update(_payments)
-    .where(_payments.c.id == bindparam("payment"))
-    .values(
-        status=bindparam("status"),
-        failure_code=bindparam("failure_code"),
-        failure_reason=bindparam("failure_reason"),
-    )
-)
-_PAYMENT_OF_ORDER = Statement(
-    select(_payments).where(_payments.c.order_id == bindparam("order_id"))
-)
-_MARK_REFUNDED = Statement(
-    update(_payments)
-    .where(_payments.c.order_id == bindparam("refunded_order"), _payments.c.status == "SUCCEEDED")
-    .values(status="REFUNDED", refunded_at=bindparam("now"))
-)
 
-
-def _payment_row(
+async def _add_payment(
+    tx: Transaction,
     payment_id: str,
     event: events_pb2.OrderCreated | events_pb2.OrderCancelled,
     *,
@@ -56,20 +41,21 @@ def _payment_row(
     payment_method: str = "",
     failure_code: str = "",
     failure_reason: str = "",
-) -> dict[str, object]:
-    """The order's one payment row, as an event about the order gives it."""
-    return {
-        "id": payment_id,
-        "order_id": event.order_id,
-        "user_id": event.user_id,
-        "amount_minor": event.total.amount_minor,
-        "currency_code": event.total.currency_code,
-        "status": status,
-        "payment_method": payment_method,
-        "failure_code": failure_code,
-        "failure_reason": failure_reason,
-        "created_at": created_at,
-    }
+) -> None:
+    """Claim the order's one payment row, with what an event about the order gives it."""
+    await add_payment(
+        tx,
+        payment_id=payment_id,
+        order_id=event.order_id,
+        user_id=event.user_id,
+        amount_minor=event.total.amount_minor,
+        currency_code=event.total.currency_code,
+        status=status,
+        created_at=created_at,
+        payment_method=payment_method,
+        failure_code=failure_code,
+        failure_reason=failure_reason,
+    )
 
 
 class Payments:
@@ -81,7 +67,7 @@ class Payments:
     async def on_order_created(self, tx: Transaction, event: Message, envelope: Envelope) -> None:
         """Charge the order and record the outcome with its event, in one transaction."""
         assert isinstance(event, events_pb2.OrderCreated)
-        if await tx.fetchrow(_PAYMENT_OF_ORDER, {"order_id": event.order_id}) is not None:
+        if await payment_of_order(tx, event.order_id) is not None:
             # A second order.created for this order (a re-publish): charged already. Or the
             # order was cancelled before this one was handled: never to be charged.
             return
@@ -90,28 +76,24 @@ class Payments:
         # order.cancelled, or a replica charging the same order, fails here on the unique
         # order_id (or waits for this transaction, then fails), and its transaction rolls back
         # having charged nothing.
-        await tx.execute(
-            _RECORD_PAYMENT,
-            _payment_row(
-                payment_id,
-                event,
-                status="PENDING",
-                created_at=now,
-                payment_method=event.payment_method,
-            ),
+        await _add_payment(
+            tx,
+            payment_id,
+            event,
+            status="PENDING",
+            created_at=now,
+            payment_method=event.payment_method,
         )
         result = self.provider.charge(
             event.total.amount_minor, event.total.currency_code, event.payment_method
         )
         status = "SUCCEEDED" if result.succeeded else "FAILED"
-        await tx.execute(
-            _RECORD_OUTCOME,
-            {
-                "payment": payment_id,
-                "status": status,
-                "failure_code": result.failure_code,
-                "failure_reason": result.failure_reason,
-            },
+        await record_outcome(
+            tx,
+            payment_id,
+            status=status,
+            failure_code=result.failure_code,
+            failure_reason=result.failure_reason,
         )
         amount = money_pb2.Money(
             amount_minor=event.total.amount_minor, currency_code=event.total.currency_code
@@ -156,19 +138,17 @@ class Payments:
         find the other's row.
         """
         assert isinstance(event, events_pb2.OrderCancelled)
-        payment = await tx.fetchrow(_PAYMENT_OF_ORDER, {"order_id": event.order_id})
+        payment = await payment_of_order(tx, event.order_id)
         if payment is None:
             never = "The order was cancelled before it was charged."
-            await tx.execute(
-                _RECORD_PAYMENT,
-                _payment_row(
-                    new_id(),
-                    event,
-                    status="FAILED",
-                    created_at=utcnow(),
-                    failure_code="order_cancelled",
-                    failure_reason=never,
-                ),
+            await _add_payment(
+                tx,
+                new_id(),
+                event,
+                status="FAILED",
+                created_at=utcnow(),
+                failure_code="order_cancelled",
+                failure_reason=never,
             )
             return
         if payment["status"] != "SUCCEEDED":
@@ -177,7 +157,7 @@ class Payments:
             payment["amount_minor"], payment["currency_code"], payment["payment_method"]
         )
         now = utcnow()
-        if not await tx.execute(_MARK_REFUNDED, {"refunded_order": event.order_id, "now": now}):
+        if not await mark_refunded(tx, event.order_id, now):
             return  # a concurrent replica refunded it first
         await self.outbox.add(
             tx,
@@ -203,7 +183,7 @@ class Payments:
         principal = require_principal()
         require_id(order_id, "order_id")
         async with self.db.session() as session:
-            payment = await session.scalar(select(Payment).where(Payment.order_id == order_id))
+            payment = await PaymentRepository(session).by_order(order_id)
         if payment is None or not (principal.is_privileged or payment.user_id == principal.subject):
             raise NotFound(f"No payment for order {quoted(order_id)}.")
         return payment

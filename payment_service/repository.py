@@ -1,0 +1,102 @@
+"""Reads and writes of payments, given a session or a transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from meshkit.transactions import Statement, Transaction
+from payment_service.models import Payment
+
+_payments: Table = Payment.__table__  # type: ignore[assignment]
+
+# Built once, run with parameters: every order is charged once.
+_ADD_PAYMENT = Statement(_payments.insert())
+# Never committed as PENDING: the charge's outcome replaces it in the same transaction.
+_RECORD_OUTCOME = Statement(
+    update(_payments)
+    .where(_payments.c.id == bindparam("payment"))
+    .values(
+        status=bindparam("status"),
+        failure_code=bindparam("failure_code"),
+        failure_reason=bindparam("failure_reason"),
+    )
+)
+_PAYMENT_OF_ORDER = Statement(
+    select(_payments).where(_payments.c.order_id == bindparam("order_id"))
+)
+_MARK_REFUNDED = Statement(
+    update(_payments)
+    .where(_payments.c.order_id == bindparam("refunded_order"), _payments.c.status == "SUCCEEDED")
+    .values(status="REFUNDED", refunded_at=bindparam("now"))
+)
+
+
+async def payment_of_order(tx: Transaction, order_id: str) -> dict[str, Any] | None:
+    """The order's one payment row, or None when it has none yet."""
+    return await tx.fetchrow(_PAYMENT_OF_ORDER, {"order_id": order_id})
+
+
+async def add_payment(
+    tx: Transaction,
+    *,
+    payment_id: str,
+    order_id: str,
+    user_id: str,
+    amount_minor: int,
+    currency_code: str,
+    status: str,
+    created_at: datetime,
+    payment_method: str = "",
+    failure_code: str = "",
+    failure_reason: str = "",
+) -> None:
+    """Claim the order's one payment row; a second for the same order breaks the unique
+    order_id (`IntegrityViolation`), at once or when the transaction of the first commits."""
+    await tx.execute(
+        _ADD_PAYMENT,
+        {
+            "id": payment_id,
+            "order_id": order_id,
+            "user_id": user_id,
+            "amount_minor": amount_minor,
+            "currency_code": currency_code,
+            "status": status,
+            "payment_method": payment_method,
+            "failure_code": failure_code,
+            "failure_reason": failure_reason,
+            "created_at": created_at,
+        },
+    )
+
+
+async def record_outcome(
+    tx: Transaction, payment_id: str, *, status: str, failure_code: str, failure_reason: str
+) -> None:
+    """Mark a payment SUCCEEDED or FAILED, with why it failed."""
+    await tx.execute(
+        _RECORD_OUTCOME,
+        {
+            "payment": payment_id,
+            "status": status,
+            "failure_code": failure_code,
+            "failure_reason": failure_reason,
+        },
+    )
+
+
+async def mark_refunded(tx: Transaction, order_id: str, now: datetime) -> bool:
+    """Mark the order's payment REFUNDED only from SUCCEEDED: of two concurrent refunds,
+    exactly one marks it."""
+    return bool(await tx.execute(_MARK_REFUNDED, {"refunded_order": order_id, "now": now}))
+
+
+class PaymentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_order(self, order_id: str) -> Payment | None:
+        return await self.session.scalar(select(Payment).where(Payment.order_id == order_id))
