@@ -20,12 +20,13 @@ from product_service.cache import (
     CatalogCache,
     CircuitBreaker,
     Clock,
+    NearCache,
     NoCache,
     RedisCatalogCache,
 )
-from product_service.catalog import Catalog
+from product_service.categories import Categories
 from product_service.grpc_api import PUBLIC_METHODS, ProductService
-from product_service.near_cache import NearCache
+from product_service.products import Products
 from product_service.sellers import Sellers
 from product_service.settings import ProductSettings
 from product_service.stock import Stock
@@ -79,17 +80,17 @@ async def build(
     # Sellers are looked up as this service itself.
     users = link_user_service(settings, channels)
     cache = build_cache(settings, stack, clock)
-    catalog = Catalog(
-        database,
-        cache,
-        PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
-        Sellers(users.as_service),
-    )
+    page_tokens = PageTokenCodec(settings.page_token_secret.get_secret_value().encode())
+    sellers = Sellers(users.as_service)
     return ServiceApp(
         services=[
             ServiceRegistration(
                 product_pb2.DESCRIPTOR.services_by_name["ProductService"].full_name,
-                ProductService(catalog, Stock(database, cache)),
+                ProductService(
+                    Categories(database, cache, page_tokens, sellers),
+                    Products(database, cache, page_tokens, sellers),
+                    Stock(database, cache),
+                ),
                 product_pb2_grpc.add_ProductServiceServicer_to_server,
             ),
         ],

@@ -11,9 +11,10 @@ from google.protobuf.message import Message
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
 from meshkit.errors import InvalidArgument
 from meshkit.protobuf import mask_paths
-from product_service.catalog import Catalog, CategoryChanges, Price, ProductChanges, ProductDraft
+from product_service.categories import Categories, CategoryChanges
 from product_service.listing import normalize_filter
 from product_service.messages import category_message, product_message
+from product_service.products import Price, ProductChanges, ProductDraft, Products
 from product_service.stock import ReservationResult, Stock, StockLine
 
 Context = Any  # grpc.aio.ServicerContext; unused by these thin adapters
@@ -76,8 +77,9 @@ def _reservation(result: ReservationResult) -> product_pb2.ReserveStockResponse:
 
 
 class ProductService(product_pb2_grpc.ProductServiceServicer):
-    def __init__(self, catalog: Catalog, stock: Stock) -> None:
-        self.catalog = catalog
+    def __init__(self, categories: Categories, products: Products, stock: Stock) -> None:
+        self.categories = categories
+        self.products = products
         self.stock = stock
 
     # --- categories ----------------------------------------------------------------------
@@ -85,7 +87,7 @@ class ProductService(product_pb2_grpc.ProductServiceServicer):
     async def CreateCategory(
         self, request: product_pb2.CreateCategoryRequest, context: Context
     ) -> product_pb2.Category:
-        category = await self.catalog.create_category(
+        category = await self.categories.create_category(
             request.category.name, request.category.description
         )
         return category_message(category)
@@ -93,12 +95,12 @@ class ProductService(product_pb2_grpc.ProductServiceServicer):
     async def GetCategory(
         self, request: product_pb2.GetCategoryRequest, context: Context
     ) -> product_pb2.Category:
-        return category_message(await self.catalog.get_category(request.id))
+        return category_message(await self.categories.get_category(request.id))
 
     async def ListCategories(
         self, request: product_pb2.ListCategoriesRequest, context: Context
     ) -> product_pb2.ListCategoriesResponse:
-        categories, next_token = await self.catalog.list_categories(
+        categories, next_token = await self.categories.list_categories(
             request.page_size, request.page_token
         )
         return product_pb2.ListCategoriesResponse(
@@ -114,12 +116,12 @@ class ProductService(product_pb2_grpc.ProductServiceServicer):
             name=request.category.name if "name" in paths else None,
             description=request.category.description if "description" in paths else None,
         )
-        return category_message(await self.catalog.update_category(request.category.id, changes))
+        return category_message(await self.categories.update_category(request.category.id, changes))
 
     async def DeleteCategory(
         self, request: product_pb2.DeleteCategoryRequest, context: Context
     ) -> empty_pb2.Empty:
-        await self.catalog.delete_category(request.id)
+        await self.categories.delete_category(request.id)
         return empty_pb2.Empty()
 
     # --- products ------------------------------------------------------------------------
@@ -136,12 +138,12 @@ class ProductService(product_pb2_grpc.ProductServiceServicer):
             category_id=product.category_id,
             seller_id=product.seller_id,
         )
-        return product_message(await self.catalog.create_product(draft))
+        return product_message(await self.products.create_product(draft))
 
     async def GetProduct(
         self, request: product_pb2.GetProductRequest, context: Context
     ) -> product_pb2.Product:
-        return await self.catalog.get_product(request.id)
+        return await self.products.get_product(request.id)
 
     async def ListProducts(
         self, request: product_pb2.ListProductsRequest, context: Context
@@ -155,13 +157,13 @@ class ProductService(product_pb2_grpc.ProductServiceServicer):
             in_stock=request.in_stock if request.HasField("in_stock") else None,
             order_by=request.order_by,
         )
-        return await self.catalog.list_products(listing, request.page_size, request.page_token)
+        return await self.products.list_products(listing, request.page_size, request.page_token)
 
     async def UpdateProduct(
         self, request: product_pb2.UpdateProductRequest, context: Context
     ) -> product_pb2.Product:
         paths = update_paths(request.update_mask, request.product, PRODUCT_UPDATABLE)
-        product = await self.catalog.update_product(
+        product = await self.products.update_product(
             request.product.id, _product_changes(request.product, paths)
         )
         return product_message(product)
@@ -169,7 +171,7 @@ class ProductService(product_pb2_grpc.ProductServiceServicer):
     async def DeleteProduct(
         self, request: product_pb2.DeleteProductRequest, context: Context
     ) -> product_pb2.Product:
-        return product_message(await self.catalog.archive_product(request.id))
+        return product_message(await self.products.archive_product(request.id))
 
     # --- stock -----------------------------------------------------------------------------
 

@@ -20,8 +20,8 @@ from meshkit.errors import (
 from meshkit.shielding import finish
 from meshkit.transactions import IntegrityViolation, transaction
 from product_service.cache import CatalogCache
-from product_service.catalog import MAX_STOCK, check_id
 from product_service.models import Reservation
+from product_service.products import MAX_STOCK
 from product_service.reads import ReservedLine, load_reservations
 from product_service.repository import (
     ProductRepository,
@@ -29,6 +29,7 @@ from product_service.repository import (
     add_reservations,
     take_stock,
 )
+from product_service.validation import check_id
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from ecommerce.common.v1 import money_pb2
 from meshkit.redisconn import connect_redis, connect_subscriber
-from product_service.near_cache import NearCache
+from product_service.cache import NearCache
 from tests.product_service.conftest import CACHE_REDIS_URL, StartCatalog, redis_catalog_cache
 from tests.support import FakeClock, eventually
 

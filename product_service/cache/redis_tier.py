@@ -17,9 +17,8 @@ import asyncio
 import hashlib
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, TypeVar
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
@@ -27,11 +26,13 @@ from redis.exceptions import RedisError
 
 from meshkit import invalidation
 from meshkit.shielding import finish
+from product_service.cache.base import CacheEntry
+from product_service.cache.breaker import CircuitBreaker
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had before the package, so log filters still match it.
+logger = logging.getLogger("product_service.cache")
 
 CacheKind = Literal["product", "listing"]
-Clock = Callable[[], float]
 T = TypeVar("T")
 
 CACHE_HITS = Counter(
@@ -49,109 +50,6 @@ CACHE_BYPASSED = Counter(
 DEFAULT_PREFIX = invalidation.CATALOG_PREFIX
 # Warnings about an unavailable cache: at most one per this many seconds.
 WARNING_INTERVAL_SECONDS = 30.0
-# How long Redis is first left alone after a failure (`CircuitBreaker`).
-FIRST_PAUSE_SECONDS = 0.5
-
-
-class CircuitBreaker:
-    """Closed while Redis works; open (skip Redis) for a pause after a failure.
-
-    When the pause is over, one caller probes Redis while the others keep skipping it; the
-    probe's success closes the breaker, its failure opens it again for twice as long, up to
-    `retry_after`. The first pause is short: under load a Redis that stalls for a few hundred
-    milliseconds times out a burst of reads at once, and five seconds of every read going to
-    the database (as one fixed pause had it) hurt more than the stall; a Redis that stays
-    down is probed less and less often. Failures of calls made before the breaker opened do
-    not lengthen its pause. The clock is injectable so tests move time instead of sleeping.
-    """
-
-    def __init__(
-        self,
-        retry_after: float,
-        clock: Clock = time.monotonic,
-        *,
-        first_pause: float = FIRST_PAUSE_SECONDS,
-    ) -> None:
-        self.retry_after = retry_after
-        self.clock = clock
-        self.first_pause = min(first_pause, retry_after)
-        self.pause = self.first_pause
-        self._open_until: float | None = None
-        self._probing = False
-
-    @property
-    def is_open(self) -> bool:
-        return self._open_until is not None
-
-    def allow(self) -> bool:
-        if self._open_until is None:
-            return True
-        now = self.clock()
-        if now < self._open_until:
-            return False
-        self._open_until = now + self.pause  # the others wait for this probe
-        self._probing = True
-        return True
-
-    def record_success(self) -> bool:
-        """Close; True when it was open (Redis is back)."""
-        was_open, self._open_until = self._open_until is not None, None
-        self._probing, self.pause = False, self.first_pause
-        return was_open
-
-    def record_failure(self) -> None:
-        if self._open_until is not None and not self._probing:
-            return  # a call made before it opened: the pause under way stands
-        if self._probing:
-            self.pause = min(self.pause * 2, self.retry_after)
-        self._open_until = self.clock() + self.pause
-        self._probing = False
-
-
-Store = Callable[[bytes], Awaitable[None]]
-
-
-async def _store_nothing(value: bytes) -> None:
-    return None
-
-
-class CacheEntry:
-    """One lookup's outcome: the cached bytes, or None and a way to fill the entry."""
-
-    __slots__ = ("_store", "value")
-
-    def __init__(self, value: bytes | None, store: Store = _store_nothing) -> None:
-        self.value = value
-        self._store = store
-
-    async def store(self, value: bytes) -> None:
-        await self._store(value)
-
-
-class CatalogCache(Protocol):
-    async def product(self, product_id: str) -> CacheEntry: ...
-
-    async def listing(self, key: str) -> CacheEntry: ...
-
-    async def product_changed(self, product_id: str, *, listings: bool = True) -> None: ...
-
-    async def listings_changed(self) -> None: ...
-
-
-class NoCache:
-    """The cache when REDIS_URL is not set: every read goes to the database."""
-
-    async def product(self, product_id: str) -> CacheEntry:
-        return CacheEntry(None)
-
-    async def listing(self, key: str) -> CacheEntry:
-        return CacheEntry(None)
-
-    async def product_changed(self, product_id: str, *, listings: bool = True) -> None:
-        return None
-
-    async def listings_changed(self) -> None:
-        return None
 
 
 class _Failed:

@@ -1,9 +1,8 @@
-"""The catalog: categories and products, who may change them, and cached public reads."""
+"""The catalog's products: who may change them, and their cached public reads."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -15,36 +14,36 @@ from meshkit.context import Principal, Role
 from meshkit.db import Database
 from meshkit.errors import (
     NUL,
-    NUL_MESSAGE,
-    AlreadyExists,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
     PermissionDenied,
-    require_id,
 )
 from meshkit.pagination import PageTokenCodec, page_size
 from product_service.cache import CatalogCache
 from product_service.currencies import ISO_4217_CODES
 from product_service.listing import Cursor, ListingTokens, ProductFilter
 from product_service.messages import product_message
-from product_service.models import Category, Product
+from product_service.models import Product
 from product_service.reads import load_product
 from product_service.repository import CategoryRepository, ProductRepository
 from product_service.sellers import SELLER_FIELD, Sellers
+from product_service.validation import (
+    MAX_ID_LENGTH,
+    changed_text,
+    check_id,
+    checked_text,
+    raise_if_invalid,
+)
 
 logger = logging.getLogger(__name__)
 
-MAX_CATEGORY_NAME = 100
-MAX_CATEGORY_DESCRIPTION = 2000
 MAX_PRODUCT_NAME = 200
 MAX_PRODUCT_DESCRIPTION = 5000
 # The gateway's JSON schema of money allows up to this; larger prices are refused here too.
 MAX_PRICE_MINOR = 10**12
 MAX_STOCK = 10**9
-MAX_ID_LENGTH = 64
-_CATEGORY_TOKENS = "categories"
 
 
 @dataclass(frozen=True)
@@ -77,40 +76,7 @@ class ProductChanges:
     category_id: str | None = None
 
 
-@dataclass(frozen=True)
-class CategoryChanges:
-    name: str | None = None
-    description: str | None = None
-
-
 # --- validation ---------------------------------------------------------------------------
-
-
-def _text(
-    violations: list[FieldViolation], field: str, value: str, maximum: int, *, required: bool
-) -> str:
-    cleaned = value.strip()
-    if required and not cleaned:
-        violations.append(FieldViolation(field, "must not be empty"))
-    elif len(cleaned) > maximum:
-        violations.append(FieldViolation(field, f"must be at most {maximum} characters"))
-    elif NUL in cleaned:
-        violations.append(FieldViolation(field, NUL_MESSAGE))
-    return cleaned
-
-
-def _new_text(
-    violations: list[FieldViolation],
-    field: str,
-    value: str | None,
-    maximum: int,
-    *,
-    required: bool,
-) -> str | None:
-    """A changed text field, checked like a new one; None when it does not change."""
-    if value is None:
-        return None
-    return _text(violations, field, value, maximum, required=required)
 
 
 def _check_price(violations: list[FieldViolation], price: Price | None) -> None:
@@ -140,24 +106,8 @@ def _check_stock(violations: list[FieldViolation], stock: int) -> None:
         violations.append(FieldViolation("product.stock", f"must be at most {MAX_STOCK}"))
 
 
-def _raise_if(violations: list[FieldViolation], what: str) -> None:
-    if violations:
-        raise InvalidArgument(f"The {what} has invalid fields.", violations)
-
-
 def _no_category(category_id: str) -> InvalidArgument:
     return InvalidArgument.for_field("product.category_id", f"no category has id {category_id!r}")
-
-
-def check_id(value: str, field: str = "id") -> str:
-    """An id from a request: required; one longer than any we issue names nothing."""
-    require_id(value, field)
-    if len(value) > MAX_ID_LENGTH:
-        raise NotFound(f"No resource has id {value[:MAX_ID_LENGTH]!r}...")
-    if NUL in value:
-        # No id we issue holds one, and PostgreSQL could not even look it up.
-        raise NotFound(f"No resource has id {value!r}.")
-    return value
 
 
 def _check_owner(principal: Principal, product: Product) -> None:
@@ -167,7 +117,7 @@ def _check_owner(principal: Principal, product: Product) -> None:
         raise PermissionDenied("Only the product's seller or an admin may change it.")
 
 
-class Catalog:
+class Products:
     def __init__(
         self,
         database: Database,
@@ -181,116 +131,6 @@ class Catalog:
         self.page_tokens = page_tokens
         self.listing_tokens = ListingTokens(page_tokens)
 
-    # --- categories ----------------------------------------------------------------------
-
-    async def create_category(self, name: str, description: str) -> Category:
-        await self.sellers.confirm_caller(require_role(Role.ADMIN))
-        violations: list[FieldViolation] = []
-        name = _text(violations, "category.name", name, MAX_CATEGORY_NAME, required=True)
-        description = _text(
-            violations,
-            "category.description",
-            description,
-            MAX_CATEGORY_DESCRIPTION,
-            required=False,
-        )
-        _raise_if(violations, "category")
-        try:
-            async with self.db.transaction() as session:
-                categories = CategoryRepository(session)
-                if await categories.by_name(name) is not None:
-                    raise AlreadyExists(f"A category named {name!r} exists already.")
-                category = await categories.add(Category(name=name, description=description))
-        except IntegrityError:
-            # Two creations raced past the check; the unique index kept one.
-            raise AlreadyExists(f"A category named {name!r} exists already.") from None
-        await self.cache.listings_changed()
-        return category
-
-    async def get_category(self, category_id: str) -> Category:
-        check_id(category_id)
-        async with self.db.session() as session:
-            category = await CategoryRepository(session).get(category_id)
-        if category is None:
-            raise NotFound(f"No category has id {category_id!r}.")
-        return category
-
-    async def list_categories(
-        self, requested_size: int, page_token: str
-    ) -> tuple[Sequence[Category], str]:
-        limit = page_size(requested_size)
-        after = None
-        if page_token:
-            cursor = self.page_tokens.decode(page_token, _CATEGORY_TOKENS)
-            if len(cursor) != 1 or not isinstance(cursor[0], str):
-                raise InvalidArgument.for_field("page_token", "is not a page token of categories")
-            after = cursor[0]
-        async with self.db.session() as session:
-            rows = await CategoryRepository(session).page(after, limit + 1)
-        next_token = (
-            self.page_tokens.encode([rows[limit - 1][1]], _CATEGORY_TOKENS)
-            if len(rows) > limit
-            else ""
-        )
-        return [category for category, _ in rows[:limit]], next_token
-
-    async def update_category(self, category_id: str, changes: CategoryChanges) -> Category:
-        await self.sellers.confirm_caller(require_role(Role.ADMIN))
-        check_id(category_id, "category.id")
-        violations: list[FieldViolation] = []
-        name = _new_text(
-            violations, "category.name", changes.name, MAX_CATEGORY_NAME, required=True
-        )
-        description = _new_text(
-            violations,
-            "category.description",
-            changes.description,
-            MAX_CATEGORY_DESCRIPTION,
-            required=False,
-        )
-        _raise_if(violations, "category")
-        try:
-            async with self.db.transaction() as session:
-                categories = CategoryRepository(session)
-                category = await categories.get(category_id)
-                if category is None:
-                    raise NotFound(f"No category has id {category_id!r}.")
-                if name is not None and name != category.name:
-                    other = await categories.by_name(name)
-                    if other is not None and other.id != category.id:
-                        raise AlreadyExists(f"A category named {name!r} exists already.")
-                    category.name = name
-                if description is not None:
-                    category.description = description
-                await session.flush()
-        except IntegrityError:
-            raise AlreadyExists(f"A category named {name!r} exists already.") from None
-        await self.cache.listings_changed()
-        return category
-
-    async def delete_category(self, category_id: str) -> None:
-        await self.sellers.confirm_caller(require_role(Role.ADMIN))
-        check_id(category_id)
-        try:
-            async with self.db.transaction() as session:
-                categories = CategoryRepository(session)
-                category = await categories.get(category_id)
-                if category is None:
-                    raise NotFound(f"No category has id {category_id!r}.")
-                count = await ProductRepository(session).count_in_category(category_id)
-                if count:
-                    raise FailedPrecondition(
-                        f"Category {category.name!r} still has {count} product(s), archived "
-                        "ones included; move them to another category before deleting it."
-                    )
-                await categories.delete(category)
-        except IntegrityError:
-            # A product was added to it meanwhile; the foreign key refused the delete.
-            raise FailedPrecondition(
-                "This category has products now; move them to another category before deleting it."
-            ) from None
-        await self.cache.listings_changed()
-
     # --- products: writes ------------------------------------------------------------------
 
     async def create_product(self, draft: ProductDraft) -> Product:
@@ -302,8 +142,8 @@ class Catalog:
             seller_id = principal.subject
         seller_id = seller_id or principal.subject
         violations: list[FieldViolation] = []
-        name = _text(violations, "product.name", draft.name, MAX_PRODUCT_NAME, required=True)
-        description = _text(
+        name = checked_text(violations, "product.name", draft.name, MAX_PRODUCT_NAME, required=True)
+        description = checked_text(
             violations,
             "product.description",
             draft.description,
@@ -317,7 +157,7 @@ class Catalog:
             violations.append(FieldViolation("product.category_id", "is not an id"))
         if len(seller_id) > MAX_ID_LENGTH or NUL in seller_id:
             violations.append(FieldViolation(SELLER_FIELD, "is not an id"))
-        _raise_if(violations, "product")
+        raise_if_invalid(violations, "product")
         await self.sellers.confirm_caller(principal)
         if seller_id != principal.subject:
             # An admin names someone else: the token vouches only for the caller.
@@ -349,8 +189,10 @@ class Catalog:
         principal = require_role(Role.SELLER, Role.ADMIN)
         check_id(product_id, "product.id")
         violations: list[FieldViolation] = []
-        name = _new_text(violations, "product.name", changes.name, MAX_PRODUCT_NAME, required=True)
-        description = _new_text(
+        name = changed_text(
+            violations, "product.name", changes.name, MAX_PRODUCT_NAME, required=True
+        )
+        description = changed_text(
             violations,
             "product.description",
             changes.description,
@@ -364,7 +206,7 @@ class Catalog:
         category_id = changes.category_id.strip() if changes.category_id is not None else None
         if category_id is not None and len(category_id) > MAX_ID_LENGTH:
             violations.append(FieldViolation("product.category_id", "is not an id"))
-        _raise_if(violations, "product")
+        raise_if_invalid(violations, "product")
         await self.sellers.confirm_caller(principal)
         try:
             async with self.db.transaction() as session:

@@ -33,9 +33,12 @@ from redis.asyncio import Redis
 
 from meshkit import invalidation
 from meshkit.invalidated_cache import EXPIRY_SPREAD, InvalidatedCache
-from product_service.cache import CacheEntry, Clock, RedisCatalogCache
+from product_service.cache.base import CacheEntry
+from product_service.cache.breaker import Clock
+from product_service.cache.redis_tier import RedisCatalogCache
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had before the package, so log filters still match it.
+logger = logging.getLogger("product_service.near_cache")
 
 NEAR_HITS = Counter(
     "catalog_near_cache_hits_total",
