@@ -28,6 +28,7 @@ from order_service.analytics import Analytics
 from order_service.carts import Carts
 from order_service.grpc_api import AnalyticsService, CartService, OrderService
 from order_service.orders import Orders
+from order_service.saga import Saga
 from order_service.settings import OrderSettings
 from order_service.upstream import Catalog, Users
 
@@ -52,19 +53,22 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         ),
     )
 
+    catalog = Catalog(product_channel)
+    changes = open_announcer(
+        settings.redis_url,
+        invalidation.orders_channel(invalidation.database_of(settings.redis_url)),
+        stack,
+    )
     orders = Orders(
         database,
         messaging.outbox,
-        Catalog(product_channel),
+        catalog,
         Users(users.as_service),
         PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
-        open_announcer(
-            settings.redis_url,
-            invalidation.orders_channel(invalidation.database_of(settings.redis_url)),
-            stack,
-        ),
+        changes,
     )
-    carts = Carts(database, orders.catalog, orders)
+    saga = Saga(messaging.outbox, catalog, changes)
+    carts = Carts(database, catalog, orders)
     return ServiceApp(
         services=[
             ServiceRegistration(
@@ -84,19 +88,19 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
             ),
         ],
         verifier=jwks_verifier(settings, users.channel),
-        background=messaging.jobs(subscriptions(orders)),
+        background=messaging.jobs(subscriptions(saga)),
         dependencies=[database.readiness, amqp.readiness(messaging.connection)],
     )
 
 
-def subscriptions(orders: Orders) -> Subscriptions:
+def subscriptions(saga: Saga) -> Subscriptions:
     """The events this service consumes, each with its handler."""
     return (
         Subscriptions(OrderSettings.service_name)
-        .on("payment.succeeded", orders.on_payment_succeeded)
-        .on("payment.failed", orders.on_payment_failed)
-        .on("payment.refunded", orders.on_payment_refunded)
-        .on("notification.sent", orders.on_notification_sent)
+        .on("payment.succeeded", saga.on_payment_succeeded)
+        .on("payment.failed", saga.on_payment_failed)
+        .on("payment.refunded", saga.on_payment_refunded)
+        .on("notification.sent", saga.on_notification_sent)
     )
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from ecommerce.common.v1 import money_pb2
 from ecommerce.order.v1 import (
     analytics_pb2,
     analytics_pb2_grpc,
@@ -18,22 +16,21 @@ from ecommerce.order.v1 import (
     order_pb2_grpc,
 )
 from meshkit.errors import InvalidArgument
-from meshkit.protobuf import timestamp, to_datetime, to_timestamp
+from meshkit.protobuf import timestamp, to_datetime
 from order_service.analytics import Analytics, Granularity
-from order_service.carts import Carts, CartView
+from order_service.carts import Carts
 from order_service.commands import Address, PlaceOrder
-from order_service.models import Order, TimelineEvent
+from order_service.messages import (
+    STATUS_TO_PROTO,
+    cart_message,
+    money_message,
+    order_message,
+    timeline_event_message,
+)
 from order_service.orders import Orders
-from order_service.records import OrderRecord
 
 Context = Any  # grpc.aio.ServicerContext; unused by these thin adapters
 
-STATUS_TO_PROTO = {
-    "PENDING": order_pb2.ORDER_STATUS_PENDING,
-    "PAID": order_pb2.ORDER_STATUS_PAID,
-    "SHIPPED": order_pb2.ORDER_STATUS_SHIPPED,
-    "CANCELLED": order_pb2.ORDER_STATUS_CANCELLED,
-}
 STATUS_FROM_PROTO = {number: name for name, number in STATUS_TO_PROTO.items()}
 
 
@@ -46,47 +43,6 @@ def _status_filter(status: order_pb2.OrderStatus.ValueType) -> str | None:
     if name is None:
         raise InvalidArgument.for_field("status", "is not an order status")
     return name
-
-
-def _money(amount: int, currency: str) -> money_pb2.Money:
-    return money_pb2.Money(amount_minor=amount, currency_code=currency)
-
-
-def order_message(order: Order | OrderRecord) -> order_pb2.Order:
-    # Nested fields given as dicts are built in place; given as messages, they would be built
-    # and then copied. The address's JSON is read straight in for the same reason.
-    currency = order.currency_code
-    message = order_pb2.Order(
-        id=order.id,
-        user_id=order.user_id,
-        status=STATUS_TO_PROTO[order.status],
-        payment_method=order.payment_method,
-        shipping_address=json.loads(order.shipping_address),
-        cancel_reason=order.cancel_reason,
-        create_time=timestamp(order.created_at),
-        update_time=timestamp(order.updated_at),
-    )
-    message.total.amount_minor = order.total_minor
-    message.total.currency_code = currency
-    add_item = message.items.add
-    for item in order.items:
-        add_item(
-            product_id=item.product_id,
-            product_name=item.product_name,
-            quantity=item.quantity,
-            unit_price=_money_fields(item.unit_price_minor, currency),
-            line_total=_money_fields(item.line_total_minor, currency),
-        )
-    if order.shipped_at is not None:
-        shipment = message.shipment
-        shipment.carrier = order.carrier
-        shipment.tracking_number = order.tracking_number
-        shipment.ship_time.CopyFrom(to_timestamp(order.shipped_at))
-    return message
-
-
-def _money_fields(amount: int, currency: str) -> dict[str, Any]:
-    return {"amount_minor": amount, "currency_code": currency}
 
 
 def _address(address: order_pb2.Address) -> Address:
@@ -111,16 +67,6 @@ def place_order_command(
         [(item.product_id, item.quantity) for item in items],
         payment_method,
         _address(address),
-    )
-
-
-def _timeline_event(event: TimelineEvent) -> order_pb2.TimelineEvent:
-    return order_pb2.TimelineEvent(
-        event_id=event.event_id,
-        type=event.event_type,
-        source=event.source,
-        occur_time=timestamp(event.occurred_at),
-        summary=event.summary,
     )
 
 
@@ -171,39 +117,8 @@ class OrderService(order_pb2_grpc.OrderServiceServicer):
         events = await self.orders.timeline(request.order_id)
         return order_pb2.OrderTimeline(
             order_id=request.order_id,
-            events=[_timeline_event(event) for event in events],
+            events=[timeline_event_message(event) for event in events],
         )
-
-
-def cart_message(cart: CartView) -> cart_pb2.Cart:
-    currency = cart.currency_code
-    message = cart_pb2.Cart(
-        user_id=cart.user_id,
-        items=[
-            cart_pb2.CartItem(
-                product_id=line.product_id,
-                product_name=line.product.name if line.product else "",
-                quantity=line.quantity,
-                unit_price=_money(line.product.price_minor, line.product.currency_code)
-                if line.product
-                else None,
-                line_total=_money(
-                    line.product.price_minor * line.quantity, line.product.currency_code
-                )
-                if line.product
-                else None,
-                archived=line.archived,
-                short_of_stock=line.short_of_stock,
-                available_stock=line.product.stock if line.product else 0,
-            )
-            for line in cart.lines
-        ],
-        total=_money(cart.total_minor, currency) if currency else None,
-    )
-    updated = timestamp(cart.updated_at)
-    if updated is not None:
-        message.update_time.CopyFrom(updated)
-    return message
 
 
 class CartService(cart_pb2_grpc.CartServiceServicer):
@@ -274,7 +189,7 @@ class AnalyticsService(analytics_pb2_grpc.AnalyticsServiceServicer):
                     product_id=row.product_id,
                     product_name=row.product_name,
                     quantity=row.quantity,
-                    revenue=_money(row.revenue_minor, row.currency_code),
+                    revenue=money_message(row.revenue_minor, row.currency_code),
                 )
                 for row in rows
             ]
@@ -296,7 +211,7 @@ class AnalyticsService(analytics_pb2_grpc.AnalyticsServiceServicer):
                 analytics_pb2.SalesPeriod(
                     period_start_time=timestamp(row.start),
                     order_count=row.order_count,
-                    revenue=_money(row.revenue_minor, row.currency_code),
+                    revenue=money_message(row.revenue_minor, row.currency_code),
                 )
                 for row in rows
             ]

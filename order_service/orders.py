@@ -1,8 +1,7 @@
-"""The order service's domain: placing orders, their life cycle, and the saga's reactions."""
+"""The order service's domain: placing orders, reading them, and their life cycle."""
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Sequence
 from typing import TypeVar
@@ -26,7 +25,6 @@ from meshkit.errors import (
     quoted,
     require_id,
 )
-from meshkit.events import Envelope
 from meshkit.ids import new_id
 from meshkit.outbox import Outbox
 from meshkit.pagination import PageTokenCodec, page_size
@@ -42,7 +40,6 @@ from order_service.repository import (
     TimelineRepository,
     add_order,
     record_timeline_event,
-    status_of,
     transition,
 )
 from order_service.upstream import Catalog, ProductInfo, Users
@@ -57,8 +54,23 @@ STATUSES = frozenset(
 )
 
 
-def _money(amount_minor: int, currency: str) -> money_pb2.Money:
+def money(amount_minor: int, currency: str) -> money_pb2.Money:
+    """An amount as the events carry it."""
     return money_pb2.Money(amount_minor=amount_minor, currency_code=currency)
+
+
+async def emit(tx: Transaction, outbox: Outbox, order_id: str, body: Message, summary: str) -> None:
+    """Outbox the event and put it on the order's timeline, in the caller's transaction."""
+    envelope = await outbox.add(tx, body, correlation_id=order_id)
+    await record_timeline_event(
+        tx,
+        event_id=envelope.message_id,
+        order_id=order_id,
+        event_type=envelope.event_type,
+        source=SERVICE_NAME,
+        occurred_at=envelope.occurred_at,
+        summary=summary,
+    )
 
 
 class Orders:
@@ -200,17 +212,17 @@ class Orders:
                     product_id=item.product_id,
                     product_name=item.product_name,
                     quantity=item.quantity,
-                    unit_price=_money(item.unit_price_minor, currency),
+                    unit_price=money(item.unit_price_minor, currency),
                 )
                 for item in items
             ],
-            total=_money(order.total_minor, currency),
+            total=money(order.total_minor, currency),
             payment_method=command.payment_method,
             create_time=timestamp(now),
         )
         async with transaction(self.db) as tx:
             await add_order(tx, order)
-            await self._emit(tx, order_id, event, f"Order placed: {len(items)} item(s)")
+            await emit(tx, self.outbox, order_id, event, f"Order placed: {len(items)} item(s)")
         return order
 
     async def _release_unless_saved(self, order_id: str) -> None:
@@ -226,19 +238,6 @@ class Orders:
         except Exception:
             # The reservation stays until released by hand; say so loudly.
             logger.exception("could not release the stock of unsaved order %s", order_id)
-
-    async def _emit(self, tx: Transaction, order_id: str, body: Message, summary: str) -> None:
-        """Outbox the event and put it on the order's timeline, in the caller's transaction."""
-        envelope = await self.outbox.add(tx, body, correlation_id=order_id)
-        await record_timeline_event(
-            tx,
-            event_id=envelope.message_id,
-            order_id=order_id,
-            event_type=envelope.event_type,
-            source=SERVICE_NAME,
-            occurred_at=envelope.occurred_at,
-            summary=summary,
-        )
 
     # --- reading ------------------------------------------------------------------------
 
@@ -305,15 +304,16 @@ class Orders:
                 )
             # Inside the transaction: if the release fails, the cancellation does not happen.
             await self.catalog.release(order_id)
-            await self._emit(
+            await emit(
                 tx,
+                self.outbox,
                 order_id,
                 events_pb2.OrderCancelled(
                     order_id=order_id,
                     user_id=order.user_id,
                     reason=reason or "cancelled by the customer",
                     cancel_time=timestamp(utcnow()),
-                    total=_money(order.total_minor, order.currency_code),
+                    total=money(order.total_minor, order.currency_code),
                 ),
                 "Order cancelled" + (f": {reason}" if reason else ""),
             )
@@ -354,8 +354,9 @@ class Orders:
                 raise FailedPrecondition(
                     f"Only a PAID order can be shipped; this one is {order.status}."
                 )
-            await self._emit(
+            await emit(
                 tx,
+                self.outbox,
                 order_id,
                 events_pb2.OrderShipped(
                     order_id=order_id,
@@ -374,115 +375,9 @@ class Orders:
         if self.changes is not None:
             await self.changes.changed(invalidation.order_changed(order_id))
 
-    def _announce_after_commit(self, tx: Transaction, order_id: str) -> None:
-        """A change made in an event's transaction, announced once that commits."""
-        if self.changes is not None:
-            tx.after_commit(
-                functools.partial(self.changes.changed_soon, invalidation.order_changed(order_id))
-            )
-
     async def _reload(self, order_id: str) -> Order:
         async with self.db.session() as session:
             order = await OrderRepository(session).get(order_id)
         if order is None:
             raise NotFound(f"No order has id {quoted(order_id)}.")
         return order
-
-    # --- the saga: reactions to other services' events ----------------------------------
-
-    async def on_payment_succeeded(
-        self, tx: Transaction, event: Message, envelope: Envelope
-    ) -> None:
-        assert isinstance(event, events_pb2.PaymentSucceeded)
-        await self._record_received(tx, event.order_id, envelope, "Payment succeeded")
-        now = utcnow()
-        moved = await transition(
-            tx, event.order_id, OrderStatus.PENDING, OrderStatus.PAID, paid_at=now, updated_at=now
-        )
-        if moved is not None:
-            self._announce_after_commit(tx, event.order_id)
-            await self._emit(
-                tx,
-                event.order_id,
-                events_pb2.OrderConfirmed(
-                    order_id=event.order_id,
-                    user_id=moved.user_id,
-                    payment_id=event.payment_id,
-                    total=_money(moved.total_minor, moved.currency_code),
-                    confirm_time=timestamp(now),
-                ),
-                "Order confirmed: paid",
-            )
-            return
-        status = await status_of(tx, event.order_id)
-        if status is None:
-            raise LookupError(f"payment for unknown order {event.order_id}")  # retried, then DLQ
-        if status == OrderStatus.CANCELLED:
-            # Cancelled while the charge went through: the payment service, which got the
-            # order.cancelled too, gives the money back (payment.refunded).
-            logger.info(
-                "payment %s succeeded for cancelled order %s; it is refunded",
-                event.payment_id,
-                event.order_id,
-            )
-
-    async def on_payment_refunded(
-        self, tx: Transaction, event: Message, envelope: Envelope
-    ) -> None:
-        assert isinstance(event, events_pb2.PaymentRefunded)
-        await self._record_received(tx, event.order_id, envelope, "Payment refunded")
-
-    async def on_payment_failed(self, tx: Transaction, event: Message, envelope: Envelope) -> None:
-        assert isinstance(event, events_pb2.PaymentFailed)
-        reason = event.failure_reason or event.failure_code or "payment declined"
-        await self._record_received(tx, event.order_id, envelope, f"Payment failed: {reason}")
-        moved = await transition(
-            tx,
-            event.order_id,
-            OrderStatus.PENDING,
-            OrderStatus.CANCELLED,
-            cancel_reason=f"payment failed: {reason}"[:500],
-            updated_at=utcnow(),
-        )
-        if moved is None:
-            return  # already moved on: a duplicate, or the owner cancelled first
-        self._announce_after_commit(tx, event.order_id)
-        await self.catalog.release(event.order_id)
-        await self._emit(
-            tx,
-            event.order_id,
-            events_pb2.OrderCancelled(
-                order_id=event.order_id,
-                user_id=moved.user_id,
-                reason=f"payment failed: {reason}",
-                cancel_time=timestamp(utcnow()),
-                total=_money(moved.total_minor, moved.currency_code),
-            ),
-            "Order cancelled: payment failed",
-        )
-
-    async def on_notification_sent(
-        self, tx: Transaction, event: Message, envelope: Envelope
-    ) -> None:
-        assert isinstance(event, events_pb2.NotificationSent)
-        if event.order_id:
-            await self._record_received(
-                tx,
-                event.order_id,
-                envelope,
-                f"Email sent to the customer about {event.event_type}",
-            )
-
-    @staticmethod
-    async def _record_received(
-        tx: Transaction, order_id: str, envelope: Envelope, summary: str
-    ) -> None:
-        await record_timeline_event(
-            tx,
-            event_id=envelope.message_id,
-            order_id=order_id,
-            event_type=envelope.event_type,
-            source=envelope.source or "unknown",
-            occurred_at=envelope.occurred_at,
-            summary=summary,
-        )

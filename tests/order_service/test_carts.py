@@ -23,7 +23,7 @@ from meshkit.pagination import PageTokenCodec
 from order_service import upstream
 from order_service.carts import Carts, CartView
 from order_service.commands import Address
-from order_service.grpc_api import cart_message
+from order_service.messages import cart_message
 from order_service.models import Order, metadata, outbox
 from order_service.orders import SERVICE_NAME, Orders
 from order_service.records import OrderRecord

@@ -9,7 +9,7 @@ from google.protobuf import timestamp_pb2
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.order.v1 import order_pb2
-from order_service.grpc_api import order_message
+from order_service.messages import order_message
 from order_service.records import ItemRecord, OrderRecord
 
 CREATED = datetime(2026, 12, 4, 16, 0, 0, 250_000, tzinfo=UTC)

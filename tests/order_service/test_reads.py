@@ -9,7 +9,7 @@ import pytest
 
 from meshkit.db import Database
 from meshkit.ids import new_id
-from order_service.grpc_api import order_message
+from order_service.messages import order_message
 from order_service.models import Order, OrderItem, OrderStatus, metadata
 from order_service.reads import load_order, load_order_by_key
 from order_service.repository import OrderRepository

@@ -21,7 +21,7 @@ from ecommerce.user.v1 import user_pb2
 from meshkit.amqp import Topology
 from meshkit.db import Database
 from order_service.app import DEFINITION as ORDER
-from order_service.orders import Orders
+from order_service.saga import Saga as OrderSaga
 from payment_service.app import DEFINITION as PAYMENT
 from payment_service.models import Payment
 from tests.conftest import AMQP_URL
@@ -237,13 +237,13 @@ async def test_an_order_cancelled_while_its_charge_goes_through_is_refunded(
 ) -> None:
     # The order service hears of the payment only after the owner cancelled.
     cancelled = asyncio.Event()
-    on_payment_succeeded = Orders.on_payment_succeeded
+    on_payment_succeeded = OrderSaga.on_payment_succeeded
 
-    async def after_the_cancel(self: Orders, *args: Any) -> None:
+    async def after_the_cancel(self: OrderSaga, *args: Any) -> None:
         await cancelled.wait()
         await on_payment_succeeded(self, *args)
 
-    monkeypatch.setattr(Orders, "on_payment_succeeded", after_the_cancel)
+    monkeypatch.setattr(OrderSaga, "on_payment_succeeded", after_the_cancel)
     await saga_base.start("order_service", ORDER)
     await saga_base.start("payment_service", PAYMENT)
     saga = saga_base

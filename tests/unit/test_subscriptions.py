@@ -18,7 +18,7 @@ from meshkit.subscriptions import SubscriptionMismatch, Subscriptions
 from notification_service.app import subscriptions as notification_subscriptions
 from notification_service.notifications import Notifications
 from order_service.app import subscriptions as order_subscriptions
-from order_service.orders import Orders
+from order_service.saga import Saga
 from payment_service.app import subscriptions as payment_subscriptions
 from payment_service.payments import Payments
 
@@ -123,7 +123,7 @@ def test_a_service_starts_no_jobs_when_its_subscriptions_disagree() -> None:
 
 # Each service's own declaration, built as its composition root builds it.
 SERVICES: dict[str, Callable[[], Subscriptions]] = {
-    "order_service": lambda: order_subscriptions(create_autospec(Orders, instance=True)),
+    "order_service": lambda: order_subscriptions(create_autospec(Saga, instance=True)),
     "payment_service": lambda: payment_subscriptions(create_autospec(Payments, instance=True)),
     "notification_service": lambda: notification_subscriptions(
         create_autospec(Notifications, instance=True)

@@ -1,0 +1,142 @@
+"""The order service's part in the saga: how an order reacts to other services' events."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from google.protobuf.message import Message
+
+from ecommerce.events.v1 import events_pb2
+from meshkit import invalidation
+from meshkit.announcer import ChangeAnnouncer
+from meshkit.db import utcnow
+from meshkit.events import Envelope
+from meshkit.outbox import Outbox
+from meshkit.protobuf import timestamp
+from meshkit.transactions import Transaction
+from order_service.models import OrderStatus
+from order_service.orders import emit, money
+from order_service.repository import record_timeline_event, status_of, transition
+from order_service.upstream import Catalog
+
+logger = logging.getLogger(__name__)
+
+
+class Saga:
+    """Moves orders on as the payment and notification services report back."""
+
+    def __init__(
+        self, outbox: Outbox, catalog: Catalog, changes: ChangeAnnouncer | None = None
+    ) -> None:
+        self.outbox = outbox
+        self.catalog = catalog
+        # Where every change to an order is announced once committed: the gateway keeps its
+        # answers about an order until then.
+        self.changes = changes
+
+    async def on_payment_succeeded(
+        self, tx: Transaction, event: Message, envelope: Envelope
+    ) -> None:
+        assert isinstance(event, events_pb2.PaymentSucceeded)
+        await _record_received(tx, event.order_id, envelope, "Payment succeeded")
+        now = utcnow()
+        moved = await transition(
+            tx, event.order_id, OrderStatus.PENDING, OrderStatus.PAID, paid_at=now, updated_at=now
+        )
+        if moved is not None:
+            self._announce_after_commit(tx, event.order_id)
+            await emit(
+                tx,
+                self.outbox,
+                event.order_id,
+                events_pb2.OrderConfirmed(
+                    order_id=event.order_id,
+                    user_id=moved.user_id,
+                    payment_id=event.payment_id,
+                    total=money(moved.total_minor, moved.currency_code),
+                    confirm_time=timestamp(now),
+                ),
+                "Order confirmed: paid",
+            )
+            return
+        status = await status_of(tx, event.order_id)
+        if status is None:
+            raise LookupError(f"payment for unknown order {event.order_id}")  # retried, then DLQ
+        if status == OrderStatus.CANCELLED:
+            # Cancelled while the charge went through: the payment service, which got the
+            # order.cancelled too, gives the money back (payment.refunded).
+            logger.info(
+                "payment %s succeeded for cancelled order %s; it is refunded",
+                event.payment_id,
+                event.order_id,
+            )
+
+    async def on_payment_refunded(
+        self, tx: Transaction, event: Message, envelope: Envelope
+    ) -> None:
+        assert isinstance(event, events_pb2.PaymentRefunded)
+        await _record_received(tx, event.order_id, envelope, "Payment refunded")
+
+    async def on_payment_failed(self, tx: Transaction, event: Message, envelope: Envelope) -> None:
+        assert isinstance(event, events_pb2.PaymentFailed)
+        reason = event.failure_reason or event.failure_code or "payment declined"
+        await _record_received(tx, event.order_id, envelope, f"Payment failed: {reason}")
+        moved = await transition(
+            tx,
+            event.order_id,
+            OrderStatus.PENDING,
+            OrderStatus.CANCELLED,
+            cancel_reason=f"payment failed: {reason}"[:500],
+            updated_at=utcnow(),
+        )
+        if moved is None:
+            return  # already moved on: a duplicate, or the owner cancelled first
+        self._announce_after_commit(tx, event.order_id)
+        await self.catalog.release(event.order_id)
+        await emit(
+            tx,
+            self.outbox,
+            event.order_id,
+            events_pb2.OrderCancelled(
+                order_id=event.order_id,
+                user_id=moved.user_id,
+                reason=f"payment failed: {reason}",
+                cancel_time=timestamp(utcnow()),
+                total=money(moved.total_minor, moved.currency_code),
+            ),
+            "Order cancelled: payment failed",
+        )
+
+    async def on_notification_sent(
+        self, tx: Transaction, event: Message, envelope: Envelope
+    ) -> None:
+        assert isinstance(event, events_pb2.NotificationSent)
+        if event.order_id:
+            await _record_received(
+                tx,
+                event.order_id,
+                envelope,
+                f"Email sent to the customer about {event.event_type}",
+            )
+
+    def _announce_after_commit(self, tx: Transaction, order_id: str) -> None:
+        """A change made in an event's transaction, announced once that commits."""
+        if self.changes is not None:
+            tx.after_commit(
+                functools.partial(self.changes.changed_soon, invalidation.order_changed(order_id))
+            )
+
+
+async def _record_received(
+    tx: Transaction, order_id: str, envelope: Envelope, summary: str
+) -> None:
+    await record_timeline_event(
+        tx,
+        event_id=envelope.message_id,
+        order_id=order_id,
+        event_type=envelope.event_type,
+        source=envelope.source or "unknown",
+        occurred_at=envelope.occurred_at,
+        summary=summary,
+    )
