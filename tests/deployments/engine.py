@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-COMPOSE_DIR = REPOSITORY / "deployments" / "compose"
-DOCKERFILE = REPOSITORY / "deployments" / "docker" / "Dockerfile"
+from tests.deployments.manifests import PROJECT_ROOT
+
+COMPOSE_DIR = PROJECT_ROOT / "deployments" / "compose"
 
 
 def _works(command: Sequence[str]) -> bool:

@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 
+from tests.deployments.engine import COMPOSE_DIR
 from tests.deployments.manifests import (
     DOCKERFILE,
     GRPC_SERVICES,
     KUBERNETES_DIR,
+    PROJECT_ROOT,
     env_names_read,
     field_default,
     kustomization_roots,
@@ -27,7 +29,6 @@ from tests.deployments.manifests import (
     settings_class,
 )
 
-COMPOSE_DIR = DOCKERFILE.parents[1] / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "compose.yaml"
 PRODUCTION_FILE = COMPOSE_DIR / "compose.production.yaml"
 PRODUCTION_SECRETS = (
@@ -164,7 +165,7 @@ def test_a_laptops_env_does_not_reach_into_the_stack() -> None:
     # reads: inside a container that is the container itself.
     laptop = {
         line.split("=", 1)[0]: line.split("=", 1)[1]
-        for line in (DOCKERFILE.parents[2] / ".env.example").read_text().splitlines()
+        for line in (PROJECT_ROOT / ".env.example").read_text().splitlines()
         if line and not line.startswith("#") and "=" in line
     }
     services = compose_config(COMPOSE_FILE, env=laptop)["services"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import datetime
 import os
-import re
 import signal
 import subprocess
 import time
@@ -27,14 +26,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.deployments.engine import (
-    DOCKERFILE,
-    REPOSITORY,
     CommandFailed,
     Engine,
     find_compose,
     find_container_cli,
     wait_for,
 )
+from tests.deployments.manifests import DOCKERFILE, PROJECT_ROOT, project_version
 from tests.e2e.shop import ADDRESS, PASSWORD
 from tests.support import free_port
 
@@ -48,10 +46,7 @@ pytestmark = [
 ]
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "a deploy-test password"
-VERSION = re.search(
-    r'^version = "([^"]+)"', (REPOSITORY / "pyproject.toml").read_text(), re.MULTILINE
-)
-TAG = VERSION.group(1) if VERSION else "latest"
+TAG = project_version()
 BASE_IMAGE = "docker.io/library/python:3.11-slim-bookworm"
 # Under 250 MB on the official python:3.11-slim base (about 130 MB): what the mesh adds to
 # whichever base it is built on stays under the difference.
@@ -276,7 +271,7 @@ def test_ready_and_reachable_with_grpcurl(engine: Engine, stack: httpx.Client) -
     assert ready.status_code == 200, ready.text
     assert set(ready.json()["upstreams"].values()) == {"SERVING"}
 
-    grpcurl = REPOSITORY / ".venv" / "bin" / "grpcurl"
+    grpcurl = PROJECT_ROOT / ".venv" / "bin" / "grpcurl"
     address = engine.published("product-service", 50051)
     listed = subprocess.run(
         [str(grpcurl), "-plaintext", address, "list"],
@@ -424,7 +419,9 @@ def test_a_ca_bundle_is_used_in_the_build_and_never_kept(engine: Engine, tmp_pat
     env = {} if engine.cli == "podman" else {"DOCKER_BUILDKIT": "1"}
     engine.env.update(env)
     try:
-        engine.run(*build, "--secret", f"id=ca_bundle,src={bundle}", str(REPOSITORY), timeout=1800)
+        engine.run(
+            *build, "--secret", f"id=ca_bundle,src={bundle}", str(PROJECT_ROOT), timeout=1800
+        )
         history = engine.container("history", "--no-trunc", image)
         assert marker not in history
         search = (
