@@ -43,7 +43,7 @@ migrate: install
 	@for service in $(SERVICES); do $(PY) -m $$service migrate || exit 1; done
 
 run: install proto migrate
-	$(PY) -m meshkit.launcher
+	$(PY) -m localmesh.launcher
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -51,7 +51,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy meshkit gateway user_service product_service order_service payment_service notification_service bench tests
+	$(VENV)/bin/mypy meshkit localmesh gateway user_service product_service order_service payment_service notification_service bench tests
 	$(PY) scripts/lint_protos.py
 
 bench: install

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from meshkit.launcher import free_port
+from localmesh.launcher import free_port
 
 
 class MailSink:

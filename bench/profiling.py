@@ -29,7 +29,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "pool pre-ping": ("_async_ping",),
     "new database connections": ("connect_utils.py",),
     "gRPC client calls": ("grpc/aio/_call.py", "grpc/aio/_interceptor.py"),
-    "meshkit interceptors": ("meshkit/interceptors.py",),
+    "meshkit interceptors": ("meshkit/rpc/interceptors.py",),
     "JWT": ("jwt/",),
     "Redis": ("redis/",),
     "AMQP": ("aio_pika/", "aiormq/", "pamqp/"),

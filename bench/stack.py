@@ -21,8 +21,8 @@ import httpx
 
 from bench.mailsink import MailSink
 from bench.procstat import children
-from meshkit.amqp import Topology
-from meshkit.launcher import DEFAULT_GRPC_PORTS, SERVICES, Mesh, MeshPorts, free_port
+from localmesh.launcher import DEFAULT_GRPC_PORTS, SERVICES, Mesh, MeshPorts, free_port
+from meshkit.messaging import Topology
 from meshkit.settings import PROJECT_ROOT
 
 POSTGRES_DSN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -9,7 +9,7 @@ call, no message parsed and no JSON built.
 Exact, not short-lived: each kind is kept in an `InvalidatedCache` that hears every change
 its service announces (the catalog's, as the product service's replicas do; the orders', as
 the order service publishes them), and that keeps nothing while it does not hear them, nor
-the heartbeat of at least one writer (see `meshkit.invalidated_cache`): a service run
+the heartbeat of at least one writer (see `meshkit.caching.invalidated_cache`): a service run
 without Redis, or with another one, leaves the gateway's cache empty, not stale. What the
 gateway reads may come from those replicas' own caches, which hear a message a little before
 or after the gateway does: for a few seconds after a message, what it named is read through
@@ -35,15 +35,14 @@ from contextlib import AsyncExitStack
 from prometheus_client import CollectorRegistry, Counter
 
 from gateway.settings import GatewaySettings
-from meshkit import invalidation
-from meshkit.context import Principal
-from meshkit.invalidated_cache import (
+from meshkit.caching import connect_subscriber, invalidation
+from meshkit.caching.invalidated_cache import (
     PING_INTERVAL_SECONDS,
     SILENCE_LIMIT_SECONDS,
     Decode,
     InvalidatedCache,
 )
-from meshkit.redisconn import connect_subscriber
+from meshkit.context import Principal
 
 # Longer than a replica of the product service may serve what a message named after the
 # gateway heard it: a millisecond when both hear it, and when the replica's subscription died

@@ -10,9 +10,9 @@ from fastapi.security import HTTPBearer
 
 from gateway.answer_cache import Answers
 from gateway.upstreams import Upstreams
-from meshkit.auth import JwksVerifier
 from meshkit.context import Principal, Role, principal_var
 from meshkit.errors import PermissionDenied, Unauthenticated
+from meshkit.identity import JwksVerifier
 
 
 def upstreams(request: Request) -> Upstreams:

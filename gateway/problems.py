@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from meshkit.context import current_request_id
 from meshkit.errors import DomainError, InvalidArgument, ResourceExhausted
-from meshkit.interceptors import ERROR_DOMAIN
+from meshkit.rpc import ERROR_DOMAIN
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from ecommerce.payment.v1 import payment_pb2_grpc
 from ecommerce.product.v1 import product_pb2_grpc
 from ecommerce.user.v1 import auth_pb2_grpc, user_pb2_grpc
 from gateway.settings import GatewaySettings
-from meshkit.channels import Channels, create_channel
+from meshkit.rpc import Channels, create_channel
 
 UPSTREAMS = (
     "user_service",

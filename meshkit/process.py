@@ -9,7 +9,7 @@ import os
 import signal
 from contextlib import suppress
 
-# Set by `meshkit.launcher` in the environment of the processes it starts.
+# Set by `localmesh.launcher` in the environment of the processes it starts.
 LAUNCHER_PID_VARIABLE = "MESH_LAUNCHER_PID"
 _PR_SET_PDEATHSIG = 1
 
@@ -33,7 +33,7 @@ def tune_malloc(arenas: int = 2) -> None:
 
 
 def follow_launcher() -> None:
-    """When started by `meshkit.launcher`: get SIGTERM when the launcher dies, so that no
+    """When started by `localmesh.launcher`: get SIGTERM when the launcher dies, so that no
     process is left behind (and at once if it already has). Asked here, by the process
     itself, rather than between fork and exec in the launcher: code run there in a launcher
     with gRPC's threads (a test process) crashed the child before it could exec. A no-op off

@@ -20,14 +20,14 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from meshkit.db import is_sqlite
-from meshkit.interceptors import TokenVerifier
+from meshkit.data.db import is_sqlite
+from meshkit.data.migrations import upgrade_to_head, upgrade_to_head_async
 from meshkit.logging import configure_logging
 from meshkit.metrics import serve_metrics
-from meshkit.migrations import upgrade_to_head, upgrade_to_head_async
 from meshkit.process import follow_launcher, prepare_collector_for_serving, tune_malloc
 from meshkit.readiness import Dependency, ReadinessWatcher
-from meshkit.server import GrpcServer, ServiceRegistration, start_grpc_server
+from meshkit.rpc.interceptors import TokenVerifier
+from meshkit.rpc.server import GrpcServer, ServiceRegistration, start_grpc_server
 from meshkit.settings import ServiceSettings, load_migration_settings, load_settings
 
 logger = logging.getLogger(__name__)

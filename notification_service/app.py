@@ -6,15 +6,11 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from ecommerce.notification.v1 import notification_pb2, notification_pb2_grpc
-from meshkit import amqp
-from meshkit.channels import Channels
-from meshkit.db import Database
+from meshkit.data import Database
 from meshkit.identity import jwks_verifier, link_user_service
-from meshkit.messaging import Messaging
-from meshkit.pagination import PageTokenCodec
-from meshkit.server import ServiceRegistration
+from meshkit.messaging import Messaging, Subscriptions, amqp
+from meshkit.rpc import Channels, PageTokenCodec, ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
-from meshkit.subscriptions import Subscriptions
 from notification_service import models
 from notification_service.emails import EmailRenderer
 from notification_service.grpc_api import NotificationService

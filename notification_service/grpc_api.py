@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ecommerce.notification.v1 import notification_pb2, notification_pb2_grpc
-from meshkit.protobuf import timestamp
+from meshkit.rpc import timestamp
 from notification_service.models import Notification
 from notification_service.notifications import Notifications
 

@@ -7,9 +7,8 @@ from datetime import datetime
 from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from meshkit.db import UTCDateTime, new_metadata, utcnow
-from meshkit.inbox import inbox_table
-from meshkit.outbox import outbox_table
+from meshkit.data import UTCDateTime, new_metadata, utcnow
+from meshkit.messaging import inbox_table, outbox_table
 
 
 class Base(DeclarativeBase):

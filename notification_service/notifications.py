@@ -16,16 +16,13 @@ from sqlalchemy import Table, bindparam, select, update
 
 from ecommerce.events.v1 import events_pb2
 from ecommerce.user.v1 import user_pb2, user_pb2_grpc
-from meshkit.access import require_user
-from meshkit.db import Database, utcnow
+from meshkit.data import Database, Statement, Transaction, transaction, utcnow
 from meshkit.errors import Unavailable
-from meshkit.events import Envelope
 from meshkit.expiring import ExpiringCache
+from meshkit.identity import require_user
 from meshkit.ids import new_id
-from meshkit.outbox import Outbox
-from meshkit.pagination import PageTokenCodec, page_size
-from meshkit.protobuf import timestamp
-from meshkit.transactions import Statement, Transaction, transaction
+from meshkit.messaging import Envelope, Outbox
+from meshkit.rpc import PageTokenCodec, page_size, timestamp
 from notification_service.emails import SUBJECTS, EmailRenderer
 from notification_service.mailer import MailConnection, SmtpMailer
 from notification_service.models import Notification, NotificationStatus

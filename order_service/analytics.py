@@ -10,10 +10,10 @@ from typing import Protocol
 
 from sqlalchemy import ColumnElement, func, select
 
-from meshkit.access import require_role
 from meshkit.context import Principal, Role
-from meshkit.db import Database
+from meshkit.data import Database
 from meshkit.errors import FailedPrecondition, InvalidArgument
+from meshkit.identity import require_role
 from order_service.models import Order, OrderItem, OrderStatus
 
 # Sold means paid: orders that were paid, whether shipped since or not.

@@ -13,16 +13,12 @@ from ecommerce.order.v1 import (
     order_pb2,
     order_pb2_grpc,
 )
-from meshkit import amqp, invalidation
-from meshkit.announcer import open_announcer
-from meshkit.channels import Channels, create_channel
-from meshkit.db import Database
+from meshkit.caching import invalidation, open_announcer
+from meshkit.data import Database
 from meshkit.identity import jwks_verifier, link_user_service
-from meshkit.messaging import Messaging
-from meshkit.pagination import PageTokenCodec
-from meshkit.server import ServiceRegistration
+from meshkit.messaging import Messaging, Subscriptions, amqp
+from meshkit.rpc import Channels, PageTokenCodec, ServiceRegistration, create_channel
 from meshkit.service import ServiceApp, ServiceDefinition
-from meshkit.subscriptions import Subscriptions
 from order_service import models
 from order_service.analytics import Analytics
 from order_service.carts import Carts

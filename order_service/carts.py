@@ -12,9 +12,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from meshkit.access import require_user
-from meshkit.db import Database, utcnow
+from meshkit.data import Database, utcnow
 from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound, quoted
+from meshkit.identity import require_user
 from meshkit.shielding import finish
 from order_service.commands import MAX_QUANTITY, Address, PlaceOrder
 from order_service.models import CartItem, Order

@@ -16,7 +16,7 @@ from ecommerce.order.v1 import (
     order_pb2_grpc,
 )
 from meshkit.errors import InvalidArgument
-from meshkit.protobuf import timestamp, to_datetime
+from meshkit.rpc import timestamp, to_datetime
 from order_service.analytics import Analytics, Granularity
 from order_service.carts import Carts
 from order_service.commands import Address, PlaceOrder

@@ -7,7 +7,7 @@ from typing import Any
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.order.v1 import cart_pb2, order_pb2
-from meshkit.protobuf import timestamp, to_timestamp
+from meshkit.rpc import timestamp, to_timestamp
 from order_service.carts import CartView
 from order_service.models import Order, TimelineEvent
 from order_service.records import OrderRecord

@@ -10,11 +10,15 @@ from google.protobuf.message import Message
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
-from meshkit import invalidation
-from meshkit.access import require_principal, require_role, require_user
-from meshkit.announcer import ChangeAnnouncer
+from meshkit.caching import ChangeAnnouncer, invalidation
 from meshkit.context import Principal, Role, deadline_var
-from meshkit.db import Database, utcnow
+from meshkit.data import Database, utcnow
+from meshkit.data.transactions import (
+    IntegrityViolation,
+    SessionTransaction,
+    Transaction,
+    transaction,
+)
 from meshkit.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -25,12 +29,11 @@ from meshkit.errors import (
     quoted,
     require_id,
 )
+from meshkit.identity import require_principal, require_role, require_user
 from meshkit.ids import new_id
-from meshkit.outbox import Outbox
-from meshkit.pagination import PageTokenCodec, page_size
-from meshkit.protobuf import timestamp
+from meshkit.messaging import Outbox
+from meshkit.rpc import PageTokenCodec, page_size, timestamp
 from meshkit.shielding import finish
-from meshkit.transactions import IntegrityViolation, SessionTransaction, Transaction, transaction
 from order_service.commands import PlaceOrder
 from order_service.models import Order, OrderStatus, TimelineEvent
 from order_service.reads import load_order, load_order_by_key

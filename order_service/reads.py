@@ -9,7 +9,7 @@ the ORM; `tests/order_service/test_reads.py` holds both to the same answer.
 
 from __future__ import annotations
 
-from meshkit.db import Database, in_utc
+from meshkit.data import Database, in_utc
 from order_service.models import Order
 from order_service.records import ItemRecord, OrderRecord
 from order_service.repository import ITEM_FIELDS, ORDER_FIELDS, OrderRepository

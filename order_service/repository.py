@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from meshkit.transactions import Statement, Transaction
+from meshkit.data import Statement, Transaction
 from order_service.models import Order, OrderItem, TimelineEvent
 from order_service.records import OrderRecord
 

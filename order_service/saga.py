@@ -8,13 +8,10 @@ import logging
 from google.protobuf.message import Message
 
 from ecommerce.events.v1 import events_pb2
-from meshkit import invalidation
-from meshkit.announcer import ChangeAnnouncer
-from meshkit.db import utcnow
-from meshkit.events import Envelope
-from meshkit.outbox import Outbox
-from meshkit.protobuf import timestamp
-from meshkit.transactions import Transaction
+from meshkit.caching import ChangeAnnouncer, invalidation
+from meshkit.data import Transaction, utcnow
+from meshkit.messaging import Envelope, Outbox
+from meshkit.rpc import timestamp
 from order_service.models import OrderStatus
 from order_service.orders import emit, money
 from order_service.repository import record_timeline_event, status_of, transition

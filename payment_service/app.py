@@ -6,14 +6,11 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from ecommerce.payment.v1 import payment_pb2, payment_pb2_grpc
-from meshkit import amqp
-from meshkit.channels import Channels, create_channel
-from meshkit.db import Database
+from meshkit.data import Database
 from meshkit.identity import jwks_verifier
-from meshkit.messaging import Messaging
-from meshkit.server import ServiceRegistration
+from meshkit.messaging import Messaging, Subscriptions, amqp
+from meshkit.rpc import Channels, ServiceRegistration, create_channel
 from meshkit.service import ServiceApp, ServiceDefinition
-from meshkit.subscriptions import Subscriptions
 from payment_service import models
 from payment_service.grpc_api import PaymentService
 from payment_service.payments import Payments

@@ -6,7 +6,7 @@ from typing import Any
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.payment.v1 import payment_pb2, payment_pb2_grpc
-from meshkit.protobuf import timestamp
+from meshkit.rpc import timestamp
 from payment_service.models import Payment
 from payment_service.payments import Payments
 

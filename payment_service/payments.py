@@ -10,14 +10,12 @@ from google.protobuf.message import Message
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
-from meshkit.access import require_principal
-from meshkit.db import Database, utcnow
+from meshkit.data import Database, Transaction, utcnow
 from meshkit.errors import NotFound, quoted, require_id
-from meshkit.events import Envelope
+from meshkit.identity import require_principal
 from meshkit.ids import new_id
-from meshkit.outbox import Outbox
-from meshkit.protobuf import timestamp
-from meshkit.transactions import Transaction
+from meshkit.messaging import Envelope, Outbox
+from meshkit.rpc import timestamp
 from payment_service.models import Payment
 from payment_service.provider import SimulatedProvider
 from payment_service.repository import (

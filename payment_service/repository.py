@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from meshkit.transactions import Statement, Transaction
+from meshkit.data import Statement, Transaction
 from payment_service.models import Payment
 
 _payments: Table = Payment.__table__  # type: ignore[assignment]

@@ -8,13 +8,10 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
-from meshkit.announcer import Heartbeat
-from meshkit.channels import Channels
-from meshkit.db import Database
+from meshkit.caching import Heartbeat, connect_redis, connect_subscriber
+from meshkit.data import Database
 from meshkit.identity import jwks_verifier, link_user_service
-from meshkit.pagination import PageTokenCodec
-from meshkit.redisconn import connect_redis, connect_subscriber
-from meshkit.server import ServiceRegistration
+from meshkit.rpc import Channels, PageTokenCodec, ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
 from product_service.cache import (
     CatalogCache,

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
-from meshkit.access import require_role
 from meshkit.context import Role
-from meshkit.db import Database
+from meshkit.data import Database
 from meshkit.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -18,7 +17,8 @@ from meshkit.errors import (
     InvalidArgument,
     NotFound,
 )
-from meshkit.pagination import PageTokenCodec, page_size
+from meshkit.identity import require_role
+from meshkit.rpc import PageTokenCodec, page_size
 from product_service.cache import CatalogCache
 from product_service.models import Category
 from product_service.repository import CategoryRepository, ProductRepository

@@ -10,7 +10,7 @@ from google.protobuf.message import Message
 
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
 from meshkit.errors import InvalidArgument
-from meshkit.protobuf import mask_paths
+from meshkit.rpc import mask_paths
 from product_service.categories import Categories, CategoryChanges
 from product_service.listing import normalize_filter
 from product_service.messages import category_message, product_message

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Literal
 
 from meshkit.errors import NUL, NUL_MESSAGE, FieldViolation, InvalidArgument
-from meshkit.pagination import PageTokenCodec
+from meshkit.rpc import PageTokenCodec
 
 SortField = Literal["price", "name", "created_at"]
 SortKey = int | str | datetime

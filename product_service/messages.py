@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.product.v1 import product_pb2
-from meshkit.protobuf import timestamp
+from meshkit.rpc import timestamp
 from product_service.models import Category, Product
 from product_service.reads import ProductRecord
 

@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from meshkit.db import UTCDateTime, new_metadata, utcnow
+from meshkit.data import UTCDateTime, new_metadata, utcnow
 from meshkit.ids import new_id
 
 # Listings never show archived products; indexes that serve them leave those rows out.

@@ -9,9 +9,8 @@ from typing import cast
 from sqlalchemy.exc import IntegrityError
 
 from ecommerce.product.v1 import product_pb2
-from meshkit.access import require_role
 from meshkit.context import Principal, Role
-from meshkit.db import Database
+from meshkit.data import Database
 from meshkit.errors import (
     NUL,
     FailedPrecondition,
@@ -20,7 +19,8 @@ from meshkit.errors import (
     NotFound,
     PermissionDenied,
 )
-from meshkit.pagination import PageTokenCodec, page_size
+from meshkit.identity import require_role
+from meshkit.rpc import PageTokenCodec, page_size
 from product_service.cache import CatalogCache
 from product_service.currencies import ISO_4217_CODES
 from product_service.listing import Cursor, ListingTokens, ProductFilter

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from meshkit.db import Database, in_utc
+from meshkit.data import Database, in_utc
 from product_service.models import Product, Reservation
 from product_service.repository import ProductRepository, ReservationRepository
 

@@ -21,8 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from meshkit.db import utcnow
-from meshkit.transactions import Statement, Transaction
+from meshkit.data import Statement, Transaction, utcnow
 from product_service.listing import Cursor, ProductFilter, SortField, like_pattern
 from product_service.models import Category, Product, Reservation
 

@@ -6,9 +6,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from meshkit.access import require_role
 from meshkit.context import Role
-from meshkit.db import Database, utcnow
+from meshkit.data import Database, IntegrityViolation, transaction, utcnow
 from meshkit.errors import (
     NUL,
     NUL_MESSAGE,
@@ -17,8 +16,8 @@ from meshkit.errors import (
     InvalidArgument,
     NotFound,
 )
+from meshkit.identity import require_role
 from meshkit.shielding import finish
-from meshkit.transactions import IntegrityViolation, transaction
 from product_service.cache import CatalogCache
 from product_service.models import Reservation
 from product_service.products import MAX_STOCK

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from alembic import command
 
-from meshkit.migrations import alembic_config, upgrade_to_head
+from meshkit.data.migrations import alembic_config, upgrade_to_head
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / "meshkit" / "migration_template.py.mako"
+TEMPLATE = ROOT / "meshkit" / "data" / "migration_template.py.mako"
 
 
 def main() -> int:

@@ -12,8 +12,8 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import MetaData
 
-from meshkit.amqp import Topology
-from meshkit.db import Database
+from meshkit.data import Database
+from meshkit.messaging import Topology
 
 # The machines this suite runs on have these; `make services` starts them elsewhere.
 POSTGRES_ADMIN_DSN = os.environ.get(

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import aio_pika
 import httpx
 
-from meshkit.launcher import free_port
+from localmesh.launcher import free_port
 
 __all__ = ["eventually", "free_port", "queue_counts"]
 

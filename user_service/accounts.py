@@ -12,9 +12,8 @@ from datetime import timedelta
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import IntegrityError
 
-from meshkit.access import require_principal, require_role, require_user
 from meshkit.context import Principal, Role
-from meshkit.db import Database, utcnow
+from meshkit.data import Database, utcnow
 from meshkit.errors import (
     NUL,
     NUL_MESSAGE,
@@ -27,8 +26,9 @@ from meshkit.errors import (
     quoted,
     require_id,
 )
+from meshkit.identity import require_principal, require_role, require_user
 from meshkit.ids import new_id
-from meshkit.pagination import PageTokenCodec, page_size
+from meshkit.rpc import PageTokenCodec, page_size
 from user_service.models import RefreshToken, User
 from user_service.passwords import PasswordHasher, password_violations
 from user_service.reads import UserRecord, load_user

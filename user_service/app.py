@@ -9,9 +9,8 @@ from functools import partial
 from pathlib import Path
 
 from ecommerce.user.v1 import auth_pb2, auth_pb2_grpc, user_pb2, user_pb2_grpc
-from meshkit.db import Database
-from meshkit.pagination import PageTokenCodec
-from meshkit.server import ServiceRegistration
+from meshkit.data import Database
+from meshkit.rpc import PageTokenCodec, ServiceRegistration
 from meshkit.service import ServiceApp, ServiceDefinition
 from user_service.accounts import Accounts
 from user_service.cli import create_admin, rotate_key

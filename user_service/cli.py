@@ -8,7 +8,7 @@ import getpass
 import sys
 from collections.abc import Callable
 
-from meshkit.db import Database
+from meshkit.data import Database
 from meshkit.errors import DomainError
 from user_service.accounts import Accounts
 from user_service.keys import KeyRing, generate_key_file

@@ -6,7 +6,7 @@ from typing import Any
 
 from ecommerce.user.v1 import auth_pb2, auth_pb2_grpc, user_pb2, user_pb2_grpc
 from meshkit.context import Role
-from meshkit.protobuf import mask_paths, timestamp
+from meshkit.rpc import mask_paths, timestamp
 from user_service.accounts import Accounts, TokenPair, UserChanges
 from user_service.keys import KeyRing
 from user_service.models import User

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from meshkit.db import UTCDateTime, new_metadata, utcnow
+from meshkit.data import UTCDateTime, new_metadata, utcnow
 from meshkit.ids import new_id
 
 

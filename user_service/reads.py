@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from meshkit.db import Database
+from meshkit.data import Database
 from user_service.models import User
 from user_service.repository import UserRepository
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import jwt
 
-from meshkit.auth import VerifiedTokenCache, decode_claims, principal_from_claims
 from meshkit.context import Principal
 from meshkit.errors import Unauthenticated
+from meshkit.identity import VerifiedTokenCache, decode_claims, principal_from_claims
 from user_service.keys import ALGORITHM, KeyRing
 
 

@@ -14,7 +14,7 @@ from google.protobuf import wrappers_pb2
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.baselines.serving import run, serve_grpc, string_method
-from meshkit.db import driver_pool_size
+from meshkit.data.db import driver_pool_size
 from meshkit.settings import DEFAULT_DB_POOL_SIZE
 from order_service.models import Order, OrderItem, metadata
 from order_service.reads import ORDER_BY_ID

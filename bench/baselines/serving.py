@@ -12,7 +12,7 @@ import grpc
 import uvicorn
 from google.protobuf import wrappers_pb2
 
-from meshkit.server import SERVER_OPTIONS
+from meshkit.rpc.server import SERVER_OPTIONS
 
 
 def run_http(app: Any, import_path: str, *, port: int, workers: int) -> None:
@@ -56,7 +56,7 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 async def serve_grpc(port: int, handler: grpc.GenericRpcHandler[Any, Any]) -> None:
     """Serve `handler` until SIGINT or SIGTERM, with the services' server options
-    (meshkit.server) and nothing else: no interceptors, health or reflection."""
+    (meshkit.rpc.server) and nothing else: no interceptors, health or reflection."""
     server = grpc.aio.server(options=list(SERVER_OPTIONS))
     server.add_generic_rpc_handlers((handler,))
     if server.add_insecure_port(f"127.0.0.1:{port}") == 0:

@@ -30,7 +30,7 @@ import aiohttp
 from bench.baselines.serving import loop_factory
 from bench.seed import ADDRESS, Seeded
 from bench.stats import summary_ms
-from meshkit.amqp import Topology
+from meshkit.messaging import Topology
 
 # What "sustained" means for a step: every order placed and PAID, at least this share of the
 # offered rate completed, and a p99 under this bound (a growing backlog breaks both).

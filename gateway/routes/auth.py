@@ -17,7 +17,7 @@ from gateway.schemas.users import (
     TokenPair,
     User,
 )
-from meshkit.auth import JwksVerifier
+from meshkit.identity import JwksVerifier
 
 router = APIRouter(tags=["auth"])
 

@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from ecommerce.common.v1 import money_pb2
 from meshkit.errors import NUL
-from meshkit.protobuf import to_datetime
+from meshkit.rpc import to_datetime
 
 # What a protobuf int64 field holds. Out of this range a value cannot even reach a service
 # (building the message raises); inside it, the service judges (and answers 400 naming the

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshkit.migrations import run_env
+from meshkit.data import run_env
 from payment_service.models import metadata
 
 run_env(metadata)

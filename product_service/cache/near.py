@@ -4,7 +4,7 @@ A product read from Redis costs this process more than the rest of the call toge
 round trips through redis-py); hot products and listings are therefore also kept here, as
 the bytes Redis holds, in an `InvalidatedCache` that every invalidation the Redis tier
 makes (`RedisCatalogCache`) reaches through Redis pub/sub: a replica serves what another one
-changed no longer than the message takes. `meshkit.invalidated_cache` says what keeps it
+changed no longer than the message takes. `meshkit.caching.invalidated_cache` says what keeps it
 exact.
 
 An entry read in the `ttl` after its lifetime is answered once more while it is read again
@@ -31,8 +31,8 @@ from collections.abc import Awaitable, Callable
 from prometheus_client import Counter
 from redis.asyncio import Redis
 
-from meshkit import invalidation
-from meshkit.invalidated_cache import EXPIRY_SPREAD, InvalidatedCache
+from meshkit.caching import invalidation
+from meshkit.caching.invalidated_cache import EXPIRY_SPREAD, InvalidatedCache
 from product_service.cache.base import CacheEntry
 from product_service.cache.breaker import Clock
 from product_service.cache.redis_tier import RedisCatalogCache

@@ -24,7 +24,7 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from meshkit import invalidation
+from meshkit.caching import invalidation
 from meshkit.shielding import finish
 from product_service.cache.base import CacheEntry
 from product_service.cache.breaker import CircuitBreaker
@@ -198,7 +198,7 @@ class RedisCatalogCache:
         await self._invalidate(bump)
 
     async def heartbeat(self) -> None:
-        """Say that this replica's changes are announced (`meshkit.announcer`), once an
+        """Say that this replica's changes are announced (`meshkit.caching.announcer`), once an
         invalidation that could not reach Redis is made up for (`_call`). Nothing while the
         breaker leaves Redis alone: the caches that must hear a writer then turn off."""
 

@@ -16,8 +16,8 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 from gateway.settings import GatewaySettings
-from meshkit.amqp import CONSUMERS, Topology
-from meshkit.server import LIVENESS
+from meshkit.messaging import CONSUMERS, Topology
+from meshkit.rpc import LIVENESS
 from meshkit.settings import (
     INSECURE_DEFAULT_PREFIX,
     CommonSettings,

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from meshkit.amqp import Topology
-from meshkit.launcher import DEFAULT_GRPC_PORTS, Mesh, MeshPorts
+from localmesh.launcher import DEFAULT_GRPC_PORTS, Mesh, MeshPorts
+from meshkit.messaging import Topology
 from tests.conftest import AMQP_URL, PostgresFactory
 from tests.smtp import SmtpServer
 from tests.support import free_port

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from meshkit.launcher import DEFAULT_GRPC_PORTS, MeshPorts
+from localmesh.launcher import DEFAULT_GRPC_PORTS, MeshPorts
 from meshkit.settings import PROJECT_ROOT
 from tests.support import eventually, free_port
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from meshkit.db import Database
+from meshkit.data import Database
 from tests.e2e.conftest import RunningMesh
 from tests.e2e.shop import ADDRESS, Shop, assert_problem
 from tests.support import eventually

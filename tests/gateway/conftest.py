@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from meshkit.context import Principal, Role
-from meshkit.server import start_grpc_server
+from meshkit.rpc import start_grpc_server
 from meshkit.settings import load_settings
 
 UPSTREAMS = ("user", "product", "order", "payment", "notification")

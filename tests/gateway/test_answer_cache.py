@@ -14,11 +14,14 @@ from redis.asyncio import Redis
 
 from gateway.answer_cache import SETTLE_SECONDS, Answers, open_caches
 from gateway.settings import GatewaySettings
-from meshkit import invalidation
-from meshkit.announcer import ChangeAnnouncer, Heartbeat
+from meshkit.caching import (
+    ChangeAnnouncer,
+    Heartbeat,
+    InvalidatedCache,
+    connect_subscriber,
+    invalidation,
+)
 from meshkit.context import Principal, Role
-from meshkit.invalidated_cache import InvalidatedCache
-from meshkit.redisconn import connect_subscriber
 from meshkit.settings import load_settings
 from tests.conftest import REDIS_URL
 from tests.support import FakeClock, eventually

@@ -18,7 +18,7 @@ from gateway.routes import carts, categories, orders, products, users
 from gateway.routes.params import ID_MAX_LENGTH
 from gateway.settings import GatewaySettings
 from meshkit.errors import ResourceExhausted
-from meshkit.interceptors import status_for
+from meshkit.rpc import status_for
 from meshkit.settings import load_settings
 from tests.gateway.conftest import Failure, StubUpstream, running_gateway
 from tests.support import problem

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from meshkit.db import Database, utcnow
+from meshkit.data import Database, utcnow
 from meshkit.ids import new_id
-from meshkit.outbox import Outbox
+from meshkit.messaging import Outbox
 from meshkit.settings import load_settings
 from notification_service.mailer import SmtpMailer
 from notification_service.models import Notification, NotificationStatus, metadata, outbox

@@ -7,7 +7,7 @@ from google.protobuf.message import Message
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
-from meshkit.events import EVENT_TYPES
+from meshkit.messaging import EVENT_TYPES
 from notification_service.emails import SUBJECTS, EmailRenderer
 from notification_service.notifications import NOTIFIED_EVENTS
 

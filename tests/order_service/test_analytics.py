@@ -11,10 +11,9 @@ import pytest
 
 from ecommerce.order.v1 import analytics_pb2
 from meshkit.context import Principal, Role, principal_var
-from meshkit.db import Database
+from meshkit.data import Database, upgrade_to_head_async
 from meshkit.errors import InvalidArgument, PermissionDenied
 from meshkit.ids import new_id
-from meshkit.migrations import upgrade_to_head_async
 from order_service.analytics import Analytics, Granularity
 from order_service.app import MIGRATIONS
 from order_service.grpc_api import AnalyticsService

@@ -16,10 +16,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.pool import QueuePool
 
 from meshkit.context import Principal, Role, principal_var
-from meshkit.db import Database
+from meshkit.data import Database
 from meshkit.errors import FailedPrecondition, InvalidArgument
-from meshkit.outbox import Outbox
-from meshkit.pagination import PageTokenCodec
+from meshkit.messaging import Outbox
+from meshkit.rpc import PageTokenCodec
 from order_service import upstream
 from order_service.carts import Carts, CartView
 from order_service.commands import Address

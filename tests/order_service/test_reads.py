@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from meshkit.db import Database
+from meshkit.data import Database
 from meshkit.ids import new_id
 from order_service.messages import order_message
 from order_service.models import Order, OrderItem, OrderStatus, metadata

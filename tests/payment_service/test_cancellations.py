@@ -10,11 +10,9 @@ from sqlalchemy import select
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
-from meshkit.db import Database
-from meshkit.events import Envelope, event_type_of
+from meshkit.data import Database, transaction
 from meshkit.ids import new_id
-from meshkit.outbox import Outbox
-from meshkit.transactions import transaction
+from meshkit.messaging import Envelope, Outbox, event_type_of
 from payment_service.models import Payment, metadata, outbox
 from payment_service.payments import Payments
 from payment_service.provider import ChargeResult, SimulatedProvider

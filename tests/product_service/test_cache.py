@@ -11,8 +11,7 @@ from redis.asyncio import Redis
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.product.v1 import product_pb2
-from meshkit import invalidation
-from meshkit.redisconn import connect_redis
+from meshkit.caching import connect_redis, invalidation
 from tests.faultproxy import FaultyProxy, Mode
 from tests.product_service.conftest import (
     CACHE_REDIS_URL,

@@ -11,7 +11,7 @@ from google.protobuf import field_mask_pb2
 
 from ecommerce.product.v1 import product_pb2
 from meshkit.errors import InvalidArgument
-from meshkit.pagination import PageTokenCodec
+from meshkit.rpc import PageTokenCodec
 from product_service.cache import CircuitBreaker
 from product_service.grpc_api import PRODUCT_UPDATABLE, update_paths
 from product_service.listing import (

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from ecommerce.common.v1 import money_pb2
-from meshkit.redisconn import connect_redis, connect_subscriber
+from meshkit.caching import connect_redis, connect_subscriber
 from product_service.cache import NearCache
 from tests.product_service.conftest import CACHE_REDIS_URL, StartCatalog, redis_catalog_cache
 from tests.support import FakeClock, eventually

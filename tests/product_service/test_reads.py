@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from meshkit.db import Database
+from meshkit.data import Database, upgrade_to_head_async
 from meshkit.ids import new_id
-from meshkit.migrations import upgrade_to_head_async
 from product_service.app import MIGRATIONS
 from product_service.messages import product_message
 from product_service.models import Category, Product, Reservation

@@ -11,10 +11,9 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from sqlalchemy import MetaData, Table
 
-from meshkit.amqp import Topology
-from meshkit.db import Database
-from meshkit.events import CONTENT_TYPE
-from meshkit.inbox import EventConsumer, Handler, inbox_table
+from meshkit.data import Database
+from meshkit.messaging import EventConsumer, Handler, Topology, inbox_table
+from meshkit.messaging.events import CONTENT_TYPE
 from tests.conftest import AMQP_URL
 from tests.support import queue_counts
 

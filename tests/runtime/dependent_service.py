@@ -13,10 +13,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy.engine import make_url
 
-from meshkit import amqp
-from meshkit.db import Database
+from meshkit.data import Database
+from meshkit.messaging import amqp
 from meshkit.readiness import Dependency
-from meshkit.server import LIVENESS, OVERALL_HEALTH, GrpcServer
+from meshkit.rpc import LIVENESS, OVERALL_HEALTH, GrpcServer
 from meshkit.service import ServiceApp, ServiceDefinition, running_service
 from meshkit.settings import ServiceSettings, load_settings
 from tests.conftest import AMQP_URL

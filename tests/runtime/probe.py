@@ -8,10 +8,9 @@ from typing import Any
 import grpc
 from google.protobuf import wrappers_pb2
 
-from meshkit.channels import create_channel
 from meshkit.context import Principal, Role, current_principal, current_request_id, remaining_time
 from meshkit.errors import FieldViolation, InvalidArgument, NotFound, Unauthenticated
-from meshkit.server import ServiceRegistration
+from meshkit.rpc import ServiceRegistration, create_channel
 
 SERVICE = "test.v1.Probe"
 PUBLIC_METHODS = frozenset(

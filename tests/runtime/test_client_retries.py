@@ -13,8 +13,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from meshkit.channels import create_channel
 from meshkit.context import request_id_var
+from meshkit.rpc import create_channel
 from tests.support import free_port
 
 

@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from meshkit.channels import create_channel
 from meshkit.context import deadline_var
-from meshkit.server import GrpcServer, start_grpc_server
+from meshkit.rpc import GrpcServer, create_channel, start_grpc_server
 from tests.runtime.probe import PUBLIC_METHODS, SERVICE, Probe, registration
 
 PUBLIC = PUBLIC_METHODS | {f"/{SERVICE}/Forward"}

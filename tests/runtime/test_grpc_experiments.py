@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from localmesh.launcher import SERVICES
 from meshkit import GRPC_EXPERIMENTS
-from meshkit.launcher import SERVICES
 from meshkit.settings import PROJECT_ROOT
 
 ENTRY_POINTS = [f"{name}.__main__" for name in (*SERVICES, "gateway")]

@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 import pytest
 
-from meshkit.interceptors import InterceptorChain, UnaryInterceptor
+from meshkit.rpc import InterceptorChain, UnaryInterceptor
 
 
 class Recording(UnaryInterceptor):

@@ -14,8 +14,8 @@ import grpc
 import pytest
 
 from gateway.settings import GatewaySettings
-from meshkit.channels import create_channel
-from meshkit.server import GrpcServer, ServiceRegistration, server_options, start_grpc_server
+from meshkit.rpc import create_channel
+from meshkit.rpc.server import GrpcServer, ServiceRegistration, server_options, start_grpc_server
 from meshkit.service import ServiceApp, ServiceDefinition, running_service
 from meshkit.settings import ServiceSettings, load_settings
 

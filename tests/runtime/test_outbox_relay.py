@@ -11,10 +11,8 @@ import pytest
 from sqlalchemy import MetaData, Table
 
 from ecommerce.events.v1 import events_pb2
-from meshkit.amqp import Topology
-from meshkit.db import Database
-from meshkit.outbox import Outbox, OutboxRelay, outbox_table
-from meshkit.transactions import transaction
+from meshkit.data import Database, transaction
+from meshkit.messaging import Outbox, OutboxRelay, Topology, outbox_table
 from tests.conftest import AMQP_URL
 from tests.faultproxy import FaultyProxy, Mode
 from tests.support import eventually

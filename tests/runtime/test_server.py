@@ -13,8 +13,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from meshkit.channels import KEEPALIVE_TIME_MS
-from meshkit.server import SERVER_OPTIONS, GrpcServer, start_grpc_server
+from meshkit.rpc.channels import KEEPALIVE_TIME_MS
+from meshkit.rpc.server import SERVER_OPTIONS, GrpcServer, start_grpc_server
 from tests.runtime.probe import PUBLIC_METHODS, SERVICE, Probe, StaticVerifier, registration
 from tests.support import eventually
 

@@ -9,7 +9,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from meshkit.events import CONTENT_TYPE
+from meshkit.messaging.events import CONTENT_TYPE
 from tests.runtime.conftest import CONSUMER, ConsumerRig
 from tests.support import eventually, queue_counts
 
@@ -41,7 +41,7 @@ async def test_a_message_without_a_handler_is_dead_lettered_and_logged(
     routing_key: str,
     event_type: str,
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="meshkit.inbox")
+    caplog.set_level(logging.ERROR, logger="meshkit.messaging.inbox")
     handled: list[str] = []
 
     async def record(tx: object, body: object, envelope: object) -> None:
@@ -76,7 +76,7 @@ async def test_a_message_without_a_handler_is_dead_lettered_and_logged(
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
 
-    (record_,) = [r for r in caplog.records if r.name == "meshkit.inbox"]
+    (record_,) = [r for r in caplog.records if r.name == "meshkit.messaging.inbox"]
     assert record_.levelno == logging.ERROR
     assert record_.getMessage() == f"dead-lettering {event_type}: {CONSUMER} has no handler for it"
     assert getattr(record_, "event_type", None) == event_type

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from ecommerce.order.v1 import order_pb2
-from meshkit import invalidation
+from meshkit.caching import invalidation
 from order_service.app import DEFINITION as ORDER
 from payment_service.app import DEFINITION as PAYMENT
 from tests.conftest import REDIS_URL

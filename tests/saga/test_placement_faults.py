@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from ecommerce.order.v1 import order_pb2
-from meshkit.db import Database
+from meshkit.data import Database
 from order_service.app import DEFINITION as ORDER
 from order_service.orders import Orders
 from product_service.stock import ReservationResult, Stock, StockLine

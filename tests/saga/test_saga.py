@@ -18,8 +18,8 @@ from ecommerce.events.v1 import events_pb2
 from ecommerce.order.v1 import order_pb2, order_pb2_grpc
 from ecommerce.payment.v1 import payment_pb2
 from ecommerce.user.v1 import user_pb2
-from meshkit.amqp import Topology
-from meshkit.db import Database
+from meshkit.data import Database
+from meshkit.messaging import Topology
 from order_service.app import DEFINITION as ORDER
 from order_service.saga import Saga as OrderSaga
 from payment_service.app import DEFINITION as PAYMENT

@@ -10,8 +10,8 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from meshkit.announcer import ChangeAnnouncer, Heartbeat
-from meshkit.invalidation import ALL, HEARTBEAT
+from meshkit.caching import ChangeAnnouncer, Heartbeat
+from meshkit.caching.invalidation import ALL, HEARTBEAT
 from tests.support import eventually
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from meshkit.launcher import free_port
+from localmesh.launcher import free_port
 
 RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshkit import invalidation
-from meshkit.redisconn import connect_redis
+from meshkit.caching import connect_redis, invalidation
 from tests.product_service.conftest import redis_catalog_cache
 
 

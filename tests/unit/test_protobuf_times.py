@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from google.protobuf import timestamp_pb2
 
-from meshkit.protobuf import timestamp, to_datetime, to_timestamp
+from meshkit.rpc import timestamp, to_datetime, to_timestamp
 
 MOMENTS = [
     datetime(2026, 12, 4, 16, 0, 0, 123_456, tzinfo=UTC),

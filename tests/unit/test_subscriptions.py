@@ -10,11 +10,8 @@ from unittest.mock import create_autospec
 
 import pytest
 
-from meshkit.amqp import CONSUMERS
-from meshkit.events import EVENT_TYPES
-from meshkit.messaging import Messaging
+from meshkit.messaging import CONSUMERS, EVENT_TYPES, Messaging, SubscriptionMismatch, Subscriptions
 from meshkit.settings import PROJECT_ROOT
-from meshkit.subscriptions import SubscriptionMismatch, Subscriptions
 from notification_service.app import subscriptions as notification_subscriptions
 from notification_service.notifications import Notifications
 from order_service.app import subscriptions as order_subscriptions
@@ -44,7 +41,7 @@ def test_a_binding_without_a_handler_fails_the_check_naming_event_and_service() 
     with pytest.raises(SubscriptionMismatch) as raised:
         subscriptions.check(["order.created", "order.cancelled"])
     assert raised.value.problems == (
-        "order.cancelled is bound to its queue (meshkit.amqp.CONSUMERS) but has no handler",
+        "order.cancelled is bound to its queue (meshkit.messaging.amqp.CONSUMERS) but has no handler",
     )
     assert str(raised.value).startswith("payment_service cannot consume its events: ")
 
@@ -60,7 +57,7 @@ def test_a_handler_without_a_binding_fails_the_check_naming_event_and_service() 
         subscriptions.check()  # against the topology: payment_service takes no order.shipped
     assert raised.value.consumer == "payment_service"
     assert raised.value.problems == (
-        "order.shipped has a handler but no binding to its queue (meshkit.amqp.CONSUMERS)",
+        "order.shipped has a handler but no binding to its queue (meshkit.messaging.amqp.CONSUMERS)",
     )
 
 
@@ -69,10 +66,10 @@ def test_every_disagreement_is_named_in_the_one_error() -> None:
     with pytest.raises(SubscriptionMismatch) as raised:
         subscriptions.check(["payment.succeeded", "payment.reversed"])
     assert raised.value.problems == (
-        "payment.reversed is bound to its queue (meshkit.amqp.CONSUMERS) but is not an event "
-        "type (meshkit.events.EVENT_TYPES)",
-        "payment.succeeded is bound to its queue (meshkit.amqp.CONSUMERS) but has no handler",
-        "payment.failed has a handler but no binding to its queue (meshkit.amqp.CONSUMERS)",
+        "payment.reversed is bound to its queue (meshkit.messaging.amqp.CONSUMERS) but is not an event "
+        "type (meshkit.messaging.events.EVENT_TYPES)",
+        "payment.succeeded is bound to its queue (meshkit.messaging.amqp.CONSUMERS) but has no handler",
+        "payment.failed has a handler but no binding to its queue (meshkit.messaging.amqp.CONSUMERS)",
     )
 
 
@@ -82,7 +79,7 @@ def test_a_consumer_missing_from_the_topology_fails_the_check() -> None:
         subscriptions.check()
     assert str(raised.value) == (
         "product_service cannot consume its events: "
-        "it has no queue in the topology (meshkit.amqp.CONSUMERS)"
+        "it has no queue in the topology (meshkit.messaging.amqp.CONSUMERS)"
     )
 
 
@@ -91,7 +88,7 @@ def test_an_unknown_event_type_is_refused_where_it_is_declared() -> None:
         Subscriptions("order_service").on("payment.reversed", handle)
     assert str(raised.value) == (
         "order_service cannot consume its events: payment.reversed is not an event type "
-        "(meshkit.events.EVENT_TYPES)"
+        "(meshkit.messaging.events.EVENT_TYPES)"
     )
 
 
@@ -111,7 +108,7 @@ def test_a_service_starts_no_jobs_when_its_subscriptions_disagree() -> None:
     with pytest.raises(SubscriptionMismatch) as raised:
         Messaging.jobs(messaging, partial)
     assert (
-        "payment.succeeded is bound to its queue (meshkit.amqp.CONSUMERS) but has no handler"
+        "payment.succeeded is bound to its queue (meshkit.messaging.amqp.CONSUMERS) but has no handler"
         in raised.value.problems
     )
     with pytest.raises(SubscriptionMismatch) as raised:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from meshkit.auth import VerifiedTokenCache
 from meshkit.context import Principal, Role
+from meshkit.identity import VerifiedTokenCache
 
 
 def principal(name: str) -> Principal:

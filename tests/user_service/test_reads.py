@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from meshkit.db import Database
+from meshkit.data import Database
 from meshkit.ids import new_id
 from tests.conftest import DatabaseFactory
 from user_service.grpc_api import user_message

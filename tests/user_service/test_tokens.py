@@ -12,9 +12,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from meshkit.auth import JwksVerifier
 from meshkit.context import Role
 from meshkit.errors import Unauthenticated
+from meshkit.identity import JwksVerifier
 from user_service.keys import KeyRing, generate_key_file
 from user_service.tokens import AccessTokens, hash_refresh_token, new_refresh_token
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from meshkit.db import UTCDateTime
+from meshkit.data import UTCDateTime
 
 revision = "0001"
 down_revision = None

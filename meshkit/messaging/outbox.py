@@ -36,11 +36,11 @@ from sqlalchemy import (
     update,
 )
 
-from meshkit.amqp import Topology
 from meshkit.context import correlation_id_var, request_id_var
-from meshkit.db import Database, UTCDateTime, utcnow
-from meshkit.events import CONTENT_TYPE, OCCURRED_AT_HEADER, Envelope, event_type_of
-from meshkit.transactions import Statement, Transaction, transaction
+from meshkit.data.db import Database, UTCDateTime, utcnow
+from meshkit.data.transactions import Statement, Transaction, transaction
+from meshkit.messaging.amqp import Topology
+from meshkit.messaging.events import CONTENT_TYPE, OCCURRED_AT_HEADER, Envelope, event_type_of
 
 logger = logging.getLogger(__name__)
 

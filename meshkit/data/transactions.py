@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from meshkit.db import Database, after_commit, in_utc
+from meshkit.data.db import Database, after_commit, in_utc
 
 _POSTGRESQL = asyncpg_dialect()  # type: ignore[no-untyped-call]
 

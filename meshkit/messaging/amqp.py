@@ -25,7 +25,7 @@ EVENTS_EXCHANGE = "ecommerce.events"
 
 # Who consumes what. Every service declares all of it at start-up, so an event published
 # before its consumer ever ran waits in that consumer's queue instead of being unroutable.
-# Each consumer's own handlers are declared with its `meshkit.subscriptions.Subscriptions`,
+# Each consumer's own handlers are declared with its `meshkit.messaging.subscriptions.Subscriptions`,
 # and it refuses to start unless they take exactly the event types listed here.
 CONSUMERS: dict[str, tuple[str, ...]] = {
     "payment_service": ("order.created", "order.cancelled"),

@@ -32,7 +32,7 @@ NO_TOKEN: tuple[tuple[str, str], ...] = ((AUTHORIZATION_HEADER, ""),)
 
 # Clients ping an idle connection this often, so a dead peer (or a middlebox that dropped the
 # connection) is noticed before the next call rather than by it; servers accept such pings
-# (`meshkit.server.SERVER_OPTIONS`).
+# (`meshkit.rpc.server.SERVER_OPTIONS`).
 KEEPALIVE_TIME_MS = 30_000
 
 # How soon a channel may look a name up again after the last lookup.

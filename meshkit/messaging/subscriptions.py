@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from meshkit.amqp import CONSUMERS
-from meshkit.events import EVENT_TYPES
-from meshkit.inbox import Handler
+from meshkit.messaging.amqp import CONSUMERS
+from meshkit.messaging.events import EVENT_TYPES
+from meshkit.messaging.inbox import Handler
 
 __all__ = ["SubscriptionMismatch", "Subscriptions"]
 
-_TOPOLOGY = "meshkit.amqp.CONSUMERS"
-_KNOWN = "meshkit.events.EVENT_TYPES"
+_TOPOLOGY = "meshkit.messaging.amqp.CONSUMERS"
+_KNOWN = "meshkit.messaging.events.EVENT_TYPES"
 
 
 class SubscriptionMismatch(SystemExit):
@@ -32,7 +32,7 @@ class Subscriptions:
     """The events one service consumes, each with its handler, declared together once.
 
     The consumer's dispatch map is `handlers` and its queue is bound to `event_types`, both
-    read from here. The mesh's topology (`meshkit.amqp.CONSUMERS`) stays a table of its own:
+    read from here. The mesh's topology (`meshkit.messaging.amqp.CONSUMERS`) stays a table of its own:
     every service declares every queue with it at start-up, so that an event published before
     its consumer ever ran waits in that consumer's queue, and the deployment scales each
     consumer on its queue. `check` holds the two to the same event types.

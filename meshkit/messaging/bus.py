@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy import Table
 
-from meshkit import amqp
-from meshkit.db import Database
-from meshkit.inbox import EventConsumer
-from meshkit.outbox import Outbox, OutboxRelay
-from meshkit.service import BackgroundJob
+from meshkit.data.db import Database
+from meshkit.messaging import amqp
+from meshkit.messaging.inbox import EventConsumer
+from meshkit.messaging.outbox import Outbox, OutboxRelay
+from meshkit.messaging.subscriptions import SubscriptionMismatch, Subscriptions
 from meshkit.settings import ServiceSettings
-from meshkit.subscriptions import SubscriptionMismatch, Subscriptions
 
 
 @dataclass
@@ -50,7 +50,7 @@ class Messaging:
             inbox=inbox_table,
         )
 
-    def jobs(self, subscriptions: Subscriptions) -> list[BackgroundJob]:
+    def jobs(self, subscriptions: Subscriptions) -> list[Callable[[], Awaitable[None]]]:
         """The outbox relay, and the consumer of the service's subscriptions.
 
         Raises SubscriptionMismatch, which ends the process, when the subscriptions disagree

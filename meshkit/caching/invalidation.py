@@ -19,7 +19,7 @@ from redis.asyncio.connection import parse_url
 CATALOG_PREFIX = "catalog:"
 
 ALL = "*"
-# Not a change: a writer saying it is there (`meshkit.announcer`).
+# Not a change: a writer saying it is there (`meshkit.caching.announcer`).
 HEARTBEAT = "heartbeat"
 LISTINGS = "listings"
 _PRODUCT = "product:"

@@ -183,7 +183,7 @@ class Database:
     @asynccontextmanager
     async def driver_connection(self) -> AsyncIterator[Any]:
         """A connection of asyncpg's own pool, in autocommit, for the hottest reads, the outbox
-        relay and the transactions of `meshkit.transactions` (PostgreSQL only).
+        relay and the transactions of `meshkit.data.transactions` (PostgreSQL only).
 
         SQLAlchemy's execution costs several times what the query does, and even a raw
         connection checked out of its async pool costs more per read than one of asyncpg's

@@ -25,8 +25,8 @@ from contextlib import AsyncExitStack
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from meshkit.invalidation import ALL, HEARTBEAT
-from meshkit.redisconn import connect_redis
+from meshkit.caching.invalidation import ALL, HEARTBEAT
+from meshkit.caching.redis_clients import connect_redis
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from meshkit.channels import KEEPALIVE_TIME_MS
-from meshkit.interceptors import (
+from meshkit.rpc.channels import KEEPALIVE_TIME_MS
+from meshkit.rpc.interceptors import (
     AccessLogInterceptor,
     AuthInterceptor,
     ErrorMappingInterceptor,
@@ -104,7 +104,7 @@ def server_options(
         # HTTP/2 keeps a client on the replica it first reached: one connection carries all
         # its calls. Past this age (gRPC adds ±10% so clients do not all reconnect together)
         # the server sends GOAWAY; the client reconnects, resolves the name again, and so
-        # finds replicas started since, which round_robin (`meshkit.channels`) then uses.
+        # finds replicas started since, which round_robin (`meshkit.rpc.channels`) then uses.
         options += (
             ("grpc.max_connection_age_ms", round(max_connection_age_seconds * 1000)),
             ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),

@@ -3,7 +3,7 @@
 The product service's replicas keep hot products and listings in one (the bytes Redis holds),
 and the gateway keeps there the answers it builds from catalog and order reads; each forgets
 what an invalidation message names as it arrives, a millisecond after the write on one host
-(`meshkit.invalidation` has the channels and their messages).
+(`meshkit.caching.invalidation` has the channels and their messages).
 
 Four rules keep such a cache exact rather than merely short-lived:
 - it is used only while its subscription is confirmed and heard from; losing it (or not
@@ -18,7 +18,7 @@ Four rules keep such a cache exact rather than merely short-lived:
   a replica that had not heard it yet may still have answered with what it held;
 - a cache that must hear its writers (`writers_heard`: the gateway's, of answers other
   services change) is also off while no writer's heartbeat has been heard for
-  `SILENCE_LIMIT_SECONDS` (`meshkit.announcer`): a writer configured without Redis, or with
+  `SILENCE_LIMIT_SECONDS` (`meshkit.caching.announcer`): a writer configured without Redis, or with
   another one, leaves it empty rather than stale;
 - entries also live `ttl` seconds at most, a bound should a message ever be lost unnoticed.
   `get` says when an entry is past its lifetime, and its owner decides what to do with it;
@@ -44,7 +44,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from meshkit.invalidation import HEARTBEAT
+from meshkit.caching.invalidation import HEARTBEAT
 
 logger = logging.getLogger(__name__)
 

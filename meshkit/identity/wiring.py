@@ -9,10 +9,10 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from ecommerce.user.v1 import auth_pb2, auth_pb2_grpc, user_pb2, user_pb2_grpc
-from meshkit.auth import JwksVerifier, ServiceTokenSource
-from meshkit.channels import NO_TOKEN, Channels, create_channel
 from meshkit.context import Principal, Role
 from meshkit.errors import DeadlineExceeded, PermissionDenied, Unavailable
+from meshkit.identity.auth import JwksVerifier, ServiceTokenSource
+from meshkit.rpc.channels import NO_TOKEN, Channels, create_channel
 from meshkit.settings import CommonSettings, ServiceSettings
 
 # Fetching keys or a token happens outside any request's deadline; keep it short.

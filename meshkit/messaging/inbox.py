@@ -22,11 +22,11 @@ from sqlalchemy import Column, MetaData, String, Table
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from meshkit.amqp import Topology
 from meshkit.context import correlation_id_var, request_id_var
-from meshkit.db import Database, UTCDateTime, utcnow
-from meshkit.events import OCCURRED_AT_HEADER, Envelope, UnknownEvent, decode_event
-from meshkit.transactions import Statement, Transaction, transaction
+from meshkit.data.db import Database, UTCDateTime, utcnow
+from meshkit.data.transactions import Statement, Transaction, transaction
+from meshkit.messaging.amqp import Topology
+from meshkit.messaging.events import OCCURRED_AT_HEADER, Envelope, UnknownEvent, decode_event
 
 logger = logging.getLogger(__name__)
 

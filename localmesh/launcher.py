@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import httpx
 
-from meshkit.amqp import BrokerUnavailable, check_broker
+from meshkit.messaging import BrokerUnavailable, check_broker
 from meshkit.process import LAUNCHER_PID_VARIABLE
 from meshkit.settings import PROJECT_ROOT, CommonSettings, load_settings
 

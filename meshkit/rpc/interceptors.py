@@ -31,7 +31,7 @@ from meshkit.errors import NUL_MESSAGE, DomainError, InvalidArgument, Unauthenti
 from meshkit.metrics import RPC_SECONDS
 
 logger = logging.getLogger(__name__)
-access_logger = logging.getLogger("meshkit.access")
+access_logger = logging.getLogger("meshkit.identity.access")
 
 if TYPE_CHECKING:  # grpc's classes are generic only in its type stubs
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]

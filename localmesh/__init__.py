@@ -1,0 +1,1 @@
+"""Tools for running the mesh on a developer's machine."""
