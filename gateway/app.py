@@ -21,6 +21,7 @@ from gateway.routes import (
     health,
     notifications,
     orders,
+    problems,
     products,
     users,
 )
@@ -80,7 +81,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     # Routes are tried in order, and every route passed over costs the request CPU (a route
     # placed last costs clearly more than the same route placed first): the shop's hot paths
     # first.
-    routers = (products, orders, carts, categories, users, auth, notifications, analytics, health)
+    routers = (
+        products,
+        orders,
+        carts,
+        categories,
+        users,
+        auth,
+        notifications,
+        analytics,
+        health,
+        problems,
+    )
     for router in (*(module.router for module in routers), metrics_router):
         # Not include_router: FastAPI keeps an included router as a live view, matched through
         # a wrapper on every request, a noticeable part of the gateway's own cost. These

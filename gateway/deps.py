@@ -11,8 +11,7 @@ from fastapi.security import HTTPBearer
 from gateway.answer_cache import Answers
 from gateway.upstreams import Upstreams
 from meshkit.context import Principal, Role, principal_var
-from meshkit.errors import PermissionDenied, Unauthenticated
-from meshkit.identity import JwksVerifier
+from meshkit.identity import JwksVerifier, RoleNotAllowed, TokenMissing
 
 
 def upstreams(request: Request) -> Upstreams:
@@ -51,7 +50,7 @@ class VerifiedBearer(HTTPBearer):
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
         credentials = await super().__call__(request)
         if credentials is None:
-            raise Unauthenticated("This endpoint needs a bearer token.")
+            raise TokenMissing("This endpoint needs a bearer token.")
         verifier: JwksVerifier = request.app.state.verifier
         principal = await verifier.verify(credentials.credentials)
         # Read by the access log (which names who was refused, too), and by the channels
@@ -59,7 +58,7 @@ class VerifiedBearer(HTTPBearer):
         principal_var.set(principal)
         request.state.principal = principal
         if self.admins_only and principal.role is not Role.ADMIN:
-            raise PermissionDenied("This endpoint is for admins only.")
+            raise RoleNotAllowed("This endpoint is for admins only.")
         return principal
 
 

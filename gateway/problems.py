@@ -13,13 +13,15 @@ from fastapi.responses import JSONResponse
 from google.rpc import error_details_pb2, status_pb2
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.problem_types import type_uri
 from meshkit.context import current_request_id
 from meshkit.errors import DomainError, InvalidArgument, ResourceExhausted
-from meshkit.rpc import ERROR_DOMAIN
+from meshkit.rpc import domain_reason, rich_status
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+MALFORMED_BODY = "MALFORMED_BODY"
 
 GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.OK: 200,
@@ -55,12 +57,13 @@ def problem(
     status: int,
     detail: str,
     *,
+    reason: str | None = None,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
     request_id: str | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
-        "type": "about:blank",
+        "type": type_uri(status, reason),
         "title": _title(status),
         "status": status,
         "detail": detail,
@@ -69,14 +72,6 @@ def problem(
     if errors:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
-
-
-def _rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
-    entries: list[tuple[str, str | bytes]] = list(error.trailing_metadata() or ())  # type: ignore[arg-type]
-    for key, value in entries:
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            return status_pb2.Status.FromString(value)
-    return None
 
 
 def field_violations(status: status_pb2.Status | None) -> list[dict[str, str]]:
@@ -91,19 +86,13 @@ def field_violations(status: status_pb2.Status | None) -> list[dict[str, str]]:
     return violations
 
 
-def _written_for_clients(status: status_pb2.Status | None) -> bool:
-    """True when a service of ours wrote the message as a domain error (ErrorInfo)."""
-    for detail in status.details if status else ():
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info) and info.domain == ERROR_DOMAIN:
-            return True
-    return False
-
-
 def problem_from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
     status = GRPC_TO_HTTP.get(error.code(), 500)
-    rich = _rich_status(error)
-    written_for_clients = _written_for_clients(rich)
+    rich = rich_status(error)
+    reason = domain_reason(rich)
+    # Only a service of ours writes a reason, and its message for the caller.
+    written_for_clients = reason is not None
+    reason = reason or error.code().name
     if status == 429 and not written_for_clients:
         # gRPC itself answers RESOURCE_EXHAUSTED when a message or its metadata outgrows a
         # limit, or a process runs short of memory: a fault of ours, not the client's pace,
@@ -115,12 +104,14 @@ def problem_from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
         logger.warning("upstream %s: %s", error.code().name, error.details())
     if status >= 500:
         if status != 500 and written_for_clients:
-            return problem(status, error.details() or _SERVER_FAULT_DETAIL[status])
+            return problem(status, error.details() or _SERVER_FAULT_DETAIL[status], reason=reason)
         return problem(
-            status, _SERVER_FAULT_DETAIL.get(status, "This operation is not available yet.")
+            status,
+            _SERVER_FAULT_DETAIL.get(status, "This operation is not available yet."),
+            reason=reason,
         )
     detail = (error.details() if written_for_clients else "") or _title(status)
-    return problem(status, detail, errors=field_violations(rich))
+    return problem(status, detail, reason=reason, errors=field_violations(rich))
 
 
 def _validation_field(loc: tuple[Any, ...]) -> str:
@@ -145,7 +136,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         if any(error.get("type") == "json_invalid" for error in errors):
-            return problem(400, "The request body is not valid JSON.")
+            return problem(400, "The request body is not valid JSON.", reason=MALFORMED_BODY)
         # Where each error is: "path", "query", "header" or "body".
         sources = {str((error.get("loc") or ("body",))[0]) for error in errors}
         if "path" in sources:
@@ -159,7 +150,9 @@ def install_problem_handlers(app: FastAPI) -> None:
             # not sent as JSON: 400, never accepted, so a form or text/plain post (which a
             # browser sends cross-origin without asking) cannot pass for JSON.
             return problem(
-                400, "The request body must be JSON, sent with Content-Type: application/json."
+                400,
+                "The request body must be JSON, sent with Content-Type: application/json.",
+                reason=MALFORMED_BODY,
             )
         # A bad query parameter or header is a bad request; 422 is for bodies that parse as
         # JSON but do not match the schema.
@@ -184,7 +177,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if isinstance(exc, ResourceExhausted) and exc.retry_after is not None:
             headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
-        return problem(status, exc.message, errors=errors, headers=headers)
+        return problem(status, exc.message, reason=exc.reason, errors=errors, headers=headers)
 
     @app.exception_handler(grpc.aio.AioRpcError)
     async def rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:

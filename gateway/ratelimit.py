@@ -48,6 +48,12 @@ return {redis.call('HINCRBY', KEYS[1], 'count', 1), resets_at}
 """
 
 
+class RateLimited(ResourceExhausted):
+    """The client made more requests than its limit allows in the window."""
+
+    reason = "RATE_LIMITED"
+
+
 @dataclass(frozen=True, slots=True)
 class WindowCount:
     """Hits a key has in its current window (this one included), and when the window ends."""
@@ -217,7 +223,7 @@ class RateLimits:
             if window.count > limit.requests
         ]
         if over:
-            raise ResourceExhausted(
+            raise RateLimited(
                 "Too many login attempts; retry later.",
                 retry_after=_seconds_until(max(over), now),
             )
@@ -228,7 +234,7 @@ class RateLimits:
         limit = self.writes_per_client
         window = await self._counters.hit(f"write:client:{client}", limit.window_seconds, now)
         if window.count > limit.requests:
-            raise ResourceExhausted(
+            raise RateLimited(
                 "Too many write requests; retry later.",
                 retry_after=_seconds_until(window.resets_at, now),
             )
@@ -260,7 +266,9 @@ class WriteRateLimitMiddleware:
                 await self.limits.check_write(client[0] if client else "unknown")
             except ResourceExhausted as exc:
                 retry_after = str(math.ceil(exc.retry_after or 1))
-                response = problem(429, exc.message, headers={"Retry-After": retry_after})
+                response = problem(
+                    429, exc.message, reason=exc.reason, headers={"Retry-After": retry_after}
+                )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import grpc
 
@@ -37,10 +38,17 @@ NUL_MESSAGE = "must not contain NUL characters"
 class DomainError(Exception):
     """A failure the caller can act on; the transport maps it to a status code.
 
-    Anything that is not a DomainError is a bug, reported as INTERNAL with no detail.
+    Anything that is not a DomainError is a bug, reported as INTERNAL with no detail. Each
+    service subclasses the classes below with errors named for its domain (`OutOfStock`,
+    `OrderNotPending`), whose `reason` travels in the status's ErrorInfo: a caller tells one
+    failure from another by it, never by parsing the message. The gateway's problem types
+    (`gateway/problem_types.py`) document every reason.
     """
 
-    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    code: ClassVar[grpc.StatusCode] = grpc.StatusCode.UNKNOWN
+    # UPPER_SNAKE_CASE, stable once published. The classes here carry their status's name, the
+    # reason of a failure no domain error names more closely.
+    reason: ClassVar[str] = "UNKNOWN"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -49,6 +57,7 @@ class DomainError(Exception):
 
 class InvalidArgument(DomainError):
     code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "INVALID_ARGUMENT"
 
     def __init__(
         self,
@@ -75,34 +84,41 @@ def require_id(value: str, field: str = "id") -> None:
 
 class NotFound(DomainError):
     code = grpc.StatusCode.NOT_FOUND
+    reason = "NOT_FOUND"
 
 
 class AlreadyExists(DomainError):
     code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "ALREADY_EXISTS"
 
 
 class FailedPrecondition(DomainError):
     """The request conflicts with the current state (out of stock, order already paid)."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "FAILED_PRECONDITION"
 
 
 class Aborted(DomainError):
     """A concurrency conflict, such as an idempotency key reused with another request."""
 
     code = grpc.StatusCode.ABORTED
+    reason = "ABORTED"
 
 
 class PermissionDenied(DomainError):
     code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
 
 
 class Unauthenticated(DomainError):
     code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
 
 
 class ResourceExhausted(DomainError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "RESOURCE_EXHAUSTED"
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -113,9 +129,11 @@ class Unavailable(DomainError):
     """A dependency this call needs is down; the caller may retry later."""
 
     code = grpc.StatusCode.UNAVAILABLE
+    reason = "UNAVAILABLE"
 
 
 class DeadlineExceeded(DomainError):
     """A dependency this call needs did not answer in time; the caller may retry later."""
 
     code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = "DEADLINE_EXCEEDED"

@@ -12,8 +12,9 @@ from sqlalchemy import ColumnElement, func, select
 
 from meshkit.context import Principal, Role
 from meshkit.data import Database
-from meshkit.errors import FailedPrecondition, InvalidArgument
+from meshkit.errors import InvalidArgument
 from meshkit.identity import require_role
+from order_service.errors import CurrencyMismatch
 from order_service.models import Order, OrderItem, OrderStatus
 
 # Sold means paid: orders that were paid, whether shipped since or not.
@@ -188,7 +189,7 @@ class Analytics:
             rows = (await session.execute(query)).all()
         currencies = {row.currency_code for row in rows}
         if len(currencies) > 1:
-            raise FailedPrecondition(
+            raise CurrencyMismatch(
                 f"Sales in this range span several currencies ({', '.join(sorted(currencies))})."
             )
         currency = currencies.pop() if currencies else self.default_currency

@@ -13,10 +13,17 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from meshkit.data import Database, utcnow
-from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound, quoted
+from meshkit.errors import InvalidArgument, quoted
 from meshkit.identity import require_user
 from meshkit.shielding import finish
 from order_service.commands import MAX_QUANTITY, Address, PlaceOrder
+from order_service.errors import (
+    CartEmpty,
+    CartFull,
+    CurrencyMismatch,
+    ProductNotFound,
+    ProductNotSold,
+)
 from order_service.models import CartItem, Order
 from order_service.orders import Orders
 from order_service.records import OrderRecord
@@ -88,7 +95,7 @@ def check_currency(cart: CartView, product: ProductInfo) -> None:
     """
     others = cart.currencies - {product.currency_code}
     if others:
-        raise FailedPrecondition(
+        raise CurrencyMismatch(
             f"{product.name} is priced in {product.currency_code}, but this cart holds "
             f"products priced in {', '.join(sorted(others))}; check those out or remove "
             "them first."
@@ -144,14 +151,14 @@ class Carts:
             raise InvalidArgument.for_field("product_id", "is required")
         cart, product = await asyncio.gather(self._view(user_id), self._product(product_id))
         if product is None:
-            raise NotFound(f"No product has id {quoted(product_id)}.")
+            raise ProductNotFound(f"No product has id {quoted(product_id)}.")
         if product.archived:
-            raise FailedPrecondition(f"{product.name} is no longer sold.")
+            raise ProductNotSold(f"{product.name} is no longer sold.")
         if all(line.product_id != product_id for line in cart.lines):
             # Checked before the write, so concurrent adds may pass it together: the limit
             # is a guard against runaway carts, not an exact count.
             if len(cart.lines) >= MAX_CART_LINES:
-                raise FailedPrecondition(f"A cart holds at most {MAX_CART_LINES} products.")
+                raise CartFull(f"A cart holds at most {MAX_CART_LINES} products.")
             check_currency(cart, product)
         await self._upsert(user_id, product_id, quantity)
         known = {line.product_id: line.product for line in cart.lines}
@@ -203,7 +210,7 @@ class Carts:
             existing = await self.orders.find_by_key(user_id, idempotency_key.strip())
             if existing is not None:
                 return existing
-            raise FailedPrecondition("The cart is empty.")
+            raise CartEmpty("The cart is empty.")
         # Shielded: a client hanging up must neither leave its cart emptied with no order nor
         # get its lines back while the order it placed goes on being placed.
         return await finish(

@@ -20,21 +20,31 @@ from meshkit.data.transactions import (
     transaction,
 )
 from meshkit.errors import (
-    AlreadyExists,
-    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
-    NotFound,
-    PermissionDenied,
     quoted,
     require_id,
 )
-from meshkit.identity import require_principal, require_role, require_user
+from meshkit.identity import (
+    AccountDeactivated,
+    RoleNotAllowed,
+    require_principal,
+    require_role,
+    require_user,
+)
 from meshkit.ids import new_id
 from meshkit.messaging import Outbox
 from meshkit.rpc import PageTokenCodec, page_size, timestamp
 from meshkit.shielding import finish
 from order_service.commands import PlaceOrder
+from order_service.errors import (
+    IdempotencyKeyReused,
+    NotOrderSeller,
+    OrderNotFound,
+    OrderNotPaid,
+    OrderNotPending,
+    ProductNotSold,
+)
 from order_service.models import Order, OrderStatus, TimelineEvent
 from order_service.reads import load_order, load_order_by_key
 from order_service.records import ItemRecord, OrderRecord
@@ -104,7 +114,7 @@ class Orders:
         if replay is not None:
             return replay
         if not await self.users.is_active(user_id):
-            raise PermissionDenied("This account is deactivated.")
+            raise AccountDeactivated("This account is deactivated.")
         products = await self.catalog.products([line.product_id for line in command.lines])
         currency = self._check_sellable(command, products)
 
@@ -149,7 +159,7 @@ class Orders:
         if existing is None:
             return None
         if existing.request_hash != command.fingerprint:
-            raise AlreadyExists(
+            raise IdempotencyKeyReused(
                 "This Idempotency-Key was already used for a different order; use a new key."
             )
         return existing
@@ -162,7 +172,7 @@ class Orders:
             if products[line.product_id].archived
         ]
         if archived:
-            raise FailedPrecondition(f"No longer sold: {', '.join(archived)}.")
+            raise ProductNotSold(f"No longer sold: {', '.join(archived)}.")
         currencies = {products[line.product_id].currency_code for line in command.lines}
         if len(currencies) != 1:
             raise InvalidArgument.for_field("items", "all items must be priced in one currency")
@@ -253,7 +263,7 @@ class Orders:
     def _visible(order: OrderT | None, principal: Principal, order_id: str) -> OrderT:
         # Someone else's order is NOT_FOUND, not PERMISSION_DENIED: ids must not be probed.
         if order is None or not (principal.is_privileged or order.user_id == principal.subject):
-            raise NotFound(f"No order has id {quoted(order_id)}.")
+            raise OrderNotFound(f"No order has id {quoted(order_id)}.")
         return order
 
     async def list(
@@ -265,7 +275,7 @@ class Orders:
         if principal.is_privileged:
             owner = user_id or None
         elif user_id and user_id != principal.subject:
-            raise PermissionDenied("Only admins list other users' orders.")
+            raise RoleNotAllowed("Only admins list other users' orders.")
         else:
             owner = principal.subject
         limit = page_size(requested_size)
@@ -302,7 +312,7 @@ class Orders:
                 cancel_reason=(reason.strip() or "cancelled by the customer")[:500],
                 updated_at=utcnow(),
             ):
-                raise FailedPrecondition(
+                raise OrderNotPending(
                     f"Only a PENDING order can be cancelled; this one is {order.status}."
                 )
             # Inside the transaction: if the release fails, the cancellation does not happen.
@@ -338,11 +348,11 @@ class Orders:
             tx = SessionTransaction(session)
             order = await OrderRepository(session).get(order_id)
             if order is None:
-                raise NotFound(f"No order has id {quoted(order_id)}.")
+                raise OrderNotFound(f"No order has id {quoted(order_id)}.")
             if principal.role is Role.SELLER and principal.subject not in {
                 item.seller_id for item in order.items
             }:
-                raise PermissionDenied("Only a seller of an item in this order may ship it.")
+                raise NotOrderSeller("Only a seller of an item in this order may ship it.")
             now = utcnow()
             if not await transition(
                 tx,
@@ -354,9 +364,7 @@ class Orders:
                 shipped_at=now,
                 updated_at=now,
             ):
-                raise FailedPrecondition(
-                    f"Only a PAID order can be shipped; this one is {order.status}."
-                )
+                raise OrderNotPaid(f"Only a PAID order can be shipped; this one is {order.status}.")
             await emit(
                 tx,
                 self.outbox,
@@ -382,5 +390,5 @@ class Orders:
         async with self.db.session() as session:
             order = await OrderRepository(session).get(order_id)
         if order is None:
-            raise NotFound(f"No order has id {quoted(order_id)}.")
+            raise OrderNotFound(f"No order has id {quoted(order_id)}.")
         return order

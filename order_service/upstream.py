@@ -19,7 +19,13 @@ from meshkit.errors import (
     Unavailable,
 )
 from meshkit.identity import confirm_account
+from meshkit.rpc import domain_reason, rich_status
+from order_service.errors import OutOfStock, ProductNotSold
 
+_RESERVE_REFUSALS: dict[str, type[FailedPrecondition]] = {
+    OutOfStock.reason: OutOfStock,
+    ProductNotSold.reason: ProductNotSold,
+}
 _UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
@@ -105,7 +111,11 @@ class Catalog:
             if error.code() in _UNREACHABLE:
                 raise _unavailable("product catalog", error) from None
             if error.code() is grpc.StatusCode.FAILED_PRECONDITION:
-                raise FailedPrecondition(error.details() or "Not enough stock.") from None
+                # The catalog's reason (out of stock, archived) stays the order's reason.
+                refusal = _RESERVE_REFUSALS.get(domain_reason(rich_status(error)) or "")
+                raise (refusal or FailedPrecondition)(
+                    error.details() or "Not enough stock."
+                ) from None
             raise
 
     async def release(self, order_id: str) -> bool:

@@ -11,11 +11,12 @@ from google.protobuf.message import Message
 from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
 from meshkit.data import Database, Transaction, utcnow
-from meshkit.errors import NotFound, quoted, require_id
+from meshkit.errors import quoted, require_id
 from meshkit.identity import require_principal
 from meshkit.ids import new_id
 from meshkit.messaging import Envelope, Outbox
 from meshkit.rpc import timestamp
+from payment_service.errors import PaymentNotFound
 from payment_service.models import Payment
 from payment_service.provider import SimulatedProvider
 from payment_service.repository import (
@@ -183,5 +184,5 @@ class Payments:
         async with self.db.session() as session:
             payment = await PaymentRepository(session).by_order(order_id)
         if payment is None or not (principal.is_privileged or payment.user_id == principal.subject):
-            raise NotFound(f"No payment for order {quoted(order_id)}.")
+            raise PaymentNotFound(f"No payment for order {quoted(order_id)}.")
         return payment

@@ -11,15 +11,13 @@ from sqlalchemy.exc import IntegrityError
 from meshkit.context import Role
 from meshkit.data import Database
 from meshkit.errors import (
-    AlreadyExists,
-    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
-    NotFound,
 )
 from meshkit.identity import require_role
 from meshkit.rpc import PageTokenCodec, page_size
 from product_service.cache import CatalogCache
+from product_service.errors import CategoryNameTaken, CategoryNotEmpty, CategoryNotFound
 from product_service.models import Category
 from product_service.repository import CategoryRepository, ProductRepository
 from product_service.sellers import Sellers
@@ -67,11 +65,11 @@ class Categories:
             async with self.db.transaction() as session:
                 categories = CategoryRepository(session)
                 if await categories.by_name(name) is not None:
-                    raise AlreadyExists(f"A category named {name!r} exists already.")
+                    raise CategoryNameTaken(f"A category named {name!r} exists already.")
                 category = await categories.add(Category(name=name, description=description))
         except IntegrityError:
             # Two creations raced past the check; the unique index kept one.
-            raise AlreadyExists(f"A category named {name!r} exists already.") from None
+            raise CategoryNameTaken(f"A category named {name!r} exists already.") from None
         await self.cache.listings_changed()
         return category
 
@@ -80,7 +78,7 @@ class Categories:
         async with self.db.session() as session:
             category = await CategoryRepository(session).get(category_id)
         if category is None:
-            raise NotFound(f"No category has id {category_id!r}.")
+            raise CategoryNotFound(f"No category has id {category_id!r}.")
         return category
 
     async def list_categories(
@@ -122,17 +120,17 @@ class Categories:
                 categories = CategoryRepository(session)
                 category = await categories.get(category_id)
                 if category is None:
-                    raise NotFound(f"No category has id {category_id!r}.")
+                    raise CategoryNotFound(f"No category has id {category_id!r}.")
                 if name is not None and name != category.name:
                     other = await categories.by_name(name)
                     if other is not None and other.id != category.id:
-                        raise AlreadyExists(f"A category named {name!r} exists already.")
+                        raise CategoryNameTaken(f"A category named {name!r} exists already.")
                     category.name = name
                 if description is not None:
                     category.description = description
                 await session.flush()
         except IntegrityError:
-            raise AlreadyExists(f"A category named {name!r} exists already.") from None
+            raise CategoryNameTaken(f"A category named {name!r} exists already.") from None
         await self.cache.listings_changed()
         return category
 
@@ -144,17 +142,17 @@ class Categories:
                 categories = CategoryRepository(session)
                 category = await categories.get(category_id)
                 if category is None:
-                    raise NotFound(f"No category has id {category_id!r}.")
+                    raise CategoryNotFound(f"No category has id {category_id!r}.")
                 count = await ProductRepository(session).count_in_category(category_id)
                 if count:
-                    raise FailedPrecondition(
+                    raise CategoryNotEmpty(
                         f"Category {category.name!r} still has {count} product(s), archived "
                         "ones included; move them to another category before deleting it."
                     )
                 await categories.delete(category)
         except IntegrityError:
             # A product was added to it meanwhile; the foreign key refused the delete.
-            raise FailedPrecondition(
+            raise CategoryNotEmpty(
                 "This category has products now; move them to another category before deleting it."
             ) from None
         await self.cache.listings_changed()

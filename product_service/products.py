@@ -13,16 +13,14 @@ from meshkit.context import Principal, Role
 from meshkit.data import Database
 from meshkit.errors import (
     NUL,
-    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
-    NotFound,
-    PermissionDenied,
 )
 from meshkit.identity import require_role
 from meshkit.rpc import PageTokenCodec, page_size
 from product_service.cache import CatalogCache
 from product_service.currencies import ISO_4217_CODES
+from product_service.errors import NotProductSeller, ProductArchived, ProductNotFound
 from product_service.listing import Cursor, ListingTokens, ProductFilter
 from product_service.messages import product_message
 from product_service.models import Product
@@ -114,7 +112,7 @@ def _check_owner(principal: Principal, product: Product) -> None:
     if principal.role is Role.ADMIN:
         return
     if principal.role is not Role.SELLER or product.seller_id != principal.subject:
-        raise PermissionDenied("Only the product's seller or an admin may change it.")
+        raise NotProductSeller("Only the product's seller or an admin may change it.")
 
 
 class Products:
@@ -138,7 +136,7 @@ class Products:
         seller_id = draft.seller_id.strip()
         if principal.role is Role.SELLER:
             if seller_id and seller_id != principal.subject:
-                raise PermissionDenied("Sellers create products for themselves only.")
+                raise NotProductSeller("Sellers create products for themselves only.")
             seller_id = principal.subject
         seller_id = seller_id or principal.subject
         violations: list[FieldViolation] = []
@@ -214,10 +212,10 @@ class Products:
                 # Locked: a concurrent reservation waits rather than interleaving.
                 product = await products.get(product_id, for_update=True)
                 if product is None:
-                    raise NotFound(f"No product has id {product_id!r}.")
+                    raise ProductNotFound(f"No product has id {product_id!r}.")
                 _check_owner(principal, product)
                 if product.archived:
-                    raise FailedPrecondition(
+                    raise ProductArchived(
                         f"Product {product_id!r} is archived; archived products do not change."
                     )
                 if category_id and await CategoryRepository(session).get(category_id) is None:
@@ -247,7 +245,7 @@ class Products:
         async with self.db.transaction() as session:
             product = await ProductRepository(session).get(product_id, for_update=True)
             if product is None:
-                raise NotFound(f"No product has id {product_id!r}.")
+                raise ProductNotFound(f"No product has id {product_id!r}.")
             _check_owner(principal, product)
             if product.archived:
                 return product
@@ -266,7 +264,7 @@ class Products:
             return product_pb2.Product.FromString(entry.value)
         product = await load_product(self.db, product_id)
         if product is None:
-            raise NotFound(f"No product has id {product_id!r}.")
+            raise ProductNotFound(f"No product has id {product_id!r}.")
         message = product_message(product)
         await entry.store(message.SerializeToString())
         return message

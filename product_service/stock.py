@@ -14,11 +14,11 @@ from meshkit.errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
-    NotFound,
 )
 from meshkit.identity import require_role
 from meshkit.shielding import finish
 from product_service.cache import CatalogCache
+from product_service.errors import OutOfStock, ProductArchived, ProductNotFound, ReservationReleased
 from product_service.models import Reservation
 from product_service.products import MAX_STOCK
 from product_service.reads import ReservedLine, load_reservations
@@ -110,7 +110,7 @@ def _lines(items: Sequence[StockLine]) -> tuple[StockLine, ...]:
 
 def _result(order_id: str, rows: Sequence[Reservation | ReservedLine]) -> ReservationResult:
     if any(row.released_at is not None for row in rows):
-        raise FailedPrecondition(
+        raise ReservationReleased(
             f"The reservation of order {order_id!r} was released; an order reserves once."
         )
     return ReservationResult(
@@ -136,7 +136,7 @@ class Stock:
         async with self.db.session() as session:
             product = await ProductRepository(session).get(product_id)
         if product is None:
-            raise NotFound(f"No product has id {product_id!r}.")
+            raise ProductNotFound(f"No product has id {product_id!r}.")
         return Availability(
             available=not product.archived and product.stock >= quantity, stock=product.stock
         )
@@ -169,7 +169,7 @@ class Stock:
                     tx, order_id, [(line.product_id, line.quantity) for line in lines]
                 )
         except _Short as short:
-            raise FailedPrecondition(await self._shortage(short.line)) from None
+            raise await self._shortage(short.line) from None
         except IntegrityViolation:
             # A concurrent reserve of the same order committed first; ours rolled back.
             existing = await load_reservations(self.db, order_id)
@@ -219,14 +219,16 @@ class Stock:
             )
         return result
 
-    async def _shortage(self, line: StockLine) -> str:
+    async def _shortage(self, line: StockLine) -> FailedPrecondition:
+        """Why a line could not be reserved."""
         async with self.db.session() as session:
             product = await ProductRepository(session).get(line.product_id)
         if product is None:
-            return f"No product has id {line.product_id!r}."
+            # A conflict, as the reservation of a product gone since its order was priced.
+            return FailedPrecondition(f"No product has id {line.product_id!r}.")
         if product.archived:
-            return f"Product {line.product_id!r} is no longer sold."
-        return (
+            return ProductArchived(f"Product {line.product_id!r} is no longer sold.")
+        return OutOfStock(
             f"Not enough stock of product {line.product_id!r} ({product.name}): "
             f"{line.quantity} wanted, {product.stock} left."
         )

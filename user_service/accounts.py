@@ -20,15 +20,29 @@ from meshkit.errors import (
     AlreadyExists,
     FieldViolation,
     InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    Unauthenticated,
     quoted,
     require_id,
 )
-from meshkit.identity import require_principal, require_role, require_user
+from meshkit.identity import (
+    AccountChanged,
+    AccountDeactivated,
+    RoleNotAllowed,
+    require_principal,
+    require_role,
+    require_user,
+)
 from meshkit.ids import new_id
 from meshkit.rpc import PageTokenCodec, page_size
+from user_service.errors import (
+    DeactivatedSignIn,
+    EmailTaken,
+    RefreshTokenExpired,
+    RefreshTokenInvalid,
+    RefreshTokenReused,
+    SessionSignedOut,
+    UserNotFound,
+    WrongCredentials,
+)
 from user_service.models import RefreshToken, User
 from user_service.passwords import PasswordHasher, password_violations
 from user_service.reads import UserRecord, load_user
@@ -117,13 +131,13 @@ class Accounts:
             async with self.db.transaction() as session:
                 users = UserRepository(session)
                 if await users.by_email(email) is not None:
-                    raise AlreadyExists("An account with this email exists already.")
+                    raise EmailTaken("An account with this email exists already.")
                 return await users.add(
                     User(email=email, password_hash=password_hash, full_name=name, role=role.value)
                 )
         except IntegrityError:
             # Two registrations raced past the check; the unique index kept one.
-            raise AlreadyExists("An account with this email exists already.") from None
+            raise EmailTaken("An account with this email exists already.") from None
 
     async def login(self, email: str, password: str) -> TokenPair:
         try:
@@ -137,9 +151,9 @@ class Accounts:
             self.passwords.verify, user.password_hash if user else None, password
         )
         if user is None or not valid:
-            raise Unauthenticated("The email or password is wrong.")
+            raise WrongCredentials("The email or password is wrong.")
         if not user.active:
-            raise Unauthenticated("This account is deactivated.")
+            raise DeactivatedSignIn("This account is deactivated.")
         return await self._new_session(user, family_id=new_id())
 
     async def _new_session(self, user: User, family_id: str) -> TokenPair:
@@ -163,13 +177,13 @@ class Accounts:
             tokens = RefreshTokenRepository(session)
             stored = await tokens.by_hash(hash_refresh_token(refresh_token))
             if stored is None:
-                raise Unauthenticated("The refresh token is not valid.")
+                raise RefreshTokenInvalid("The refresh token is not valid.")
             if stored.revoked_at is not None and stored.used_at is None:
                 # Signed out (logout, a new password, a deactivation), not stolen.
-                raise Unauthenticated("This session was signed out; sign in again.")
+                raise SessionSignedOut("This session was signed out; sign in again.")
             reused = stored.used_at is not None
             if not reused and stored.expires_at <= now:
-                raise Unauthenticated("The refresh token has expired; sign in again.")
+                raise RefreshTokenExpired("The refresh token has expired; sign in again.")
             if not reused and not await tokens.mark_used(stored.id, now):
                 reused = True  # a concurrent refresh spent it first
             if reused:
@@ -181,9 +195,9 @@ class Accounts:
                 "refresh token reuse; family revoked",
                 extra={"user_id": stored.user_id, "family_id": stored.family_id},
             )
-            raise Unauthenticated("The refresh token was used already; sign in again.")
+            raise RefreshTokenReused("The refresh token was used already; sign in again.")
         if user is None or not user.active:
-            raise Unauthenticated("This account is deactivated.")
+            raise DeactivatedSignIn("This account is deactivated.")
         return await self._new_session(user, family_id=stored.family_id)
 
     async def logout(self, refresh_token: str) -> None:
@@ -202,7 +216,7 @@ class Accounts:
             not hmac.compare_digest((expected or "\0").encode(), client_secret.encode())
             or not expected
         ):
-            raise Unauthenticated("The client id or secret is wrong.")
+            raise WrongCredentials("The client id or secret is wrong.")
         return self.access_tokens.issue(
             client_id, Role.SERVICE.value, ttl_seconds=self.service_token_ttl
         )
@@ -216,7 +230,7 @@ class Accounts:
     async def update_current_user(self, changes: UserChanges) -> User:
         principal = require_user()
         if changes.role is not None or changes.active is not None:
-            raise PermissionDenied("Role and status are changed by an admin.")
+            raise RoleNotAllowed("Role and status are changed by an admin.")
         await self._active(principal.subject)
         return await self._update(principal.subject, changes)
 
@@ -234,7 +248,7 @@ class Accounts:
         async with self.db.transaction() as session:
             stored = await UserRepository(session).get(user.id)
             if stored is None:
-                raise NotFound("No such user.")
+                raise UserNotFound("No such user.")
             stored.password_hash = password_hash
             # Every device signs in again with the new password, this one too: no access
             # token says which session it came from.
@@ -257,7 +271,7 @@ class Accounts:
         principal = require_principal()
         require_id(user_id)
         if not principal.is_privileged and principal.subject != user_id:
-            raise PermissionDenied("Only admins see other users' profiles.")
+            raise RoleNotAllowed("Only admins see other users' profiles.")
         if principal.role is Role.ADMIN and principal.subject != user_id:
             await self._admin()
         return await self._get(user_id)
@@ -277,7 +291,7 @@ class Accounts:
         principal = require_principal()
         require_id(user_id)
         if not principal.is_privileged and principal.subject != user_id:
-            raise PermissionDenied("Only services and admins ask about other users.")
+            raise RoleNotAllowed("Only services and admins ask about other users.")
         user = await load_user(self.db, user_id)
         return bool(user and user.active)
 
@@ -304,7 +318,7 @@ class Accounts:
     async def _get(self, user_id: str) -> User | UserRecord:
         user = await load_user(self.db, user_id)
         if user is None:
-            raise NotFound(f"No user has id {quoted(user_id)}.")
+            raise UserNotFound(f"No user has id {quoted(user_id)}.")
         return user
 
     async def _admin(self) -> Principal:
@@ -314,7 +328,7 @@ class Accounts:
         principal = require_role(Role.ADMIN)
         user = await load_user(self.db, principal.subject)
         if user is None or not user.active or user.role != Role.ADMIN.value:
-            raise PermissionDenied("This account is no longer an active admin; sign in again.")
+            raise AccountChanged("This account is no longer an active admin; sign in again.")
         return principal
 
     async def _active(self, user_id: str) -> User | UserRecord:
@@ -322,7 +336,7 @@ class Accounts:
         deactivation by up to its lifetime, and the account's owner may not change it."""
         user = await self._get(user_id)
         if not user.active:
-            raise PermissionDenied("This account is deactivated.")
+            raise AccountDeactivated("This account is deactivated.")
         return user
 
     async def _update(self, user_id: str, changes: UserChanges) -> User:
@@ -332,7 +346,7 @@ class Accounts:
         async with self.db.transaction() as session:
             user = await UserRepository(session).get(user_id)
             if user is None:
-                raise NotFound(f"No user has id {quoted(user_id)}.")
+                raise UserNotFound(f"No user has id {quoted(user_id)}.")
             if name is not None:
                 user.full_name = name
             if changes.role is not None:

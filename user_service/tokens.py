@@ -12,8 +12,7 @@ from typing import Any
 import jwt
 
 from meshkit.context import Principal
-from meshkit.errors import Unauthenticated
-from meshkit.identity import VerifiedTokenCache, decode_claims, principal_from_claims
+from meshkit.identity import TokenInvalid, VerifiedTokenCache, decode_claims, principal_from_claims
 from user_service.keys import ALGORITHM, KeyRing
 
 
@@ -60,12 +59,12 @@ class AccessTokens:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise Unauthenticated("The token is malformed.") from None
+            raise TokenInvalid("The token is malformed.") from None
         if header.get("alg") != ALGORITHM:
-            raise Unauthenticated("The token's algorithm is not accepted.")
+            raise TokenInvalid("The token's algorithm is not accepted.")
         key = self.keys.keys.get(str(header.get("kid", "")))
         if key is None:
-            raise Unauthenticated("The token was signed by an unknown key.")
+            raise TokenInvalid("The token was signed by an unknown key.")
         claims = decode_claims(token, key.public_key, issuer=self.issuer, audience=self.audience)
         principal = principal_from_claims(token, claims)
         self._verified.put(token, principal, float(claims["exp"]))

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from ecommerce.common.v1 import money_pb2
+from gateway.problem_types import PROBLEM_TYPES
 from meshkit.errors import NUL
 from meshkit.rpc import to_datetime
 
@@ -91,10 +92,26 @@ class FieldError(BaseModel):
     message: str
 
 
+def _problem_type_description() -> str:
+    rows = "\n".join(
+        f"| `{problem.uri}` | {', '.join(map(str, problem.statuses))} | {problem.summary} |"
+        for problem in PROBLEM_TYPES.values()
+    )
+    return (
+        "What kind of failure this is: a URI, stable per reason, so that a client can tell one "
+        "from another without reading `detail`. It is relative to the API's address, where "
+        "`GET /problems/{name}` describes it.\n\n| type | status | meaning |\n|---|---|---|\n"
+        + rows
+    )
+
+
 class Problem(BaseModel):
     """An error, as RFC 9457 `application/problem+json`."""
 
-    type: str = "about:blank"
+    type: str = Field(
+        description=_problem_type_description(),
+        examples=[PROBLEM_TYPES["OUT_OF_STOCK"].uri],
+    )
     title: str
     status: int
     detail: str

@@ -13,6 +13,14 @@ from meshkit.identity.auth import (
     jwks_from_keys,
     principal_from_claims,
 )
+from meshkit.identity.errors import (
+    AccountChanged,
+    AccountDeactivated,
+    RoleNotAllowed,
+    TokenExpired,
+    TokenInvalid,
+    TokenMissing,
+)
 from meshkit.identity.wiring import (
     UserServiceLink,
     confirm_account,
@@ -23,9 +31,15 @@ from meshkit.identity.wiring import (
 )
 
 __all__ = [
+    "AccountChanged",
+    "AccountDeactivated",
     "JwksVerifier",
+    "RoleNotAllowed",
     "ServiceTokenIssuer",
     "ServiceTokenSource",
+    "TokenExpired",
+    "TokenInvalid",
+    "TokenMissing",
     "UserServiceLink",
     "VerifiedTokenCache",
     "confirm_account",

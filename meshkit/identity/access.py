@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from meshkit.context import Principal, Role, current_principal
-from meshkit.errors import PermissionDenied, Unauthenticated
+from meshkit.identity.errors import RoleNotAllowed, TokenMissing
 
 
 def require_principal() -> Principal:
     principal = current_principal()
     if principal is None:
-        raise Unauthenticated("This call needs a bearer token.")
+        raise TokenMissing("This call needs a bearer token.")
     return principal
 
 
@@ -17,7 +17,7 @@ def require_role(*roles: Role) -> Principal:
     principal = require_principal()
     if principal.role not in roles:
         allowed = " or ".join(role.value for role in roles)
-        raise PermissionDenied(f"This call is for {allowed} callers only.")
+        raise RoleNotAllowed(f"This call is for {allowed} callers only.")
     return principal
 
 

@@ -11,8 +11,9 @@ from typing import Any
 import jwt
 
 from meshkit.context import Principal, Role
-from meshkit.errors import Unauthenticated, Unavailable
+from meshkit.errors import Unavailable
 from meshkit.expiring import ExpiringCache
+from meshkit.identity.errors import TokenExpired, TokenInvalid
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def principal_from_claims(token: str, claims: Mapping[str, Any]) -> Principal:
     try:
         role = Role(claims.get("role", ""))
     except ValueError:
-        raise Unauthenticated("The token carries no valid role.") from None
+        raise TokenInvalid("The token carries no valid role.") from None
     return Principal(
         subject=str(claims["sub"]), role=role, token=token, token_id=str(claims["jti"])
     )
@@ -110,7 +111,7 @@ class JwksVerifier:
             await self._refresh(force=True)
             key = self._keys.get(kid)
         if key is None:
-            raise Unauthenticated("The token was signed by an unknown key.")
+            raise TokenInvalid("The token was signed by an unknown key.")
         return key
 
     async def verify(self, token: str) -> Principal:
@@ -120,13 +121,13 @@ class JwksVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise Unauthenticated("The token is malformed.") from None
+            raise TokenInvalid("The token is malformed.") from None
         algorithm = header.get("alg")
         if algorithm not in ALLOWED_ALGORITHMS:
-            raise Unauthenticated("The token's algorithm is not accepted.")
+            raise TokenInvalid("The token's algorithm is not accepted.")
         key = await self._key_for(str(header.get("kid", "")))
         if key.algorithm_name != algorithm:
-            raise Unauthenticated("The token's algorithm does not match its key.")
+            raise TokenInvalid("The token's algorithm does not match its key.")
         claims = decode_claims(
             token, key, issuer=self.issuer, audience=self.audience, leeway=self.leeway
         )
@@ -151,15 +152,15 @@ def decode_claims(
             options={"require": list(REQUIRED_CLAIMS)},
         )
     except jwt.ExpiredSignatureError:
-        raise Unauthenticated("The token has expired.") from None
+        raise TokenExpired("The token has expired.") from None
     except jwt.ImmatureSignatureError:
-        raise Unauthenticated("The token is not valid yet.") from None
+        raise TokenInvalid("The token is not valid yet.") from None
     except jwt.InvalidAudienceError:
-        raise Unauthenticated("The token is meant for another audience.") from None
+        raise TokenInvalid("The token is meant for another audience.") from None
     except jwt.InvalidIssuerError:
-        raise Unauthenticated("The token comes from an unknown issuer.") from None
+        raise TokenInvalid("The token comes from an unknown issuer.") from None
     except jwt.PyJWTError:
-        raise Unauthenticated("The token is not valid.") from None
+        raise TokenInvalid("The token is not valid.") from None
     return claims
 
 

@@ -10,8 +10,9 @@ from google.protobuf.json_format import MessageToDict
 
 from ecommerce.user.v1 import auth_pb2, auth_pb2_grpc, user_pb2, user_pb2_grpc
 from meshkit.context import Principal, Role
-from meshkit.errors import DeadlineExceeded, PermissionDenied, Unavailable
+from meshkit.errors import DeadlineExceeded, Unavailable
 from meshkit.identity.auth import JwksVerifier, ServiceTokenSource
+from meshkit.identity.errors import AccountChanged
 from meshkit.rpc.channels import NO_TOKEN, Channels, create_channel
 from meshkit.settings import CommonSettings, ServiceSettings
 
@@ -112,7 +113,7 @@ async def confirm_account(users: user_pb2_grpc.UserServiceAsyncStub, principal: 
     """
     user = await find_user(users, principal.subject)
     if user is None or not user.active or user.role != _ROLES.get(principal.role):
-        raise PermissionDenied(
+        raise AccountChanged(
             "This account may no longer do this: it was deactivated, or its role changed. "
             "Sign in again."
         )

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from meshkit.rpc.channels import Channels, MeshChannel, create_channel
 from meshkit.rpc.interceptors import (
-    ERROR_DOMAIN,
     InterceptorChain,
     TokenVerifier,
     UnaryInterceptor,
-    status_for,
 )
 from meshkit.rpc.pagination import PageTokenCodec, page_size
 from meshkit.rpc.protobuf import mask_paths, timestamp, to_datetime, to_timestamp
@@ -20,6 +18,7 @@ from meshkit.rpc.server import (
     ServiceRegistration,
     start_grpc_server,
 )
+from meshkit.rpc.statuses import ERROR_DOMAIN, domain_reason, rich_status, status_for
 
 __all__ = [
     "ERROR_DOMAIN",
@@ -34,8 +33,10 @@ __all__ = [
     "TokenVerifier",
     "UnaryInterceptor",
     "create_channel",
+    "domain_reason",
     "mask_paths",
     "page_size",
+    "rich_status",
     "start_grpc_server",
     "status_for",
     "timestamp",

@@ -11,10 +11,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import grpc
-from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from meshkit.context import (
     AUTHORIZATION_HEADER,
@@ -29,6 +26,7 @@ from meshkit.context import (
 )
 from meshkit.errors import NUL_MESSAGE, DomainError, InvalidArgument, Unauthenticated
 from meshkit.metrics import RPC_SECONDS
+from meshkit.rpc.statuses import status_for
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("meshkit.identity.access")
@@ -263,37 +261,6 @@ class AccessLogInterceptor(UnaryInterceptor):
                     },
                 )
 
-
-def status_for(error: DomainError) -> grpc.Status:
-    """The rich gRPC status for a domain error: code, message, and field violations."""
-    status = status_pb2.Status(code=_CODE_NUMBERS[error.code], message=error.message)
-    # Marks the message as written for the caller (not transport noise), so an edge may
-    # show it to clients even for server-side codes such as UNAVAILABLE.
-    info = any_pb2.Any()
-    info.Pack(error_details_pb2.ErrorInfo(reason=type(error).__name__, domain=ERROR_DOMAIN))
-    status.details.append(info)
-    if isinstance(error, InvalidArgument) and error.violations:
-        detail = any_pb2.Any()
-        detail.Pack(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=v.message
-                    )
-                    for v in error.violations
-                ]
-            )
-        )
-        status.details.append(detail)
-    converted: grpc.Status = rpc_status.to_status(status)
-    return converted
-
-
-ERROR_DOMAIN = "ecommerce-mesh"
-
-_CODE_NUMBERS: dict[grpc.StatusCode, int] = {
-    code: code_pb2.Code.Value(code.name) for code in grpc.StatusCode
-}
 
 # Upstream failures a caller can act on (retry later) keep their code; others are our bug.
 _PASSED_THROUGH_UPSTREAM_CODES = frozenset(

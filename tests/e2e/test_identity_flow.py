@@ -106,18 +106,20 @@ async def test_bad_input_gets_problem_json(mesh: RunningMesh) -> None:
     assert {error["field"] for error in body["errors"]} == {"email", "password"}
     taken_email = unique_email("taken")
     await register_and_login(client, taken_email)
-    assert_problem(
+    taken = assert_problem(
         await client.post(
             "/v1/auth/register", json={"email": taken_email, "password": "a fine password"}
         ),
         409,
     )
+    assert taken["type"] == "/problems/email-taken"
     malformed = await client.post(
         "/v1/auth/login", content=b"{not json", headers={"content-type": "application/json"}
     )
-    assert_problem(malformed, 400)
+    assert assert_problem(malformed, 400)["type"] == "/problems/malformed-body"
     schema = await client.post("/v1/auth/login", json={"email": 42})
     body = assert_problem(schema, 422)
+    assert body["type"] == "/problems/validation-failed"
     assert {error["field"] for error in body["errors"]} >= {"email", "password"}
     assert_problem(await client.get("/v1/no/such/route"), 404)
     huge = await client.post(

@@ -44,7 +44,9 @@ async def test_idempotency_key_replays_and_conflicts(mesh: RunningMesh) -> None:
     assert first.status_code == again.status_code == 201
     assert again.json()["id"] == first.json()["id"]
     other = await shop.place(buyer, product["id"], 2, key=key)
-    assert "different order" in assert_problem(other, 409)["detail"]
+    reused = assert_problem(other, 409)
+    assert "different order" in reused["detail"]
+    assert reused["type"] == "/problems/idempotency-key-reused"
     missing = await mesh.client.post(
         "/v1/orders",
         json={
@@ -62,10 +64,12 @@ async def test_insufficient_stock_and_bad_quantities(mesh: RunningMesh) -> None:
     shop = Shop(mesh)
     seller, buyer = await shop.seller(), await shop.customer()
     product = await shop.product(seller, stock=2)
-    assert (
-        "stock" in assert_problem(await shop.place(buyer, product["id"], 3), 409)["detail"].lower()
-    )
+    short = assert_problem(await shop.place(buyer, product["id"], 3), 409)
+    assert "stock" in short["detail"].lower()
+    # Told apart from any other conflict by its type, not its wording.
+    assert short["type"] == "/problems/out-of-stock"
     body = assert_problem(await shop.place(buyer, product["id"], 0), 400)
+    assert body["type"] == "/problems/invalid-argument"
     assert body["errors"][0]["field"] == "items[0].quantity"
     assert await shop.stock(product["id"]) == 2
     assert (await mesh.client.get("/v1/orders", headers=buyer.headers)).json()["orders"] == []
@@ -153,9 +157,10 @@ async def test_ship_and_the_timeline_of_the_whole_flow(mesh: RunningMesh) -> Non
     assert shipped.json()["shipment"]["carrier"] == "DHL"
     mail = await shop.mail(buyer.email, "Your order has shipped")
     assert "JD0146" in mail.text()
-    assert_problem(
+    not_pending = assert_problem(
         await mesh.client.post(f"/v1/orders/{order['id']}:cancel", headers=buyer.headers), 409
     )
+    assert not_pending["type"] == "/problems/order-not-pending"
 
     async def complete() -> list[dict[str, str]] | None:
         response = await mesh.client.get(

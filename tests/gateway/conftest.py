@@ -52,6 +52,20 @@ class StubUpstream(grpc.GenericRpcHandler):  # type: ignore[type-arg]
         return grpc.unary_unary_rpc_method_handler(answer)
 
 
+def abort(code: grpc.StatusCode, details: str) -> Failure:
+    async def fail(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        await context.abort(code, details)
+
+    return fail
+
+
+def abort_with(status: grpc.Status) -> Failure:
+    async def fail(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        await context.abort_with_status(status)  # type: ignore[attr-defined]
+
+    return fail
+
+
 class TrustingVerifier:
     """Takes any bearer token as an admin's: the routes are under test here, not tokens."""
 

@@ -20,7 +20,7 @@ from gateway.settings import GatewaySettings
 from meshkit.errors import ResourceExhausted
 from meshkit.rpc import status_for
 from meshkit.settings import load_settings
-from tests.gateway.conftest import Failure, StubUpstream, running_gateway
+from tests.gateway.conftest import StubUpstream, abort, abort_with, running_gateway
 from tests.support import problem
 
 
@@ -131,20 +131,6 @@ def test_the_openapi_document_shows_the_bound_of_every_path_id() -> None:
 
 
 # Statuses of upstreams
-
-
-def abort(code: grpc.StatusCode, details: str) -> Failure:
-    async def fail(context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        await context.abort(code, details)
-
-    return fail
-
-
-def abort_with(status: grpc.Status) -> Failure:
-    async def fail(context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        await context.abort_with_status(status)  # type: ignore[attr-defined]
-
-    return fail
 
 
 # What gRPC itself answered for the error of a 5,000-character id.
