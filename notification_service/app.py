@@ -17,6 +17,7 @@ from notification_service.grpc_api import NotificationService
 from notification_service.mailer import SmtpMailer
 from notification_service.notifications import NOTIFIED_EVENTS, Notifications, Recipients
 from notification_service.settings import NotificationSettings
+from notification_service.unit_of_work import NotificationUnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -32,7 +33,7 @@ async def build(settings: NotificationSettings, stack: AsyncExitStack) -> Servic
 
     notifications = Notifications(
         database,
-        messaging.outbox,
+        lambda: NotificationUnitOfWork(database, messaging.outbox),
         Recipients(users.as_service),
         EmailRenderer(),
         SmtpMailer(settings),
@@ -60,9 +61,9 @@ async def build(settings: NotificationSettings, stack: AsyncExitStack) -> Servic
     )
 
 
-def subscriptions(notifications: Notifications) -> Subscriptions:
+def subscriptions(notifications: Notifications) -> Subscriptions[NotificationUnitOfWork]:
     """The events this service consumes: every one it emails a user about, by one handler."""
-    declared = Subscriptions(NotificationSettings.service_name)
+    declared = Subscriptions(NotificationSettings.service_name, notifications.unit_of_work)
     for event_type in NOTIFIED_EVENTS:
         declared.on(event_type, notifications.on_event)
     return declared

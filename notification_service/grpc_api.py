@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ecommerce.notification.v1 import notification_pb2, notification_pb2_grpc
+from meshkit.identity import require_principal
 from meshkit.rpc import timestamp
-from notification_service.models import Notification
 from notification_service.notifications import Notifications
+from notification_service.records import NotificationRecord
 
 _STATUS = {
     "PENDING": notification_pb2.NOTIFICATION_STATUS_PENDING,
@@ -16,7 +17,7 @@ _STATUS = {
 }
 
 
-def notification_message(notification: Notification) -> notification_pb2.Notification:
+def notification_message(notification: NotificationRecord) -> notification_pb2.Notification:
     return notification_pb2.Notification(
         id=notification.id,
         user_id=notification.user_id,
@@ -40,7 +41,9 @@ class NotificationService(notification_pb2_grpc.NotificationServiceServicer):
     async def ListNotifications(
         self, request: notification_pb2.ListNotificationsRequest, context: Any
     ) -> notification_pb2.ListNotificationsResponse:
-        rows, next_token = await self.notifications.list_own(request.page_size, request.page_token)
+        rows, next_token = await self.notifications.list_own(
+            require_principal(), request.page_size, request.page_token
+        )
         return notification_pb2.ListNotificationsResponse(
             notifications=[notification_message(row) for row in rows], next_page_token=next_token
         )

@@ -6,59 +6,33 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 import grpc
 from google.protobuf.message import Message
-from sqlalchemy import Table, bindparam, select, update
 
 from ecommerce.events.v1 import events_pb2
 from ecommerce.user.v1 import user_pb2, user_pb2_grpc
-from meshkit.data import Database, Statement, Transaction, transaction, utcnow
+from meshkit.context import Principal
+from meshkit.data import Database, utcnow
 from meshkit.errors import Unavailable
 from meshkit.expiring import ExpiringCache
-from meshkit.identity import require_user
+from meshkit.identity import USERS, authorize
 from meshkit.ids import new_id
-from meshkit.messaging import Envelope, Outbox
+from meshkit.messaging import Envelope
 from meshkit.rpc import PageTokenCodec, page_size, timestamp
 from notification_service.emails import SUBJECTS, EmailRenderer
 from notification_service.mailer import MailConnection, SmtpMailer
-from notification_service.models import Notification, NotificationStatus
+from notification_service.models import NotificationStatus
+from notification_service.records import NotificationRecord
+from notification_service.repository import page_of_user
+from notification_service.unit_of_work import NotificationUnitOfWork
 
 logger = logging.getLogger(__name__)
 
 NOTIFIED_EVENTS = tuple(SUBJECTS)
-
-_notifications: Table = Notification.__table__  # type: ignore[assignment]
-# Built once, run with parameters: every email of every order is one.
-_RECORD_NOTIFICATION = Statement(_notifications.insert())
-_SAVE_ATTEMPT = Statement(
-    update(_notifications)
-    .where(_notifications.c.id == bindparam("notification_id"))
-    .values(
-        {
-            name: bindparam(name)
-            for name in ("status", "attempts", "failure_reason", "next_attempt_at", "sent_at")
-        }
-    )
-)
-
-
-def _due_statement(batch_size: int, *, skip_locked: bool) -> Statement:
-    """The mailer's work: due, unsent notifications, oldest first."""
-    query = (
-        select(_notifications)
-        .where(
-            _notifications.c.status == NotificationStatus.PENDING,
-            _notifications.c.next_attempt_at <= bindparam("now"),
-        )
-        .order_by(_notifications.c.next_attempt_at)
-        .limit(batch_size)
-    )
-    # Replicas take disjoint batches instead of waiting on each other's rows (PostgreSQL).
-    return Statement(query.with_for_update(skip_locked=True) if skip_locked else query)
 
 
 class Recipients:
@@ -93,7 +67,7 @@ class Notifications:
     def __init__(
         self,
         database: Database,
-        outbox: Outbox,
+        unit_of_work: Callable[[], NotificationUnitOfWork],
         recipients: Recipients,
         renderer: EmailRenderer,
         mailer: SmtpMailer,
@@ -107,7 +81,9 @@ class Notifications:
         batch_size: int = 20,
     ) -> None:
         self.db = database
-        self.outbox = outbox
+        # Each event is handled in a unit of work the consumer opens; each mailer pass in one
+        # of its own.
+        self.unit_of_work = unit_of_work
         self.recipients = recipients
         self.renderer = renderer
         self.mailer = mailer
@@ -119,11 +95,12 @@ class Notifications:
         self.keepalive_seconds = keepalive_seconds
         self.batch_size = batch_size
         self.due = asyncio.Event()
-        self._due = _due_statement(batch_size, skip_locked=not database.is_sqlite)
 
     # --- events become notifications ----------------------------------------------------
 
-    async def on_event(self, tx: Transaction, event: Message, envelope: Envelope) -> None:
+    async def on_event(
+        self, uow: NotificationUnitOfWork, event: Message, envelope: Envelope
+    ) -> None:
         if isinstance(event, events_pb2.OrderCancelled) and event.reason.startswith(
             "payment failed"
         ):
@@ -132,24 +109,21 @@ class Notifications:
         email, name = await self.recipients.lookup(user_id)
         rendered = self.renderer.render(envelope.event_type, event, customer_name=name)
         now = utcnow()
-        await tx.execute(
-            _RECORD_NOTIFICATION,
-            {
-                "id": new_id(),
-                "source_message_id": envelope.message_id,
-                "user_id": user_id,
-                "order_id": str(getattr(event, "order_id", "")),
-                "event_type": envelope.event_type,
-                "recipient": email,
-                "subject": rendered.subject,
-                "body_text": rendered.text,
-                "body_html": rendered.html,
-                "status": NotificationStatus.PENDING,
-                "created_at": now,
-                "next_attempt_at": now,
-            },
+        await uow.notifications.add(
+            id=new_id(),
+            source_message_id=envelope.message_id,
+            user_id=user_id,
+            order_id=str(getattr(event, "order_id", "")),
+            event_type=envelope.event_type,
+            recipient=email,
+            subject=rendered.subject,
+            body_text=rendered.text,
+            body_html=rendered.html,
+            status=NotificationStatus.PENDING,
+            created_at=now,
+            next_attempt_at=now,
         )
-        tx.after_commit(self.due.set)
+        uow.after_commit(self.due.set)
 
     # --- delivery ---------------------------------------------------------------------
 
@@ -179,37 +153,40 @@ class Notifications:
 
     async def deliver_due(self, connection: MailConnection) -> int:
         """One pass over due notifications; returns how many were attempted."""
-        async with transaction(self.db) as tx:
-            due = await tx.fetch(self._due, {"now": utcnow()})
+        async with self.unit_of_work() as uow:
+            due = await uow.notifications.due(utcnow(), self.batch_size)
             # The connection opens at the first send only: an empty pass touches no relay.
             for notification in due:
-                await self._attempt(tx, notification, connection)
+                await self._attempt(uow, notification, connection)
+            await uow.commit()
         return len(due)
 
     async def _attempt(
-        self, tx: Transaction, notification: dict[str, Any], connection: MailConnection
+        self,
+        uow: NotificationUnitOfWork,
+        notification: NotificationRecord,
+        connection: MailConnection,
     ) -> None:
-        outcome = {
-            "notification_id": notification["id"],
+        outcome: dict[str, Any] = {
             "status": NotificationStatus.SENT,
-            "attempts": notification["attempts"] + 1,
+            "attempts": notification.attempts + 1,
             "failure_reason": "",
-            "next_attempt_at": notification["next_attempt_at"],
+            "next_attempt_at": notification.next_attempt_at,
             "sent_at": None,
         }
         try:
             await connection.send(
-                notification["recipient"],
-                notification["subject"],
-                notification["body_text"],
-                notification["body_html"],
+                notification.recipient,
+                notification.subject,
+                notification.body_text,
+                notification.body_html,
             )
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"[:500]
             outcome.update(status=NotificationStatus.PENDING, failure_reason=reason)
             if outcome["attempts"] >= self.max_attempts:
                 outcome["status"] = NotificationStatus.FAILED
-                logger.error("giving up on notification %s: %s", notification["id"], reason)
+                logger.error("giving up on notification %s: %s", notification.id, reason)
             else:
                 delay = min(self.retry_max, self.retry_base * 2 ** (outcome["attempts"] - 1))
                 outcome["next_attempt_at"] = utcnow() + timedelta(
@@ -217,46 +194,36 @@ class Notifications:
                 )
                 logger.warning(
                     "sending notification %s failed (attempt %d): %s",
-                    notification["id"],
+                    notification.id,
                     outcome["attempts"],
                     reason,
                 )
-            await tx.execute(_SAVE_ATTEMPT, outcome)
+            await uow.notifications.save_attempt(notification.id, **outcome)
             return
         outcome["sent_at"] = sent_at = utcnow()
-        await tx.execute(_SAVE_ATTEMPT, outcome)
-        await self.outbox.add(
-            tx,
+        await uow.notifications.save_attempt(notification.id, **outcome)
+        uow.publish(
             events_pb2.NotificationSent(
-                notification_id=notification["id"],
-                order_id=notification["order_id"],
-                user_id=notification["user_id"],
-                event_type=notification["event_type"],
+                notification_id=notification.id,
+                order_id=notification.order_id,
+                user_id=notification.user_id,
+                event_type=notification.event_type,
                 channel="email",
-                recipient=notification["recipient"],
+                recipient=notification.recipient,
                 sent_time=timestamp(sent_at),
             ),
-            correlation_id=notification["order_id"],
+            correlation_id=notification.order_id,
         )
 
     # --- reading ---------------------------------------------------------------------
 
     async def list_own(
-        self, requested_size: int, page_token: str
-    ) -> tuple[Sequence[Notification], str]:
-        user_id = require_user().subject
+        self, caller: Principal, requested_size: int, page_token: str
+    ) -> tuple[Sequence[NotificationRecord], str]:
+        user_id = authorize(caller, *USERS).subject
         limit = page_size(requested_size)
         before = self.page_tokens.decode(page_token, user_id)[0] if page_token else None
-        query = (
-            select(Notification)
-            .where(Notification.user_id == user_id)
-            .order_by(Notification.id.desc())
-            .limit(limit + 1)
-        )
-        if before:
-            query = query.where(Notification.id < before)
-        async with self.db.session() as session:
-            rows = (await session.scalars(query)).all()
+        rows = await page_of_user(self.db, user_id, before_id=before, limit=limit + 1)
         next_token = (
             self.page_tokens.encode([rows[limit - 1].id], user_id) if len(rows) > limit else ""
         )

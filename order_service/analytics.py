@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, func, select
 from meshkit.context import Principal, Role
 from meshkit.data import Database
 from meshkit.errors import InvalidArgument
-from meshkit.identity import require_role
+from meshkit.identity import authorize
 from order_service.errors import CurrencyMismatch
 from order_service.models import Order, OrderItem, OrderStatus
 
@@ -131,13 +131,13 @@ class Analytics:
         self.accounts = accounts
         self.default_currency = default_currency
 
-    async def _admin(self) -> None:
-        await self.accounts.confirm(require_role(Role.ADMIN))
+    async def _admin(self, caller: Principal) -> None:
+        await self.accounts.confirm(authorize(caller, Role.ADMIN))
 
     async def top_products(
-        self, start: datetime | None, end: datetime | None, limit: int
+        self, caller: Principal, start: datetime | None, end: datetime | None, limit: int
     ) -> Sequence[ProductSales]:
-        await self._admin()
+        await self._admin(caller)
         if not 0 <= limit <= 100:
             raise InvalidArgument.for_field("limit", "must be between 1 and 100")
         start, end = _range(start, end)
@@ -167,10 +167,14 @@ class Analytics:
         ]
 
     async def sales(
-        self, granularity: Granularity, start: datetime | None, end: datetime | None
+        self,
+        caller: Principal,
+        granularity: Granularity,
+        start: datetime | None,
+        end: datetime | None,
     ) -> Sequence[PeriodSales]:
         """One row per period from start to end, periods with no sales as zeros."""
-        await self._admin()
+        await self._admin(caller)
         start, end = _range(start, end)
         periods = periods_of(start, end, granularity)
         dialect = "sqlite" if self.db.is_sqlite else "postgresql"

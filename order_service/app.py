@@ -26,6 +26,7 @@ from order_service.grpc_api import AnalyticsService, CartService, OrderService
 from order_service.orders import Orders
 from order_service.saga import Saga
 from order_service.settings import OrderSettings
+from order_service.unit_of_work import OrderUnitOfWork
 from order_service.upstream import Catalog, Users
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -55,16 +56,20 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         invalidation.orders_channel(invalidation.database_of(settings.redis_url)),
         stack,
     )
+
+    def unit_of_work() -> OrderUnitOfWork:
+        return OrderUnitOfWork(database, messaging.outbox)
+
     orders = Orders(
         database,
-        messaging.outbox,
+        unit_of_work,
         catalog,
         Users(users.as_service),
         PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
         changes,
     )
-    saga = Saga(messaging.outbox, catalog, changes)
-    carts = Carts(database, catalog, orders)
+    saga = Saga(unit_of_work, catalog, changes)
+    carts = Carts(database, unit_of_work, catalog, orders)
     return ServiceApp(
         services=[
             ServiceRegistration(
@@ -89,10 +94,10 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
     )
 
 
-def subscriptions(saga: Saga) -> Subscriptions:
-    """The events this service consumes, each with its handler."""
+def subscriptions(saga: Saga) -> Subscriptions[OrderUnitOfWork]:
+    """The events this service consumes, each with its handler and the unit of work it runs in."""
     return (
-        Subscriptions(OrderSettings.service_name)
+        Subscriptions(OrderSettings.service_name, saga.unit_of_work)
         .on("payment.succeeded", saga.on_payment_succeeded)
         .on("payment.failed", saga.on_payment_failed)
         .on("payment.refunded", saga.on_payment_refunded)

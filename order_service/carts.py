@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
+from meshkit.context import Principal
 from meshkit.data import Database, utcnow
 from meshkit.errors import InvalidArgument, quoted
-from meshkit.identity import require_user
+from meshkit.identity import USERS, authorize
 from meshkit.shielding import finish
 from order_service.commands import MAX_QUANTITY, Address, PlaceOrder
 from order_service.errors import (
@@ -24,15 +21,15 @@ from order_service.errors import (
     ProductNotFound,
     ProductNotSold,
 )
-from order_service.models import CartItem, Order
 from order_service.orders import Orders
-from order_service.records import OrderRecord
+from order_service.reads import cart_lines
+from order_service.records import CartLineRecord, OrderRecord
+from order_service.unit_of_work import OrderUnitOfWork
 from order_service.upstream import Catalog, ProductInfo
 
 logger = logging.getLogger(__name__)
 
 MAX_CART_LINES = 100
-LINE_KEY = ("user_id", "product_id")  # the primary key of cart_items
 
 
 @dataclass(frozen=True)
@@ -103,26 +100,27 @@ def check_currency(cart: CartView, product: ProductInfo) -> None:
 
 
 class Carts:
-    def __init__(self, database: Database, catalog: Catalog, orders: Orders) -> None:
+    def __init__(
+        self,
+        database: Database,
+        unit_of_work: Callable[[], OrderUnitOfWork],
+        catalog: Catalog,
+        orders: Orders,
+    ) -> None:
         self.db = database
+        self.unit_of_work = unit_of_work
         self.catalog = catalog
         self.orders = orders
-        self._insert = sqlite_insert if database.is_sqlite else postgresql_insert
 
-    async def view(self) -> CartView:
-        return await self._view(require_user().subject)
+    async def view(self, caller: Principal) -> CartView:
+        return await self._view(authorize(caller, *USERS).subject)
 
     async def _view(
         self, user_id: str, known: Mapping[str, ProductInfo | None] | None = None
     ) -> CartView:
         """The cart as stored now, asking the catalog only for products not in `known`."""
         known = known or {}
-        async with self.db.session() as session:
-            items = (
-                await session.scalars(
-                    select(CartItem).where(CartItem.user_id == user_id).order_by(CartItem.added_at)
-                )
-            ).all()
+        items = await cart_lines(self.db, user_id)
         wanted = [item.product_id for item in items if item.product_id not in known]
         found = dict(
             zip(wanted, await asyncio.gather(*(self._product(pid) for pid in wanted)), strict=True)
@@ -143,8 +141,8 @@ class Carts:
         except InvalidArgument:
             return None  # deleted from the catalog since it was added
 
-    async def set_item(self, product_id: str, quantity: int) -> CartView:
-        user_id = require_user().subject
+    async def set_item(self, caller: Principal, product_id: str, quantity: int) -> CartView:
+        user_id = authorize(caller, *USERS).subject
         if not 1 <= quantity <= MAX_QUANTITY:
             raise InvalidArgument.for_field("quantity", f"must be between 1 and {MAX_QUANTITY}")
         if not product_id.strip():
@@ -160,50 +158,36 @@ class Carts:
             if len(cart.lines) >= MAX_CART_LINES:
                 raise CartFull(f"A cart holds at most {MAX_CART_LINES} products.")
             check_currency(cart, product)
-        await self._upsert(user_id, product_id, quantity)
+        async with self.unit_of_work() as uow:
+            await uow.carts.put(user_id, product_id, quantity, utcnow())
+            await uow.commit()
         known = {line.product_id: line.product for line in cart.lines}
         return await self._view(user_id, {**known, product_id: product})
 
-    async def _upsert(self, user_id: str, product_id: str, quantity: int) -> None:
-        """One statement, so that concurrent puts of one product all succeed, the last
-        committed winning, where a read then an insert would collide on the key."""
-        now = utcnow()
-        statement = self._insert(CartItem).values(
-            user_id=user_id, product_id=product_id, quantity=quantity, added_at=now, updated_at=now
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=LINE_KEY,
-            set_={"quantity": statement.excluded.quantity, "updated_at": now},
-        )
-        async with self.db.transaction() as session:
-            await session.execute(statement)
+    async def remove_item(self, caller: Principal, product_id: str) -> CartView:
+        user_id = authorize(caller, *USERS).subject
+        async with self.unit_of_work() as uow:
+            await uow.carts.remove(user_id, product_id)
+            await uow.commit()
+        return await self._view(user_id)
 
-    async def remove_item(self, product_id: str) -> CartView:
-        user_id = require_user().subject
-        async with self.db.transaction() as session:
-            await session.execute(
-                delete(CartItem).where(
-                    CartItem.user_id == user_id, CartItem.product_id == product_id
-                )
-            )
-        return await self.view()
-
-    async def clear(self) -> CartView:
-        user_id = require_user().subject
-        async with self.db.transaction() as session:
-            await session.execute(delete(CartItem).where(CartItem.user_id == user_id))
-        return await self.view()
+    async def clear(self, caller: Principal) -> CartView:
+        user_id = authorize(caller, *USERS).subject
+        async with self.unit_of_work() as uow:
+            await uow.carts.clear(user_id)
+            await uow.commit()
+        return await self._view(user_id)
 
     async def checkout(
-        self, idempotency_key: str, payment_method: str, address: Address
-    ) -> Order | OrderRecord:
+        self, caller: Principal, idempotency_key: str, payment_method: str, address: Address
+    ) -> OrderRecord:
         """Place an order exactly as POST /v1/orders would, from the lines of the cart.
 
         The lines are taken out of the cart before the order is placed, in one statement:
         of several checkouts of one cart at once, only one finds them and the others find
         the cart empty. If the order is not placed, they are put back.
         """
-        user_id = require_user().subject
+        user_id = authorize(caller, *USERS).subject
         taken = await self._take_lines(user_id)
         if not taken:
             # A replay after a successful checkout finds the cart empty: return that order.
@@ -214,17 +198,17 @@ class Carts:
         # Shielded: a client hanging up must neither leave its cart emptied with no order nor
         # get its lines back while the order it placed goes on being placed.
         return await finish(
-            self._place_taken(user_id, taken, idempotency_key, payment_method, address)
+            self._place_taken(caller, taken, idempotency_key, payment_method, address)
         )
 
     async def _place_taken(
         self,
-        user_id: str,
-        taken: Sequence[CartItem],
+        caller: Principal,
+        taken: Sequence[CartLineRecord],
         idempotency_key: str,
         payment_method: str,
         address: Address,
-    ) -> Order | OrderRecord:
+    ) -> OrderRecord:
         """The order of the taken lines, or the lines back in the cart."""
         try:
             command = PlaceOrder.validated(
@@ -233,46 +217,25 @@ class Carts:
                 payment_method,
                 address,
             )
-            return await self.orders.place(command)
+            return await self.orders.place(caller, command)
         except BaseException:
-            await self._put_back(user_id, taken)
+            await self._put_back(caller.subject, taken)
             raise
 
-    async def _take_lines(self, user_id: str) -> Sequence[CartItem]:
-        """Deletes the user's lines and returns them. On PostgreSQL a second delete waits for
-        the first to commit and then finds nothing; SQLite runs one writer at a time."""
-        async with self.db.transaction() as session:
-            return (
-                await session.scalars(
-                    delete(CartItem)
-                    .where(CartItem.user_id == user_id)
-                    .returning(CartItem)
-                    .execution_options(synchronize_session=False)
-                )
-            ).all()
+    async def _take_lines(self, user_id: str) -> Sequence[CartLineRecord]:
+        """Takes the user's lines out of the cart, in one statement (`CartRepository.take`)."""
+        async with self.unit_of_work() as uow:
+            taken = await uow.carts.take(user_id)
+            await uow.commit()
+        return taken
 
-    async def _put_back(self, user_id: str, lines: Sequence[CartItem]) -> None:
+    async def _put_back(self, user_id: str, lines: Sequence[CartLineRecord]) -> None:
         """Returns taken lines to the cart as they were; a product put in the cart again
         meanwhile keeps its newer quantity."""
-        statement = (
-            self._insert(CartItem)
-            .values(
-                [
-                    {
-                        "user_id": line.user_id,
-                        "product_id": line.product_id,
-                        "quantity": line.quantity,
-                        "added_at": line.added_at,
-                        "updated_at": line.updated_at,
-                    }
-                    for line in lines
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=LINE_KEY)
-        )
         try:
-            async with self.db.transaction() as session:
-                await session.execute(statement)
+            async with self.unit_of_work() as uow:
+                await uow.carts.put_back(lines)
+                await uow.commit()
         except Exception:
             # The checkout's own error is what the caller must see; this one is for support.
             logger.exception(

@@ -16,6 +16,7 @@ from ecommerce.order.v1 import (
     order_pb2_grpc,
 )
 from meshkit.errors import InvalidArgument
+from meshkit.identity import require_principal
 from meshkit.rpc import timestamp, to_datetime
 from order_service.analytics import Analytics, Granularity
 from order_service.carts import Carts
@@ -80,17 +81,18 @@ class OrderService(order_pb2_grpc.OrderServiceServicer):
         command = place_order_command(
             request.idempotency_key, request.items, request.payment_method, request.shipping_address
         )
-        return order_message(await self.orders.place(command))
+        return order_message(await self.orders.place(require_principal(), command))
 
     async def GetOrder(
         self, request: order_pb2.GetOrderRequest, context: Context
     ) -> order_pb2.Order:
-        return order_message(await self.orders.get(request.id))
+        return order_message(await self.orders.get(require_principal(), request.id))
 
     async def ListOrders(
         self, request: order_pb2.ListOrdersRequest, context: Context
     ) -> order_pb2.ListOrdersResponse:
         orders, next_token = await self.orders.list(
+            require_principal(),
             status=_status_filter(request.status),
             user_id=request.user_id,
             requested_size=request.page_size,
@@ -103,18 +105,22 @@ class OrderService(order_pb2_grpc.OrderServiceServicer):
     async def CancelOrder(
         self, request: order_pb2.CancelOrderRequest, context: Context
     ) -> order_pb2.Order:
-        return order_message(await self.orders.cancel(request.id, request.reason))
+        return order_message(
+            await self.orders.cancel(require_principal(), request.id, request.reason)
+        )
 
     async def ShipOrder(
         self, request: order_pb2.ShipOrderRequest, context: Context
     ) -> order_pb2.Order:
-        order = await self.orders.ship(request.id, request.carrier, request.tracking_number)
+        order = await self.orders.ship(
+            require_principal(), request.id, request.carrier, request.tracking_number
+        )
         return order_message(order)
 
     async def GetOrderTimeline(
         self, request: order_pb2.GetOrderTimelineRequest, context: Context
     ) -> order_pb2.OrderTimeline:
-        events = await self.orders.timeline(request.order_id)
+        events = await self.orders.timeline(require_principal(), request.order_id)
         return order_pb2.OrderTimeline(
             order_id=request.order_id,
             events=[timeline_event_message(event) for event in events],
@@ -126,28 +132,33 @@ class CartService(cart_pb2_grpc.CartServiceServicer):
         self.carts = carts
 
     async def GetCart(self, request: cart_pb2.GetCartRequest, context: Context) -> cart_pb2.Cart:
-        return cart_message(await self.carts.view())
+        return cart_message(await self.carts.view(require_principal()))
 
     async def SetCartItem(
         self, request: cart_pb2.SetCartItemRequest, context: Context
     ) -> cart_pb2.Cart:
-        return cart_message(await self.carts.set_item(request.product_id, request.quantity))
+        return cart_message(
+            await self.carts.set_item(require_principal(), request.product_id, request.quantity)
+        )
 
     async def RemoveCartItem(
         self, request: cart_pb2.RemoveCartItemRequest, context: Context
     ) -> cart_pb2.Cart:
-        return cart_message(await self.carts.remove_item(request.product_id))
+        return cart_message(await self.carts.remove_item(require_principal(), request.product_id))
 
     async def ClearCart(
         self, request: cart_pb2.ClearCartRequest, context: Context
     ) -> cart_pb2.Cart:
-        return cart_message(await self.carts.clear())
+        return cart_message(await self.carts.clear(require_principal()))
 
     async def CheckoutCart(
         self, request: cart_pb2.CheckoutCartRequest, context: Context
     ) -> order_pb2.Order:
         order = await self.carts.checkout(
-            request.idempotency_key, request.payment_method, _address(request.shipping_address)
+            require_principal(),
+            request.idempotency_key,
+            request.payment_method,
+            _address(request.shipping_address),
         )
         return order_message(order)
 
@@ -178,11 +189,9 @@ class AnalyticsService(analytics_pb2_grpc.AnalyticsServiceServicer):
     async def GetTopProducts(
         self, request: analytics_pb2.GetTopProductsRequest, context: Context
     ) -> analytics_pb2.GetTopProductsResponse:
-        rows = await self.analytics.top_products(
-            _time_or_none(request.start_time, request.HasField("start_time"), "start_time"),
-            _time_or_none(request.end_time, request.HasField("end_time"), "end_time"),
-            request.limit,
-        )
+        start = _time_or_none(request.start_time, request.HasField("start_time"), "start_time")
+        end = _time_or_none(request.end_time, request.HasField("end_time"), "end_time")
+        rows = await self.analytics.top_products(require_principal(), start, end, request.limit)
         return analytics_pb2.GetTopProductsResponse(
             products=[
                 analytics_pb2.TopProduct(
@@ -201,11 +210,9 @@ class AnalyticsService(analytics_pb2_grpc.AnalyticsServiceServicer):
         granularity = _GRANULARITY.get(request.granularity)
         if granularity is None:
             raise InvalidArgument.for_field("granularity", "must be day, week or month")
-        rows = await self.analytics.sales(
-            granularity,
-            _time_or_none(request.start_time, request.HasField("start_time"), "start_time"),
-            _time_or_none(request.end_time, request.HasField("end_time"), "end_time"),
-        )
+        start = _time_or_none(request.start_time, request.HasField("start_time"), "start_time")
+        end = _time_or_none(request.end_time, request.HasField("end_time"), "end_time")
+        rows = await self.analytics.sales(require_principal(), granularity, start, end)
         return analytics_pb2.GetSalesResponse(
             periods=[
                 analytics_pb2.SalesPeriod(

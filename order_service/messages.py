@@ -9,7 +9,7 @@ from ecommerce.common.v1 import money_pb2
 from ecommerce.order.v1 import cart_pb2, order_pb2
 from meshkit.rpc import timestamp, to_timestamp
 from order_service.carts import CartView
-from order_service.models import Order, TimelineEvent
+from order_service.models import TimelineEvent
 from order_service.records import OrderRecord
 
 STATUS_TO_PROTO = {
@@ -24,7 +24,7 @@ def money_message(amount_minor: int, currency: str) -> money_pb2.Money:
     return money_pb2.Money(amount_minor=amount_minor, currency_code=currency)
 
 
-def order_message(order: Order | OrderRecord) -> order_pb2.Order:
+def order_message(order: OrderRecord) -> order_pb2.Order:
     # Nested fields given as dicts are built in place; given as messages, they would be built
     # and then copied. The address's JSON is read straight in for the same reason.
     currency = order.currency_code

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import TypeVar
+from collections.abc import Callable, Sequence
 
 from google.protobuf.message import Message
 
@@ -12,28 +11,15 @@ from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
 from meshkit.caching import ChangeAnnouncer, invalidation
 from meshkit.context import Principal, Role, deadline_var
-from meshkit.data import Database, utcnow
-from meshkit.data.transactions import (
-    IntegrityViolation,
-    SessionTransaction,
-    Transaction,
-    transaction,
-)
+from meshkit.data import Database, IntegrityViolation, utcnow
 from meshkit.errors import (
     FieldViolation,
     InvalidArgument,
     quoted,
     require_id,
 )
-from meshkit.identity import (
-    AccountDeactivated,
-    RoleNotAllowed,
-    require_principal,
-    require_role,
-    require_user,
-)
+from meshkit.identity import USERS, AccountDeactivated, RoleNotAllowed, authorize
 from meshkit.ids import new_id
-from meshkit.messaging import Outbox
 from meshkit.rpc import PageTokenCodec, page_size, timestamp
 from meshkit.shielding import finish
 from order_service.commands import PlaceOrder
@@ -45,19 +31,11 @@ from order_service.errors import (
     OrderNotPending,
     ProductNotSold,
 )
-from order_service.models import Order, OrderStatus, TimelineEvent
-from order_service.reads import load_order, load_order_by_key
+from order_service.models import OrderStatus, TimelineEvent
+from order_service.reads import load_order, load_order_by_key, page_of_orders, timeline_of
 from order_service.records import ItemRecord, OrderRecord
-from order_service.repository import (
-    OrderRepository,
-    TimelineRepository,
-    add_order,
-    record_timeline_event,
-    transition,
-)
+from order_service.unit_of_work import OrderUnitOfWork
 from order_service.upstream import Catalog, ProductInfo, Users
-
-OrderT = TypeVar("OrderT", bound=Order | OrderRecord)
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +50,10 @@ def money(amount_minor: int, currency: str) -> money_pb2.Money:
     return money_pb2.Money(amount_minor=amount_minor, currency_code=currency)
 
 
-async def emit(tx: Transaction, outbox: Outbox, order_id: str, body: Message, summary: str) -> None:
-    """Outbox the event and put it on the order's timeline, in the caller's transaction."""
-    envelope = await outbox.add(tx, body, correlation_id=order_id)
-    await record_timeline_event(
-        tx,
+async def emit(uow: OrderUnitOfWork, order_id: str, body: Message, summary: str) -> None:
+    """Publish the event and put it on the order's timeline, in the caller's unit of work."""
+    envelope = uow.publish(body, correlation_id=order_id)
+    await uow.timeline.record(
         event_id=envelope.message_id,
         order_id=order_id,
         event_type=envelope.event_type,
@@ -90,14 +67,14 @@ class Orders:
     def __init__(
         self,
         database: Database,
-        outbox: Outbox,
+        unit_of_work: Callable[[], OrderUnitOfWork],
         catalog: Catalog,
         users: Users,
         page_tokens: PageTokenCodec,
         changes: ChangeAnnouncer | None = None,
     ) -> None:
         self.db = database
-        self.outbox = outbox
+        self.unit_of_work = unit_of_work
         self.catalog = catalog
         self.users = users
         self.page_tokens = page_tokens
@@ -107,9 +84,9 @@ class Orders:
 
     # --- placing an order -------------------------------------------------------------
 
-    async def place(self, command: PlaceOrder) -> Order | OrderRecord:
+    async def place(self, caller: Principal, command: PlaceOrder) -> OrderRecord:
         """Check the user, price the items, reserve stock, then save order and event together."""
-        user_id = require_user().subject
+        user_id = authorize(caller, *USERS).subject
         replay = await self._replay(user_id, command)
         if replay is not None:
             return replay
@@ -129,7 +106,7 @@ class Orders:
         command: PlaceOrder,
         products: dict[str, ProductInfo],
         currency: str,
-    ) -> Order | OrderRecord:
+    ) -> OrderRecord:
         """The order saved with its stock reserved, or no order and the stock released.
 
         A reservation that failed may still have been made (a deadline that passed while the
@@ -149,12 +126,12 @@ class Orders:
             await self._release_unless_saved(order_id)
             raise
 
-    async def find_by_key(self, user_id: str, idempotency_key: str) -> Order | OrderRecord | None:
+    async def find_by_key(self, user_id: str, idempotency_key: str) -> OrderRecord | None:
         if not idempotency_key:
             return None
         return await load_order_by_key(self.db, user_id, idempotency_key)
 
-    async def _replay(self, user_id: str, command: PlaceOrder) -> Order | OrderRecord | None:
+    async def _replay(self, user_id: str, command: PlaceOrder) -> OrderRecord | None:
         existing = await self.find_by_key(user_id, command.idempotency_key)
         if existing is None:
             return None
@@ -233,9 +210,10 @@ class Orders:
             payment_method=command.payment_method,
             create_time=timestamp(now),
         )
-        async with transaction(self.db) as tx:
-            await add_order(tx, order)
-            await emit(tx, self.outbox, order_id, event, f"Order placed: {len(items)} item(s)")
+        async with self.unit_of_work() as uow:
+            await uow.orders.add(order)
+            await emit(uow, order_id, event, f"Order placed: {len(items)} item(s)")
+            await uow.commit()
         return order
 
     async def _release_unless_saved(self, order_id: str) -> None:
@@ -254,22 +232,27 @@ class Orders:
 
     # --- reading ------------------------------------------------------------------------
 
-    async def get(self, order_id: str) -> Order | OrderRecord:
-        principal = require_principal()
+    async def get(self, caller: Principal, order_id: str) -> OrderRecord:
         require_id(order_id)
-        return self._visible(await load_order(self.db, order_id), principal, order_id)
+        return self._visible(await load_order(self.db, order_id), caller, order_id)
 
     @staticmethod
-    def _visible(order: OrderT | None, principal: Principal, order_id: str) -> OrderT:
+    def _visible(order: OrderRecord | None, caller: Principal, order_id: str) -> OrderRecord:
         # Someone else's order is NOT_FOUND, not PERMISSION_DENIED: ids must not be probed.
-        if order is None or not (principal.is_privileged or order.user_id == principal.subject):
+        if order is None or not (caller.is_privileged or order.user_id == caller.subject):
             raise OrderNotFound(f"No order has id {quoted(order_id)}.")
         return order
 
     async def list(
-        self, *, status: str | None, user_id: str, requested_size: int, page_token: str
-    ) -> tuple[Sequence[Order], str]:
-        principal = require_principal()
+        self,
+        caller: Principal,
+        *,
+        status: str | None,
+        user_id: str,
+        requested_size: int,
+        page_token: str,
+    ) -> tuple[Sequence[OrderRecord], str]:
+        principal = caller
         if status is not None and status not in STATUSES:
             raise InvalidArgument.for_field("status", "is not an order status")
         if principal.is_privileged:
@@ -281,31 +264,27 @@ class Orders:
         limit = page_size(requested_size)
         query_key = f"{owner}|{status}"
         before = self.page_tokens.decode(page_token, query_key)[0] if page_token else None
-        async with self.db.session() as session:
-            orders = await OrderRepository(session).page(
-                user_id=owner, status=status, before_id=before, limit=limit + 1
-            )
+        orders = await page_of_orders(
+            self.db, user_id=owner, status=status, before_id=before, limit=limit + 1
+        )
         next_token = ""
         if len(orders) > limit:
             next_token = self.page_tokens.encode([orders[limit - 1].id], query_key)
         return orders[:limit], next_token
 
-    async def timeline(self, order_id: str) -> Sequence[TimelineEvent]:
+    async def timeline(self, caller: Principal, order_id: str) -> Sequence[TimelineEvent]:
         require_id(order_id, "order_id")
-        await self.get(order_id)  # ownership check
-        async with self.db.session() as session:
-            return await TimelineRepository(session).for_order(order_id)
+        await self.get(caller, order_id)  # ownership check
+        return await timeline_of(self.db, order_id)
 
     # --- life cycle -------------------------------------------------------------------------
 
-    async def cancel(self, order_id: str, reason: str) -> Order:
-        principal = require_user()
+    async def cancel(self, caller: Principal, order_id: str, reason: str) -> OrderRecord:
+        authorize(caller, *USERS)
         require_id(order_id)
-        async with self.db.transaction() as session:
-            tx = SessionTransaction(session)
-            order = self._visible(await OrderRepository(session).get(order_id), principal, order_id)
-            if not await transition(
-                tx,
+        async with self.unit_of_work() as uow:
+            order = self._visible(await uow.orders.get(order_id), caller, order_id)
+            if not await uow.orders.transition(
                 order_id,
                 OrderStatus.PENDING,
                 OrderStatus.CANCELLED,
@@ -318,8 +297,7 @@ class Orders:
             # Inside the transaction: if the release fails, the cancellation does not happen.
             await self.catalog.release(order_id)
             await emit(
-                tx,
-                self.outbox,
+                uow,
                 order_id,
                 events_pb2.OrderCancelled(
                     order_id=order_id,
@@ -330,11 +308,14 @@ class Orders:
                 ),
                 "Order cancelled" + (f": {reason}" if reason else ""),
             )
+            await uow.commit()
         await self._announce(order_id)
         return await self._reload(order_id)
 
-    async def ship(self, order_id: str, carrier: str, tracking_number: str) -> Order:
-        principal = require_role(Role.ADMIN, Role.SELLER)
+    async def ship(
+        self, caller: Principal, order_id: str, carrier: str, tracking_number: str
+    ) -> OrderRecord:
+        principal = authorize(caller, Role.ADMIN, Role.SELLER)
         require_id(order_id)
         problems = [
             FieldViolation(name, "is required (at most 100 characters)")
@@ -344,9 +325,8 @@ class Orders:
         if problems:
             raise InvalidArgument("The shipment has invalid fields.", problems)
         await self.users.confirm(principal)
-        async with self.db.transaction() as session:
-            tx = SessionTransaction(session)
-            order = await OrderRepository(session).get(order_id)
+        async with self.unit_of_work() as uow:
+            order = await uow.orders.get(order_id)
             if order is None:
                 raise OrderNotFound(f"No order has id {quoted(order_id)}.")
             if principal.role is Role.SELLER and principal.subject not in {
@@ -354,8 +334,7 @@ class Orders:
             }:
                 raise NotOrderSeller("Only a seller of an item in this order may ship it.")
             now = utcnow()
-            if not await transition(
-                tx,
+            if not await uow.orders.transition(
                 order_id,
                 OrderStatus.PAID,
                 OrderStatus.SHIPPED,
@@ -366,8 +345,7 @@ class Orders:
             ):
                 raise OrderNotPaid(f"Only a PAID order can be shipped; this one is {order.status}.")
             await emit(
-                tx,
-                self.outbox,
+                uow,
                 order_id,
                 events_pb2.OrderShipped(
                     order_id=order_id,
@@ -378,6 +356,7 @@ class Orders:
                 ),
                 f"Shipped with {carrier.strip()}, tracking {tracking_number.strip()}",
             )
+            await uow.commit()
         await self._announce(order_id)
         return await self._reload(order_id)
 
@@ -386,9 +365,8 @@ class Orders:
         if self.changes is not None:
             await self.changes.changed(invalidation.order_changed(order_id))
 
-    async def _reload(self, order_id: str) -> Order:
-        async with self.db.session() as session:
-            order = await OrderRepository(session).get(order_id)
+    async def _reload(self, order_id: str) -> OrderRecord:
+        order = await load_order(self.db, order_id)
         if order is None:
             raise OrderNotFound(f"No order has id {quoted(order_id)}.")
         return order

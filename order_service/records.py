@@ -1,4 +1,4 @@
-"""Orders and their lines as plain records: what the driver reads and a placed order writes."""
+"""Orders, their lines and cart lines as plain records: the one shape the domain sees of each."""
 
 from __future__ import annotations
 
@@ -44,3 +44,14 @@ class OrderRecord:
     paid_at: datetime | None
     shipped_at: datetime | None
     items: tuple[ItemRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CartLineRecord:
+    """A product in a user's cart, with how many of it."""
+
+    user_id: str
+    product_id: str
+    quantity: int
+    added_at: datetime
+    updated_at: datetime

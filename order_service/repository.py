@@ -1,4 +1,9 @@
-"""Reads and writes of orders and their timelines, given a session or a transaction."""
+"""The order service's repositories: orders, their timelines and carts, by prebuilt statements
+on a unit of work's transaction.
+
+Each statement is SQLAlchemy Core built once and run with parameters: on PostgreSQL on the
+driver itself (`meshkit.data.transactions`), which keeps the saga's writes cheap.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,31 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
 
 from meshkit.data import Statement, Transaction
-from order_service.models import Order, OrderItem, TimelineEvent
-from order_service.records import OrderRecord
+from order_service.models import CartItem, Order, OrderItem, TimelineEvent
+from order_service.records import CartLineRecord, ItemRecord, OrderRecord
 
 _orders: Table = Order.__table__  # type: ignore[assignment]
 _timeline: Table = TimelineEvent.__table__  # type: ignore[assignment]
 _items: Table = OrderItem.__table__  # type: ignore[assignment]
+_cart: Table = CartItem.__table__  # type: ignore[assignment]
+
+# The columns of an order and of its items (but the order's id): what `OrderRecord` and
+# `ItemRecord` hold, what is written, and what the fast reads select.
+ORDER_FIELDS = tuple(column.key for column in _orders.columns)
+ITEM_FIELDS = tuple(column.key for column in _items.columns if column.key != "order_id")
+
+
+def order_record(order: dict[str, Any], items: Sequence[dict[str, Any]]) -> OrderRecord:
+    """An order's record from its row and its items' rows (in position order)."""
+    return OrderRecord(
+        **{name: order[name] for name in ORDER_FIELDS},
+        items=tuple(ItemRecord(**{name: item[name] for name in ITEM_FIELDS}) for item in items),
+    )
 
 
 class Moved(NamedTuple):
@@ -29,38 +46,22 @@ class Moved(NamedTuple):
     currency_code: str
 
 
-class OrderRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
-        query = select(Order).where(Order.id == order_id)
-        if for_update:
-            # Items are loaded after, by the relationship: PostgreSQL locks no outer join.
-            return await self.session.scalar(query.with_for_update())
-        # One statement for the order and its items (the relationship's default is two).
-        rows = await self.session.scalars(query.options(joinedload(Order.items)))
-        return rows.unique().one_or_none()
-
-    async def by_idempotency_key(self, user_id: str, key: str) -> Order | None:
-        return await self.session.scalar(
-            select(Order).where(Order.user_id == user_id, Order.idempotency_key == key)
-        )
-
-    async def page(
-        self, *, user_id: str | None, status: str | None, before_id: str | None, limit: int
-    ) -> Sequence[Order]:
-        """Newest first: ids are time-ordered, so the id is the keyset."""
-        query = select(Order).order_by(Order.id.desc()).limit(limit)
-        if user_id:
-            query = query.where(Order.user_id == user_id)
-        if status:
-            query = query.where(Order.status == status)
-        if before_id:
-            query = query.where(Order.id < before_id)
-        return (await self.session.scalars(query)).all()
-
-
+_ORDER = Statement(select(_orders).where(_orders.c.id == bindparam("order_id")))
+_ORDER_FOR_UPDATE = Statement(
+    select(_orders).where(_orders.c.id == bindparam("order_id")).with_for_update()
+)
+_ORDER_BY_KEY = Statement(
+    select(_orders).where(
+        _orders.c.user_id == bindparam("user_id"),
+        _orders.c.idempotency_key == bindparam("key"),
+    )
+)
+_ITEMS = Statement(
+    select(_items).where(_items.c.order_id == bindparam("order_id")).order_by(_items.c.position)
+)
+_ADD_ORDER = Statement(_orders.insert())
+_ADD_ITEMS = Statement(_items.insert())
+_STATUS_OF = Statement(select(_orders.c.status).where(_orders.c.id == bindparam("order_id")))
 # Built once per set of columns it sets, run with parameters: every saga step moves an order.
 _TRANSITIONS: dict[frozenset[str], Statement] = {}
 
@@ -77,51 +78,60 @@ def _transition(columns: frozenset[str]) -> Statement:
     return statement
 
 
-async def transition(
-    tx: Transaction, order_id: str, from_status: str, to_status: str, **values: Any
-) -> Moved | None:
-    """Move an order on only from the state expected: a late or repeated event moves nothing.
+class OrderRepository:
+    """Orders with their items, as `OrderRecord`s."""
 
-    Returns who owns the moved order and its total (what the events it causes carry), or
-    None when it did not move: no second statement to read them back.
-    """
-    row = await tx.fetchrow(
-        _transition(frozenset(values)),
-        {"order_id": order_id, "from": from_status, "to": to_status, **values},
-    )
-    if row is None:
-        return None
-    return Moved(row["user_id"], row["total_minor"], row["currency_code"])
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
 
+    async def get(self, order_id: str, *, for_update: bool = False) -> OrderRecord | None:
+        """The order with its items; `for_update` locks its row until the transaction ends."""
+        row = await self.tx.fetchrow(
+            _ORDER_FOR_UPDATE if for_update else _ORDER, {"order_id": order_id}
+        )
+        if row is None:
+            return None
+        return order_record(row, await self.tx.fetch(_ITEMS, {"order_id": order_id}))
 
-# Built once, run with parameters: every order placed writes both.
-_ADD_ORDER = Statement(_orders.insert())
-_ADD_ITEMS = Statement(_items.insert())
-# The columns of an order and of its items (but the order's id): what `OrderRecord` and
-# `ItemRecord` hold, what is written, and what the fast reads select.
-ORDER_FIELDS = tuple(column.key for column in _orders.columns)
-ITEM_FIELDS = tuple(column.key for column in _items.columns if column.key != "order_id")
+    async def by_idempotency_key(self, user_id: str, key: str) -> OrderRecord | None:
+        """The order its owner placed with this Idempotency-Key, or None."""
+        row = await self.tx.fetchrow(_ORDER_BY_KEY, {"user_id": user_id, "key": key})
+        if row is None:
+            return None
+        return order_record(row, await self.tx.fetch(_ITEMS, {"order_id": row["id"]}))
 
+    async def add(self, order: OrderRecord) -> None:
+        """The order and its items; a second order with the owner's idempotency key breaks the
+        unique constraint (`IntegrityViolation`)."""
+        await self.tx.execute(_ADD_ORDER, {name: getattr(order, name) for name in ORDER_FIELDS})
+        await self.tx.execute_many(
+            _ADD_ITEMS,
+            [
+                {"order_id": order.id, **{name: getattr(item, name) for name in ITEM_FIELDS}}
+                for item in order.items
+            ],
+        )
 
-async def add_order(tx: Transaction, order: OrderRecord) -> None:
-    """The order and its items; a second order with the owner's idempotency key breaks the
-    unique constraint (`IntegrityViolation`)."""
-    await tx.execute(_ADD_ORDER, {name: getattr(order, name) for name in ORDER_FIELDS})
-    await tx.execute_many(
-        _ADD_ITEMS,
-        [
-            {"order_id": order.id, **{name: getattr(item, name) for name in ITEM_FIELDS}}
-            for item in order.items
-        ],
-    )
+    async def transition(
+        self, order_id: str, from_status: str, to_status: str, **values: Any
+    ) -> Moved | None:
+        """Move an order on only from the state expected: a late or repeated event moves
+        nothing.
 
+        Returns who owns the moved order and its total (what the events it causes carry), or
+        None when it did not move: no second statement to read them back.
+        """
+        row = await self.tx.fetchrow(
+            _transition(frozenset(values)),
+            {"order_id": order_id, "from": from_status, "to": to_status, **values},
+        )
+        if row is None:
+            return None
+        return Moved(row["user_id"], row["total_minor"], row["currency_code"])
 
-_STATUS_OF = Statement(select(_orders.c.status).where(_orders.c.id == bindparam("order_id")))
-
-
-async def status_of(tx: Transaction, order_id: str) -> str | None:
-    row = await tx.fetchrow(_STATUS_OF, {"order_id": order_id})
-    return row["status"] if row is not None else None
+    async def status_of(self, order_id: str) -> str | None:
+        row = await self.tx.fetchrow(_STATUS_OF, {"order_id": order_id})
+        return row["status"] if row is not None else None
 
 
 # Built once, run with parameters (every event of an order records one): SQLite's, PostgreSQL's.
@@ -135,39 +145,122 @@ _RECORD_TIMELINE_EVENT = {
 }
 
 
-async def record_timeline_event(
-    tx: Transaction,
-    *,
-    event_id: str,
-    order_id: str,
-    event_type: str,
-    source: str,
-    occurred_at: datetime,
-    summary: str,
-) -> None:
-    """Idempotent: the same event recorded twice is one entry."""
-    await tx.execute(
-        _RECORD_TIMELINE_EVENT[tx.dialect],
-        {
-            "event_id": event_id,
-            "order_id": order_id,
-            "event_type": event_type,
-            "source": source,
-            "occurred_at": occurred_at,
-            "summary": summary[:500],
-        },
+class TimelineRepository:
+    """What happened to each order, one entry per event."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    async def record(
+        self,
+        *,
+        event_id: str,
+        order_id: str,
+        event_type: str,
+        source: str,
+        occurred_at: datetime,
+        summary: str,
+    ) -> None:
+        """Idempotent: the same event recorded twice is one entry."""
+        await self.tx.execute(
+            _RECORD_TIMELINE_EVENT[self.tx.dialect],
+            {
+                "event_id": event_id,
+                "order_id": order_id,
+                "event_type": event_type,
+                "source": source,
+                "occurred_at": occurred_at,
+                "summary": summary[:500],
+            },
+        )
+
+
+LINE_KEY = ("user_id", "product_id")  # the primary key of cart_items
+
+
+def _put_line(insert: Any) -> Statement:
+    # One statement, so that concurrent puts of one product all succeed, the last committed
+    # winning, where a read then an insert would collide on the key.
+    statement = insert(_cart)
+    return Statement(
+        statement.on_conflict_do_update(
+            index_elements=LINE_KEY,
+            set_={
+                "quantity": statement.excluded.quantity,
+                "updated_at": statement.excluded.updated_at,
+            },
+        )
     )
 
 
-class TimelineRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+_PUT_LINE = {"sqlite": _put_line(sqlite_insert), "postgresql": _put_line(postgresql_insert)}
+# A product put in the cart again meanwhile keeps its newer quantity.
+_PUT_BACK = {
+    "sqlite": Statement(sqlite_insert(_cart).on_conflict_do_nothing(index_elements=LINE_KEY)),
+    "postgresql": Statement(
+        postgresql_insert(_cart).on_conflict_do_nothing(index_elements=LINE_KEY)
+    ),
+}
+_REMOVE_LINE = Statement(
+    delete(_cart).where(
+        _cart.c.user_id == bindparam("user_id"), _cart.c.product_id == bindparam("product_id")
+    )
+)
+_CLEAR = Statement(delete(_cart).where(_cart.c.user_id == bindparam("user_id")))
+_TAKE = Statement(
+    delete(_cart).where(_cart.c.user_id == bindparam("user_id")).returning(*_cart.columns)
+)
+_LINES = Statement(
+    select(_cart).where(_cart.c.user_id == bindparam("user_id")).order_by(_cart.c.added_at)
+)
 
-    async def for_order(self, order_id: str) -> Sequence[TimelineEvent]:
-        return (
-            await self.session.scalars(
-                select(TimelineEvent)
-                .where(TimelineEvent.order_id == order_id)
-                .order_by(TimelineEvent.occurred_at, TimelineEvent.event_id)
-            )
-        ).all()
+
+class CartRepository:
+    """Users' carts, a line per product."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    async def lines(self, user_id: str) -> list[CartLineRecord]:
+        """The user's lines, oldest first."""
+        return [CartLineRecord(**row) for row in await self.tx.fetch(_LINES, {"user_id": user_id})]
+
+    async def put(self, user_id: str, product_id: str, quantity: int, now: datetime) -> None:
+        """Add the product, or set its quantity when the cart holds it already."""
+        await self.tx.execute(
+            _PUT_LINE[self.tx.dialect],
+            {
+                "user_id": user_id,
+                "product_id": product_id,
+                "quantity": quantity,
+                "added_at": now,
+                "updated_at": now,
+            },
+        )
+
+    async def remove(self, user_id: str, product_id: str) -> None:
+        await self.tx.execute(_REMOVE_LINE, {"user_id": user_id, "product_id": product_id})
+
+    async def clear(self, user_id: str) -> None:
+        await self.tx.execute(_CLEAR, {"user_id": user_id})
+
+    async def take(self, user_id: str) -> list[CartLineRecord]:
+        """Deletes the user's lines and returns them. On PostgreSQL a second take waits for the
+        first to commit and then finds nothing; SQLite runs one writer at a time."""
+        return [CartLineRecord(**row) for row in await self.tx.fetch(_TAKE, {"user_id": user_id})]
+
+    async def put_back(self, lines: Sequence[CartLineRecord]) -> None:
+        """Returns taken lines to their cart as they were."""
+        await self.tx.execute_many(
+            _PUT_BACK[self.tx.dialect],
+            [
+                {
+                    "user_id": line.user_id,
+                    "product_id": line.product_id,
+                    "quantity": line.quantity,
+                    "added_at": line.added_at,
+                    "updated_at": line.updated_at,
+                }
+                for line in lines
+            ],
+        )

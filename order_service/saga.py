@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 
 from google.protobuf.message import Message
 
 from ecommerce.events.v1 import events_pb2
 from meshkit.caching import ChangeAnnouncer, invalidation
-from meshkit.data import Transaction, utcnow
-from meshkit.messaging import Envelope, Outbox
+from meshkit.data import utcnow
+from meshkit.messaging import Envelope
 from meshkit.rpc import timestamp
 from order_service.models import OrderStatus
 from order_service.orders import emit, money
-from order_service.repository import record_timeline_event, status_of, transition
+from order_service.unit_of_work import OrderUnitOfWork
 from order_service.upstream import Catalog
 
 logger = logging.getLogger(__name__)
@@ -24,28 +25,31 @@ class Saga:
     """Moves orders on as the payment and notification services report back."""
 
     def __init__(
-        self, outbox: Outbox, catalog: Catalog, changes: ChangeAnnouncer | None = None
+        self,
+        unit_of_work: Callable[[], OrderUnitOfWork],
+        catalog: Catalog,
+        changes: ChangeAnnouncer | None = None,
     ) -> None:
-        self.outbox = outbox
+        # Each event is handled in a unit of work of its own, which the consumer opens.
+        self.unit_of_work = unit_of_work
         self.catalog = catalog
         # Where every change to an order is announced once committed: the gateway keeps its
         # answers about an order until then.
         self.changes = changes
 
     async def on_payment_succeeded(
-        self, tx: Transaction, event: Message, envelope: Envelope
+        self, uow: OrderUnitOfWork, event: Message, envelope: Envelope
     ) -> None:
         assert isinstance(event, events_pb2.PaymentSucceeded)
-        await _record_received(tx, event.order_id, envelope, "Payment succeeded")
+        await _record_received(uow, event.order_id, envelope, "Payment succeeded")
         now = utcnow()
-        moved = await transition(
-            tx, event.order_id, OrderStatus.PENDING, OrderStatus.PAID, paid_at=now, updated_at=now
+        moved = await uow.orders.transition(
+            event.order_id, OrderStatus.PENDING, OrderStatus.PAID, paid_at=now, updated_at=now
         )
         if moved is not None:
-            self._announce_after_commit(tx, event.order_id)
+            self._announce_after_commit(uow, event.order_id)
             await emit(
-                tx,
-                self.outbox,
+                uow,
                 event.order_id,
                 events_pb2.OrderConfirmed(
                     order_id=event.order_id,
@@ -57,7 +61,7 @@ class Saga:
                 "Order confirmed: paid",
             )
             return
-        status = await status_of(tx, event.order_id)
+        status = await uow.orders.status_of(event.order_id)
         if status is None:
             raise LookupError(f"payment for unknown order {event.order_id}")  # retried, then DLQ
         if status == OrderStatus.CANCELLED:
@@ -70,17 +74,18 @@ class Saga:
             )
 
     async def on_payment_refunded(
-        self, tx: Transaction, event: Message, envelope: Envelope
+        self, uow: OrderUnitOfWork, event: Message, envelope: Envelope
     ) -> None:
         assert isinstance(event, events_pb2.PaymentRefunded)
-        await _record_received(tx, event.order_id, envelope, "Payment refunded")
+        await _record_received(uow, event.order_id, envelope, "Payment refunded")
 
-    async def on_payment_failed(self, tx: Transaction, event: Message, envelope: Envelope) -> None:
+    async def on_payment_failed(
+        self, uow: OrderUnitOfWork, event: Message, envelope: Envelope
+    ) -> None:
         assert isinstance(event, events_pb2.PaymentFailed)
         reason = event.failure_reason or event.failure_code or "payment declined"
-        await _record_received(tx, event.order_id, envelope, f"Payment failed: {reason}")
-        moved = await transition(
-            tx,
+        await _record_received(uow, event.order_id, envelope, f"Payment failed: {reason}")
+        moved = await uow.orders.transition(
             event.order_id,
             OrderStatus.PENDING,
             OrderStatus.CANCELLED,
@@ -89,11 +94,10 @@ class Saga:
         )
         if moved is None:
             return  # already moved on: a duplicate, or the owner cancelled first
-        self._announce_after_commit(tx, event.order_id)
+        self._announce_after_commit(uow, event.order_id)
         await self.catalog.release(event.order_id)
         await emit(
-            tx,
-            self.outbox,
+            uow,
             event.order_id,
             events_pb2.OrderCancelled(
                 order_id=event.order_id,
@@ -106,30 +110,29 @@ class Saga:
         )
 
     async def on_notification_sent(
-        self, tx: Transaction, event: Message, envelope: Envelope
+        self, uow: OrderUnitOfWork, event: Message, envelope: Envelope
     ) -> None:
         assert isinstance(event, events_pb2.NotificationSent)
         if event.order_id:
             await _record_received(
-                tx,
+                uow,
                 event.order_id,
                 envelope,
                 f"Email sent to the customer about {event.event_type}",
             )
 
-    def _announce_after_commit(self, tx: Transaction, order_id: str) -> None:
-        """A change made in an event's transaction, announced once that commits."""
+    def _announce_after_commit(self, uow: OrderUnitOfWork, order_id: str) -> None:
+        """A change made in an event's unit of work, announced once that commits."""
         if self.changes is not None:
-            tx.after_commit(
+            uow.after_commit(
                 functools.partial(self.changes.changed_soon, invalidation.order_changed(order_id))
             )
 
 
 async def _record_received(
-    tx: Transaction, order_id: str, envelope: Envelope, summary: str
+    uow: OrderUnitOfWork, order_id: str, envelope: Envelope, summary: str
 ) -> None:
-    await record_timeline_event(
-        tx,
+    await uow.timeline.record(
         event_id=envelope.message_id,
         order_id=order_id,
         event_type=envelope.event_type,

@@ -16,6 +16,7 @@ from payment_service.grpc_api import PaymentService
 from payment_service.payments import Payments
 from payment_service.provider import SimulatedProvider
 from payment_service.settings import PaymentSettings
+from payment_service.unit_of_work import PaymentUnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -31,7 +32,11 @@ async def build(settings: PaymentSettings, stack: AsyncExitStack) -> ServiceApp:
         create_channel(settings.user_service_addr, timeout_seconds=settings.rpc_timeout_seconds),
     )
 
-    payments = Payments(database, messaging.outbox, SimulatedProvider(settings.amount_limit_minor))
+    payments = Payments(
+        database,
+        lambda: PaymentUnitOfWork(database, messaging.outbox),
+        SimulatedProvider(settings.amount_limit_minor),
+    )
     return ServiceApp(
         services=[
             ServiceRegistration(
@@ -46,10 +51,10 @@ async def build(settings: PaymentSettings, stack: AsyncExitStack) -> ServiceApp:
     )
 
 
-def subscriptions(payments: Payments) -> Subscriptions:
-    """The events this service consumes, each with its handler."""
+def subscriptions(payments: Payments) -> Subscriptions[PaymentUnitOfWork]:
+    """The events this service consumes, each with its handler and the unit of work it runs in."""
     return (
-        Subscriptions(PaymentSettings.service_name)
+        Subscriptions(PaymentSettings.service_name, payments.unit_of_work)
         .on("order.created", payments.on_order_created)
         .on("order.cancelled", payments.on_order_cancelled)
     )

@@ -6,9 +6,10 @@ from typing import Any
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.payment.v1 import payment_pb2, payment_pb2_grpc
+from meshkit.identity import require_principal
 from meshkit.rpc import timestamp
-from payment_service.models import Payment
 from payment_service.payments import Payments
+from payment_service.records import PaymentRecord
 
 _STATUS = {
     "SUCCEEDED": payment_pb2.PAYMENT_STATUS_SUCCEEDED,
@@ -17,7 +18,7 @@ _STATUS = {
 }
 
 
-def payment_message(payment: Payment) -> payment_pb2.Payment:
+def payment_message(payment: PaymentRecord) -> payment_pb2.Payment:
     return payment_pb2.Payment(
         id=payment.id,
         order_id=payment.order_id,
@@ -41,4 +42,4 @@ class PaymentService(payment_pb2_grpc.PaymentServiceServicer):
     async def GetPayment(
         self, request: payment_pb2.GetPaymentRequest, context: Any
     ) -> payment_pb2.Payment:
-        return payment_message(await self.payments.for_order(request.order_id))
+        return payment_message(await self.payments.for_order(require_principal(), request.order_id))

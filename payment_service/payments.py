@@ -4,34 +4,30 @@ money back when the order was cancelled meanwhile."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from google.protobuf.message import Message
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
-from meshkit.data import Database, Transaction, utcnow
+from meshkit.context import Principal
+from meshkit.data import Database, utcnow
 from meshkit.errors import quoted, require_id
-from meshkit.identity import require_principal
 from meshkit.ids import new_id
-from meshkit.messaging import Envelope, Outbox
+from meshkit.messaging import Envelope
 from meshkit.rpc import timestamp
 from payment_service.errors import PaymentNotFound
-from payment_service.models import Payment
 from payment_service.provider import SimulatedProvider
-from payment_service.repository import (
-    PaymentRepository,
-    add_payment,
-    mark_refunded,
-    payment_of_order,
-    record_outcome,
-)
+from payment_service.records import PaymentRecord
+from payment_service.repository import load_payment
+from payment_service.unit_of_work import PaymentUnitOfWork
 
 logger = logging.getLogger(__name__)
 
 
 async def _add_payment(
-    tx: Transaction,
+    uow: PaymentUnitOfWork,
     payment_id: str,
     event: events_pb2.OrderCreated | events_pb2.OrderCancelled,
     *,
@@ -42,8 +38,7 @@ async def _add_payment(
     failure_reason: str = "",
 ) -> None:
     """Claim the order's one payment row, with what an event about the order gives it."""
-    await add_payment(
-        tx,
+    await uow.payments.add(
         payment_id=payment_id,
         order_id=event.order_id,
         user_id=event.user_id,
@@ -58,15 +53,23 @@ async def _add_payment(
 
 
 class Payments:
-    def __init__(self, database: Database, outbox: Outbox, provider: SimulatedProvider) -> None:
+    def __init__(
+        self,
+        database: Database,
+        unit_of_work: Callable[[], PaymentUnitOfWork],
+        provider: SimulatedProvider,
+    ) -> None:
         self.db = database
-        self.outbox = outbox
+        # Each event is handled in a unit of work of its own, which the consumer opens.
+        self.unit_of_work = unit_of_work
         self.provider = provider
 
-    async def on_order_created(self, tx: Transaction, event: Message, envelope: Envelope) -> None:
+    async def on_order_created(
+        self, uow: PaymentUnitOfWork, event: Message, envelope: Envelope
+    ) -> None:
         """Charge the order and record the outcome with its event, in one transaction."""
         assert isinstance(event, events_pb2.OrderCreated)
-        if await payment_of_order(tx, event.order_id) is not None:
+        if await uow.payments.of_order(event.order_id) is not None:
             # A second order.created for this order (a re-publish): charged already. Or the
             # order was cancelled before this one was handled: never to be charged.
             return
@@ -76,7 +79,7 @@ class Payments:
         # order_id (or waits for this transaction, then fails), and its transaction rolls back
         # having charged nothing.
         await _add_payment(
-            tx,
+            uow,
             payment_id,
             event,
             status="PENDING",
@@ -87,8 +90,7 @@ class Payments:
             event.total.amount_minor, event.total.currency_code, event.payment_method
         )
         status = "SUCCEEDED" if result.succeeded else "FAILED"
-        await record_outcome(
-            tx,
+        await uow.payments.record_outcome(
             payment_id,
             status=status,
             failure_code=result.failure_code,
@@ -116,7 +118,7 @@ class Payments:
                 failure_reason=result.failure_reason,
                 fail_time=timestamp(now),
             )
-        await self.outbox.add(tx, body, correlation_id=event.order_id)
+        uow.publish(body, correlation_id=event.order_id)
         logger.info(
             "payment %s for order %s",
             status.lower(),
@@ -124,7 +126,9 @@ class Payments:
             extra={"payment_id": payment_id},
         )
 
-    async def on_order_cancelled(self, tx: Transaction, event: Message, envelope: Envelope) -> None:
+    async def on_order_cancelled(
+        self, uow: PaymentUnitOfWork, event: Message, envelope: Envelope
+    ) -> None:
         """Give back the charge of an order cancelled while it was being charged.
 
         The owner may cancel a PENDING order while its payment goes through: the order stays
@@ -137,11 +141,11 @@ class Payments:
         find the other's row.
         """
         assert isinstance(event, events_pb2.OrderCancelled)
-        payment = await payment_of_order(tx, event.order_id)
+        payment = await uow.payments.of_order(event.order_id)
         if payment is None:
             never = "The order was cancelled before it was charged."
             await _add_payment(
-                tx,
+                uow,
                 new_id(),
                 event,
                 status="FAILED",
@@ -150,23 +154,19 @@ class Payments:
                 failure_reason=never,
             )
             return
-        if payment["status"] != "SUCCEEDED":
+        if payment.status != "SUCCEEDED":
             return  # never charged (declined), or refunded already
-        self.provider.refund(
-            payment["amount_minor"], payment["currency_code"], payment["payment_method"]
-        )
+        self.provider.refund(payment.amount_minor, payment.currency_code, payment.payment_method)
         now = utcnow()
-        if not await mark_refunded(tx, event.order_id, now):
+        if not await uow.payments.mark_refunded(event.order_id, now):
             return  # a concurrent replica refunded it first
-        await self.outbox.add(
-            tx,
+        uow.publish(
             events_pb2.PaymentRefunded(
-                payment_id=payment["id"],
+                payment_id=payment.id,
                 order_id=event.order_id,
-                user_id=payment["user_id"],
+                user_id=payment.user_id,
                 amount=money_pb2.Money(
-                    amount_minor=payment["amount_minor"],
-                    currency_code=payment["currency_code"],
+                    amount_minor=payment.amount_minor, currency_code=payment.currency_code
                 ),
                 refund_time=timestamp(now),
             ),
@@ -175,14 +175,13 @@ class Payments:
         logger.info(
             "payment refunded for cancelled order %s",
             event.order_id,
-            extra={"payment_id": payment["id"]},
+            extra={"payment_id": payment.id},
         )
 
-    async def for_order(self, order_id: str) -> Payment:
-        principal = require_principal()
+    async def for_order(self, caller: Principal, order_id: str) -> PaymentRecord:
+        """The order's payment, for its owner or a privileged caller."""
         require_id(order_id, "order_id")
-        async with self.db.session() as session:
-            payment = await PaymentRepository(session).by_order(order_id)
-        if payment is None or not (principal.is_privileged or payment.user_id == principal.subject):
+        payment = await load_payment(self.db, order_id)
+        if payment is None or not (caller.is_privileged or payment.user_id == caller.subject):
             raise PaymentNotFound(f"No payment for order {quoted(order_id)}.")
         return payment

@@ -1,15 +1,14 @@
-"""Reads and writes of payments, given a session or a transaction."""
+"""Reads and writes of payments: a repository for units of work, and the one read outside them."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from meshkit.data import Statement, Transaction
+from meshkit.data import Database, Statement, Transaction
 from payment_service.models import Payment
+from payment_service.records import PaymentRecord
 
 _payments: Table = Payment.__table__  # type: ignore[assignment]
 
@@ -35,68 +34,71 @@ _MARK_REFUNDED = Statement(
 )
 
 
-async def payment_of_order(tx: Transaction, order_id: str) -> dict[str, Any] | None:
-    """The order's one payment row, or None when it has none yet."""
-    return await tx.fetchrow(_PAYMENT_OF_ORDER, {"order_id": order_id})
-
-
-async def add_payment(
-    tx: Transaction,
-    *,
-    payment_id: str,
-    order_id: str,
-    user_id: str,
-    amount_minor: int,
-    currency_code: str,
-    status: str,
-    created_at: datetime,
-    payment_method: str = "",
-    failure_code: str = "",
-    failure_reason: str = "",
-) -> None:
-    """Claim the order's one payment row; a second for the same order breaks the unique
-    order_id (`IntegrityViolation`), at once or when the transaction of the first commits."""
-    await tx.execute(
-        _ADD_PAYMENT,
-        {
-            "id": payment_id,
-            "order_id": order_id,
-            "user_id": user_id,
-            "amount_minor": amount_minor,
-            "currency_code": currency_code,
-            "status": status,
-            "payment_method": payment_method,
-            "failure_code": failure_code,
-            "failure_reason": failure_reason,
-            "created_at": created_at,
-        },
-    )
-
-
-async def record_outcome(
-    tx: Transaction, payment_id: str, *, status: str, failure_code: str, failure_reason: str
-) -> None:
-    """Mark a payment SUCCEEDED or FAILED, with why it failed."""
-    await tx.execute(
-        _RECORD_OUTCOME,
-        {
-            "payment": payment_id,
-            "status": status,
-            "failure_code": failure_code,
-            "failure_reason": failure_reason,
-        },
-    )
-
-
-async def mark_refunded(tx: Transaction, order_id: str, now: datetime) -> bool:
-    """Mark the order's payment REFUNDED only from SUCCEEDED: of two concurrent refunds,
-    exactly one marks it."""
-    return bool(await tx.execute(_MARK_REFUNDED, {"refunded_order": order_id, "now": now}))
-
-
 class PaymentRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    """The payments of one unit of work, by prebuilt statements on its transaction."""
 
-    async def by_order(self, order_id: str) -> Payment | None:
-        return await self.session.scalar(select(Payment).where(Payment.order_id == order_id))
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    async def of_order(self, order_id: str) -> PaymentRecord | None:
+        """The order's one payment, or None when it has none yet."""
+        row = await self.tx.fetchrow(_PAYMENT_OF_ORDER, {"order_id": order_id})
+        return PaymentRecord(**row) if row is not None else None
+
+    async def add(
+        self,
+        *,
+        payment_id: str,
+        order_id: str,
+        user_id: str,
+        amount_minor: int,
+        currency_code: str,
+        status: str,
+        created_at: datetime,
+        payment_method: str = "",
+        failure_code: str = "",
+        failure_reason: str = "",
+    ) -> None:
+        """Claim the order's one payment row; a second for the same order breaks the unique
+        order_id (`IntegrityViolation`), at once or when the transaction of the first commits."""
+        await self.tx.execute(
+            _ADD_PAYMENT,
+            {
+                "id": payment_id,
+                "order_id": order_id,
+                "user_id": user_id,
+                "amount_minor": amount_minor,
+                "currency_code": currency_code,
+                "status": status,
+                "payment_method": payment_method,
+                "failure_code": failure_code,
+                "failure_reason": failure_reason,
+                "created_at": created_at,
+            },
+        )
+
+    async def record_outcome(
+        self, payment_id: str, *, status: str, failure_code: str, failure_reason: str
+    ) -> None:
+        """Mark a payment SUCCEEDED or FAILED, with why it failed."""
+        await self.tx.execute(
+            _RECORD_OUTCOME,
+            {
+                "payment": payment_id,
+                "status": status,
+                "failure_code": failure_code,
+                "failure_reason": failure_reason,
+            },
+        )
+
+    async def mark_refunded(self, order_id: str, now: datetime) -> bool:
+        """Mark the order's payment REFUNDED only from SUCCEEDED: of two concurrent refunds,
+        exactly one marks it."""
+        return bool(await self.tx.execute(_MARK_REFUNDED, {"refunded_order": order_id, "now": now}))
+
+
+async def load_payment(db: Database, order_id: str) -> PaymentRecord | None:
+    """The order's payment as committed, outside any unit of work: the read of GetPayment."""
+    async with db.session() as session:
+        row = (await session.execute(_PAYMENT_OF_ORDER.statement, {"order_id": order_id})).first()
+    return PaymentRecord(**row._mapping) if row is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from contextlib import AsyncExitStack
@@ -27,6 +28,7 @@ from product_service.products import Products
 from product_service.sellers import Sellers
 from product_service.settings import ProductSettings
 from product_service.stock import Stock
+from product_service.unit_of_work import CatalogUnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -79,14 +81,15 @@ async def build(
     cache = build_cache(settings, stack, clock)
     page_tokens = PageTokenCodec(settings.page_token_secret.get_secret_value().encode())
     sellers = Sellers(users.as_service)
+    unit_of_work = functools.partial(CatalogUnitOfWork, database)
     return ServiceApp(
         services=[
             ServiceRegistration(
                 product_pb2.DESCRIPTOR.services_by_name["ProductService"].full_name,
                 ProductService(
-                    Categories(database, cache, page_tokens, sellers),
-                    Products(database, cache, page_tokens, sellers),
-                    Stock(database, cache),
+                    Categories(database, unit_of_work, cache, page_tokens, sellers),
+                    Products(database, unit_of_work, cache, page_tokens, sellers),
+                    Stock(database, unit_of_work, cache),
                 ),
                 product_pb2_grpc.add_ProductServiceServicer_to_server,
             ),

@@ -1,4 +1,7 @@
-"""gRPC servicer of the product service: messages in, domain calls, messages out."""
+"""gRPC servicer of the product service: messages in, domain calls, messages out.
+
+The caller of a request is read here, at the edge, and handed to the domain, which checks it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from google.protobuf.message import Message
 
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
 from meshkit.errors import InvalidArgument
+from meshkit.identity import require_principal
 from meshkit.rpc import mask_paths
 from product_service.categories import Categories, CategoryChanges
 from product_service.listing import normalize_filter
@@ -88,7 +92,7 @@ class ProductService(product_pb2_grpc.ProductServiceServicer):
         self, request: product_pb2.CreateCategoryRequest, context: Context
     ) -> product_pb2.Category:
         category = await self.categories.create_category(
-            request.category.name, request.category.description
+            require_principal(), request.category.name, request.category.description
         )
         return category_message(category)
 
@@ -116,12 +120,15 @@ class ProductService(product_pb2_grpc.ProductServiceServicer):
             name=request.category.name if "name" in paths else None,
             description=request.category.description if "description" in paths else None,
         )
-        return category_message(await self.categories.update_category(request.category.id, changes))
+        category = await self.categories.update_category(
+            require_principal(), request.category.id, changes
+        )
+        return category_message(category)
 
     async def DeleteCategory(
         self, request: product_pb2.DeleteCategoryRequest, context: Context
     ) -> empty_pb2.Empty:
-        await self.categories.delete_category(request.id)
+        await self.categories.delete_category(require_principal(), request.id)
         return empty_pb2.Empty()
 
     # --- products ------------------------------------------------------------------------
@@ -138,7 +145,7 @@ class ProductService(product_pb2_grpc.ProductServiceServicer):
             category_id=product.category_id,
             seller_id=product.seller_id,
         )
-        return product_message(await self.products.create_product(draft))
+        return product_message(await self.products.create_product(require_principal(), draft))
 
     async def GetProduct(
         self, request: product_pb2.GetProductRequest, context: Context
@@ -163,22 +170,25 @@ class ProductService(product_pb2_grpc.ProductServiceServicer):
         self, request: product_pb2.UpdateProductRequest, context: Context
     ) -> product_pb2.Product:
         paths = update_paths(request.update_mask, request.product, PRODUCT_UPDATABLE)
+        changes = _product_changes(request.product, paths)
         product = await self.products.update_product(
-            request.product.id, _product_changes(request.product, paths)
+            require_principal(), request.product.id, changes
         )
         return product_message(product)
 
     async def DeleteProduct(
         self, request: product_pb2.DeleteProductRequest, context: Context
     ) -> product_pb2.Product:
-        return product_message(await self.products.archive_product(request.id))
+        return product_message(await self.products.archive_product(require_principal(), request.id))
 
     # --- stock -----------------------------------------------------------------------------
 
     async def CheckStock(
         self, request: product_pb2.CheckStockRequest, context: Context
     ) -> product_pb2.CheckStockResponse:
-        availability = await self.stock.check(request.product_id, request.quantity)
+        availability = await self.stock.check(
+            require_principal(), request.product_id, request.quantity
+        )
         return product_pb2.CheckStockResponse(
             available=availability.available, stock=availability.stock
         )
@@ -187,6 +197,7 @@ class ProductService(product_pb2_grpc.ProductServiceServicer):
         self, request: product_pb2.ReserveStockRequest, context: Context
     ) -> product_pb2.ReserveStockResponse:
         result = await self.stock.reserve(
+            require_principal(),
             request.order_id,
             [StockLine(item.product_id, item.quantity) for item in request.items],
         )
@@ -195,4 +206,5 @@ class ProductService(product_pb2_grpc.ProductServiceServicer):
     async def ReleaseStock(
         self, request: product_pb2.ReleaseStockRequest, context: Context
     ) -> product_pb2.ReleaseStockResponse:
-        return product_pb2.ReleaseStockResponse(released=await self.stock.release(request.order_id))
+        released = await self.stock.release(require_principal(), request.order_id)
+        return product_pb2.ReleaseStockResponse(released=released)

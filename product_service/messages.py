@@ -1,15 +1,14 @@
-"""Catalog rows as protobuf messages: the shape the API returns and the cache keeps."""
+"""Catalog records as protobuf messages: the shape the API returns and the cache keeps."""
 
 from __future__ import annotations
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.product.v1 import product_pb2
 from meshkit.rpc import timestamp
-from product_service.models import Category, Product
-from product_service.reads import ProductRecord
+from product_service.records import CategoryRecord, ProductRecord
 
 
-def category_message(category: Category) -> product_pb2.Category:
+def category_message(category: CategoryRecord) -> product_pb2.Category:
     return product_pb2.Category(
         id=category.id,
         name=category.name,
@@ -19,7 +18,7 @@ def category_message(category: Category) -> product_pb2.Category:
     )
 
 
-def product_message(product: Product | ProductRecord) -> product_pb2.Product:
+def product_message(product: ProductRecord) -> product_pb2.Product:
     return product_pb2.Product(
         id=product.id,
         name=product.name,

@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
-
-from sqlalchemy.exc import IntegrityError
 
 from ecommerce.product.v1 import product_pb2
 from meshkit.context import Principal, Role
-from meshkit.data import Database
+from meshkit.data import Database, IntegrityViolation
 from meshkit.errors import (
     NUL,
     FieldViolation,
     InvalidArgument,
 )
-from meshkit.identity import require_role
+from meshkit.identity import authorize
 from meshkit.rpc import PageTokenCodec, page_size
 from product_service.cache import CatalogCache
 from product_service.currencies import ISO_4217_CODES
 from product_service.errors import NotProductSeller, ProductArchived, ProductNotFound
 from product_service.listing import Cursor, ListingTokens, ProductFilter
 from product_service.messages import product_message
-from product_service.models import Product
-from product_service.reads import load_product
-from product_service.repository import CategoryRepository, ProductRepository
+from product_service.reads import load_product, product_page
+from product_service.records import ProductRecord
 from product_service.sellers import SELLER_FIELD, Sellers
+from product_service.unit_of_work import CatalogUnitOfWork, CatalogUnitOfWorkFactory
 from product_service.validation import (
     MAX_ID_LENGTH,
     changed_text,
@@ -108,22 +106,58 @@ def _no_category(category_id: str) -> InvalidArgument:
     return InvalidArgument.for_field("product.category_id", f"no category has id {category_id!r}")
 
 
-def _check_owner(principal: Principal, product: Product) -> None:
+def _check_owner(principal: Principal, product: ProductRecord) -> None:
     if principal.role is Role.ADMIN:
         return
     if principal.role is not Role.SELLER or product.seller_id != principal.subject:
         raise NotProductSeller("Only the product's seller or an admin may change it.")
 
 
+def _changed(
+    product: ProductRecord,
+    name: str | None,
+    description: str | None,
+    changes: ProductChanges,
+    category_id: str | None,
+) -> ProductRecord:
+    """The product with the checked changes of an update applied; None leaves a field be."""
+    if name is not None:
+        product = replace(product, name=name)
+    if description is not None:
+        product = replace(product, description=description)
+    if changes.price is not None:
+        product = replace(
+            product,
+            price_minor=changes.price.amount_minor,
+            currency_code=changes.price.currency_code,
+        )
+    if changes.stock is not None:
+        product = replace(product, stock=changes.stock)
+    if category_id is not None:
+        product = replace(product, category_id=category_id or None)
+    return product
+
+
+async def _save(uow: CatalogUnitOfWork, product: ProductRecord) -> ProductRecord:
+    """Write a product read with `for_update`: the product as stored."""
+    saved = await uow.products.save(product)
+    if saved is None:
+        # Products are archived, never deleted, and its row is locked: this does not happen.
+        raise ProductNotFound(f"No product has id {product.id!r}.")
+    return saved
+
+
 class Products:
     def __init__(
         self,
         database: Database,
+        unit_of_work: CatalogUnitOfWorkFactory,
         cache: CatalogCache,
         page_tokens: PageTokenCodec,
         sellers: Sellers,
     ) -> None:
         self.db = database
+        self.unit_of_work = unit_of_work
         self.cache = cache
         self.sellers = sellers
         self.page_tokens = page_tokens
@@ -131,8 +165,8 @@ class Products:
 
     # --- products: writes ------------------------------------------------------------------
 
-    async def create_product(self, draft: ProductDraft) -> Product:
-        principal = require_role(Role.SELLER, Role.ADMIN)
+    async def create_product(self, caller: Principal, draft: ProductDraft) -> ProductRecord:
+        principal = authorize(caller, Role.SELLER, Role.ADMIN)
         seller_id = draft.seller_id.strip()
         if principal.role is Role.SELLER:
             if seller_id and seller_id != principal.subject:
@@ -162,29 +196,29 @@ class Products:
             await self.sellers.check(seller_id)
         price = cast(Price, draft.price)  # _check_price refused None
         try:
-            async with self.db.transaction() as session:
-                if category_id and await CategoryRepository(session).get(category_id) is None:
+            async with self.unit_of_work() as uow:
+                if category_id and await uow.categories.get(category_id) is None:
                     raise _no_category(category_id)
-                product = await ProductRepository(session).add(
-                    Product(
-                        name=name,
-                        description=description,
-                        price_minor=price.amount_minor,
-                        currency_code=price.currency_code,
-                        stock=draft.stock,
-                        category_id=category_id or None,
-                        seller_id=seller_id,
-                        archived=False,
-                    )
+                product = await uow.products.add(
+                    name=name,
+                    description=description,
+                    price_minor=price.amount_minor,
+                    currency_code=price.currency_code,
+                    stock=draft.stock,
+                    category_id=category_id or None,
+                    seller_id=seller_id,
                 )
-        except IntegrityError:
+                await uow.commit()
+        except IntegrityViolation:
             # The category was deleted between the check and the insert.
             raise _no_category(category_id) from None
         await self.cache.listings_changed()
         return product
 
-    async def update_product(self, product_id: str, changes: ProductChanges) -> Product:
-        principal = require_role(Role.SELLER, Role.ADMIN)
+    async def update_product(
+        self, caller: Principal, product_id: str, changes: ProductChanges
+    ) -> ProductRecord:
+        principal = authorize(caller, Role.SELLER, Role.ADMIN)
         check_id(product_id, "product.id")
         violations: list[FieldViolation] = []
         name = changed_text(
@@ -207,10 +241,9 @@ class Products:
         raise_if_invalid(violations, "product")
         await self.sellers.confirm_caller(principal)
         try:
-            async with self.db.transaction() as session:
-                products = ProductRepository(session)
+            async with self.unit_of_work() as uow:
                 # Locked: a concurrent reservation waits rather than interleaving.
-                product = await products.get(product_id, for_update=True)
+                product = await uow.products.get(product_id, for_update=True)
                 if product is None:
                     raise ProductNotFound(f"No product has id {product_id!r}.")
                 _check_owner(principal, product)
@@ -218,39 +251,33 @@ class Products:
                     raise ProductArchived(
                         f"Product {product_id!r} is archived; archived products do not change."
                     )
-                if category_id and await CategoryRepository(session).get(category_id) is None:
+                if category_id and await uow.categories.get(category_id) is None:
                     raise _no_category(category_id)
-                if name is not None:
-                    product.name = name
-                if description is not None:
-                    product.description = description
-                if changes.price is not None:
-                    product.price_minor = changes.price.amount_minor
-                    product.currency_code = changes.price.currency_code
-                if changes.stock is not None:
-                    product.stock = changes.stock
-                if category_id is not None:
-                    product.category_id = category_id or None
-                await session.flush()
-        except IntegrityError:
+                changed = _changed(product, name, description, changes, category_id)
+                # A change to nothing writes nothing, and the product keeps its update time.
+                if changed != product:
+                    product = await _save(uow, changed)
+                await uow.commit()
+        except IntegrityViolation:
             raise _no_category(category_id or "") from None
         await self.cache.product_changed(product.id)
         return product
 
-    async def archive_product(self, product_id: str) -> Product:
+    async def archive_product(self, caller: Principal, product_id: str) -> ProductRecord:
         """Soft delete: gone from listings and orders, still readable for past orders."""
-        principal = require_role(Role.SELLER, Role.ADMIN)
+        principal = authorize(caller, Role.SELLER, Role.ADMIN)
         check_id(product_id)
         await self.sellers.confirm_caller(principal)
-        async with self.db.transaction() as session:
-            product = await ProductRepository(session).get(product_id, for_update=True)
+        async with self.unit_of_work() as uow:
+            product = await uow.products.get(product_id, for_update=True)
             if product is None:
                 raise ProductNotFound(f"No product has id {product_id!r}.")
             _check_owner(principal, product)
             if product.archived:
+                # Archived already: nothing to write, and nothing cached changes.
                 return product
-            product.archived = True
-            await session.flush()
+            product = await _save(uow, replace(product, archived=True))
+            await uow.commit()
         await self.cache.product_changed(product.id)
         return product
 
@@ -278,8 +305,7 @@ class Products:
         entry = await self.cache.listing(f"{listing.canonical}|{limit}|{page_token}")
         if entry.value is not None:
             return product_pb2.ListProductsResponse.FromString(entry.value)
-        async with self.db.session() as session:
-            rows = await ProductRepository(session).page(listing, after, limit + 1)
+        rows = await product_page(self.db, listing, after, limit + 1)
         next_token = ""
         if len(rows) > limit:
             last, key = rows[limit - 1]

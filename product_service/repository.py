@@ -1,221 +1,270 @@
-"""Reads and writes of categories, products and reservations, given a session or a
-transaction."""
+"""The catalog's repositories in a unit of work: categories, products and reservations."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Table,
-    bindparam,
-    func,
-    literal,
-    not_,
-    or_,
-    select,
-    tuple_,
-    update,
-)
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, not_, select, update
 
 from meshkit.data import Statement, Transaction, utcnow
-from product_service.listing import Cursor, ProductFilter, SortField, like_pattern
 from product_service.models import Category, Product, Reservation
+from product_service.records import CategoryRecord, ProductRecord, ReservationRecord
 
-_SORT_COLUMNS: dict[SortField, Any] = {
-    "price": Product.price_minor,
-    "name": func.lower(Product.name),
-    "created_at": Product.created_at,
-}
-
-_LISTED = not_(Product.archived)
-
-
-def _typed_literal(column: ColumnElement[Any], value: Any) -> ColumnElement[Any]:
-    """A bound value carrying the column's type, so datetimes bind like the column's."""
-    return literal(value, column.type)
-
-
-class CategoryRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def get(self, category_id: str) -> Category | None:
-        return await self.session.get(Category, category_id)
-
-    async def by_name(self, name: str) -> Category | None:
-        return await self.session.scalar(
-            select(Category).where(func.lower(Category.name) == name.lower())
-        )
-
-    async def add(self, category: Category) -> Category:
-        self.session.add(category)
-        await self.session.flush()
-        return category
-
-    async def delete(self, category: Category) -> None:
-        await self.session.delete(category)
-        await self.session.flush()
-
-    async def page(self, after: str | None, limit: int) -> Sequence[tuple[Category, str]]:
-        """Categories by name (ignoring case), each with its sort key."""
-        key = func.lower(Category.name)
-        query = select(Category, key).order_by(key).limit(limit)
-        if after is not None:
-            query = query.where(key > after)
-        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
-
-
-class ProductRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def get(self, product_id: str, *, for_update: bool = False) -> Product | None:
-        return await self.session.get(Product, product_id, with_for_update=for_update or None)
-
-    async def add(self, product: Product) -> Product:
-        self.session.add(product)
-        await self.session.flush()
-        return product
-
-    async def count_in_category(self, category_id: str) -> int:
-        """Products in a category, archived ones included (they still refer to it)."""
-        count = await self.session.scalar(
-            select(func.count()).select_from(Product).where(Product.category_id == category_id)
-        )
-        return int(count or 0)
-
-    async def page(
-        self, listing: ProductFilter, after: Cursor | None, limit: int
-    ) -> Sequence[tuple[Product, Any]]:
-        """One page of listed products, each with its sort key (for the next page's cursor).
-
-        Keyset pagination on (sort key, id): rows inserted meanwhile neither shift a page
-        nor repeat one, and the index of the sort order serves every page alike.
-        """
-        key = _SORT_COLUMNS[listing.sort.field]
-        query = select(Product, key).where(_LISTED)
-        for word in listing.words:
-            pattern = like_pattern(word)
-            query = query.where(
-                or_(
-                    func.lower(Product.name).like(pattern, escape="\\"),
-                    func.lower(Product.description).like(pattern, escape="\\"),
-                )
-            )
-        if listing.category_id:
-            query = query.where(Product.category_id == listing.category_id)
-        if listing.seller_id:
-            query = query.where(Product.seller_id == listing.seller_id)
-        if listing.min_price is not None:
-            query = query.where(Product.price_minor >= listing.min_price)
-        if listing.max_price is not None:
-            query = query.where(Product.price_minor <= listing.max_price)
-        if listing.in_stock is not None:
-            query = query.where(Product.stock > 0 if listing.in_stock else Product.stock == 0)
-        if after is not None:
-            position = tuple_(key, Product.id)
-            boundary = tuple_(_typed_literal(key, after.key), after.id)
-            query = query.where(
-                position < boundary if listing.sort.descending else position > boundary
-            )
-        if listing.sort.descending:
-            query = query.order_by(key.desc(), Product.id.desc())
-        else:
-            query = query.order_by(key.asc(), Product.id.asc())
-        rows = (await self.session.execute(query.limit(limit))).all()
-        return [(row[0], row[1]) for row in rows]
-
-    async def give_back_stock(self, product_id: str, quantity: int) -> int | None:
-        """Return reserved units to stock (archived products too); the stock after it."""
-        result = await self.session.execute(
-            update(Product)
-            .where(Product.id == product_id)
-            .values(stock=Product.stock + quantity, updated_at=utcnow())
-            .returning(Product.stock)
-            .execution_options(synchronize_session=False)
-        )
-        after = result.scalar_one_or_none()
-        return None if after is None else int(after)
-
-
+_categories: Table = Category.__table__  # type: ignore[assignment]
 _products: Table = Product.__table__  # type: ignore[assignment]
 _reservations: Table = Reservation.__table__  # type: ignore[assignment]
 
-# Built once, run with parameters: every order reserves its items with these.
+# Listings and orders see only the products that are not archived.
+LISTED: ColumnElement[bool] = not_(_products.c.archived)
+
+# Shared with the reads outside a unit of work (`reads.py`), so both give the same records.
+CATEGORY_BY_ID = Statement(select(_categories).where(_categories.c.id == bindparam("category_id")))
+PRODUCT_BY_ID = Statement(select(_products).where(_products.c.id == bindparam("product_id")))
+RESERVATIONS_OF_ORDER = Statement(
+    select(_reservations)
+    .where(_reservations.c.order_id == bindparam("order_id"))
+    .order_by(_reservations.c.product_id)
+)
+
+# A bound parameter may not share its name with a column an UPDATE sets, hence "new_name" and
+# the like below.
+_CATEGORY_BY_NAME = Statement(
+    select(_categories).where(func.lower(_categories.c.name) == bindparam("name_lower"))
+)
+_ADD_CATEGORY = Statement(insert(_categories).returning(*_categories.c))
+_SAVE_CATEGORY = Statement(
+    update(_categories)
+    .where(_categories.c.id == bindparam("category_id"))
+    .values(
+        name=bindparam("new_name"),
+        description=bindparam("new_description"),
+        updated_at=bindparam("now"),
+    )
+    .returning(*_categories.c)
+)
+_DELETE_CATEGORY = Statement(
+    _categories.delete().where(_categories.c.id == bindparam("category_id"))
+)
+
+_PRODUCT_FOR_UPDATE = Statement(
+    select(_products).where(_products.c.id == bindparam("product_id")).with_for_update()
+)
+_ADD_PRODUCT = Statement(insert(_products).returning(*_products.c))
+_SAVE_PRODUCT = Statement(
+    update(_products)
+    .where(_products.c.id == bindparam("product_id"))
+    .values(
+        name=bindparam("new_name"),
+        description=bindparam("new_description"),
+        price_minor=bindparam("new_price_minor"),
+        currency_code=bindparam("new_currency_code"),
+        stock=bindparam("new_stock"),
+        category_id=bindparam("new_category_id"),
+        archived=bindparam("new_archived"),
+        updated_at=bindparam("now"),
+    )
+    .returning(*_products.c)
+)
+_COUNT_IN_CATEGORY = Statement(
+    select(func.count().label("products"))
+    .select_from(_products)
+    .where(_products.c.category_id == bindparam("category_id"))
+)
+# Every order reserves its items with these two.
 _TAKE_STOCK = Statement(
     update(_products)
     .where(
         _products.c.id == bindparam("product_id"),
         _products.c.stock >= bindparam("quantity"),
-        _LISTED,
+        LISTED,
     )
     .values(stock=_products.c.stock - bindparam("quantity"), updated_at=bindparam("now"))
     .returning(_products.c.stock)
 )
 _ADD_RESERVATION = Statement(_reservations.insert())
-
-
-async def take_stock(tx: Transaction, product_id: str, quantity: int) -> int | None:
-    """Take `quantity` off a listed product's stock in one conditional statement.
-
-    Returns the stock left, or None when there is not enough (or the product is archived or
-    unknown). Concurrent takers queue on the row lock and each re-checks the condition, so
-    stock never goes negative.
-    """
-    row = await tx.fetchrow(
-        _TAKE_STOCK, {"product_id": product_id, "quantity": quantity, "now": utcnow()}
+_GIVE_BACK_STOCK = Statement(
+    update(_products)
+    .where(_products.c.id == bindparam("product_id"))
+    .values(stock=_products.c.stock + bindparam("quantity"), updated_at=bindparam("now"))
+    .returning(_products.c.stock)
+)
+_RELEASE_RESERVATIONS = Statement(
+    update(_reservations)
+    .where(
+        _reservations.c.order_id == bindparam("released_order"),
+        _reservations.c.released_at.is_(None),
     )
-    return None if row is None else int(row["stock"])
+    .values(released_at=bindparam("now"))
+    .returning(_reservations.c.product_id, _reservations.c.quantity)
+)
 
 
-async def add_reservations(
-    tx: Transaction, order_id: str, lines: Sequence[tuple[str, int]]
-) -> None:
-    """One row per (product id, quantity); the primary key (order id, product id) lets one
-    reserve of an order win (`IntegrityViolation` for the others)."""
-    now = utcnow()
-    await tx.execute_many(
-        _ADD_RESERVATION,
-        [
+class CategoryRepository:
+    """The categories of one unit of work."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    async def get(self, category_id: str) -> CategoryRecord | None:
+        row = await self.tx.fetchrow(CATEGORY_BY_ID, {"category_id": category_id})
+        return CategoryRecord(**row) if row is not None else None
+
+    async def by_name(self, name: str) -> CategoryRecord | None:
+        """The category of this name, whatever the case of either."""
+        row = await self.tx.fetchrow(_CATEGORY_BY_NAME, {"name_lower": name.lower()})
+        return CategoryRecord(**row) if row is not None else None
+
+    async def add(self, name: str, description: str) -> CategoryRecord:
+        """A new category; a name taken meanwhile breaks the unique index
+        (`IntegrityViolation`)."""
+        row = await self.tx.fetchrow(_ADD_CATEGORY, {"name": name, "description": description})
+        assert row is not None  # an INSERT ... RETURNING returns its row
+        return CategoryRecord(**row)
+
+    async def save(self, category: CategoryRecord) -> CategoryRecord | None:
+        """Write the category's name and description; the record as stored, updated now, or
+        None when the category is gone."""
+        row = await self.tx.fetchrow(
+            _SAVE_CATEGORY,
             {
-                "order_id": order_id,
-                "product_id": product_id,
-                "quantity": quantity,
-                "created_at": now,
-            }
-            for product_id, quantity in lines
-        ],
-    )
+                "category_id": category.id,
+                "new_name": category.name,
+                "new_description": category.description,
+                "now": utcnow(),
+            },
+        )
+        return CategoryRecord(**row) if row is not None else None
+
+    async def delete(self, category_id: str) -> None:
+        """Delete the category; a product in it breaks the foreign key (`IntegrityViolation`)."""
+        await self.tx.execute(_DELETE_CATEGORY, {"category_id": category_id})
+
+
+class ProductRepository:
+    """The products of one unit of work."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    async def get(self, product_id: str, *, for_update: bool = False) -> ProductRecord | None:
+        """The product, archived or not; `for_update` locks its row until the transaction ends,
+        so a concurrent reservation waits rather than interleaving."""
+        statement = _PRODUCT_FOR_UPDATE if for_update else PRODUCT_BY_ID
+        row = await self.tx.fetchrow(statement, {"product_id": product_id})
+        return ProductRecord(**row) if row is not None else None
+
+    async def add(
+        self,
+        *,
+        name: str,
+        description: str,
+        price_minor: int,
+        currency_code: str,
+        stock: int,
+        category_id: str | None,
+        seller_id: str,
+    ) -> ProductRecord:
+        """A new listed product; a category deleted meanwhile breaks the foreign key
+        (`IntegrityViolation`)."""
+        row = await self.tx.fetchrow(
+            _ADD_PRODUCT,
+            {
+                "name": name,
+                "description": description,
+                "price_minor": price_minor,
+                "currency_code": currency_code,
+                "stock": stock,
+                "category_id": category_id,
+                "seller_id": seller_id,
+                "archived": False,
+            },
+        )
+        assert row is not None  # an INSERT ... RETURNING returns its row
+        return ProductRecord(**row)
+
+    async def save(self, product: ProductRecord) -> ProductRecord | None:
+        """Write every field a product may change; the record as stored, updated now, or None
+        when the product is gone.
+
+        Meant for a row read with `for_update`: its lock keeps the stock it writes back from
+        overwriting a reservation's.
+        """
+        row = await self.tx.fetchrow(
+            _SAVE_PRODUCT,
+            {
+                "product_id": product.id,
+                "new_name": product.name,
+                "new_description": product.description,
+                "new_price_minor": product.price_minor,
+                "new_currency_code": product.currency_code,
+                "new_stock": product.stock,
+                "new_category_id": product.category_id,
+                "new_archived": product.archived,
+                "now": utcnow(),
+            },
+        )
+        return ProductRecord(**row) if row is not None else None
+
+    async def count_in_category(self, category_id: str) -> int:
+        """Products in a category, archived ones included (they still refer to it)."""
+        row = await self.tx.fetchrow(_COUNT_IN_CATEGORY, {"category_id": category_id})
+        return int(row["products"]) if row is not None else 0
+
+    async def take_stock(self, product_id: str, quantity: int) -> int | None:
+        """Take `quantity` off a listed product's stock in one conditional statement.
+
+        Returns the stock left, or None when there is not enough (or the product is archived
+        or unknown). Concurrent takers queue on the row lock and each re-checks the condition,
+        so stock never goes negative.
+        """
+        row = await self.tx.fetchrow(
+            _TAKE_STOCK, {"product_id": product_id, "quantity": quantity, "now": utcnow()}
+        )
+        return None if row is None else int(row["stock"])
+
+    async def give_back_stock(self, product_id: str, quantity: int) -> int | None:
+        """Return reserved units to stock (archived products too); the stock after it."""
+        row = await self.tx.fetchrow(
+            _GIVE_BACK_STOCK, {"product_id": product_id, "quantity": quantity, "now": utcnow()}
+        )
+        return None if row is None else int(row["stock"])
 
 
 class ReservationRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    """The reservations of one unit of work."""
 
-    async def of_order(self, order_id: str) -> Sequence[Reservation]:
-        return (
-            await self.session.scalars(
-                select(Reservation)
-                .where(Reservation.order_id == order_id)
-                .order_by(Reservation.product_id)
-            )
-        ).all()
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
 
-    async def release(self, order_id: str, now: datetime) -> Sequence[tuple[str, int]]:
-        """Mark an order's open reservations released; (product id, quantity) of each.
+    async def of_order(self, order_id: str) -> list[ReservationRecord]:
+        """The order's reservations, released or not, by product id."""
+        rows = await self.tx.fetch(RESERVATIONS_OF_ORDER, {"order_id": order_id})
+        return [ReservationRecord(**row) for row in rows]
+
+    async def add(self, order_id: str, lines: Sequence[tuple[str, int]]) -> None:
+        """One row per (product id, quantity); the primary key (order id, product id) lets one
+        reserve of an order win (`IntegrityViolation` for the others)."""
+        now = utcnow()
+        await self.tx.execute_many(
+            _ADD_RESERVATION,
+            [
+                {
+                    "order_id": order_id,
+                    "product_id": product_id,
+                    "quantity": quantity,
+                    "created_at": now,
+                }
+                for product_id, quantity in lines
+            ],
+        )
+
+    async def release(self, order_id: str, now: datetime) -> list[tuple[str, int]]:
+        """Mark an order's open reservations released; (product id, quantity) of each, by
+        product id.
 
         Of two concurrent releases one marks the rows and the other finds none open, so
         stock goes back once.
         """
-        result = await self.session.execute(
-            update(Reservation)
-            .where(Reservation.order_id == order_id, Reservation.released_at.is_(None))
-            .values(released_at=now)
-            .returning(Reservation.product_id, Reservation.quantity)
-            .execution_options(synchronize_session=False)
-        )
-        return sorted((row[0], int(row[1])) for row in result.all())
+        rows = await self.tx.fetch(_RELEASE_RESERVATIONS, {"released_order": order_id, "now": now})
+        return sorted((row["product_id"], int(row["quantity"])) for row in rows)

@@ -6,8 +6,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from meshkit.context import Role
-from meshkit.data import Database, IntegrityViolation, transaction, utcnow
+from meshkit.context import Principal, Role
+from meshkit.data import Database, IntegrityViolation, utcnow
 from meshkit.errors import (
     NUL,
     NUL_MESSAGE,
@@ -15,19 +15,14 @@ from meshkit.errors import (
     FieldViolation,
     InvalidArgument,
 )
-from meshkit.identity import require_role
+from meshkit.identity import authorize
 from meshkit.shielding import finish
 from product_service.cache import CatalogCache
 from product_service.errors import OutOfStock, ProductArchived, ProductNotFound, ReservationReleased
-from product_service.models import Reservation
 from product_service.products import MAX_STOCK
-from product_service.reads import ReservedLine, load_reservations
-from product_service.repository import (
-    ProductRepository,
-    ReservationRepository,
-    add_reservations,
-    take_stock,
-)
+from product_service.reads import load_product, load_reservations
+from product_service.records import ReservationRecord
+from product_service.unit_of_work import CatalogUnitOfWorkFactory
 from product_service.validation import check_id
 
 logger = logging.getLogger(__name__)
@@ -108,7 +103,7 @@ def _lines(items: Sequence[StockLine]) -> tuple[StockLine, ...]:
     return tuple(sorted(items))
 
 
-def _result(order_id: str, rows: Sequence[Reservation | ReservedLine]) -> ReservationResult:
+def _result(order_id: str, rows: Sequence[ReservationRecord]) -> ReservationResult:
     if any(row.released_at is not None for row in rows):
         raise ReservationReleased(
             f"The reservation of order {order_id!r} was released; an order reserves once."
@@ -121,33 +116,37 @@ def _result(order_id: str, rows: Sequence[Reservation | ReservedLine]) -> Reserv
 
 
 class Stock:
-    def __init__(self, database: Database, cache: CatalogCache) -> None:
+    def __init__(
+        self, database: Database, unit_of_work: CatalogUnitOfWorkFactory, cache: CatalogCache
+    ) -> None:
         self.db = database
+        self.unit_of_work = unit_of_work
         self.cache = cache
 
-    async def check(self, product_id: str, quantity: int) -> Availability:
+    async def check(self, caller: Principal, product_id: str, quantity: int) -> Availability:
         """Whether `quantity` could be ordered now; reserves nothing."""
-        require_role(Role.SERVICE, Role.ADMIN)
+        authorize(caller, Role.SERVICE, Role.ADMIN)
         check_id(product_id, "product_id")
         violations: list[FieldViolation] = []
         _check_quantity(violations, "quantity", quantity)
         if violations:
             raise InvalidArgument("The stock check has invalid fields.", violations)
-        async with self.db.session() as session:
-            product = await ProductRepository(session).get(product_id)
+        product = await load_product(self.db, product_id)
         if product is None:
             raise ProductNotFound(f"No product has id {product_id!r}.")
         return Availability(
             available=not product.archived and product.stock >= quantity, stock=product.stock
         )
 
-    async def reserve(self, order_id: str, items: Sequence[StockLine]) -> ReservationResult:
+    async def reserve(
+        self, caller: Principal, order_id: str, items: Sequence[StockLine]
+    ) -> ReservationResult:
         """Take every item's quantity off stock for an order, or nothing at all.
 
         Idempotent per order id: a repeat (even a concurrent one) returns the first
         reservation with `already_reserved` set and takes nothing more.
         """
-        require_role(Role.SERVICE, Role.ADMIN)
+        authorize(caller, Role.SERVICE, Role.ADMIN)
         order_id = _check_order_id(order_id)
         lines = _lines(items)
         existing = await load_reservations(self.db, order_id)
@@ -155,19 +154,20 @@ class Stock:
             return self._repeat(order_id, lines, existing)
         emptied: set[str] = set()
         try:
-            async with transaction(self.db) as tx:
+            async with self.unit_of_work() as uow:
                 for line in lines:
                     # One conditional UPDATE: the row lock makes concurrent takers queue,
                     # and each re-checks `stock >= quantity` after the one before it.
-                    left = await take_stock(tx, line.product_id, line.quantity)
+                    left = await uow.products.take_stock(line.product_id, line.quantity)
                     if left is None:
                         # Raising rolls back what the earlier lines took.
                         raise _Short(line)
                     if left == 0:
                         emptied.add(line.product_id)
-                await add_reservations(
-                    tx, order_id, [(line.product_id, line.quantity) for line in lines]
+                await uow.reservations.add(
+                    order_id, [(line.product_id, line.quantity) for line in lines]
                 )
+                await uow.commit()
         except _Short as short:
             raise await self._shortage(short.line) from None
         except IntegrityViolation:
@@ -182,17 +182,17 @@ class Stock:
         )
         return ReservationResult(order_id=order_id, items=lines, already_reserved=False)
 
-    async def release(self, order_id: str) -> bool:
+    async def release(self, caller: Principal, order_id: str) -> bool:
         """Put an order's reserved stock back, once; False when there was nothing to release."""
-        require_role(Role.SERVICE, Role.ADMIN)
+        authorize(caller, Role.SERVICE, Role.ADMIN)
         order_id = _check_order_id(order_id)
         restocked: list[tuple[str, bool]] = []
-        async with self.db.transaction() as session:
-            released = await ReservationRepository(session).release(order_id, utcnow())
-            products = ProductRepository(session)
+        async with self.unit_of_work() as uow:
+            released = await uow.reservations.release(order_id, utcnow())
             for product_id, quantity in released:  # sorted by product id, as reserve locks
-                after = await products.give_back_stock(product_id, quantity)
+                after = await uow.products.give_back_stock(product_id, quantity)
                 restocked.append((product_id, after == quantity))
+            await uow.commit()
         # Listings change only when a product comes back into the in-stock filter.
         await finish(self._forget(restocked))
         if restocked:
@@ -209,7 +209,7 @@ class Stock:
         self,
         order_id: str,
         lines: tuple[StockLine, ...],
-        existing: Sequence[Reservation | ReservedLine],
+        existing: Sequence[ReservationRecord],
     ) -> ReservationResult:
         result = _result(order_id, existing)
         if result.items != lines:
@@ -221,8 +221,7 @@ class Stock:
 
     async def _shortage(self, line: StockLine) -> FailedPrecondition:
         """Why a line could not be reserved."""
-        async with self.db.session() as session:
-            product = await ProductRepository(session).get(line.product_id)
+        product = await load_product(self.db, line.product_id)
         if product is None:
             # A conflict, as the reservation of a product gone since its order was priced.
             return FailedPrecondition(f"No product has id {line.product_id!r}.")

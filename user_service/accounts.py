@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy.exc import IntegrityError
 
 from meshkit.context import Principal, Role
-from meshkit.data import Database, utcnow
+from meshkit.data import Database, IntegrityViolation, utcnow
 from meshkit.errors import (
     NUL,
     NUL_MESSAGE,
@@ -24,12 +23,11 @@ from meshkit.errors import (
     require_id,
 )
 from meshkit.identity import (
+    USERS,
     AccountChanged,
     AccountDeactivated,
     RoleNotAllowed,
-    require_principal,
-    require_role,
-    require_user,
+    authorize,
 )
 from meshkit.ids import new_id
 from meshkit.rpc import PageTokenCodec, page_size
@@ -43,11 +41,11 @@ from user_service.errors import (
     UserNotFound,
     WrongCredentials,
 )
-from user_service.models import RefreshToken, User
 from user_service.passwords import PasswordHasher, password_violations
-from user_service.reads import UserRecord, load_user
-from user_service.repository import RefreshTokenRepository, UserRepository
+from user_service.reads import find_user_by_email, load_user, page_of_users
+from user_service.records import RefreshTokenRecord, UserRecord
 from user_service.tokens import AccessTokens, IssuedToken, hash_refresh_token, new_refresh_token
+from user_service.unit_of_work import AccountsUnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +86,13 @@ class UserChanges:
 
 
 class Accounts:
+    """Accounts, credentials and tokens. Each change is a unit of work of its own; reads that
+    change nothing go through `reads.py`. Methods that act for someone are given their caller."""
+
     def __init__(
         self,
         database: Database,
+        unit_of_work: Callable[[], AccountsUnitOfWork],
         passwords: PasswordHasher,
         access_tokens: AccessTokens,
         *,
@@ -100,6 +102,7 @@ class Accounts:
         page_tokens: PageTokenCodec,
     ) -> None:
         self.db = database
+        self.unit_of_work = unit_of_work
         self.passwords = passwords
         self.access_tokens = access_tokens
         self.refresh_ttl = refresh_ttl
@@ -109,7 +112,7 @@ class Accounts:
 
     # --- registration and credentials ---------------------------------------------------
 
-    async def register(self, email: str, password: str, full_name: str) -> User:
+    async def register(self, email: str, password: str, full_name: str) -> UserRecord:
         violations: list[FieldViolation] = []
         try:
             normalized = normalize_email(email)
@@ -126,26 +129,37 @@ class Accounts:
         password_hash = await asyncio.to_thread(self.passwords.hash, password)
         return await self._create_user(normalized, password_hash, name, Role.CUSTOMER)
 
-    async def _create_user(self, email: str, password_hash: str, name: str, role: Role) -> User:
+    async def _create_user(
+        self, email: str, password_hash: str, name: str, role: Role
+    ) -> UserRecord:
+        now = utcnow()
+        user = UserRecord(
+            id=new_id(),
+            email=email,
+            full_name=name,
+            password_hash=password_hash,
+            role=role.value,
+            active=True,
+            created_at=now,
+            updated_at=now,
+        )
         try:
-            async with self.db.transaction() as session:
-                users = UserRepository(session)
-                if await users.by_email(email) is not None:
+            async with self.unit_of_work() as uow:
+                if await uow.users.by_email(email) is not None:
                     raise EmailTaken("An account with this email exists already.")
-                return await users.add(
-                    User(email=email, password_hash=password_hash, full_name=name, role=role.value)
-                )
-        except IntegrityError:
+                await uow.users.add(user)
+                await uow.commit()
+        except IntegrityViolation:
             # Two registrations raced past the check; the unique index kept one.
             raise EmailTaken("An account with this email exists already.") from None
+        return user
 
     async def login(self, email: str, password: str) -> TokenPair:
         try:
             normalized = normalize_email(email)
         except InvalidArgument:
             normalized = ""
-        async with self.db.session() as session:
-            user = await UserRepository(session).by_email(normalized) if normalized else None
+        user = await find_user_by_email(self.db, normalized) if normalized else None
         # Verify even for an unknown email, so timing does not tell which emails exist.
         valid = await asyncio.to_thread(
             self.passwords.verify, user.password_hash if user else None, password
@@ -156,25 +170,31 @@ class Accounts:
             raise DeactivatedSignIn("This account is deactivated.")
         return await self._new_session(user, family_id=new_id())
 
-    async def _new_session(self, user: User, family_id: str) -> TokenPair:
+    async def _new_session(self, user: UserRecord, family_id: str) -> TokenPair:
         refresh_token = new_refresh_token()
-        async with self.db.transaction() as session:
-            await RefreshTokenRepository(session).add(
-                RefreshToken(
+        now = utcnow()
+        async with self.unit_of_work() as uow:
+            await uow.refresh_tokens.add(
+                RefreshTokenRecord(
+                    id=new_id(),
                     user_id=user.id,
                     family_id=family_id,
                     token_hash=hash_refresh_token(refresh_token),
-                    expires_at=utcnow() + self.refresh_ttl,
+                    created_at=now,
+                    expires_at=now + self.refresh_ttl,
+                    used_at=None,
+                    revoked_at=None,
                 )
             )
+            await uow.commit()
         access = self.access_tokens.issue(user.id, user.role)
         return TokenPair(access.token, refresh_token, access.expires_in)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         """Rotate: the presented token is spent; presenting a spent one revokes its family."""
         now = utcnow()
-        async with self.db.transaction() as session:
-            tokens = RefreshTokenRepository(session)
+        async with self.unit_of_work() as uow:
+            tokens = uow.refresh_tokens
             stored = await tokens.by_hash(hash_refresh_token(refresh_token))
             if stored is None:
                 raise RefreshTokenInvalid("The refresh token is not valid.")
@@ -188,7 +208,8 @@ class Accounts:
                 reused = True  # a concurrent refresh spent it first
             if reused:
                 await tokens.revoke_family(stored.family_id, now)
-            user = await UserRepository(session).get(stored.user_id)
+            user = await uow.users.get(stored.user_id)
+            await uow.commit()
         if reused:
             # Committed above: the revocation stands even though this call fails.
             logger.warning(
@@ -200,14 +221,14 @@ class Accounts:
             raise DeactivatedSignIn("This account is deactivated.")
         return await self._new_session(user, family_id=stored.family_id)
 
-    async def logout(self, refresh_token: str) -> None:
-        principal = require_user()
-        async with self.db.transaction() as session:
-            tokens = RefreshTokenRepository(session)
-            stored = await tokens.by_hash(hash_refresh_token(refresh_token))
+    async def logout(self, caller: Principal, refresh_token: str) -> None:
+        principal = authorize(caller, *USERS)
+        async with self.unit_of_work() as uow:
+            stored = await uow.refresh_tokens.by_hash(hash_refresh_token(refresh_token))
             if stored is None or stored.user_id != principal.subject:
                 raise InvalidArgument.for_field("refresh_token", "is not a token of this account")
-            await tokens.revoke_family(stored.family_id, utcnow())
+            await uow.refresh_tokens.revoke_family(stored.family_id, utcnow())
+            await uow.commit()
 
     async def issue_service_token(self, client_id: str, client_secret: str) -> IssuedToken:
         expected = self.service_clients.get(client_id)
@@ -223,19 +244,21 @@ class Accounts:
 
     # --- the caller's own account ----------------------------------------------------
 
-    async def current_user(self) -> User | UserRecord:
-        principal = require_user()
+    async def current_user(self, caller: Principal) -> UserRecord:
+        principal = authorize(caller, *USERS)
         return await self._get(principal.subject)
 
-    async def update_current_user(self, changes: UserChanges) -> User:
-        principal = require_user()
+    async def update_current_user(self, caller: Principal, changes: UserChanges) -> UserRecord:
+        principal = authorize(caller, *USERS)
         if changes.role is not None or changes.active is not None:
             raise RoleNotAllowed("Role and status are changed by an admin.")
         await self._active(principal.subject)
         return await self._update(principal.subject, changes)
 
-    async def change_password(self, current_password: str, new_password: str) -> None:
-        principal = require_user()
+    async def change_password(
+        self, caller: Principal, current_password: str, new_password: str
+    ) -> None:
+        principal = authorize(caller, *USERS)
         user = await self._active(principal.subject)
         if not await asyncio.to_thread(self.passwords.verify, user.password_hash, current_password):
             raise InvalidArgument.for_field("current_password", "is wrong")
@@ -245,68 +268,76 @@ class Accounts:
         if violations:
             raise InvalidArgument("The new password is not acceptable.", violations)
         password_hash = await asyncio.to_thread(self.passwords.hash, new_password)
-        async with self.db.transaction() as session:
-            stored = await UserRepository(session).get(user.id)
+        async with self.unit_of_work() as uow:
+            stored = await uow.users.get(user.id)
             if stored is None:
                 raise UserNotFound("No such user.")
-            stored.password_hash = password_hash
+            await uow.users.save(stored, replace(stored, password_hash=password_hash))
             # Every device signs in again with the new password, this one too: no access
             # token says which session it came from.
-            await RefreshTokenRepository(session).revoke_all_of_user(user.id, utcnow())
+            await uow.refresh_tokens.revoke_all_of_user(user.id, utcnow())
+            await uow.commit()
 
     # --- administration and other services ------------------------------------------
 
-    async def list_users(self, requested_size: int, page_token: str) -> tuple[Sequence[User], str]:
-        await self._admin()
+    async def list_users(
+        self, caller: Principal, requested_size: int, page_token: str
+    ) -> tuple[Sequence[UserRecord], str]:
+        await self._admin(caller)
         limit = page_size(requested_size)
         after = self.page_tokens.decode(page_token, "users")[0] if page_token else None
-        async with self.db.session() as session:
-            users = await UserRepository(session).page(after, limit + 1)
+        users = await page_of_users(self.db, after, limit + 1)
         next_token = (
             self.page_tokens.encode([users[limit - 1].id], "users") if len(users) > limit else ""
         )
         return users[:limit], next_token
 
-    async def get_user(self, user_id: str) -> User | UserRecord:
-        principal = require_principal()
+    async def get_user(self, caller: Principal, user_id: str) -> UserRecord:
+        """Any caller with a token: a person sees its own profile, admins and services any."""
         require_id(user_id)
-        if not principal.is_privileged and principal.subject != user_id:
+        if not caller.is_privileged and caller.subject != user_id:
             raise RoleNotAllowed("Only admins see other users' profiles.")
-        if principal.role is Role.ADMIN and principal.subject != user_id:
-            await self._admin()
+        if caller.role is Role.ADMIN and caller.subject != user_id:
+            await self._admin(caller)
         return await self._get(user_id)
 
-    async def update_user(self, user_id: str, changes: UserChanges) -> User:
-        principal = await self._admin()
+    async def update_user(
+        self, caller: Principal, user_id: str, changes: UserChanges
+    ) -> UserRecord:
+        principal = await self._admin(caller)
         if principal.subject == user_id and (
             (changes.role not in (None, Role.ADMIN)) or changes.active is False
         ):
             raise InvalidArgument.for_field("user", "admins cannot demote or deactivate themselves")
         return await self._update(user_id, changes)
 
-    async def deactivate_user(self, user_id: str) -> User:
-        return await self.update_user(user_id, UserChanges(active=False))
+    async def deactivate_user(self, caller: Principal, user_id: str) -> UserRecord:
+        return await self.update_user(caller, user_id, UserChanges(active=False))
 
-    async def is_user_active(self, user_id: str) -> bool:
-        principal = require_principal()
+    async def is_user_active(self, caller: Principal, user_id: str) -> bool:
+        """Any caller with a token: a person asks about itself, admins and services about
+        anyone."""
         require_id(user_id)
-        if not principal.is_privileged and principal.subject != user_id:
+        if not caller.is_privileged and caller.subject != user_id:
             raise RoleNotAllowed("Only services and admins ask about other users.")
         user = await load_user(self.db, user_id)
         return bool(user and user.active)
 
-    async def ensure_admin(self, email: str, password: str) -> User:
+    async def ensure_admin(self, email: str, password: str) -> UserRecord:
         """Create the admin, or promote the existing account; idempotent."""
         normalized = normalize_email(email, field="BOOTSTRAP_ADMIN_EMAIL")
         if violations := password_violations(
             password, normalized, field="BOOTSTRAP_ADMIN_PASSWORD"
         ):
             raise InvalidArgument("The admin password is not acceptable.", violations)
-        async with self.db.transaction() as session:
-            existing = await UserRepository(session).by_email(normalized)
+        async with self.unit_of_work() as uow:
+            existing = await uow.users.by_email(normalized)
             if existing is not None:
-                existing.role, existing.active = Role.ADMIN.value, True
-                return existing
+                admin = await uow.users.save(
+                    existing, replace(existing, role=Role.ADMIN.value, active=True)
+                )
+                await uow.commit()
+                return admin
         password_hash = await asyncio.to_thread(self.passwords.hash, password)
         try:
             return await self._create_user(normalized, password_hash, "Administrator", Role.ADMIN)
@@ -315,23 +346,23 @@ class Accounts:
 
     # --- helpers ---------------------------------------------------------------------
 
-    async def _get(self, user_id: str) -> User | UserRecord:
+    async def _get(self, user_id: str) -> UserRecord:
         user = await load_user(self.db, user_id)
         if user is None:
             raise UserNotFound(f"No user has id {quoted(user_id)}.")
         return user
 
-    async def _admin(self) -> Principal:
+    async def _admin(self, caller: Principal) -> Principal:
         """The caller, an admin by its token and still by its account: a token outlives a
         demotion or a deactivation, and an admin's powers must not (they include restoring
         its own)."""
-        principal = require_role(Role.ADMIN)
+        principal = authorize(caller, Role.ADMIN)
         user = await load_user(self.db, principal.subject)
         if user is None or not user.active or user.role != Role.ADMIN.value:
             raise AccountChanged("This account is no longer an active admin; sign in again.")
         return principal
 
-    async def _active(self, user_id: str) -> User | UserRecord:
+    async def _active(self, user_id: str) -> UserRecord:
         """The caller's own account, refused once deactivated: an access token outlives the
         deactivation by up to its lifetime, and the account's owner may not change it."""
         user = await self._get(user_id)
@@ -339,21 +370,24 @@ class Accounts:
             raise AccountDeactivated("This account is deactivated.")
         return user
 
-    async def _update(self, user_id: str, changes: UserChanges) -> User:
+    async def _update(self, user_id: str, changes: UserChanges) -> UserRecord:
         name = _check_name(changes.full_name) if changes.full_name is not None else None
         if changes.role is not None and changes.role not in USER_ROLES:
             raise InvalidArgument.for_field("role", "must be customer, seller or admin")
-        async with self.db.transaction() as session:
-            user = await UserRepository(session).get(user_id)
-            if user is None:
+        async with self.unit_of_work() as uow:
+            stored = await uow.users.get(user_id)
+            if stored is None:
                 raise UserNotFound(f"No user has id {quoted(user_id)}.")
-            if name is not None:
-                user.full_name = name
-            if changes.role is not None:
-                user.role = changes.role.value
-            if changes.active is not None:
-                user.active = changes.active
-                if not changes.active:
-                    await RefreshTokenRepository(session).revoke_all_of_user(user.id, utcnow())
-            await session.flush()
-            return user
+            user = await uow.users.save(
+                stored,
+                replace(
+                    stored,
+                    full_name=stored.full_name if name is None else name,
+                    role=stored.role if changes.role is None else changes.role.value,
+                    active=stored.active if changes.active is None else changes.active,
+                ),
+            )
+            if changes.active is False:
+                await uow.refresh_tokens.revoke_all_of_user(user.id, utcnow())
+            await uow.commit()
+        return user

@@ -19,6 +19,7 @@ from user_service.keys import KeyRing
 from user_service.passwords import PasswordHasher
 from user_service.settings import UserSettings
 from user_service.tokens import AccessTokens
+from user_service.unit_of_work import AccountsUnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ def build_accounts(settings: UserSettings, database: Database) -> tuple[Accounts
     )
     accounts = Accounts(
         database,
+        partial(AccountsUnitOfWork, database),
         PasswordHasher(memory_kib=settings.argon2_memory_kib, time_cost=settings.argon2_time_cost),
         access_tokens,
         refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),

@@ -6,11 +6,11 @@ from typing import Any
 
 from ecommerce.user.v1 import auth_pb2, auth_pb2_grpc, user_pb2, user_pb2_grpc
 from meshkit.context import Role
+from meshkit.identity import require_principal
 from meshkit.rpc import mask_paths, timestamp
 from user_service.accounts import Accounts, TokenPair, UserChanges
 from user_service.keys import KeyRing
-from user_service.models import User
-from user_service.reads import UserRecord
+from user_service.records import UserRecord
 
 Context = Any  # grpc.aio.ServicerContext; unused by these thin adapters
 
@@ -33,7 +33,7 @@ PUBLIC_METHODS = frozenset(
 )
 
 
-def user_message(user: User | UserRecord) -> user_pb2.User:
+def user_message(user: UserRecord) -> user_pb2.User:
     return user_pb2.User(
         id=user.id,
         email=user.email,
@@ -63,6 +63,9 @@ def _changes(message: user_pb2.User, paths: set[str]) -> UserChanges:
 
 
 class UserService(user_pb2_grpc.UserServiceServicer):
+    """Each call that needs a token finds its caller here, once, and gives it to the domain:
+    the interceptor has refused any such call that came without one."""
+
     def __init__(self, accounts: Accounts) -> None:
         self.accounts = accounts
 
@@ -73,47 +76,57 @@ class UserService(user_pb2_grpc.UserServiceServicer):
     async def GetCurrentUser(
         self, request: user_pb2.GetCurrentUserRequest, context: Context
     ) -> user_pb2.User:
-        return user_message(await self.accounts.current_user())
+        return user_message(await self.accounts.current_user(require_principal()))
 
     async def UpdateCurrentUser(
         self, request: user_pb2.UpdateCurrentUserRequest, context: Context
     ) -> user_pb2.User:
         paths = mask_paths(request.update_mask, {"full_name"})
-        return user_message(await self.accounts.update_current_user(_changes(request.user, paths)))
+        user = await self.accounts.update_current_user(
+            require_principal(), _changes(request.user, paths)
+        )
+        return user_message(user)
 
     async def ChangePassword(
         self, request: user_pb2.ChangePasswordRequest, context: Context
     ) -> user_pb2.ChangePasswordResponse:
-        await self.accounts.change_password(request.current_password, request.new_password)
+        await self.accounts.change_password(
+            require_principal(), request.current_password, request.new_password
+        )
         return user_pb2.ChangePasswordResponse()
 
     async def ListUsers(
         self, request: user_pb2.ListUsersRequest, context: Context
     ) -> user_pb2.ListUsersResponse:
-        users, next_token = await self.accounts.list_users(request.page_size, request.page_token)
+        users, next_token = await self.accounts.list_users(
+            require_principal(), request.page_size, request.page_token
+        )
         return user_pb2.ListUsersResponse(
             users=[user_message(user) for user in users], next_page_token=next_token
         )
 
     async def GetUser(self, request: user_pb2.GetUserRequest, context: Context) -> user_pb2.User:
-        return user_message(await self.accounts.get_user(request.id))
+        return user_message(await self.accounts.get_user(require_principal(), request.id))
 
     async def UpdateUser(
         self, request: user_pb2.UpdateUserRequest, context: Context
     ) -> user_pb2.User:
         paths = mask_paths(request.update_mask, {"full_name", "role", "active"})
-        user = await self.accounts.update_user(request.user.id, _changes(request.user, paths))
+        user = await self.accounts.update_user(
+            require_principal(), request.user.id, _changes(request.user, paths)
+        )
         return user_message(user)
 
     async def DeactivateUser(
         self, request: user_pb2.DeactivateUserRequest, context: Context
     ) -> user_pb2.User:
-        return user_message(await self.accounts.deactivate_user(request.id))
+        return user_message(await self.accounts.deactivate_user(require_principal(), request.id))
 
     async def IsUserActive(
         self, request: user_pb2.IsUserActiveRequest, context: Context
     ) -> user_pb2.IsUserActiveResponse:
-        return user_pb2.IsUserActiveResponse(active=await self.accounts.is_user_active(request.id))
+        active = await self.accounts.is_user_active(require_principal(), request.id)
+        return user_pb2.IsUserActiveResponse(active=active)
 
 
 class AuthService(auth_pb2_grpc.AuthServiceServicer):
@@ -132,7 +145,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     async def Logout(
         self, request: auth_pb2.LogoutRequest, context: Context
     ) -> auth_pb2.LogoutResponse:
-        await self.accounts.logout(request.refresh_token)
+        await self.accounts.logout(require_principal(), request.refresh_token)
         return auth_pb2.LogoutResponse()
 
     async def IssueServiceToken(

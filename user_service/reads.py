@@ -1,42 +1,62 @@
-"""The user read that other services make on every order and email, on the driver itself.
+"""Reads of users that change nothing, outside any unit of work, as the records it gives.
 
-On PostgreSQL a user comes back through asyncpg directly, as a plain record: through the
-ORM (`Session.get`) the read was most of the CPU that `IsUserActive` and `GetUser` cost the
-service once the token check is cached. SQLite (the laptop default) reads through the ORM;
-`tests/user_service/test_reads.py` holds both to the same answer.
+On PostgreSQL a user by id (the read that other services make on every order and email) comes
+back through asyncpg directly: through the ORM (`Session.get`) the read was most of the CPU
+that `IsUserActive` and `GetUser` cost the service once the token check is cached. The other
+reads, and every read on SQLite (the laptop default), run the repository's Core statements on a
+read session. `tests/user_service/test_reads.py` holds both paths to the same answer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
+from typing import Any
 
-from meshkit.data import Database
+from sqlalchemy import Integer, Table, bindparam, select
+
+from meshkit.data import Database, Statement
 from user_service.models import User
-from user_service.repository import UserRepository
+from user_service.records import USER_FIELDS, UserRecord
+from user_service.repository import USER_BY_EMAIL, USER_BY_ID, user_record
 
-_COLUMNS = tuple(column.name for column in User.__table__.columns)
-_USER_BY_ID = f"SELECT {', '.join(_COLUMNS)} FROM users WHERE id = $1"
+_users: Table = User.__table__  # type: ignore[assignment]
 
-
-@dataclass(frozen=True, slots=True)
-class UserRecord:
-    """A user as read, with the attributes of `User` that answers are built from."""
-
-    id: str
-    email: str
-    full_name: str
-    password_hash: str
-    role: str
-    active: bool
-    created_at: datetime
-    updated_at: datetime
+_USER_BY_ID = f"SELECT {', '.join(USER_FIELDS)} FROM users WHERE id = $1"
+# A page of users in the order of their ids, which is the keyset: the first page, and the next.
+_FIRST_USERS = Statement(
+    select(_users).order_by(_users.c.id).limit(bindparam("limit", type_=Integer))
+)
+_USERS_AFTER = Statement(
+    select(_users)
+    .where(_users.c.id > bindparam("after_id"))
+    .order_by(_users.c.id)
+    .limit(bindparam("limit", type_=Integer))
+)
 
 
-async def load_user(db: Database, user_id: str) -> User | UserRecord | None:
+async def load_user(db: Database, user_id: str) -> UserRecord | None:
     """The user, or None."""
     if not db.is_postgresql:
-        async with db.session() as session:
-            return await UserRepository(session).get(user_id)
+        found = await _read(db, USER_BY_ID, {"user_id": user_id})
+        return found[0] if found else None
     values = await db.driver_row(_USER_BY_ID, user_id)
-    return UserRecord(**values) if values is not None else None
+    return user_record(values) if values is not None else None
+
+
+async def find_user_by_email(db: Database, email: str) -> UserRecord | None:
+    """The user with this (normalized) email, or None."""
+    found = await _read(db, USER_BY_EMAIL, {"email": email})
+    return found[0] if found else None
+
+
+async def page_of_users(db: Database, after_id: str | None, limit: int) -> list[UserRecord]:
+    """Up to `limit` users in the order of their ids, after `after_id` when it is given."""
+    if after_id is None:
+        return await _read(db, _FIRST_USERS, {"limit": limit})
+    return await _read(db, _USERS_AFTER, {"after_id": after_id, "limit": limit})
+
+
+async def _read(db: Database, statement: Statement, params: Mapping[str, Any]) -> list[UserRecord]:
+    async with db.session() as session:
+        result = await session.execute(statement.statement, dict(params))
+        return [user_record(dict(row)) for row in result.mappings()]

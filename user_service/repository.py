@@ -1,74 +1,129 @@
-"""Reads and writes of users and refresh tokens, given a session."""
+"""Reads and writes of users and refresh tokens inside a unit of work's transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
+from itertools import combinations
+from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, bindparam, select, update
 
+from meshkit.data import Statement, Transaction, utcnow
 from user_service.models import RefreshToken, User
+from user_service.records import (
+    REFRESH_TOKEN_FIELDS,
+    USER_FIELDS,
+    RefreshTokenRecord,
+    UserRecord,
+)
+
+_users: Table = User.__table__  # type: ignore[assignment]
+_tokens: Table = RefreshToken.__table__  # type: ignore[assignment]
+
+# Every statement is built once, here, and run with parameters. The user reads are public
+# because `reads.py` runs the same ones outside a transaction.
+USER_BY_ID = Statement(select(_users).where(_users.c.id == bindparam("user_id")))
+USER_BY_EMAIL = Statement(select(_users).where(_users.c.email == bindparam("email")))
+_ADD_USER = Statement(_users.insert())
+
+# The columns that a change of a user may set, besides its update time. Only the columns that
+# change are written, as the ORM did, so that two changes of different columns at the same time
+# both stand; each subset has its own statement.
+CHANGEABLE = ("full_name", "role", "active", "password_hash")
+_CHANGE_USER = {
+    frozenset(columns): Statement(
+        update(_users)
+        .where(_users.c.id == bindparam("user_id"))
+        .values({name: bindparam(name) for name in (*columns, "updated_at")})
+    )
+    for size in range(1, len(CHANGEABLE) + 1)
+    for columns in combinations(CHANGEABLE, size)
+}
+
+_ADD_TOKEN = Statement(_tokens.insert())
+_TOKEN_BY_HASH = Statement(select(_tokens).where(_tokens.c.token_hash == bindparam("token_hash")))
+_MARK_USED = Statement(
+    update(_tokens)
+    .where(
+        _tokens.c.id == bindparam("token_id"),
+        _tokens.c.used_at.is_(None),
+        _tokens.c.revoked_at.is_(None),
+    )
+    .values(used_at=bindparam("now"))
+)
+_REVOKE_FAMILY = Statement(
+    update(_tokens)
+    .where(_tokens.c.family_id == bindparam("family"), _tokens.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now"))
+)
+_REVOKE_ALL_OF_USER = Statement(
+    update(_tokens)
+    .where(_tokens.c.user_id == bindparam("owner"), _tokens.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now"))
+)
+
+
+def user_record(row: Mapping[str, Any]) -> UserRecord:
+    """The record of a row of the users table, however it was read."""
+    return UserRecord(**row)
 
 
 class UserRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
 
-    async def get(self, user_id: str) -> User | None:
-        return await self.session.get(User, user_id)
+    async def get(self, user_id: str) -> UserRecord | None:
+        row = await self.tx.fetchrow(USER_BY_ID, {"user_id": user_id})
+        return user_record(row) if row is not None else None
 
-    async def by_email(self, email: str) -> User | None:
-        return await self.session.scalar(select(User).where(User.email == email))
+    async def by_email(self, email: str) -> UserRecord | None:
+        row = await self.tx.fetchrow(USER_BY_EMAIL, {"email": email})
+        return user_record(row) if row is not None else None
 
-    async def add(self, user: User) -> User:
-        self.session.add(user)
-        await self.session.flush()
-        return user
+    async def add(self, user: UserRecord) -> None:
+        """A second user with the same email breaks the unique index (`IntegrityViolation`)."""
+        await self.tx.execute(_ADD_USER, {name: getattr(user, name) for name in USER_FIELDS})
 
-    async def page(self, after_id: str | None, limit: int) -> Sequence[User]:
-        query = select(User).order_by(User.id).limit(limit)
-        if after_id is not None:
-            query = query.where(User.id > after_id)
-        return (await self.session.scalars(query)).all()
+    async def save(self, stored: UserRecord, user: UserRecord) -> UserRecord:
+        """Write what `user` changes of `stored`, the same user as read in this transaction: the
+        columns of `CHANGEABLE` whose values differ, and a new update time. Returns the user as
+        written; when nothing differs nothing is written, as the ORM did, so the update time
+        moves only with a change."""
+        changed = {
+            name: getattr(user, name)
+            for name in CHANGEABLE
+            if getattr(user, name) != getattr(stored, name)
+        }
+        if not changed:
+            return stored
+        now = utcnow()
+        await self.tx.execute(
+            _CHANGE_USER[frozenset(changed)], {**changed, "user_id": stored.id, "updated_at": now}
+        )
+        return replace(user, updated_at=now)
 
 
 class RefreshTokenRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
 
-    async def add(self, token: RefreshToken) -> None:
-        self.session.add(token)
-        await self.session.flush()
-
-    async def by_hash(self, token_hash: str) -> RefreshToken | None:
-        return await self.session.scalar(
-            select(RefreshToken).where(RefreshToken.token_hash == token_hash)
+    async def add(self, token: RefreshTokenRecord) -> None:
+        await self.tx.execute(
+            _ADD_TOKEN, {name: getattr(token, name) for name in REFRESH_TOKEN_FIELDS}
         )
+
+    async def by_hash(self, token_hash: str) -> RefreshTokenRecord | None:
+        row = await self.tx.fetchrow(_TOKEN_BY_HASH, {"token_hash": token_hash})
+        return RefreshTokenRecord(**row) if row is not None else None
 
     async def mark_used(self, token_id: str, now: datetime) -> bool:
         """Spend a token once: of two concurrent refreshes with it, exactly one wins."""
-        result = await self.session.execute(
-            update(RefreshToken)
-            .where(
-                RefreshToken.id == token_id,
-                RefreshToken.used_at.is_(None),
-                RefreshToken.revoked_at.is_(None),
-            )
-            .values(used_at=now)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return await self.tx.execute(_MARK_USED, {"token_id": token_id, "now": now}) > 0
 
     async def revoke_family(self, family_id: str, now: datetime) -> None:
-        await self.session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+        await self.tx.execute(_REVOKE_FAMILY, {"family": family_id, "now": now})
 
     async def revoke_all_of_user(self, user_id: str, now: datetime) -> None:
-        await self.session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+        await self.tx.execute(_REVOKE_ALL_OF_USER, {"owner": user_id, "now": now})

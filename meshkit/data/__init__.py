@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from meshkit.data.db import Database, UTCDateTime, in_utc, new_metadata, utcnow
 from meshkit.data.migrations import run_env, upgrade_to_head, upgrade_to_head_async
-from meshkit.data.transactions import IntegrityViolation, Statement, Transaction, transaction
+from meshkit.data.transactions import IntegrityViolation, Statement, Transaction
+from meshkit.data.unit_of_work import UnitOfWork
 
 __all__ = [
     "Database",
@@ -13,10 +14,10 @@ __all__ = [
     "Statement",
     "Transaction",
     "UTCDateTime",
+    "UnitOfWork",
     "in_utc",
     "new_metadata",
     "run_env",
-    "transaction",
     "upgrade_to_head",
     "upgrade_to_head_async",
     "utcnow",

@@ -109,7 +109,10 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         engine = create_async_engine(parsed, echo=echo)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    engine = create_async_engine(parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+    # Bursts of reads open half as many again; the writes have the driver's pool.
+    engine = create_async_engine(
+        parsed, echo=echo, pool_size=pool_size, max_overflow=max(1, pool_size // 2)
+    )
     event.listen(engine.sync_engine.pool, "checkin", _note_checkin)
     event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle)
     return engine
@@ -138,8 +141,9 @@ def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any
 
 
 def driver_pool_size(pool_size: int) -> int:
-    """The connections of asyncpg's own pool (`Database.driver_connection`): half the ORM's."""
-    return max(1, pool_size // 2)
+    """The connections of asyncpg's own pool (`Database.driver_connection`): as many as the
+    ORM's, for it carries every unit of work (each write) besides the hottest reads."""
+    return max(1, pool_size)
 
 
 class Database:
@@ -172,7 +176,11 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session whose work commits when the block ends and rolls back if it raises."""
+        """A session whose work commits when the block ends and rolls back if it raises.
+
+        For tests and one-off tools that write ORM objects: the services write through their
+        unit of work (`meshkit.data.UnitOfWork`).
+        """
         async with self.sessions() as session, session.begin():
             yield session
 
@@ -182,13 +190,13 @@ class Database:
 
     @asynccontextmanager
     async def driver_connection(self) -> AsyncIterator[Any]:
-        """A connection of asyncpg's own pool, in autocommit, for the hottest reads, the outbox
-        relay and the transactions of `meshkit.data.transactions` (PostgreSQL only).
+        """A connection of asyncpg's own pool, in autocommit, for the hottest reads and every
+        unit of work's transaction (PostgreSQL only).
 
         SQLAlchemy's execution costs several times what the query does, and even a raw
         connection checked out of its async pool costs more per read than one of asyncpg's
-        pool (greenlets, and a task per check-in). This pool holds up to half of
-        `DB_POOL_SIZE` connections, opened when first needed; asyncpg replaces a connection
+        pool (greenlets, and a task per check-in). This pool holds up to `DB_POOL_SIZE`
+        connections, opened when first needed; asyncpg replaces a connection
         the server closed when it is next handed out.
         """
         pool = self._driver_pool or await self._open_driver_pool()
@@ -308,7 +316,7 @@ class _ReadSession(Session):
 
 @event.listens_for(_ReadSession, "before_flush")
 def _refuse_writes(session: Session, flush_context: Any, instances: Any) -> None:
-    raise RuntimeError("a read session does not write: use Database.transaction()")
+    raise RuntimeError("a read session does not write: write through a unit of work")
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:

@@ -10,8 +10,8 @@ of parameters and run as the driver's own prepared statement.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from meshkit.data.db import Database, after_commit, in_utc
+from meshkit.data.db import after_commit, in_utc
 
 _POSTGRESQL = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
@@ -90,7 +90,7 @@ class Transaction(ABC):
         """Runs the statement; returns how many rows it wrote."""
 
     @abstractmethod
-    async def execute_many(self, statement: Statement, rows: list[Mapping[str, Any]]) -> None:
+    async def execute_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
         """Runs the statement once per row of parameters, as one batch."""
 
     @abstractmethod
@@ -126,7 +126,7 @@ class DriverTransaction(Transaction):
         count = status.rsplit(" ", 1)[-1]  # "INSERT 0 1", "UPDATE 3"
         return int(count) if count.isdigit() else 0
 
-    async def execute_many(self, statement: Statement, rows: list[Mapping[str, Any]]) -> None:
+    async def execute_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
         compiled = [statement.on_postgresql(row) for row in rows]
@@ -161,7 +161,7 @@ class SessionTransaction(Transaction):
             result = await self.session.execute(statement.statement, dict(params or {}))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
-    async def execute_many(self, statement: Statement, rows: list[Mapping[str, Any]]) -> None:
+    async def execute_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
             with _integrity_of_session():
                 await self.session.execute(statement.statement, [dict(row) for row in rows])
@@ -191,18 +191,3 @@ def _integrity_of_session() -> Iterator[None]:
         yield
     except IntegrityError as exc:
         raise IntegrityViolation(str(exc.orig)) from exc
-
-
-@asynccontextmanager
-async def transaction(database: Database) -> AsyncIterator[Transaction]:
-    """A transaction for prebuilt statements: commits when the block ends, rolls back if it
-    raises. On PostgreSQL it holds a connection of the driver's pool."""
-    if not database.is_postgresql:
-        async with database.transaction() as session:
-            yield SessionTransaction(session)
-        return
-    async with database.driver_connection() as connection:
-        driver = DriverTransaction(connection)
-        async with connection.transaction():
-            yield driver
-        driver.committed()

@@ -3,7 +3,13 @@ tokens for calls between services, and the checks a domain method makes on the c
 
 from __future__ import annotations
 
-from meshkit.identity.access import require_principal, require_role, require_user
+from meshkit.identity.access import (
+    USERS,
+    authorize,
+    require_principal,
+    require_role,
+    require_user,
+)
 from meshkit.identity.auth import (
     JwksVerifier,
     ServiceTokenIssuer,
@@ -31,6 +37,7 @@ from meshkit.identity.wiring import (
 )
 
 __all__ = [
+    "USERS",
     "AccountChanged",
     "AccountDeactivated",
     "JwksVerifier",
@@ -42,6 +49,7 @@ __all__ = [
     "TokenMissing",
     "UserServiceLink",
     "VerifiedTokenCache",
+    "authorize",
     "confirm_account",
     "decode_claims",
     "find_user",

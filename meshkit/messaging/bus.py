@@ -11,7 +11,7 @@ from sqlalchemy import Table
 
 from meshkit.data.db import Database
 from meshkit.messaging import amqp
-from meshkit.messaging.inbox import EventConsumer
+from meshkit.messaging.inbox import EventConsumer, UnitOfWorkT
 from meshkit.messaging.outbox import Outbox, OutboxRelay
 from meshkit.messaging.subscriptions import SubscriptionMismatch, Subscriptions
 from meshkit.settings import ServiceSettings
@@ -50,7 +50,9 @@ class Messaging:
             inbox=inbox_table,
         )
 
-    def jobs(self, subscriptions: Subscriptions) -> list[Callable[[], Awaitable[None]]]:
+    def jobs(
+        self, subscriptions: Subscriptions[UnitOfWorkT]
+    ) -> list[Callable[[], Awaitable[None]]]:
         """The outbox relay, and the consumer of the service's subscriptions.
 
         Raises SubscriptionMismatch, which ends the process, when the subscriptions disagree
@@ -70,6 +72,7 @@ class Messaging:
             self.topology,
             subscriptions.consumer,
             subscriptions.handlers,
+            unit_of_work=subscriptions.unit_of_work,
             retry_base_seconds=self.settings.consumer_retry_base_seconds,
             retry_max_seconds=self.settings.consumer_retry_max_seconds,
         )

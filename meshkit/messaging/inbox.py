@@ -10,10 +10,12 @@ event type the consumer has no handler for.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from typing import Generic, TypeVar, cast
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
@@ -24,14 +26,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from meshkit.context import correlation_id_var, request_id_var
 from meshkit.data.db import Database, UTCDateTime, utcnow
-from meshkit.data.transactions import Statement, Transaction, transaction
+from meshkit.data.transactions import Statement, Transaction
+from meshkit.data.unit_of_work import UnitOfWork
 from meshkit.messaging.amqp import Topology
 from meshkit.messaging.events import OCCURRED_AT_HEADER, Envelope, UnknownEvent, decode_event
 
 logger = logging.getLogger(__name__)
 
-# Runs in the transaction that records the message in the inbox: its writes commit with it.
-Handler = Callable[[Transaction, Message, Envelope], Awaitable[None]]
+UnitOfWorkT = TypeVar("UnitOfWorkT", bound=UnitOfWork)
+
+# Runs in the unit of work that records the message in the inbox, which commits once it
+# returns: its writes and the events it publishes commit with the inbox row.
+Handler = Callable[[UnitOfWorkT, Message, Envelope], Awaitable[None]]
 
 
 def inbox_table(metadata: MetaData) -> Table:
@@ -78,8 +84,9 @@ def envelope_of(message: AbstractIncomingMessage, event_type: str) -> Envelope:
     )
 
 
-class EventConsumer:
-    """Consumes the service's queue and runs the handler registered for each event type."""
+class EventConsumer(Generic[UnitOfWorkT]):
+    """Consumes the service's queue and runs the handler registered for each event type, each
+    in a unit of work of its own (the service's, which attaches its repositories)."""
 
     def __init__(
         self,
@@ -88,8 +95,9 @@ class EventConsumer:
         connection: AbstractRobustConnection,
         topology: Topology,
         consumer: str,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, Handler[UnitOfWorkT]],
         *,
+        unit_of_work: Callable[[], UnitOfWorkT] | None = None,
         prefetch: int = 64,
         retry_base_seconds: float = 0.2,
         retry_max_seconds: float = 5.0,
@@ -101,6 +109,9 @@ class EventConsumer:
         self.topology = topology
         self.consumer = consumer
         self.handlers = dict(handlers)
+        self.unit_of_work: Callable[[], UnitOfWorkT] = unit_of_work or cast(
+            Callable[[], UnitOfWorkT], functools.partial(UnitOfWork, database)
+        )
         self.prefetch = prefetch
         self.retry_base = retry_base_seconds
         self.retry_max = retry_max_seconds
@@ -208,9 +219,10 @@ class EventConsumer:
             return
         envelope = envelope_of(message, event_type)
         try:
-            async with transaction(self.db) as tx:
-                if await self._first_delivery(tx, envelope):
-                    await handler(tx, body, envelope)
+            async with self.unit_of_work() as uow:
+                if await self._first_delivery(uow.tx, envelope):
+                    await handler(uow, body, envelope)
+                    await uow.commit()
                 else:
                     logger.info("duplicate %s %s ignored", event_type, envelope.message_id)
         except asyncio.CancelledError:

@@ -38,7 +38,8 @@ from sqlalchemy import (
 
 from meshkit.context import correlation_id_var, request_id_var
 from meshkit.data.db import Database, UTCDateTime, utcnow
-from meshkit.data.transactions import Statement, Transaction, transaction
+from meshkit.data.transactions import Statement, Transaction
+from meshkit.data.unit_of_work import UnitOfWork
 from meshkit.messaging.amqp import Topology
 from meshkit.messaging.events import CONTENT_TYPE, OCCURRED_AT_HEADER, Envelope, event_type_of
 
@@ -70,7 +71,8 @@ def outbox_table(metadata: MetaData) -> Table:
 
 
 class Outbox:
-    """Writes events in the caller's transaction and wakes the relay after commit."""
+    """Writes events in the caller's transaction (a unit of work's, at its commit) and wakes
+    the relay once that commits."""
 
     def __init__(self, table: Table, source: str) -> None:
         self.table = table
@@ -80,10 +82,9 @@ class Outbox:
         # `inline`: nothing to read back (the id), so no RETURNING.
         self._insert = Statement(table.insert().inline())
 
-    async def add(self, tx: Transaction, body: Message, *, correlation_id: str) -> Envelope:
-        """Write the event in the caller's transaction (a session's through
-        `SessionTransaction`, or the driver's)."""
-        envelope = Envelope(
+    def envelope(self, body: Message, *, correlation_id: str) -> Envelope:
+        """The envelope `body` will be published in, with this request's ids in its headers."""
+        return Envelope(
             event_type=event_type_of(body),
             correlation_id=correlation_id,
             source=self.source,
@@ -96,21 +97,27 @@ class Outbox:
                 if value
             },
         )
-        await tx.execute(
-            self._insert,
+
+    async def write(self, tx: Transaction, published: Sequence[tuple[Envelope, Message]]) -> None:
+        """Write the events in the caller's transaction, as one batch."""
+        rows = [
             {
                 "message_id": envelope.message_id,
                 "event_type": envelope.event_type,
-                "correlation_id": correlation_id,
+                "correlation_id": envelope.correlation_id,
                 "payload": body.SerializeToString(),
                 "headers": json.dumps(envelope.headers),
                 "created_at": envelope.occurred_at,
                 "attempts": 0,
-            },
-        )
+            }
+            for envelope, body in published
+        ]
+        if len(rows) == 1:
+            await tx.execute(self._insert, rows[0])
+        else:
+            await tx.execute_many(self._insert, rows)
         # After commit: woken earlier, the relay would find nothing and go back to sleep.
         tx.after_commit(self.pending.set)
-        return envelope
 
 
 class OutboxRelay:
@@ -186,12 +193,13 @@ class OutboxRelay:
         transaction rolls back and the rows stay unsent.
         """
         exchange = await self._exchange_for_publishing()
-        async with transaction(self.db) as tx:
-            claimed = await tx.fetch(self._claim, {"now": utcnow()})
+        async with UnitOfWork(self.db) as uow:
+            claimed = await uow.tx.fetch(self._claim, {"now": utcnow()})
             # RETURNING gives no order: publish oldest first, as the rows were written.
             rows = sorted(claimed, key=lambda row: row["id"])
             if rows:
                 await self._publish_all(exchange, rows)
+                await uow.commit()
         return len(rows)
 
     @functools.cached_property

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Generic
 
 from meshkit.messaging.amqp import CONSUMERS
 from meshkit.messaging.events import EVENT_TYPES
-from meshkit.messaging.inbox import Handler
+from meshkit.messaging.inbox import Handler, UnitOfWorkT
 
 __all__ = ["SubscriptionMismatch", "Subscriptions"]
 
@@ -28,8 +29,9 @@ class SubscriptionMismatch(SystemExit):
         super().__init__(f"{consumer} cannot consume its events: " + "; ".join(self.problems))
 
 
-class Subscriptions:
-    """The events one service consumes, each with its handler, declared together once.
+class Subscriptions(Generic[UnitOfWorkT]):
+    """The events one service consumes, each with its handler, declared together once, and the
+    unit of work each handler runs in.
 
     The consumer's dispatch map is `handlers` and its queue is bound to `event_types`, both
     read from here. The mesh's topology (`meshkit.messaging.amqp.CONSUMERS`) stays a table of its own:
@@ -38,11 +40,15 @@ class Subscriptions:
     consumer on its queue. `check` holds the two to the same event types.
     """
 
-    def __init__(self, consumer: str) -> None:
+    def __init__(
+        self, consumer: str, unit_of_work: Callable[[], UnitOfWorkT] | None = None
+    ) -> None:
         self.consumer = consumer
-        self._handlers: dict[str, Handler] = {}
+        # None: a bare `UnitOfWork` of the service's database, with no repositories.
+        self.unit_of_work = unit_of_work
+        self._handlers: dict[str, Handler[UnitOfWorkT]] = {}
 
-    def on(self, event_type: str, handler: Handler) -> Subscriptions:
+    def on(self, event_type: str, handler: Handler[UnitOfWorkT]) -> Subscriptions[UnitOfWorkT]:
         """Consume `event_type` with `handler`; returns itself, so declarations chain."""
         if event_type not in EVENT_TYPES:
             raise SubscriptionMismatch(
@@ -59,7 +65,7 @@ class Subscriptions:
         return tuple(self._handlers)
 
     @property
-    def handlers(self) -> dict[str, Handler]:
+    def handlers(self) -> dict[str, Handler[UnitOfWorkT]]:
         """The consumer's dispatch map, event type to handler (a copy)."""
         return dict(self._handlers)
 

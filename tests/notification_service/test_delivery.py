@@ -17,6 +17,7 @@ from notification_service.mailer import SmtpMailer
 from notification_service.models import Notification, NotificationStatus, metadata, outbox
 from notification_service.notifications import Notifications
 from notification_service.settings import NotificationSettings
+from notification_service.unit_of_work import NotificationUnitOfWork
 from tests.conftest import DatabaseFactory
 from tests.smtp import REFUSED_PREFIX, SmtpServer
 from tests.support import eventually
@@ -34,9 +35,10 @@ def smtp() -> Iterator[SmtpServer]:
 def notifications_of(database: Database, smtp: SmtpServer) -> Notifications:
     settings = load_settings(NotificationSettings, env_file=None, SMTP_PORT=smtp.port)
     unused: Any = None  # recipients, renderer, page tokens: a pass needs none of them
+    events = Outbox(outbox, "notification_service")
     return Notifications(
         database,
-        Outbox(outbox, "notification_service"),
+        lambda: NotificationUnitOfWork(database, events),
         unused,
         unused,
         SmtpMailer(settings),

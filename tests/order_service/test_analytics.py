@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 
 from ecommerce.order.v1 import analytics_pb2
-from meshkit.context import Principal, Role, principal_var
+from meshkit.context import Principal, Role
 from meshkit.data import Database, upgrade_to_head_async
 from meshkit.errors import InvalidArgument, PermissionDenied
 from meshkit.ids import new_id
@@ -36,6 +36,8 @@ ORDERS = [
         [("p2", "Desk", 2, 5_000), ("p1", "Lamp", 1, 1_000)],
     ),
 ]
+
+ADMIN = Principal("admin", Role.ADMIN, "t")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -76,11 +78,7 @@ async def analytics(
                         ],
                     )
                 )
-        token = principal_var.set(Principal("admin", Role.ADMIN, "t"))
-        try:
-            yield Analytics(database, StillAdmin())
-        finally:
-            principal_var.reset(token)
+        yield Analytics(database, StillAdmin())
 
 
 class StillAdmin:
@@ -102,7 +100,7 @@ def day(text: str) -> datetime:
 
 
 async def test_top_products(analytics: Analytics) -> None:
-    rows = await analytics.top_products(day("2024-03-01"), day("2024-05-01"), 5)
+    rows = await analytics.top_products(ADMIN, day("2024-03-01"), day("2024-05-01"), 5)
     assert [(r.product_name, r.quantity, r.revenue_minor) for r in rows] == [
         ("Lamp", 7, 7_000),
         ("Desk", 3, 15_000),
@@ -139,27 +137,23 @@ async def test_sales_per_period_with_zeros(
     end: str,
     expected: list[tuple[str, int, int]],
 ) -> None:
-    rows = await analytics.sales(granularity, day(start), day(end))
+    rows = await analytics.sales(ADMIN, granularity, day(start), day(end))
     assert [
         (r.start.strftime("%Y-%m-%d"), r.order_count, r.revenue_minor) for r in rows
     ] == expected
 
 
 async def test_only_admins(analytics: Analytics) -> None:
-    token = principal_var.set(Principal("u1", Role.CUSTOMER, "t"))
-    try:
-        with pytest.raises(PermissionDenied):
-            await analytics.sales(Granularity.DAY, None, None)
-    finally:
-        principal_var.reset(token)
+    with pytest.raises(PermissionDenied):
+        await analytics.sales(Principal("u1", Role.CUSTOMER, "t"), Granularity.DAY, None, None)
 
 
 async def test_a_default_start_before_year_one_is_invalid(analytics: Analytics) -> None:
     end = day("0001-01-02")
     with pytest.raises(InvalidArgument) as top:
-        await analytics.top_products(None, end, 5)
+        await analytics.top_products(ADMIN, None, end, 5)
     with pytest.raises(InvalidArgument) as sales:
-        await analytics.sales(Granularity.DAY, None, end)
+        await analytics.sales(ADMIN, Granularity.DAY, None, end)
     for raised in (top, sales):
         assert [v.field for v in raised.value.violations] == ["start"]
         assert "30 days after 0001-01-01" in raised.value.message
@@ -177,16 +171,16 @@ async def test_periods_ending_after_year_9999_are_invalid(
     analytics: Analytics, granularity: Granularity, start: str, end: str
 ) -> None:
     with pytest.raises(InvalidArgument) as raised:
-        await analytics.sales(granularity, day(start), day(end))
+        await analytics.sales(ADMIN, granularity, day(start), day(end))
     assert [v.field for v in raised.value.violations] == ["end"]
     assert f"last {granularity} would end after 9999-12-31" in raised.value.message
 
 
 async def test_ranges_at_the_ends_of_the_calendar_are_answered(analytics: Analytics) -> None:
-    assert await analytics.top_products(day("0001-01-01"), day("0001-01-02"), 5) == []
-    assert await analytics.top_products(day("9999-12-01"), day("9999-12-31T23:59"), 5) == []
-    early = await analytics.sales(Granularity.WEEK, day("0001-01-01"), day("0001-01-09"))
-    late = await analytics.sales(Granularity.MONTH, day("9999-11-01"), day("9999-12-01"))
+    assert await analytics.top_products(ADMIN, day("0001-01-01"), day("0001-01-02"), 5) == []
+    assert await analytics.top_products(ADMIN, day("9999-12-01"), day("9999-12-31T23:59"), 5) == []
+    early = await analytics.sales(ADMIN, Granularity.WEEK, day("0001-01-01"), day("0001-01-09"))
+    late = await analytics.sales(ADMIN, Granularity.MONTH, day("9999-11-01"), day("9999-12-01"))
     assert [(r.start.date().isoformat(), r.order_count) for r in [*early, *late]] == [
         ("0001-01-01", 0),
         ("0001-01-08", 0),
@@ -213,6 +207,6 @@ async def test_a_timestamp_past_year_9999_is_invalid_over_grpc(field: str) -> No
 async def test_a_token_that_outlived_its_admin_reads_no_sales(analytics: Analytics) -> None:
     former = Analytics(analytics.db, NoLongerAdmin())
     with pytest.raises(PermissionDenied):
-        await former.top_products(None, None, 5)
+        await former.top_products(ADMIN, None, None, 5)
     with pytest.raises(PermissionDenied):
-        await former.sales(Granularity.DAY, None, None)
+        await former.sales(ADMIN, Granularity.DAY, None, None)

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.pool import QueuePool
 
-from meshkit.context import Principal, Role, principal_var
+from meshkit.context import Principal, Role
 from meshkit.data import Database
 from meshkit.errors import FailedPrecondition, InvalidArgument
 from meshkit.messaging import Outbox
@@ -27,6 +27,7 @@ from order_service.messages import cart_message
 from order_service.models import Order, metadata, outbox
 from order_service.orders import SERVICE_NAME, Orders
 from order_service.records import OrderRecord
+from order_service.unit_of_work import OrderUnitOfWork
 from order_service.upstream import Line, ProductInfo
 from tests.conftest import DatabaseFactory
 from tests.support import eventually
@@ -41,6 +42,8 @@ LAMP = ProductInfo("lamp", "Lamp", "s1", 1_999, "USD", 10, archived=False)
 DESK = ProductInfo("desk", "Desk", "s1", 4_999, "USD", 10, archived=False)
 CLOCK = ProductInfo("clock", "Clock", "s2", 2_500, "EUR", 10, archived=False)
 DEADLINE = 10.0
+
+BUYER = Principal("u1", Role.CUSTOMER, "t")
 
 
 class Meeting:
@@ -114,8 +117,12 @@ class Accounts(upstream.Users):
 
 
 @pytest.fixture
-async def database(database_on_each_backend: DatabaseFactory) -> Database:
-    return await database_on_each_backend(metadata)
+async def database(database_on_each_backend: DatabaseFactory) -> AsyncIterator[Database]:
+    created = await database_on_each_backend(metadata)
+    # Each concurrent writer holds a connection of the driver's pool (as many as given):
+    # room for the four that the concurrency tests start at once.
+    async with Database(created.url, pool_size=8) as database:
+        yield database
 
 
 @pytest.fixture
@@ -129,15 +136,14 @@ def accounts() -> Accounts:
 
 
 @pytest.fixture
-async def carts(database: Database, shelf: Shelf, accounts: Accounts) -> AsyncIterator[Carts]:
-    orders = Orders(
-        database, Outbox(outbox, SERVICE_NAME), shelf, accounts, PageTokenCodec(b"secret")
-    )
-    token = principal_var.set(Principal("u1", Role.CUSTOMER, "t"))
-    try:
-        yield Carts(database, shelf, orders)
-    finally:
-        principal_var.reset(token)
+async def carts(database: Database, shelf: Shelf, accounts: Accounts) -> Carts:
+    events = Outbox(outbox, SERVICE_NAME)
+
+    def unit_of_work() -> OrderUnitOfWork:
+        return OrderUnitOfWork(database, events)
+
+    orders = Orders(database, unit_of_work, shelf, accounts, PageTokenCodec(b"secret"))
+    return Carts(database, unit_of_work, shelf, orders)
 
 
 def contents(cart: CartView) -> list[tuple[str, int]]:
@@ -182,8 +188,8 @@ async def cart_writes_held(database: Database) -> AsyncIterator[Callable[[int], 
         await lock.commit()
 
 
-async def checkout(carts: Carts, key: str) -> Order | OrderRecord:
-    return await carts.checkout(key, "pm_card_visa", ADDRESS)
+async def checkout(carts: Carts, key: str) -> OrderRecord:
+    return await carts.checkout(BUYER, key, "pm_card_visa", ADDRESS)
 
 
 # --- concurrent puts ----------------------------------------------------------------------
@@ -193,22 +199,22 @@ async def test_concurrent_puts_of_a_new_product_all_succeed(
     carts: Carts, database: Database
 ) -> None:
     async with cart_writes_held(database) as writers_waiting:
-        puts = [asyncio.create_task(carts.set_item("lamp", q)) for q in (1, 2, 3, 4)]
+        puts = [asyncio.create_task(carts.set_item(BUYER, "lamp", q)) for q in (1, 2, 3, 4)]
         await eventually(
             lambda: writers_waiting(4), timeout=4.0, message="four puts waiting to write"
         )
     results = await asyncio.gather(*puts, return_exceptions=True)
 
     assert not [r for r in results if isinstance(r, BaseException)], results
-    cart = await carts.view()
+    cart = await carts.view(BUYER)
     assert len(cart.lines) == 1 and cart.lines[0].product_id == "lamp"
     assert cart.lines[0].quantity in {1, 2, 3, 4}
 
 
 async def test_a_put_replaces_the_quantity_and_keeps_the_place(carts: Carts) -> None:
-    await carts.set_item("lamp", 1)
-    await carts.set_item("desk", 1)
-    cart = await carts.set_item("lamp", 5)
+    await carts.set_item(BUYER, "lamp", 1)
+    await carts.set_item(BUYER, "desk", 1)
+    cart = await carts.set_item(BUYER, "lamp", 5)
     assert contents(cart) == [("lamp", 5), ("desk", 1)]
 
 
@@ -216,36 +222,36 @@ async def test_a_put_replaces_the_quantity_and_keeps_the_place(carts: Carts) -> 
 
 
 async def test_a_product_in_another_currency_is_refused(carts: Carts) -> None:
-    await carts.set_item("lamp", 2)
+    await carts.set_item(BUYER, "lamp", 2)
     with pytest.raises(FailedPrecondition, match=r"Clock is priced in EUR.*priced in USD"):
-        await carts.set_item("clock", 1)
-    cart = await carts.view()
+        await carts.set_item(BUYER, "clock", 1)
+    cart = await carts.view(BUYER)
     assert contents(cart) == [("lamp", 2)]
     assert (cart.total_minor, cart.currency_code) == (3_998, "USD")
 
 
 async def test_a_cart_mixed_by_a_repricing_shows_no_total(carts: Carts, shelf: Shelf) -> None:
-    await carts.set_item("lamp", 2)
-    await carts.set_item("desk", 1)
+    await carts.set_item(BUYER, "lamp", 2)
+    await carts.set_item(BUYER, "desk", 1)
     shelf.items["desk"] = replace(DESK, currency_code="EUR")
 
-    cart = await carts.view()
+    cart = await carts.view(BUYER)
     assert cart.currency_code == ""
     message = cart_message(cart)
     assert not message.HasField("total")
     # Each line still shows its own price, in its own currency.
     assert [item.line_total.currency_code for item in message.items] == ["USD", "EUR"]
     # What is in the cart may still change; checkout says why it refuses.
-    assert contents(await carts.set_item("lamp", 3)) == [("lamp", 3), ("desk", 1)]
+    assert contents(await carts.set_item(BUYER, "lamp", 3)) == [("lamp", 3), ("desk", 1)]
     with pytest.raises(InvalidArgument, match="one currency"):
         await checkout(carts, "k1")
 
 
 async def test_archived_lines_neither_price_nor_block_the_cart(carts: Carts, shelf: Shelf) -> None:
-    await carts.set_item("clock", 1)
+    await carts.set_item(BUYER, "clock", 1)
     shelf.items["clock"] = replace(CLOCK, archived=True)
 
-    cart = await carts.set_item("lamp", 2)
+    cart = await carts.set_item(BUYER, "lamp", 2)
 
     assert contents(cart) == [("clock", 1), ("lamp", 2)]
     assert (cart.total_minor, cart.currency_code) == (3_998, "USD")
@@ -257,7 +263,7 @@ async def test_archived_lines_neither_price_nor_block_the_cart(carts: Carts, she
 async def test_concurrent_checkouts_of_one_cart_place_one_order(
     carts: Carts, database: Database, shelf: Shelf, accounts: Accounts
 ) -> None:
-    await carts.set_item("lamp", 1)
+    await carts.set_item(BUYER, "lamp", 1)
     meeting = Meeting(3)
     accounts.hook = meeting.arrive  # a checkout that got this far is placing an order
 
@@ -269,21 +275,21 @@ async def test_concurrent_checkouts_of_one_cart_place_one_order(
     assert {error.message for error in refused} == {"The cart is empty."}
     assert await order_count(database) == 1
     assert list(shelf.reservations) == [placed[0].id]
-    assert contents(await carts.view()) == []
+    assert contents(await carts.view(BUYER)) == []
 
 
 async def test_a_checkout_that_fails_leaves_the_cart_as_it_was(
     carts: Carts, database: Database, shelf: Shelf
 ) -> None:
-    await carts.set_item("lamp", 2)
-    await carts.set_item("desk", 1)
-    before = await carts.view()
+    await carts.set_item(BUYER, "lamp", 2)
+    await carts.set_item(BUYER, "desk", 1)
+    before = await carts.view(BUYER)
     shelf.out_of_stock = True
 
     with pytest.raises(FailedPrecondition, match="Not enough stock"):
         await checkout(carts, "k1")
 
-    assert await carts.view() == before
+    assert await carts.view(BUYER) == before
     assert await order_count(database) == 0
 
 
@@ -311,7 +317,7 @@ async def test_a_checkout_whose_caller_leaves_midway_still_places_the_order(
     carts: Carts, accounts: Accounts, database: Database
 ) -> None:
     # The outcome is the placement's, not the hang-up's: no cart given back beside an order.
-    await carts.set_item("lamp", 2)
+    await carts.set_item(BUYER, "lamp", 2)
 
     async def nothing() -> None:
         return None
@@ -322,14 +328,14 @@ async def test_a_checkout_whose_caller_leaves_midway_still_places_the_order(
         return await order_count(database) == 1
 
     await eventually(placed, timeout=DEADLINE, message="the order is placed")
-    assert contents(await carts.view()) == []
+    assert contents(await carts.view(BUYER)) == []
 
 
 async def test_a_checkout_that_fails_after_its_caller_left_gives_the_cart_back(
     carts: Carts, accounts: Accounts, database: Database
 ) -> None:
-    await carts.set_item("lamp", 2)
-    before = await carts.view()
+    await carts.set_item(BUYER, "lamp", 2)
+    before = await carts.view(BUYER)
 
     async def fail() -> None:
         raise FailedPrecondition("the user service said no")
@@ -337,7 +343,7 @@ async def test_a_checkout_that_fails_after_its_caller_left_gives_the_cart_back(
     await _leave_midway(carts, accounts, fail)
 
     async def given_back() -> bool:
-        return await carts.view() == before
+        return await carts.view(BUYER) == before
 
     await eventually(given_back, timeout=DEADLINE, message="the lines are back in the cart")
     assert await order_count(database) == 0
@@ -346,7 +352,7 @@ async def test_a_checkout_that_fails_after_its_caller_left_gives_the_cart_back(
 async def test_a_product_put_in_the_cart_during_a_checkout_stays(
     carts: Carts, accounts: Accounts
 ) -> None:
-    await carts.set_item("lamp", 2)
+    await carts.set_item(BUYER, "lamp", 2)
     placing, proceed = asyncio.Event(), asyncio.Event()
 
     async def wait_for_the_test() -> None:
@@ -358,19 +364,19 @@ async def test_a_product_put_in_the_cart_during_a_checkout_stays(
     task = asyncio.create_task(checkout(carts, "k1"))
     async with asyncio.timeout(DEADLINE):
         await placing.wait()
-    await carts.set_item("desk", 1)
-    await carts.set_item("lamp", 7)  # a new wish: not what is being ordered
+    await carts.set_item(BUYER, "desk", 1)
+    await carts.set_item(BUYER, "lamp", 7)  # a new wish: not what is being ordered
     proceed.set()
     order = await task
 
     assert [(item.product_id, item.quantity) for item in order.items] == [("lamp", 2)]
-    assert sorted(contents(await carts.view())) == [("desk", 1), ("lamp", 7)]
+    assert sorted(contents(await carts.view(BUYER))) == [("desk", 1), ("lamp", 7)]
 
 
 async def test_a_replayed_checkout_answers_its_order_and_another_finds_the_cart_empty(
     carts: Carts, database: Database
 ) -> None:
-    await carts.set_item("lamp", 1)
+    await carts.set_item(BUYER, "lamp", 1)
     order = await checkout(carts, "k1")
 
     assert (await checkout(carts, "k1")).id == order.id

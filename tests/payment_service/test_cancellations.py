@@ -10,12 +10,13 @@ from sqlalchemy import select
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
-from meshkit.data import Database, transaction
+from meshkit.data import Database
 from meshkit.ids import new_id
 from meshkit.messaging import Envelope, Outbox, event_type_of
 from payment_service.models import Payment, metadata, outbox
 from payment_service.payments import Payments
 from payment_service.provider import ChargeResult, SimulatedProvider
+from payment_service.unit_of_work import PaymentUnitOfWork
 from tests.conftest import DatabaseFactory
 
 TOTAL = money_pb2.Money(amount_minor=2_500, currency_code="EUR")
@@ -34,14 +35,15 @@ def cancelled(order_id: str) -> events_pb2.OrderCancelled:
 
 
 async def deliver(payments: Payments, database: Database, event: Any) -> None:
-    """One delivery of `event` to its handler, in a transaction as the consumer runs it."""
+    """One delivery of `event` to its handler, in a unit of work as the consumer runs it."""
     handler = (
         payments.on_order_created
         if isinstance(event, events_pb2.OrderCreated)
         else payments.on_order_cancelled
     )
-    async with transaction(database) as tx:
-        await handler(tx, event, Envelope(event_type_of(event)))
+    async with payments.unit_of_work() as uow:
+        await handler(uow, event, Envelope(event_type_of(event)))
+        await uow.commit()
 
 
 class CountingProvider(SimulatedProvider):
@@ -62,7 +64,8 @@ class CountingProvider(SimulatedProvider):
 
 
 async def payments_on(database: Database) -> Payments:
-    return Payments(database, Outbox(outbox, "payment_service"), CountingProvider())
+    events = Outbox(outbox, "payment_service")
+    return Payments(database, lambda: PaymentUnitOfWork(database, events), CountingProvider())
 
 
 async def published(database: Database) -> list[str]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from meshkit.data import Database, upgrade_to_head_async
 from meshkit.ids import new_id
@@ -15,7 +16,7 @@ from product_service.app import MIGRATIONS
 from product_service.messages import product_message
 from product_service.models import Category, Product, Reservation
 from product_service.reads import load_product, load_reservations
-from product_service.repository import ProductRepository, ReservationRepository
+from product_service.records import PRODUCT_FIELDS, ProductRecord
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +50,13 @@ def a_product(**fields: object) -> Product:
     return Product(**{**values, **fields})
 
 
+def record_of(product: Product | None) -> ProductRecord | None:
+    """The mapped object as the record the domain sees, field by field."""
+    if product is None:
+        return None
+    return ProductRecord(**{name: getattr(product, name) for name in PRODUCT_FIELDS})
+
+
 @pytest.mark.parametrize(("categorized", "archived"), [(True, False), (False, True)])
 async def test_the_fast_read_equals_the_orm_read(
     database: Database, categorized: bool, archived: bool
@@ -62,7 +70,7 @@ async def test_the_fast_read_equals_the_orm_read(
 
     loaded = await load_product(database, product.id)
     async with database.session() as session:
-        through_orm = await ProductRepository(session).get(product.id)
+        through_orm = record_of(await session.get(Product, product.id))
 
     assert loaded is not None and through_orm is not None
     assert product_message(loaded) == product_message(through_orm)
@@ -94,7 +102,13 @@ async def test_the_reservations_read_equals_the_orm_read(database: Database) -> 
     for order in (order_id, released_order, new_id()):
         loaded = await load_reservations(database, order)
         async with database.session() as session:
-            through_orm = await ReservationRepository(session).of_order(order)
+            through_orm = (
+                await session.scalars(
+                    select(Reservation)
+                    .where(Reservation.order_id == order)
+                    .order_by(Reservation.product_id)
+                )
+            ).all()
         assert [(r.product_id, r.quantity, r.released_at) for r in loaded] == [
             (r.product_id, r.quantity, r.released_at) for r in through_orm
         ]

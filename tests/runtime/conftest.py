@@ -11,7 +11,7 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from sqlalchemy import MetaData, Table
 
-from meshkit.data import Database
+from meshkit.data import Database, UnitOfWork
 from meshkit.messaging import EventConsumer, Handler, Topology, inbox_table
 from meshkit.messaging.events import CONTENT_TYPE
 from tests.conftest import AMQP_URL
@@ -32,7 +32,9 @@ class ConsumerRig:
     def queue(self) -> str:
         return self.topology.queue(CONSUMER)
 
-    def consumer(self, handlers: Mapping[str, Handler], **options: Any) -> EventConsumer:
+    def consumer(
+        self, handlers: Mapping[str, Handler[UnitOfWork]], **options: Any
+    ) -> EventConsumer[UnitOfWork]:
         return EventConsumer(
             self.database, self.inbox, self.connection, self.topology, CONSUMER, handlers, **options
         )

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import MetaData, Table
 
 from ecommerce.events.v1 import events_pb2
-from meshkit.data import Database, transaction
+from meshkit.data import Database, UnitOfWork
 from meshkit.messaging import Outbox, OutboxRelay, Topology, outbox_table
 from tests.conftest import AMQP_URL
 from tests.faultproxy import FaultyProxy, Mode
@@ -61,8 +61,9 @@ async def test_a_batch_whose_broker_hangs_is_released_to_another_replica(
         assert await stuck.relay_batch() == 0  # opens its channel while the broker answers
         tasks.append(asyncio.create_task(stuck.run()))
         proxy.set_mode(Mode.STALL)
-        async with transaction(database) as tx:
-            await outbox.add(tx, events_pb2.OrderCreated(order_id="o-1"), correlation_id="o-1")
+        async with UnitOfWork(database, outbox) as uow:
+            uow.publish(events_pb2.OrderCreated(order_id="o-1"), correlation_id="o-1")
+            await uow.commit()
         # The stuck relay claimed the row and waits for a confirm that never comes.
         await eventually(lambda: _locked_unsent(database), message="the row claimed")
         tasks.append(asyncio.create_task(healthy.run()))

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from ecommerce.order.v1 import order_pb2
+from meshkit.context import Principal
 from meshkit.data import Database
 from order_service.app import DEFINITION as ORDER
 from order_service.orders import Orders
@@ -39,9 +40,9 @@ def reservations_answer_late(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
     reserve = Stock.reserve
 
     async def reserve_then_wait(
-        self: Stock, order_id: str, items: Sequence[StockLine]
+        self: Stock, caller: Principal, order_id: str, items: Sequence[StockLine]
     ) -> ReservationResult:
-        result = await reserve(self, order_id, items)
+        result = await reserve(self, caller, order_id, items)
         await answer.wait()
         return result
 

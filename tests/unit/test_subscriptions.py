@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from types import SimpleNamespace
-from typing import cast
+from typing import Any, cast
 from unittest.mock import create_autospec
 
 import pytest
 
+from meshkit.data import UnitOfWork
 from meshkit.messaging import CONSUMERS, EVENT_TYPES, Messaging, SubscriptionMismatch, Subscriptions
 from meshkit.settings import PROJECT_ROOT
 from notification_service.app import subscriptions as notification_subscriptions
@@ -28,7 +29,9 @@ async def handle(tx: object, body: object, envelope: object) -> None:
 
 def test_subscriptions_that_match_their_bindings_pass_the_check() -> None:
     subscriptions = (
-        Subscriptions("payment_service").on("order.created", handle).on("order.cancelled", handle)
+        Subscriptions[UnitOfWork]("payment_service")
+        .on("order.created", handle)
+        .on("order.cancelled", handle)
     )
     subscriptions.check()
     subscriptions.check(["order.cancelled", "order.created"])
@@ -37,7 +40,7 @@ def test_subscriptions_that_match_their_bindings_pass_the_check() -> None:
 
 
 def test_a_binding_without_a_handler_fails_the_check_naming_event_and_service() -> None:
-    subscriptions = Subscriptions("payment_service").on("order.created", handle)
+    subscriptions = Subscriptions[UnitOfWork]("payment_service").on("order.created", handle)
     with pytest.raises(SubscriptionMismatch) as raised:
         subscriptions.check(["order.created", "order.cancelled"])
     assert raised.value.problems == (
@@ -48,7 +51,7 @@ def test_a_binding_without_a_handler_fails_the_check_naming_event_and_service() 
 
 def test_a_handler_without_a_binding_fails_the_check_naming_event_and_service() -> None:
     subscriptions = (
-        Subscriptions("payment_service")
+        Subscriptions[UnitOfWork]("payment_service")
         .on("order.created", handle)
         .on("order.cancelled", handle)
         .on("order.shipped", handle)
@@ -62,7 +65,7 @@ def test_a_handler_without_a_binding_fails_the_check_naming_event_and_service() 
 
 
 def test_every_disagreement_is_named_in_the_one_error() -> None:
-    subscriptions = Subscriptions("order_service").on("payment.failed", handle)
+    subscriptions = Subscriptions[UnitOfWork]("order_service").on("payment.failed", handle)
     with pytest.raises(SubscriptionMismatch) as raised:
         subscriptions.check(["payment.succeeded", "payment.reversed"])
     assert raised.value.problems == (
@@ -74,7 +77,7 @@ def test_every_disagreement_is_named_in_the_one_error() -> None:
 
 
 def test_a_consumer_missing_from_the_topology_fails_the_check() -> None:
-    subscriptions = Subscriptions("product_service").on("order.created", handle)
+    subscriptions = Subscriptions[UnitOfWork]("product_service").on("order.created", handle)
     with pytest.raises(SubscriptionMismatch) as raised:
         subscriptions.check()
     assert str(raised.value) == (
@@ -85,7 +88,7 @@ def test_a_consumer_missing_from_the_topology_fails_the_check() -> None:
 
 def test_an_unknown_event_type_is_refused_where_it_is_declared() -> None:
     with pytest.raises(SubscriptionMismatch) as raised:
-        Subscriptions("order_service").on("payment.reversed", handle)
+        Subscriptions[UnitOfWork]("order_service").on("payment.reversed", handle)
     assert str(raised.value) == (
         "order_service cannot consume its events: payment.reversed is not an event type "
         "(meshkit.messaging.events.EVENT_TYPES)"
@@ -93,7 +96,7 @@ def test_an_unknown_event_type_is_refused_where_it_is_declared() -> None:
 
 
 def test_a_second_handler_for_one_event_type_is_refused() -> None:
-    subscriptions = Subscriptions("order_service").on("payment.failed", handle)
+    subscriptions = Subscriptions[UnitOfWork]("order_service").on("payment.failed", handle)
     with pytest.raises(SubscriptionMismatch) as raised:
         subscriptions.on("payment.failed", handle)
     assert raised.value.problems == ("payment.failed has two handlers",)
@@ -104,7 +107,7 @@ def test_a_service_starts_no_jobs_when_its_subscriptions_disagree() -> None:
     messaging = cast(
         Messaging, SimpleNamespace(settings=SimpleNamespace(service_name="order_service"))
     )
-    partial = Subscriptions("order_service").on("payment.failed", handle)
+    partial = Subscriptions[UnitOfWork]("order_service").on("payment.failed", handle)
     with pytest.raises(SubscriptionMismatch) as raised:
         Messaging.jobs(messaging, partial)
     assert (
@@ -112,18 +115,22 @@ def test_a_service_starts_no_jobs_when_its_subscriptions_disagree() -> None:
         in raised.value.problems
     )
     with pytest.raises(SubscriptionMismatch) as raised:
-        Messaging.jobs(messaging, Subscriptions("payment_service"))
+        Messaging.jobs(messaging, Subscriptions[UnitOfWork]("payment_service"))
     assert str(raised.value) == (
         "order_service cannot consume its events: it was given the subscriptions of payment_service"
     )
 
 
 # Each service's own declaration, built as its composition root builds it.
-SERVICES: dict[str, Callable[[], Subscriptions]] = {
-    "order_service": lambda: order_subscriptions(create_autospec(Saga, instance=True)),
-    "payment_service": lambda: payment_subscriptions(create_autospec(Payments, instance=True)),
+SERVICES: dict[str, Callable[[], Subscriptions[Any]]] = {
+    "order_service": lambda: order_subscriptions(
+        create_autospec(Saga, instance=True, unit_of_work=None)
+    ),
+    "payment_service": lambda: payment_subscriptions(
+        create_autospec(Payments, instance=True, unit_of_work=None)
+    ),
     "notification_service": lambda: notification_subscriptions(
-        create_autospec(Notifications, instance=True)
+        create_autospec(Notifications, instance=True, unit_of_work=None)
     ),
 }
 

@@ -1,0 +1,107 @@
+"""Reads and writes of notifications: a repository for units of work, and the page a user reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, select, update
+
+from meshkit.data import Database, Statement, Transaction
+from notification_service.models import Notification, NotificationStatus
+from notification_service.records import NotificationRecord
+
+_notifications: Table = Notification.__table__  # type: ignore[assignment]
+# Built once, run with parameters: every email of every order is one.
+_RECORD = Statement(_notifications.insert())
+_SAVE_ATTEMPT = Statement(
+    update(_notifications)
+    .where(_notifications.c.id == bindparam("notification_id"))
+    .values(
+        {
+            name: bindparam(name)
+            for name in ("status", "attempts", "failure_reason", "next_attempt_at", "sent_at")
+        }
+    )
+)
+
+
+def _due_statement(batch_size: int, *, skip_locked: bool) -> Statement:
+    """The mailer's work: due, unsent notifications, oldest first."""
+    query = (
+        select(_notifications)
+        .where(
+            _notifications.c.status == NotificationStatus.PENDING,
+            _notifications.c.next_attempt_at <= bindparam("now"),
+        )
+        .order_by(_notifications.c.next_attempt_at)
+        .limit(batch_size)
+    )
+    # Replicas take disjoint batches instead of waiting on each other's rows (PostgreSQL).
+    return Statement(query.with_for_update(skip_locked=True) if skip_locked else query)
+
+
+# Built once per batch size and backend: the mailer asks for the same batch every pass.
+_DUE: dict[tuple[int, bool], Statement] = {}
+
+
+class NotificationRepository:
+    """The notifications of one unit of work, by prebuilt statements on its transaction."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    async def add(self, **values: Any) -> None:
+        """Store a notification; a second for the same message breaks its unique
+        `source_message_id`, and the redelivery that made it rolls back."""
+        await self.tx.execute(_RECORD, values)
+
+    async def due(self, now: datetime, batch_size: int) -> list[NotificationRecord]:
+        """Up to `batch_size` notifications due by `now`, locked for this transaction."""
+        skip_locked = self.tx.dialect == "postgresql"
+        statement = _DUE.get((batch_size, skip_locked))
+        if statement is None:
+            statement = _DUE[batch_size, skip_locked] = _due_statement(
+                batch_size, skip_locked=skip_locked
+            )
+        return [NotificationRecord(**row) for row in await self.tx.fetch(statement, {"now": now})]
+
+    async def save_attempt(
+        self,
+        notification_id: str,
+        *,
+        status: str,
+        attempts: int,
+        failure_reason: str,
+        next_attempt_at: datetime,
+        sent_at: datetime | None,
+    ) -> None:
+        await self.tx.execute(
+            _SAVE_ATTEMPT,
+            {
+                "notification_id": notification_id,
+                "status": status,
+                "attempts": attempts,
+                "failure_reason": failure_reason,
+                "next_attempt_at": next_attempt_at,
+                "sent_at": sent_at,
+            },
+        )
+
+
+async def page_of_user(
+    db: Database, user_id: str, *, before_id: str | None, limit: int
+) -> Sequence[NotificationRecord]:
+    """A user's notifications, newest first: ids are time-ordered, so the id is the keyset."""
+    query = (
+        select(_notifications)
+        .where(_notifications.c.user_id == user_id)
+        .order_by(_notifications.c.id.desc())
+        .limit(limit)
+    )
+    if before_id:
+        query = query.where(_notifications.c.id < before_id)
+    async with db.session() as session:
+        rows = (await session.execute(query)).mappings().all()
+    return [NotificationRecord(**row) for row in rows]

@@ -1,0 +1,13 @@
+"""The notification service's unit of work: one transaction with its notifications and events."""
+
+from __future__ import annotations
+
+from meshkit.data import Transaction, UnitOfWork
+from notification_service.repository import NotificationRepository
+
+
+class NotificationUnitOfWork(UnitOfWork):
+    notifications: NotificationRepository
+
+    def attach(self, tx: Transaction) -> None:
+        self.notifications = NotificationRepository(tx)
