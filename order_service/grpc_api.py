@@ -17,14 +17,13 @@ from ecommerce.order.v1 import (
 )
 from meshkit.errors import InvalidArgument
 from meshkit.identity import require_principal
-from meshkit.rpc import timestamp, to_datetime
+from meshkit.rpc import money, timestamp, to_datetime
 from order_service.analytics import Analytics, Granularity
 from order_service.carts import Carts
 from order_service.commands import Address, PlaceOrder
 from order_service.messages import (
     STATUS_TO_PROTO,
     cart_message,
-    money_message,
     order_message,
     timeline_event_message,
 )
@@ -198,7 +197,7 @@ class AnalyticsService(analytics_pb2_grpc.AnalyticsServiceServicer):
                     product_id=row.product_id,
                     product_name=row.product_name,
                     quantity=row.quantity,
-                    revenue=money_message(row.revenue_minor, row.currency_code),
+                    revenue=money(row.revenue_minor, row.currency_code),
                 )
                 for row in rows
             ]
@@ -218,7 +217,7 @@ class AnalyticsService(analytics_pb2_grpc.AnalyticsServiceServicer):
                 analytics_pb2.SalesPeriod(
                     period_start_time=timestamp(row.start),
                     order_count=row.order_count,
-                    revenue=money_message(row.revenue_minor, row.currency_code),
+                    revenue=money(row.revenue_minor, row.currency_code),
                 )
                 for row in rows
             ]

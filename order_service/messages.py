@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ecommerce.common.v1 import money_pb2
 from ecommerce.order.v1 import cart_pb2, order_pb2
-from meshkit.rpc import timestamp, to_timestamp
+from meshkit.rpc import money, timestamp, to_timestamp
 from order_service.carts import CartView
-from order_service.models import TimelineEvent
-from order_service.records import OrderRecord
+from order_service.records import OrderRecord, TimelineEntry
 
 STATUS_TO_PROTO = {
     "PENDING": order_pb2.ORDER_STATUS_PENDING,
@@ -18,10 +16,6 @@ STATUS_TO_PROTO = {
     "SHIPPED": order_pb2.ORDER_STATUS_SHIPPED,
     "CANCELLED": order_pb2.ORDER_STATUS_CANCELLED,
 }
-
-
-def money_message(amount_minor: int, currency: str) -> money_pb2.Money:
-    return money_pb2.Money(amount_minor=amount_minor, currency_code=currency)
 
 
 def order_message(order: OrderRecord) -> order_pb2.Order:
@@ -61,7 +55,7 @@ def _money_fields(amount: int, currency: str) -> dict[str, Any]:
     return {"amount_minor": amount, "currency_code": currency}
 
 
-def timeline_event_message(event: TimelineEvent) -> order_pb2.TimelineEvent:
+def timeline_event_message(event: TimelineEntry) -> order_pb2.TimelineEvent:
     return order_pb2.TimelineEvent(
         event_id=event.event_id,
         type=event.event_type,
@@ -80,10 +74,10 @@ def cart_message(cart: CartView) -> cart_pb2.Cart:
                 product_id=line.product_id,
                 product_name=line.product.name if line.product else "",
                 quantity=line.quantity,
-                unit_price=money_message(line.product.price_minor, line.product.currency_code)
+                unit_price=money(line.product.price_minor, line.product.currency_code)
                 if line.product
                 else None,
-                line_total=money_message(
+                line_total=money(
                     line.product.price_minor * line.quantity, line.product.currency_code
                 )
                 if line.product
@@ -94,7 +88,7 @@ def cart_message(cart: CartView) -> cart_pb2.Cart:
             )
             for line in cart.lines
         ],
-        total=money_message(cart.total_minor, currency) if currency else None,
+        total=money(cart.total_minor, currency) if currency else None,
     )
     updated = timestamp(cart.updated_at)
     if updated is not None:

@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 
 from google.protobuf.message import Message
 
-from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
 from meshkit.caching import ChangeAnnouncer, invalidation
 from meshkit.context import Principal, Role, deadline_var
@@ -20,7 +19,7 @@ from meshkit.errors import (
 )
 from meshkit.identity import USERS, AccountDeactivated, RoleNotAllowed, authorize
 from meshkit.ids import new_id
-from meshkit.rpc import PageTokenCodec, page_size, timestamp
+from meshkit.rpc import PageTokenCodec, money, page_size, timestamp
 from meshkit.shielding import finish
 from order_service.commands import PlaceOrder
 from order_service.errors import (
@@ -31,9 +30,9 @@ from order_service.errors import (
     OrderNotPending,
     ProductNotSold,
 )
-from order_service.models import OrderStatus, TimelineEvent
+from order_service.models import OrderStatus
 from order_service.reads import load_order, load_order_by_key, page_of_orders, timeline_of
-from order_service.records import ItemRecord, OrderRecord
+from order_service.records import ItemRecord, OrderRecord, TimelineEntry
 from order_service.unit_of_work import OrderUnitOfWork
 from order_service.upstream import Catalog, ProductInfo, Users
 
@@ -43,11 +42,6 @@ SERVICE_NAME = "order_service"
 STATUSES = frozenset(
     {OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.CANCELLED}
 )
-
-
-def money(amount_minor: int, currency: str) -> money_pb2.Money:
-    """An amount as the events carry it."""
-    return money_pb2.Money(amount_minor=amount_minor, currency_code=currency)
 
 
 async def emit(uow: OrderUnitOfWork, order_id: str, body: Message, summary: str) -> None:
@@ -252,15 +246,14 @@ class Orders:
         requested_size: int,
         page_token: str,
     ) -> tuple[Sequence[OrderRecord], str]:
-        principal = caller
         if status is not None and status not in STATUSES:
             raise InvalidArgument.for_field("status", "is not an order status")
-        if principal.is_privileged:
+        if caller.is_privileged:
             owner = user_id or None
-        elif user_id and user_id != principal.subject:
+        elif user_id and user_id != caller.subject:
             raise RoleNotAllowed("Only admins list other users' orders.")
         else:
-            owner = principal.subject
+            owner = caller.subject
         limit = page_size(requested_size)
         query_key = f"{owner}|{status}"
         before = self.page_tokens.decode(page_token, query_key)[0] if page_token else None
@@ -272,7 +265,7 @@ class Orders:
             next_token = self.page_tokens.encode([orders[limit - 1].id], query_key)
         return orders[:limit], next_token
 
-    async def timeline(self, caller: Principal, order_id: str) -> Sequence[TimelineEvent]:
+    async def timeline(self, caller: Principal, order_id: str) -> Sequence[TimelineEntry]:
         require_id(order_id, "order_id")
         await self.get(caller, order_id)  # ownership check
         return await timeline_of(self.db, order_id)

@@ -10,7 +10,6 @@ read of the mesh. SQLite (the laptop default) reads through the repository on a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, select
@@ -18,7 +17,7 @@ from sqlalchemy import Table, select
 from meshkit.data import Database, in_utc
 from meshkit.data.transactions import SessionTransaction
 from order_service.models import Order, OrderItem, TimelineEvent
-from order_service.records import CartLineRecord, ItemRecord, OrderRecord
+from order_service.records import CartLineRecord, ItemRecord, OrderRecord, TimelineEntry
 from order_service.repository import (
     ITEM_FIELDS,
     ORDER_FIELDS,
@@ -29,6 +28,7 @@ from order_service.repository import (
 
 _orders: Table = Order.__table__  # type: ignore[assignment]
 _items: Table = OrderItem.__table__  # type: ignore[assignment]
+_timeline: Table = TimelineEvent.__table__  # type: ignore[assignment]
 
 _ORDER_WITH_ITEMS = (
     "SELECT "
@@ -100,16 +100,15 @@ async def page_of_orders(
     return [order_record(dict(row), items[row["id"]]) for row in rows]
 
 
-async def timeline_of(db: Database, order_id: str) -> Sequence[TimelineEvent]:
+async def timeline_of(db: Database, order_id: str) -> list[TimelineEntry]:
     """Every event of the order, oldest first."""
     async with db.session() as session:
-        return (
-            await session.scalars(
-                select(TimelineEvent)
-                .where(TimelineEvent.order_id == order_id)
-                .order_by(TimelineEvent.occurred_at, TimelineEvent.event_id)
-            )
-        ).all()
+        rows = await session.execute(
+            select(_timeline)
+            .where(_timeline.c.order_id == order_id)
+            .order_by(_timeline.c.occurred_at, _timeline.c.event_id)
+        )
+        return [TimelineEntry(**row) for row in rows.mappings()]
 
 
 async def cart_lines(db: Database, user_id: str) -> list[CartLineRecord]:

@@ -55,3 +55,15 @@ class CartLineRecord:
     quantity: int
     added_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One event of an order, from whichever service: what support traces an order by."""
+
+    event_id: str
+    order_id: str
+    event_type: str
+    source: str
+    occurred_at: datetime
+    summary: str

@@ -47,9 +47,6 @@ class Moved(NamedTuple):
 
 
 _ORDER = Statement(select(_orders).where(_orders.c.id == bindparam("order_id")))
-_ORDER_FOR_UPDATE = Statement(
-    select(_orders).where(_orders.c.id == bindparam("order_id")).with_for_update()
-)
 _ORDER_BY_KEY = Statement(
     select(_orders).where(
         _orders.c.user_id == bindparam("user_id"),
@@ -84,11 +81,9 @@ class OrderRepository:
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
 
-    async def get(self, order_id: str, *, for_update: bool = False) -> OrderRecord | None:
-        """The order with its items; `for_update` locks its row until the transaction ends."""
-        row = await self.tx.fetchrow(
-            _ORDER_FOR_UPDATE if for_update else _ORDER, {"order_id": order_id}
-        )
+    async def get(self, order_id: str) -> OrderRecord | None:
+        """The order with its items."""
+        row = await self.tx.fetchrow(_ORDER, {"order_id": order_id})
         if row is None:
             return None
         return order_record(row, await self.tx.fetch(_ITEMS, {"order_id": order_id}))

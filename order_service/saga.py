@@ -12,9 +12,9 @@ from ecommerce.events.v1 import events_pb2
 from meshkit.caching import ChangeAnnouncer, invalidation
 from meshkit.data import utcnow
 from meshkit.messaging import Envelope
-from meshkit.rpc import timestamp
+from meshkit.rpc import money, timestamp
 from order_service.models import OrderStatus
-from order_service.orders import emit, money
+from order_service.orders import emit
 from order_service.unit_of_work import OrderUnitOfWork
 from order_service.upstream import Catalog
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ecommerce.common.v1 import money_pb2
 from ecommerce.payment.v1 import payment_pb2, payment_pb2_grpc
 from meshkit.identity import require_principal
-from meshkit.rpc import timestamp
+from meshkit.rpc import money, timestamp
 from payment_service.payments import Payments
 from payment_service.records import PaymentRecord
 
@@ -23,9 +22,7 @@ def payment_message(payment: PaymentRecord) -> payment_pb2.Payment:
         id=payment.id,
         order_id=payment.order_id,
         user_id=payment.user_id,
-        amount=money_pb2.Money(
-            amount_minor=payment.amount_minor, currency_code=payment.currency_code
-        ),
+        amount=money(payment.amount_minor, payment.currency_code),
         status=_STATUS[payment.status],
         payment_method=payment.payment_method,
         failure_code=payment.failure_code,

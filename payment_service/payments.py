@@ -9,14 +9,13 @@ from datetime import datetime
 
 from google.protobuf.message import Message
 
-from ecommerce.common.v1 import money_pb2
 from ecommerce.events.v1 import events_pb2
 from meshkit.context import Principal
 from meshkit.data import Database, utcnow
 from meshkit.errors import quoted, require_id
 from meshkit.ids import new_id
 from meshkit.messaging import Envelope
-from meshkit.rpc import timestamp
+from meshkit.rpc import money, timestamp
 from payment_service.errors import PaymentNotFound
 from payment_service.provider import SimulatedProvider
 from payment_service.records import PaymentRecord
@@ -96,9 +95,7 @@ class Payments:
             failure_code=result.failure_code,
             failure_reason=result.failure_reason,
         )
-        amount = money_pb2.Money(
-            amount_minor=event.total.amount_minor, currency_code=event.total.currency_code
-        )
+        amount = money(event.total.amount_minor, event.total.currency_code)
         body: Message
         if result.succeeded:
             body = events_pb2.PaymentSucceeded(
@@ -165,9 +162,7 @@ class Payments:
                 payment_id=payment.id,
                 order_id=event.order_id,
                 user_id=payment.user_id,
-                amount=money_pb2.Money(
-                    amount_minor=payment.amount_minor, currency_code=payment.currency_code
-                ),
+                amount=money(payment.amount_minor, payment.currency_code),
                 refund_time=timestamp(now),
             ),
             correlation_id=event.order_id,

@@ -15,9 +15,8 @@ class PaymentRecord:
     user_id: str
     amount_minor: int
     currency_code: str
-    status: (
-        str  # PENDING only inside the transaction that charges; then SUCCEEDED, FAILED, REFUNDED
-    )
+    # PENDING only inside the transaction that charges; then SUCCEEDED, FAILED or REFUNDED.
+    status: str
     payment_method: str
     failure_code: str
     failure_reason: str

@@ -133,7 +133,7 @@ class Categories:
                     changed = replace(changed, description=description)
                 # A change to nothing writes nothing, and the category keeps its update time.
                 if changed != category:
-                    saved = await uow.categories.save(changed)
+                    saved = await uow.categories.save(category, changed)
                     if saved is None:
                         # Deleted since it was read.
                         raise CategoryNotFound(f"No category has id {category_id!r}.")

@@ -138,9 +138,12 @@ def _changed(
     return product
 
 
-async def _save(uow: CatalogUnitOfWork, product: ProductRecord) -> ProductRecord:
-    """Write a product read with `for_update`: the product as stored."""
-    saved = await uow.products.save(product)
+async def _save(
+    uow: CatalogUnitOfWork, stored: ProductRecord, product: ProductRecord
+) -> ProductRecord:
+    """Write what `product` changes of `stored`, as read in this unit of work: the product as
+    stored."""
+    saved = await uow.products.save(stored, product)
     if saved is None:
         # Products are archived, never deleted, and its row is locked: this does not happen.
         raise ProductNotFound(f"No product has id {product.id!r}.")
@@ -256,7 +259,7 @@ class Products:
                 changed = _changed(product, name, description, changes, category_id)
                 # A change to nothing writes nothing, and the product keeps its update time.
                 if changed != product:
-                    product = await _save(uow, changed)
+                    product = await _save(uow, product, changed)
                 await uow.commit()
         except IntegrityViolation:
             raise _no_category(category_id or "") from None
@@ -276,7 +279,7 @@ class Products:
             if product.archived:
                 # Archived already: nothing to write, and nothing cached changes.
                 return product
-            product = await _save(uow, replace(product, archived=True))
+            product = await _save(uow, product, replace(product, archived=True))
             await uow.commit()
         await self.cache.product_changed(product.id)
         return product

@@ -33,16 +33,26 @@ _CATEGORY_BY_NAME = Statement(
     select(_categories).where(func.lower(_categories.c.name) == bindparam("name_lower"))
 )
 _ADD_CATEGORY = Statement(insert(_categories).returning(*_categories.c))
-_SAVE_CATEGORY = Statement(
-    update(_categories)
-    .where(_categories.c.id == bindparam("category_id"))
-    .values(
-        name=bindparam("new_name"),
-        description=bindparam("new_description"),
-        updated_at=bindparam("now"),
-    )
-    .returning(*_categories.c)
-)
+# Built once per set of columns it sets: only what changed is written, so two admins changing
+# different fields of one category both keep their change.
+_SAVE_CATEGORY: dict[frozenset[str], Statement] = {}
+
+
+def _save_category(columns: frozenset[str]) -> Statement:
+    statement = _SAVE_CATEGORY.get(columns)
+    if statement is None:
+        statement = _SAVE_CATEGORY[columns] = Statement(
+            update(_categories)
+            .where(_categories.c.id == bindparam("category_id"))
+            .values(
+                {name: bindparam(f"new_{name}") for name in columns}
+                | {"updated_at": bindparam("now")}
+            )
+            .returning(*_categories.c)
+        )
+    return statement
+
+
 _DELETE_CATEGORY = Statement(
     _categories.delete().where(_categories.c.id == bindparam("category_id"))
 )
@@ -51,21 +61,37 @@ _PRODUCT_FOR_UPDATE = Statement(
     select(_products).where(_products.c.id == bindparam("product_id")).with_for_update()
 )
 _ADD_PRODUCT = Statement(insert(_products).returning(*_products.c))
-_SAVE_PRODUCT = Statement(
-    update(_products)
-    .where(_products.c.id == bindparam("product_id"))
-    .values(
-        name=bindparam("new_name"),
-        description=bindparam("new_description"),
-        price_minor=bindparam("new_price_minor"),
-        currency_code=bindparam("new_currency_code"),
-        stock=bindparam("new_stock"),
-        category_id=bindparam("new_category_id"),
-        archived=bindparam("new_archived"),
-        updated_at=bindparam("now"),
-    )
-    .returning(*_products.c)
+# What a product update may change. Only the columns that changed are written: a row read
+# unlocked (SQLite takes no lock on a read) must not write back a stock or an archived flag that
+# a reservation or an archive committed since.
+PRODUCT_CHANGEABLE = (
+    "name",
+    "description",
+    "price_minor",
+    "currency_code",
+    "stock",
+    "category_id",
+    "archived",
 )
+# Built once per set of columns it sets, run with parameters.
+_SAVE_PRODUCT: dict[frozenset[str], Statement] = {}
+
+
+def _save_product(columns: frozenset[str]) -> Statement:
+    statement = _SAVE_PRODUCT.get(columns)
+    if statement is None:
+        statement = _SAVE_PRODUCT[columns] = Statement(
+            update(_products)
+            .where(_products.c.id == bindparam("product_id"))
+            .values(
+                {name: bindparam(f"new_{name}") for name in columns}
+                | {"updated_at": bindparam("now")}
+            )
+            .returning(*_products.c)
+        )
+    return statement
+
+
 _COUNT_IN_CATEGORY = Statement(
     select(func.count().label("products"))
     .select_from(_products)
@@ -122,15 +148,21 @@ class CategoryRepository:
         assert row is not None  # an INSERT ... RETURNING returns its row
         return CategoryRecord(**row)
 
-    async def save(self, category: CategoryRecord) -> CategoryRecord | None:
-        """Write the category's name and description; the record as stored, updated now, or
-        None when the category is gone."""
+    async def save(self, stored: CategoryRecord, category: CategoryRecord) -> CategoryRecord | None:
+        """Write what `category` changes of `stored` (its name, its description) with a new
+        update time; the record as stored, or None when the category is gone."""
+        changed = {
+            name: getattr(category, name)
+            for name in ("name", "description")
+            if getattr(category, name) != getattr(stored, name)
+        }
+        if not changed:
+            return stored
         row = await self.tx.fetchrow(
-            _SAVE_CATEGORY,
+            _save_category(frozenset(changed)),
             {
-                "category_id": category.id,
-                "new_name": category.name,
-                "new_description": category.description,
+                "category_id": stored.id,
+                **{f"new_{name}": value for name, value in changed.items()},
                 "now": utcnow(),
             },
         )
@@ -183,24 +215,22 @@ class ProductRepository:
         assert row is not None  # an INSERT ... RETURNING returns its row
         return ProductRecord(**row)
 
-    async def save(self, product: ProductRecord) -> ProductRecord | None:
-        """Write every field a product may change; the record as stored, updated now, or None
-        when the product is gone.
-
-        Meant for a row read with `for_update`: its lock keeps the stock it writes back from
-        overwriting a reservation's.
-        """
+    async def save(self, stored: ProductRecord, product: ProductRecord) -> ProductRecord | None:
+        """Write what `product` changes of `stored`, the same product as read in this
+        transaction: only the columns that differ, and a new update time. The record as
+        stored, or None when the product is gone."""
+        changed = {
+            name: getattr(product, name)
+            for name in PRODUCT_CHANGEABLE
+            if getattr(product, name) != getattr(stored, name)
+        }
+        if not changed:
+            return stored
         row = await self.tx.fetchrow(
-            _SAVE_PRODUCT,
+            _save_product(frozenset(changed)),
             {
-                "product_id": product.id,
-                "new_name": product.name,
-                "new_description": product.description,
-                "new_price_minor": product.price_minor,
-                "new_currency_code": product.currency_code,
-                "new_stock": product.stock,
-                "new_category_id": product.category_id,
-                "new_archived": product.archived,
+                "product_id": stored.id,
+                **{f"new_{name}": value for name, value in changed.items()},
                 "now": utcnow(),
             },
         )

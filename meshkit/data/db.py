@@ -324,4 +324,15 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
 
     For waking a worker that must not look before the rows it wants are visible.
     """
-    event.listen(session.sync_session, "after_commit", lambda _session: callback(), once=True)
+    event.listen(
+        session.sync_session, "after_commit", lambda _session: run_after_commit(callback), once=True
+    )
+
+
+def run_after_commit(callback: Callable[[], None]) -> None:
+    """Run what follows a commit: a failure is logged, never raised, for the data is durable
+    by then and the callbacks after it (waking the relay, most often) must still run."""
+    try:
+        callback()
+    except Exception:
+        logger.exception("a callback after commit failed")

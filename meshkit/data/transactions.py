@@ -1,8 +1,8 @@
-"""Prebuilt statements run in one transaction: on asyncpg itself on PostgreSQL, through a
-SQLAlchemy session elsewhere (SQLite).
+"""Prebuilt statements run in a unit of work's transaction: on asyncpg itself on PostgreSQL,
+through a SQLAlchemy session elsewhere (SQLite).
 
-The saga's transactions are a few small statements each, and SQLAlchemy's session cost several
-times what the driver does for them (a Core connection not much less than the session).
+Most transactions are a few small statements each (the saga's above all), and SQLAlchemy's
+session cost several times what the driver does for them (a Core connection not much less).
 Statements are still SQLAlchemy Core, written once: on PostgreSQL each is compiled once per set
 of parameters and run as the driver's own prepared statement.
 """
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from meshkit.data.db import after_commit, in_utc
+from meshkit.data.db import after_commit, in_utc, run_after_commit
 
 _POSTGRESQL = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
@@ -117,11 +117,14 @@ class DriverTransaction(Transaction):
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
+        # A statement failed: PostgreSQL has aborted the transaction, and would answer its
+        # COMMIT with a ROLLBACK, without an error. Whoever commits must be told.
+        self.failed = False
         self._after_commit: list[Callable[[], None]] = []
 
     async def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> int:
         sql, args = statement.on_postgresql(params or {})
-        with _integrity_of_driver():
+        with self._running():
             status: str = await self.connection.execute(sql, *args)
         count = status.rsplit(" ", 1)[-1]  # "INSERT 0 1", "UPDATE 3"
         return int(count) if count.isdigit() else 0
@@ -130,14 +133,14 @@ class DriverTransaction(Transaction):
         if not rows:
             return
         compiled = [statement.on_postgresql(row) for row in rows]
-        with _integrity_of_driver():
+        with self._running():
             await self.connection.executemany(compiled[0][0], [args for _, args in compiled])
 
     async def fetch(
         self, statement: Statement, params: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         sql, args = statement.on_postgresql(params or {})
-        with _integrity_of_driver():
+        with self._running():
             rows = await self.connection.fetch(sql, *args)
         return [in_utc(dict(row)) for row in rows]
 
@@ -146,7 +149,18 @@ class DriverTransaction(Transaction):
 
     def committed(self) -> None:
         for callback in self._after_commit:
-            callback()
+            run_after_commit(callback)
+
+    @contextmanager
+    def _running(self) -> Iterator[None]:
+        try:
+            yield
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            self.failed = True
+            raise IntegrityViolation(str(exc)) from exc
+        except Exception:
+            self.failed = True
+            raise
 
 
 class SessionTransaction(Transaction):
@@ -175,14 +189,6 @@ class SessionTransaction(Transaction):
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         after_commit(self.session, callback)
-
-
-@contextmanager
-def _integrity_of_driver() -> Iterator[None]:
-    try:
-        yield
-    except asyncpg.IntegrityConstraintViolationError as exc:
-        raise IntegrityViolation(str(exc)) from exc
 
 
 @contextmanager

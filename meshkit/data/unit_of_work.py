@@ -76,17 +76,17 @@ class UnitOfWork:
                 driver = DriverTransaction(connection)
                 self.tx = driver
                 self._commit, self._rollback = transaction.commit, transaction.rollback
-                # The session's own event runs the callbacks of a SessionTransaction.
+                # A session's own event runs the callbacks of a SessionTransaction.
                 self._committed = driver.committed
             else:
                 session = await stack.enter_async_context(self.database.sessions())
                 begun = await session.begin()
                 self.tx = SessionTransaction(session)
                 self._commit, self._rollback = begun.commit, begun.rollback
+            self.attach(self.tx)
         except BaseException:
             await stack.aclose()
             raise
-        self.attach(self.tx)
         return self
 
     def publish(self, body: Message, *, correlation_id: str) -> Published:
@@ -95,6 +95,7 @@ class UnitOfWork:
         The envelope is made now, so its message id can be recorded beside the change (the
         order's timeline does); the outbox row is written by `commit()`.
         """
+        self._check_open("publish()")
         if self.outbox is None:
             raise RuntimeError("this unit of work was given no outbox to publish through")
         envelope: Published = self.outbox.envelope(body, correlation_id=correlation_id)
@@ -102,20 +103,30 @@ class UnitOfWork:
         return envelope
 
     def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run `callback` once the transaction commits (never if it rolls back)."""
+        """Run `callback` once the transaction commits (never if it rolls back); a failure of
+        it is logged, and does not undo the commit."""
+        self._check_open("after_commit()")
         self.tx.after_commit(callback)
 
     async def commit(self) -> None:
         """Write the published events and commit them with every other change of the block."""
-        if self._commit is None:
-            raise RuntimeError("commit() is called inside the `async with` block")
+        self._check_open("commit()")
+        if isinstance(self.tx, DriverTransaction) and self.tx.failed:
+            # PostgreSQL would answer COMMIT with a ROLLBACK and no error: a statement failed
+            # (its error caught in the block), and the transaction is lost.
+            raise RuntimeError("a statement of this unit of work failed: nothing can commit")
         if self._published:
             assert self.outbox is not None
             await self.outbox.write(self.tx, self._published)
             self._published = []
+        assert self._commit is not None
         commit, self._commit, self._rollback = self._commit, None, None
         await commit()
         self._committed()
+
+    def _check_open(self, what: str) -> None:
+        if self._commit is None:
+            raise RuntimeError(f"{what} belongs inside the `async with` block, before commit()")
 
     async def __aexit__(
         self,
@@ -126,6 +137,13 @@ class UnitOfWork:
         assert self._stack is not None
         try:
             if self._rollback is not None:
+                if exc is None and self._published:
+                    # Published events went nowhere: most likely a forgotten commit().
+                    logger.warning(
+                        "a unit of work ended without commit(); %d event(s) published in it "
+                        "were dropped",
+                        len(self._published),
+                    )
                 self._commit = None
                 try:
                     await self._rollback()

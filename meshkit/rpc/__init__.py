@@ -10,7 +10,7 @@ from meshkit.rpc.interceptors import (
     UnaryInterceptor,
 )
 from meshkit.rpc.pagination import PageTokenCodec, page_size
-from meshkit.rpc.protobuf import mask_paths, timestamp, to_datetime, to_timestamp
+from meshkit.rpc.protobuf import mask_paths, money, timestamp, to_datetime, to_timestamp
 from meshkit.rpc.server import (
     LIVENESS,
     OVERALL_HEALTH,
@@ -35,6 +35,7 @@ __all__ = [
     "create_channel",
     "domain_reason",
     "mask_paths",
+    "money",
     "page_size",
     "rich_status",
     "start_grpc_server",

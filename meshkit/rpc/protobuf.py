@@ -1,4 +1,4 @@
-"""Conversions between protobuf well-known types and Python values."""
+"""Conversions between protobuf well-known and common types and Python values."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf import field_mask_pb2, timestamp_pb2
 
+from ecommerce.common.v1 import money_pb2
 from meshkit.errors import InvalidArgument
 
 # The arithmetic of Timestamp.FromDatetime and ToDatetime, at a fraction of their cost (they
@@ -43,3 +44,8 @@ def mask_paths(mask: field_mask_pb2.FieldMask, allowed: Collection[str]) -> set[
             f"cannot update {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
         )
     return paths
+
+
+def money(amount_minor: int, currency_code: str) -> money_pb2.Money:
+    """An amount in minor units, as every API and event carries it."""
+    return money_pb2.Money(amount_minor=amount_minor, currency_code=currency_code)

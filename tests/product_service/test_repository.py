@@ -66,7 +66,7 @@ async def test_categories_are_added_renamed_and_deleted(database: Database) -> N
 
     async with CatalogUnitOfWork(database) as uow:
         assert await uow.categories.by_name("BOOKS") == books
-        renamed = await uow.categories.save(replace(books, name="Novels"))
+        renamed = await uow.categories.save(books, replace(books, name="Novels"))
         await uow.commit()
     assert renamed is not None
     assert (renamed.name, renamed.description, renamed.created_at) == (
@@ -83,7 +83,7 @@ async def test_categories_are_added_renamed_and_deleted(database: Database) -> N
 
     async with CatalogUnitOfWork(database) as uow:
         await uow.categories.delete(books.id)
-        assert await uow.categories.save(renamed) is None
+        assert await uow.categories.save(books, renamed) is None
         await uow.commit()
     assert await load_category(database, books.id) is None
 
@@ -105,7 +105,7 @@ async def test_products_are_added_and_saved(database: Database) -> None:
     async with CatalogUnitOfWork(database) as uow:
         locked = await uow.products.get(product.id, for_update=True)
         assert locked == product
-        saved = await uow.products.save(replace(product, name="Dune II", archived=True))
+        saved = await uow.products.save(product, replace(product, name="Dune II", archived=True))
         assert await uow.products.count_in_category(category.id) == 1
         await uow.commit()
     assert saved is not None
@@ -152,3 +152,22 @@ async def test_stock_is_taken_reserved_and_given_back(database: Database) -> Non
     stocks = [await load_product(database, p.id) for p in (first, second)]
     assert [p.stock if p else None for p in stocks] == [3, 3]
     assert all(r.released_at is not None for r in await load_reservations(database, order_id))
+
+
+async def test_a_save_writes_only_what_it_changes(database: Database) -> None:
+    # SQLite takes no lock on a read: a product read before a reservation took stock, then
+    # renamed, must not write its old stock back.
+    async with CatalogUnitOfWork(database) as uow:
+        category = await uow.categories.add("Books", "")
+        await uow.commit()
+    product = await a_product(database, category.id)
+    async with CatalogUnitOfWork(database) as uow:
+        assert await uow.products.take_stock(product.id, 2) == product.stock - 2
+        await uow.commit()
+    async with CatalogUnitOfWork(database) as uow:
+        saved = await uow.products.save(product, replace(product, name="Dune II"))
+        unchanged = await uow.products.save(product, product)
+        await uow.commit()
+    assert saved is not None
+    assert (saved.name, saved.stock) == ("Dune II", product.stock - 2)
+    assert unchanged == product  # nothing to write: nothing written

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Column, MetaData, String, Table, bindparam, func, insert, select
 
 from ecommerce.events.v1 import events_pb2
-from meshkit.data import Database, Statement, Transaction, UnitOfWork
+from meshkit.data import Database, IntegrityViolation, Statement, Transaction, UnitOfWork
 from meshkit.messaging import Outbox, outbox_table
 from tests.conftest import DatabaseFactory
 
@@ -110,7 +110,7 @@ async def test_a_unit_of_work_is_used_once(database: Database) -> None:
     uow = unit(database)
     async with uow:
         await uow.commit()
-        with pytest.raises(RuntimeError, match="inside the `async with` block"):
+        with pytest.raises(RuntimeError, match="before commit"):
             await uow.commit()
     with pytest.raises(RuntimeError, match="entered once"):
         async with uow:
@@ -121,3 +121,49 @@ async def test_publishing_needs_an_outbox(database: Database) -> None:
     async with NotesUnitOfWork(database) as uow:
         with pytest.raises(RuntimeError, match="no outbox"):
             uow.publish(event("o1"), correlation_id="o1")
+
+
+async def test_a_failing_callback_neither_undoes_the_commit_nor_stops_the_others(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[str] = []
+
+    def fail() -> None:
+        raise Boom
+
+    async with unit(database) as uow:
+        await uow.notes.add("n1")
+        uow.after_commit(fail)
+        uow.after_commit(lambda: ran.append("second"))
+        await uow.commit()
+    assert ran == ["second"]
+    assert await counts(database) == (1, 0)
+    assert "a callback after commit failed" in caplog.text
+
+
+async def test_nothing_is_published_once_committed_and_a_dropped_event_is_told(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with unit(database) as uow:
+        await uow.commit()
+        with pytest.raises(RuntimeError, match="before commit"):
+            uow.publish(event("o1"), correlation_id="o1")
+    async with unit(database) as uow:
+        uow.publish(event("o2"), correlation_id="o2")
+    assert "1 event(s) published in it were dropped" in caplog.text
+    assert await counts(database) == (0, 0)
+
+
+async def test_a_failed_statement_caught_in_the_block_lets_nothing_commit(
+    database: Database,
+) -> None:
+    if not database.is_postgresql:
+        pytest.skip("SQLite goes on with a transaction after a failed statement")
+    async with unit(database) as uow:
+        await uow.notes.add("n1")
+        with pytest.raises(IntegrityViolation):
+            await uow.notes.add("n1")
+        # PostgreSQL would answer this COMMIT with a silent ROLLBACK.
+        with pytest.raises(RuntimeError, match="nothing can commit"):
+            await uow.commit()
+    assert await counts(database) == (0, 0)
