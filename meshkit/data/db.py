@@ -276,6 +276,11 @@ class Database:
             connection.terminate()
             raise
         self._readiness_connection = connection
+        if self._driver_pool is None:
+            # Opened before the service says it is ready, not by its first request: every
+            # write runs on this pool, and a first connection can be slow to open (a name
+            # lookup on a network just created), slower than a caller's deadline.
+            await self._open_driver_pool()
 
     async def _close_readiness_connection(self) -> None:
         connection, self._readiness_connection = self._readiness_connection, None

@@ -138,7 +138,8 @@ async def test_readiness_survives_its_connection_closed_by_the_server(postgres_u
         for _ in range(10):
             kept = database._readiness_connection
             assert kept is not None
-            assert await _kill_other_backends(postgres_url) == 1
+            # The readiness connection (and, the first time, the one the driver's pool opened).
+            assert await _kill_other_backends(postgres_url) >= 1
             await database.check_reachable()
             assert database._readiness_connection is not kept
     finally:
