@@ -22,6 +22,7 @@ from gateway.problems import problem
 from gateway.ratelimit import RateLimits, WriteRateLimitMiddleware
 from gateway.settings import GatewaySettings
 from meshkit.context import REQUEST_ID_HEADER, new_request_id, request_id_var
+from meshkit.telemetry import extract, tracer
 
 access_logger = logging.getLogger("gateway.access")
 
@@ -272,6 +273,60 @@ def add_cors(app: FastAPI, settings: GatewaySettings) -> None:
     )
 
 
+class TracingMiddleware:
+    """A server span per HTTP request, continuing the client's W3C `traceparent`; added only
+    while tracing is on. The upstream calls the request makes are its children."""
+
+    # Scraped and probed all day: a span each would bury the traces people look for.
+    _UNTRACED = frozenset({"/metrics", "/healthz", "/readyz"})
+
+    def __init__(self, app: ASGIApp, tracer: Any) -> None:
+        from opentelemetry.trace import SpanKind
+
+        self.app = app
+        self.tracer = tracer
+        self._kind = SpanKind.SERVER
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self._UNTRACED:
+            await self.app(scope, receive, send)
+            return
+        from opentelemetry.trace import Status, StatusCode
+
+        carrier = {
+            key.decode("latin-1"): value.decode("latin-1")
+            for key, value in scope["headers"]
+            if key in (b"traceparent", b"tracestate")
+        }
+        method: str = scope["method"]
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with self.tracer.start_as_current_span(
+            method,
+            context=extract(carrier),
+            kind=self._kind,
+            attributes={"http.request.method": method, "url.path": scope["path"]},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                template = getattr(scope.get("route"), "path", None)
+                if template:
+                    span.update_name(f"{method} {template}")
+                    span.set_attribute("http.route", template)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+
+
 def install_middleware(
     app: FastAPI,
     settings: GatewaySettings,
@@ -291,3 +346,7 @@ def install_middleware(
         metrics=HttpMetrics(registry),
         docs_paths=[path for path in (app.docs_url, app.redoc_url) if path],
     )
+    traces = tracer()
+    if traces is not None:
+        # Outermost of all: the span covers everything the gateway does for the request.
+        app.add_middleware(TracingMiddleware, tracer=traces)

@@ -1,4 +1,4 @@
-"""JSON log lines carrying the request id and correlation id of the current context."""
+"""JSON log lines carrying the request id, correlation id and trace of the current context."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from meshkit.context import correlation_id_var, request_id_var
+from meshkit.telemetry import trace_ids
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is logged.
 _STANDARD_ATTRS = frozenset(
@@ -36,6 +37,8 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = request_id
         if (correlation_id := correlation_id_var.get()) is not None:
             entry["correlation_id"] = correlation_id
+        if (ids := trace_ids()) is not None:
+            entry["trace_id"], entry["span_id"] = ids
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value

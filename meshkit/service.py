@@ -29,6 +29,7 @@ from meshkit.readiness import Dependency, ReadinessWatcher
 from meshkit.rpc.interceptors import TokenVerifier
 from meshkit.rpc.server import GrpcServer, ServiceRegistration, start_grpc_server
 from meshkit.settings import ServiceSettings, load_migration_settings, load_settings
+from meshkit.telemetry import configure_tracing, shutdown_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -234,8 +235,12 @@ def run(definition: ServiceDefinition[SettingsT], argv: Sequence[str] | None = N
     if definition.migrations is not None and settings.migrate_on_start:
         _migrate_in_child(settings_cls.service_name)
         settings = replace(settings, migrate_on_start=False)
-    with suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve_until_signalled(definition, settings))
+    configure_tracing(settings_cls.service_name)
+    try:
+        with suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(serve_until_signalled(definition, settings))
+    finally:
+        shutdown_tracing()
     faulthandler.cancel_dump_traceback_later()
 
 

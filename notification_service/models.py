@@ -53,3 +53,6 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The W3C trace context of the event that made it (JSON; empty while tracing is off): the
+    # mailer sends it, and publishes notification.sent, in the same trace.
+    trace_context: Mapped[str] = mapped_column(String(512), default="", server_default="")

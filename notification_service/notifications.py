@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -23,6 +24,8 @@ from meshkit.identity import USERS, authorize
 from meshkit.ids import new_id
 from meshkit.messaging import Envelope
 from meshkit.rpc import PageTokenCodec, page_size, timestamp
+from meshkit.telemetry import continuing, trace_headers
+from notification_service import metrics
 from notification_service.emails import SUBJECTS, EmailRenderer
 from notification_service.mailer import MailConnection, SmtpMailer
 from notification_service.models import NotificationStatus
@@ -122,6 +125,7 @@ class Notifications:
             status=NotificationStatus.PENDING,
             created_at=now,
             next_attempt_at=now,
+            trace_context=json.dumps(headers) if (headers := trace_headers()) else "",
         )
         uow.after_commit(self.due.set)
 
@@ -157,7 +161,12 @@ class Notifications:
             due = await uow.notifications.due(utcnow(), self.batch_size)
             # The connection opens at the first send only: an empty pass touches no relay.
             for notification in due:
-                await self._attempt(uow, notification, connection)
+                # In the trace of the event that asked for the email, if it was traced.
+                with continuing(
+                    f"send {notification.event_type} email",
+                    json.loads(notification.trace_context or "{}"),
+                ):
+                    await self._attempt(uow, notification, connection)
             await uow.commit()
         return len(due)
 
@@ -187,7 +196,9 @@ class Notifications:
             if outcome["attempts"] >= self.max_attempts:
                 outcome["status"] = NotificationStatus.FAILED
                 logger.error("giving up on notification %s: %s", notification.id, reason)
+                uow.after_commit(metrics.FAILED.inc)
             else:
+                uow.after_commit(metrics.RETRIED.inc)
                 delay = min(self.retry_max, self.retry_base * 2 ** (outcome["attempts"] - 1))
                 outcome["next_attempt_at"] = utcnow() + timedelta(
                     seconds=delay * random.uniform(0.8, 1.2)
@@ -202,6 +213,7 @@ class Notifications:
             return
         outcome["sent_at"] = sent_at = utcnow()
         await uow.notifications.save_attempt(notification.id, **outcome)
+        uow.after_commit(metrics.SENT.inc)
         uow.publish(
             events_pb2.NotificationSent(
                 notification_id=notification.id,

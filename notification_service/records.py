@@ -26,3 +26,4 @@ class NotificationRecord:
     created_at: datetime
     next_attempt_at: datetime
     sent_at: datetime | None
+    trace_context: str

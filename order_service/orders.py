@@ -21,6 +21,7 @@ from meshkit.identity import USERS, AccountDeactivated, RoleNotAllowed, authoriz
 from meshkit.ids import new_id
 from meshkit.rpc import PageTokenCodec, money, page_size, timestamp
 from meshkit.shielding import finish
+from order_service import metrics
 from order_service.commands import PlaceOrder
 from order_service.errors import (
     IdempotencyKeyReused,
@@ -206,6 +207,7 @@ class Orders:
         )
         async with self.unit_of_work() as uow:
             await uow.orders.add(order)
+            metrics.count_move(uow, metrics.NONE, OrderStatus.PENDING)
             await emit(uow, order_id, event, f"Order placed: {len(items)} item(s)")
             await uow.commit()
         return order
@@ -287,6 +289,7 @@ class Orders:
                 raise OrderNotPending(
                     f"Only a PENDING order can be cancelled; this one is {order.status}."
                 )
+            metrics.count_move(uow, OrderStatus.PENDING, OrderStatus.CANCELLED)
             # Inside the transaction: if the release fails, the cancellation does not happen.
             await self.catalog.release(order_id)
             await emit(
@@ -337,6 +340,7 @@ class Orders:
                 updated_at=now,
             ):
                 raise OrderNotPaid(f"Only a PAID order can be shipped; this one is {order.status}.")
+            metrics.count_move(uow, OrderStatus.PAID, OrderStatus.SHIPPED)
             await emit(
                 uow,
                 order_id,

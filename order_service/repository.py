@@ -39,11 +39,12 @@ def order_record(order: dict[str, Any], items: Sequence[dict[str, Any]]) -> Orde
 
 
 class Moved(NamedTuple):
-    """An order that a transition moved: what its events need."""
+    """An order that a transition moved: what its events and its metrics need."""
 
     user_id: str
     total_minor: int
     currency_code: str
+    created_at: datetime
 
 
 _ORDER = Statement(select(_orders).where(_orders.c.id == bindparam("order_id")))
@@ -70,7 +71,12 @@ def _transition(columns: frozenset[str]) -> Statement:
             update(_orders)
             .where(_orders.c.id == bindparam("order_id"), _orders.c.status == bindparam("from"))
             .values({"status": bindparam("to"), **{name: bindparam(name) for name in columns}})
-            .returning(_orders.c.user_id, _orders.c.total_minor, _orders.c.currency_code)
+            .returning(
+                _orders.c.user_id,
+                _orders.c.total_minor,
+                _orders.c.currency_code,
+                _orders.c.created_at,
+            )
         )
     return statement
 
@@ -122,7 +128,7 @@ class OrderRepository:
         )
         if row is None:
             return None
-        return Moved(row["user_id"], row["total_minor"], row["currency_code"])
+        return Moved(row["user_id"], row["total_minor"], row["currency_code"], row["created_at"])
 
     async def status_of(self, order_id: str) -> str | None:
         row = await self.tx.fetchrow(_STATUS_OF, {"order_id": order_id})

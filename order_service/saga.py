@@ -13,6 +13,7 @@ from meshkit.caching import ChangeAnnouncer, invalidation
 from meshkit.data import utcnow
 from meshkit.messaging import Envelope
 from meshkit.rpc import money, timestamp
+from order_service import metrics
 from order_service.models import OrderStatus
 from order_service.orders import emit
 from order_service.unit_of_work import OrderUnitOfWork
@@ -47,6 +48,8 @@ class Saga:
             event.order_id, OrderStatus.PENDING, OrderStatus.PAID, paid_at=now, updated_at=now
         )
         if moved is not None:
+            metrics.count_move(uow, OrderStatus.PENDING, OrderStatus.PAID)
+            metrics.time_to_paid(uow, moved.created_at, now)
             self._announce_after_commit(uow, event.order_id)
             await emit(
                 uow,
@@ -94,6 +97,7 @@ class Saga:
         )
         if moved is None:
             return  # already moved on: a duplicate, or the owner cancelled first
+        metrics.count_move(uow, OrderStatus.PENDING, OrderStatus.CANCELLED)
         self._announce_after_commit(uow, event.order_id)
         await self.catalog.release(event.order_id)
         await emit(

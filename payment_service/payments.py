@@ -16,6 +16,7 @@ from meshkit.errors import quoted, require_id
 from meshkit.ids import new_id
 from meshkit.messaging import Envelope
 from meshkit.rpc import money, timestamp
+from payment_service import metrics
 from payment_service.errors import PaymentNotFound
 from payment_service.provider import SimulatedProvider
 from payment_service.records import PaymentRecord
@@ -116,6 +117,7 @@ class Payments:
                 fail_time=timestamp(now),
             )
         uow.publish(body, correlation_id=event.order_id)
+        uow.after_commit((metrics.SUCCEEDED if result.succeeded else metrics.FAILED).inc)
         logger.info(
             "payment %s for order %s",
             status.lower(),
@@ -167,6 +169,7 @@ class Payments:
             ),
             correlation_id=event.order_id,
         )
+        uow.after_commit(metrics.REFUNDED.inc)
         logger.info(
             "payment refunded for cancelled order %s",
             event.order_id,

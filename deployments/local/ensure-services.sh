@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start PostgreSQL, RabbitMQ and Redis on this machine when they are not running,
-# installing them from Debian packages first when absent. Idempotent.
+# installing them from Debian packages first when absent; install promtool, which the test
+# suite runs on the alert rules. Idempotent.
 set -euo pipefail
 
 SUDO=""
@@ -59,3 +60,16 @@ if ! listening 6379; then
 else
   echo "Redis is up on port 6379"
 fi
+
+# promtool checks and unit-tests the alert rules (tests/deployments/test_observability.py).
+# Debian ships it in its Prometheus package; only the tool is wanted, not the server (nor the
+# node exporter it recommends), so a server systemd started on install is stopped again.
+if ! command -v promtool >/dev/null 2>&1; then
+  if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
+  echo "installing prometheus (for promtool)"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  if [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+fi
+echo "promtool is $(promtool --version 2>&1 | head -n 1)"

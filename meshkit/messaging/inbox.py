@@ -4,7 +4,8 @@ A message is acked only after the transaction that holds its effects (and its in
 commits. A duplicate finds its row and is acked without running the handler again. A handler
 that fails is retried with backoff until the queue's delivery limit sends it to the
 dead-letter queue; a message that can never be read goes there at once, and so does one of an
-event type the consumer has no handler for.
+event type the consumer has no handler for. Every message going there is logged once, at
+ERROR, and each message is counted by what became of it (`meshkit.messaging.metrics`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Generic, TypeVar, cast
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from google.protobuf.message import Message
+from prometheus_client import Counter
 from sqlalchemy import Column, MetaData, String, Table
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -28,10 +30,27 @@ from meshkit.context import correlation_id_var, request_id_var
 from meshkit.data.db import Database, UTCDateTime, utcnow
 from meshkit.data.transactions import Statement, Transaction
 from meshkit.data.unit_of_work import UnitOfWork
-from meshkit.messaging.amqp import Topology
+from meshkit.messaging.amqp import DELIVERY_LIMIT, Topology
 from meshkit.messaging.events import OCCURRED_AT_HEADER, Envelope, UnknownEvent, decode_event
+from meshkit.messaging.metrics import (
+    DEAD_LETTERED,
+    DUPLICATE,
+    EVENTS_CONSUMED,
+    HANDLED,
+    OUTCOMES,
+    RETRIED,
+    event_type_label,
+)
+from meshkit.messaging.tracing import processing
+from meshkit.telemetry import tracer
 
 logger = logging.getLogger(__name__)
+
+# How many times a message is delivered before it is dead-lettered. A quorum queue counts in
+# `x-delivery-count` the earlier deliveries that came back (a nack, a lost channel), and
+# dead-letters a message that comes back once that count would exceed the delivery limit
+# (RabbitMQ 3.10): the first delivery and DELIVERY_LIMIT more.
+MAX_ATTEMPTS = DELIVERY_LIMIT + 1
 
 UnitOfWorkT = TypeVar("UnitOfWorkT", bound=UnitOfWork)
 
@@ -125,6 +144,12 @@ class EventConsumer(Generic[UnitOfWorkT]):
         )
         # The tasks aio-pika runs `handle` in, one per message being handled.
         self._in_flight: set[asyncio.Task[object]] = set()
+        # The counter of each event type and outcome, bound once: `labels()` validates and
+        # locks on every call, and every message is counted.
+        self._consumed: dict[tuple[str, str], Counter] = {}
+        for event_type in self.handlers:
+            for outcome in OUTCOMES:
+                self._counter(event_type, outcome)
 
     async def run(self) -> None:
         """Consume until cancelled."""
@@ -173,7 +198,18 @@ class EventConsumer(Generic[UnitOfWorkT]):
             request_id_var.set(_header(message, "x-request-id")),
         )
         try:
-            await self._handle(message, event_type)
+            traces = tracer()
+            if traces is None:
+                await self._handle(message, event_type)
+            else:
+                with processing(
+                    traces,
+                    event_type,
+                    self.consumer,
+                    message.message_id or "",
+                    dict(message.headers or {}),
+                ):
+                    await self._handle(message, event_type)
         except (AMQPError, ChannelInvalidStateError) as exc:
             # The channel closed under an ack or a nack (a broker restart, say): the message
             # is delivered again, and the inbox makes the repeat a no-op.
@@ -195,15 +231,11 @@ class EventConsumer(Generic[UnitOfWorkT]):
             # A binding its handlers do not cover (left on the queue by an earlier version,
             # say), or a type that disagrees with its key. Acked, the event would be lost
             # unseen; dead-lettered, it is kept, and this error says where to look.
-            logger.error(
-                "dead-lettering %s: %s has no handler for it",
-                event_type or "a message without a type",
-                self.consumer,
-                extra={
-                    "event_type": event_type,
-                    "routing_key": message.routing_key,
-                    "message_id": message.message_id,
-                },
+            self._dead_lettered(
+                message,
+                event_type,
+                f"{self.consumer} has no handler for it",
+                routing_key=message.routing_key,
             )
             await message.reject(requeue=False)
             return
@@ -212,9 +244,7 @@ class EventConsumer(Generic[UnitOfWorkT]):
                 raise UnknownEvent("message without a message_id cannot be de-duplicated")
             body = decode_event(event_type, message.body)
         except UnknownEvent as exc:
-            logger.error(
-                "dead-lettering unreadable message: %s", exc, extra={"event_type": event_type}
-            )
+            self._dead_lettered(message, event_type, f"it cannot be read: {exc}")
             await message.reject(requeue=False)
             return
         envelope = envelope_of(message, event_type)
@@ -223,27 +253,100 @@ class EventConsumer(Generic[UnitOfWorkT]):
                 if await self._first_delivery(uow.tx, envelope):
                     await handler(uow, body, envelope)
                     await uow.commit()
+                    outcome = HANDLED
                 else:
                     logger.info("duplicate %s %s ignored", event_type, envelope.message_id)
+                    outcome = DUPLICATE
         except asyncio.CancelledError:
             raise
-        except Exception:
-            attempt = self._delivery_count(message) + 1
-            delay = min(self.retry_max, self.retry_base * 2 ** (attempt - 1)) * random.uniform(
-                0.5, 1
-            )
-            logger.exception(
-                "handling %s failed (attempt %d); retrying in %.2fs",
+        except Exception as exc:
+            await self._failed(message, event_type, exc)
+            return
+        self._count(event_type, outcome)
+        await message.ack()
+
+    async def _failed(
+        self, message: AbstractIncomingMessage, event_type: str, error: Exception
+    ) -> None:
+        """Give a message whose handling failed back to the queue: to be delivered again after
+        a delay, or, after its last attempt, for the queue to dead-letter it at once."""
+        attempt = self._delivery_count(message) + 1
+        if attempt >= MAX_ATTEMPTS:
+            # The last nack the queue takes: the broker dead-letters the message at once
+            # ("delivery_limit") and tells no one, so it is said here.
+            self._dead_lettered(
+                message,
                 event_type,
-                attempt,
-                delay,
-                extra={"message_id": envelope.message_id},
+                f"attempt {attempt} of {MAX_ATTEMPTS} failed: {type(error).__name__}: {error}",
+                exc_info=error,
+                attempt=attempt,
             )
-            # The delay holds one prefetch slot, not the consumer: other messages go on.
-            await asyncio.sleep(delay)
             await message.nack(requeue=True)
             return
-        await message.ack()
+        delay = min(self.retry_max, self.retry_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1)
+        # A warning: the message is not lost yet. The error is the dead-lettering, once.
+        logger.warning(
+            "handling %s failed (attempt %d of %d); retrying in %.2fs",
+            event_type,
+            attempt,
+            MAX_ATTEMPTS,
+            delay,
+            exc_info=error,
+            extra={"message_id": message.message_id},
+        )
+        self._count(event_type, RETRIED)
+        # The delay holds one prefetch slot, not the consumer: other messages go on.
+        await asyncio.sleep(delay)
+        await message.nack(requeue=True)
+
+    def _dead_lettered(
+        self,
+        message: AbstractIncomingMessage,
+        event_type: str,
+        reason: str,
+        *,
+        exc_info: BaseException | None = None,
+        **extra: object,
+    ) -> None:
+        """Log and count a message on its way to the dead-letter queue: one error, naming the
+        queue, the event and where the message is kept."""
+        message_id = message.message_id or ""
+        correlation_id = message.correlation_id or ""
+        logger.error(
+            "dead-lettering %s message %s (correlation %s) from queue %s: %s",
+            event_type or "(untyped)",
+            message_id or "(no id)",
+            correlation_id or "(none)",
+            self.consumer,
+            reason,
+            exc_info=exc_info,
+            extra={
+                "queue": self.consumer,
+                "event_type": event_type,
+                "message_id": message_id,
+                "correlation_id": correlation_id,
+                "dead_letter_queue": self.topology.dead_letter_queue(self.consumer),
+                **extra,
+            },
+        )
+        self._count(event_type, DEAD_LETTERED)
+
+    def _count(self, event_type: str, outcome: str) -> None:
+        counter = self._consumed.get((event_type, outcome))
+        if counter is None:
+            counter = self._counter(event_type, outcome)
+        counter.inc()
+
+    def _counter(self, event_type: str, outcome: str) -> Counter:
+        """The counter of the event type's label and the outcome, bound on first use and kept
+        by that label: a publisher's stray types cannot grow the map."""
+        label = event_type_label(event_type)
+        counter = self._consumed.get((label, outcome))
+        if counter is None:
+            counter = self._consumed[label, outcome] = EVENTS_CONSUMED.labels(
+                self.consumer, label, outcome
+            )
+        return counter
 
     async def _first_delivery(self, tx: Transaction, envelope: Envelope) -> bool:
         written = await tx.execute(

@@ -13,7 +13,9 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import random
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -21,16 +23,19 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 from google.protobuf.message import Message
+from prometheus_client import Counter
 from sqlalchemy import (
     Column,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     Text,
     bindparam,
+    func,
     select,
     text,
     update,
@@ -42,6 +47,14 @@ from meshkit.data.transactions import Statement, Transaction
 from meshkit.data.unit_of_work import UnitOfWork
 from meshkit.messaging.amqp import Topology
 from meshkit.messaging.events import CONTENT_TYPE, OCCURRED_AT_HEADER, Envelope, event_type_of
+from meshkit.messaging.metrics import (
+    OUTBOX_EVENTS_PENDING,
+    OUTBOX_EVENTS_PUBLISHED,
+    OUTBOX_OLDEST_PENDING_AGE,
+    OUTBOX_PUBLISH_FAILURES,
+)
+from meshkit.messaging.tracing import end_publish, start_publish
+from meshkit.telemetry import inject, tracer
 
 logger = logging.getLogger(__name__)
 
@@ -83,19 +96,24 @@ class Outbox:
         self._insert = Statement(table.insert().inline())
 
     def envelope(self, body: Message, *, correlation_id: str) -> Envelope:
-        """The envelope `body` will be published in, with this request's ids in its headers."""
+        """The envelope `body` will be published in, with this request's ids in its headers,
+        and its trace context while tracing is on: stored in the row, in the transaction of
+        the change, it reaches the relay however late that publishes."""
+        headers = {
+            key: value
+            for key, value in (
+                ("x-request-id", request_id_var.get()),
+                ("x-correlation-id", correlation_id_var.get() or correlation_id),
+            )
+            if value
+        }
+        if tracer() is not None:
+            inject(headers)
         return Envelope(
             event_type=event_type_of(body),
             correlation_id=correlation_id,
             source=self.source,
-            headers={
-                key: value
-                for key, value in (
-                    ("x-request-id", request_id_var.get()),
-                    ("x-correlation-id", correlation_id_var.get() or correlation_id),
-                )
-                if value
-            },
+            headers=headers,
         )
 
     async def write(self, tx: Transaction, published: Sequence[tuple[Envelope, Message]]) -> None:
@@ -121,7 +139,11 @@ class Outbox:
 
 
 class OutboxRelay:
-    """Publishes unsent outbox rows, oldest first, with confirms; safe with several replicas."""
+    """Publishes unsent outbox rows, oldest first, with confirms; safe with several replicas.
+
+    It counts what it publishes and what fails, and keeps the gauges of the backlog fresh
+    (`meshkit.messaging.metrics`).
+    """
 
     def __init__(
         self,
@@ -134,6 +156,7 @@ class OutboxRelay:
         poll_interval: float = 0.5,
         max_backoff: float = 5.0,
         publish_timeout: float = 10.0,
+        backlog_interval: float = 5.0,
     ) -> None:
         self.db = database
         self.outbox = outbox
@@ -144,8 +167,18 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
         self.publish_timeout = publish_timeout
+        # The backlog gauges are measured at most this often, by one query, not per event.
+        self.backlog_interval = backlog_interval
+        self._backlog_measured_at = -math.inf
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
+        # Label children bound once: `labels()` validates and locks on every call, and the
+        # published counter is incremented per row.
+        source = outbox.source
+        self._published: dict[str, Counter] = {}
+        self._publish_failures = OUTBOX_PUBLISH_FAILURES.labels(source)
+        self._pending = OUTBOX_EVENTS_PENDING.labels(source)
+        self._oldest_pending_age = OUTBOX_OLDEST_PENDING_AGE.labels(source)
 
     async def _exchange_for_publishing(self) -> aio_pika.abc.AbstractExchange:
         if self._exchange is None or self._channel is None or self._channel.is_closed:
@@ -161,6 +194,7 @@ class OutboxRelay:
         while True:
             # Cleared before looking: a commit that lands while we look wakes the next wait.
             self.outbox.pending.clear()
+            await self._measure_backlog_if_due()
             try:
                 sent = await self.relay_batch()
                 failures = 0
@@ -190,7 +224,7 @@ class OutboxRelay:
 
         The claim marks the rows sent, but the mark only counts if the batch is published: it
         commits after the confirms, in the same transaction. A failed publish raises: the
-        transaction rolls back and the rows stay unsent.
+        transaction rolls back, the rows stay unsent, and the batch counts as a failure.
         """
         exchange = await self._exchange_for_publishing()
         async with UnitOfWork(self.db) as uow:
@@ -198,9 +232,57 @@ class OutboxRelay:
             # RETURNING gives no order: publish oldest first, as the rows were written.
             rows = sorted(claimed, key=lambda row: row["id"])
             if rows:
-                await self._publish_all(exchange, rows)
+                try:
+                    await self._publish_all(exchange, rows)
+                except Exception:
+                    self._publish_failures.inc()
+                    raise
                 await uow.commit()
+                self._count_published(rows)
         return len(rows)
+
+    def _count_published(self, rows: Sequence[Mapping[Any, Any]]) -> None:
+        for row in rows:
+            event_type = row["event_type"]
+            published = self._published.get(event_type)
+            if published is None:
+                published = self._published[event_type] = OUTBOX_EVENTS_PUBLISHED.labels(
+                    self.outbox.source, event_type
+                )
+            published.inc()
+
+    async def measure_backlog(self) -> None:
+        """Set the backlog gauges: how many rows are unsent, and how old the oldest is."""
+        async with self.db.session() as session:
+            pending, oldest = (await session.execute(self._backlog)).one()
+        self._pending.set(pending)
+        age = (utcnow() - oldest).total_seconds() if isinstance(oldest, datetime) else 0.0
+        # Written by another replica, a row can look a little younger than now.
+        self._oldest_pending_age.set(max(0.0, age))
+
+    async def _measure_backlog_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self._backlog_measured_at < self.backlog_interval:
+            return
+        # Taken before measuring: a database that fails is not asked again at once.
+        self._backlog_measured_at = now
+        try:
+            await self.measure_backlog()
+        except Exception as exc:
+            logger.warning(
+                "could not measure the outbox backlog: %s", str(exc) or type(exc).__name__
+            )
+
+    @functools.cached_property
+    def _backlog(self) -> Select[int, datetime | None]:
+        """The count and the oldest `created_at` of the unsent rows, in one aggregate.
+
+        Its condition is the one of the partial index of unsent rows (`ix_outbox_unsent`),
+        which PostgreSQL can use to read the backlog only, however many rows were sent before.
+        """
+        return select(func.count(), func.min(self.table.c.created_at)).where(
+            self.table.c.sent_at.is_(None)
+        )
 
     @functools.cached_property
     def _claim(self) -> Statement:
@@ -235,31 +317,42 @@ class OutboxRelay:
         # a bounded time: the claim keeps the batch's rows locked, out of other replicas'
         # reach, until it commits or rolls back, and a broker that hangs mid-connection is
         # noticed by heartbeats only after minutes. Rolled back, the batch is retried.
-        async with asyncio.timeout(self.publish_timeout):
-            await asyncio.gather(
-                *(
-                    exchange.publish(
-                        aio_pika.Message(
-                            body=row["payload"],
-                            content_type=CONTENT_TYPE,
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                            message_id=row["message_id"],
-                            type=row["event_type"],
-                            correlation_id=row["correlation_id"] or None,
-                            timestamp=_as_datetime(row["created_at"]),
-                            app_id=self.outbox.source,
-                            headers={
-                                **json.loads(row["headers"] or "{}"),
-                                # AMQP timestamps have whole seconds; timelines need more.
-                                OCCURRED_AT_HEADER: _iso(row["created_at"]),
-                            },
-                        ),
-                        routing_key=row["event_type"],
-                        mandatory=True,
-                    )
-                    for row in rows
+        traces = tracer()
+        spans: list[Any] = []
+        messages = []
+        for row in rows:
+            headers = {
+                **json.loads(row["headers"] or "{}"),
+                # AMQP timestamps have whole seconds; timelines need more.
+                OCCURRED_AT_HEADER: _iso(row["created_at"]),
+            }
+            if traces is not None:
+                spans.append(start_publish(traces, row["event_type"], row["message_id"], headers))
+            messages.append(
+                aio_pika.Message(
+                    body=row["payload"],
+                    content_type=CONTENT_TYPE,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=row["message_id"],
+                    type=row["event_type"],
+                    correlation_id=row["correlation_id"] or None,
+                    timestamp=_as_datetime(row["created_at"]),
+                    app_id=self.outbox.source,
+                    headers=headers,
                 )
             )
+        try:
+            async with asyncio.timeout(self.publish_timeout):
+                await asyncio.gather(
+                    *(
+                        exchange.publish(message, routing_key=row["event_type"], mandatory=True)
+                        for message, row in zip(messages, rows, strict=True)
+                    )
+                )
+        except BaseException as error:
+            end_publish(spans, error)
+            raise
+        end_publish(spans, None)
 
 
 def _as_datetime(value: object) -> datetime | None:

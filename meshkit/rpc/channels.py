@@ -18,6 +18,7 @@ from meshkit.context import (
     remaining_time,
     request_id_var,
 )
+from meshkit.telemetry import tracer
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +164,42 @@ class _ContextUnaryUnary:
         )
 
 
+class _TracedUnaryUnary(_ContextUnaryUnary):
+    """A unary method whose calls are client spans, their context sent on (tracing on)."""
+
+    __slots__ = ("_method", "_tracer")
+
+    def __init__(self, inner: Any, context: _OutgoingContext, method: str, tracer: Any) -> None:
+        super().__init__(inner, context)
+        self._method = method
+        self._tracer = tracer
+
+    async def _call(
+        self,
+        request: Any,
+        timeout: float | None,
+        metadata: Metadata | None,
+        credentials: grpc.CallCredentials | None,
+        wait_for_ready: bool | None,
+        compression: grpc.Compression | None,
+    ) -> Any:
+        from meshkit.rpc.tracing import traced_call
+
+        timeout, outgoing = await self._context.apply(timeout, metadata)
+
+        def call(with_trace: tuple[tuple[str, str | bytes], ...]) -> Any:
+            return self._inner(
+                request,
+                timeout=timeout,
+                metadata=with_trace,
+                credentials=credentials,
+                wait_for_ready=wait_for_ready,
+                compression=compression,
+            )
+
+        return await traced_call(self._tracer, self._method, call, outgoing)
+
+
 class MeshChannel(grpc.aio.Channel):
     """A grpc.aio channel whose unary calls carry the mesh's context (`_OutgoingContext`).
 
@@ -187,6 +224,9 @@ class MeshChannel(grpc.aio.Channel):
         # do not know it.
         unary_unary: Any = self._inner.unary_unary
         inner = unary_unary(method, request_serializer, response_deserializer, _registered_method)
+        traces = tracer()
+        if traces is not None:
+            return _TracedUnaryUnary(inner, self._context, method, traces)
         return _ContextUnaryUnary(inner, self._context)
 
     def unary_stream(self, *args: Any, **kwargs: Any) -> Any:

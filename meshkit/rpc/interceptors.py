@@ -25,11 +25,11 @@ from meshkit.context import (
     request_id_var,
 )
 from meshkit.errors import NUL_MESSAGE, DomainError, InvalidArgument, Unauthenticated
-from meshkit.metrics import RPC_SECONDS
+from meshkit.metrics import GRPC_HANDLED, GRPC_HANDLING_SECONDS, GRPC_STARTED
 from meshkit.rpc.statuses import status_for
 
 logger = logging.getLogger(__name__)
-access_logger = logging.getLogger("meshkit.identity.access")
+access_logger = logging.getLogger("meshkit.access")
 
 if TYPE_CHECKING:  # grpc's classes are generic only in its type stubs
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
@@ -213,17 +213,38 @@ class AccessLogInterceptor(UnaryInterceptor):
     """One log line and one latency observation per call: method, status code, duration."""
 
     def __init__(self) -> None:
-        # The latency series by (method, code): `labels()` validates and locks on every call.
-        # Bounded: the registered methods (unknown ones never get here) times the codes.
-        self._series: dict[tuple[str, grpc.StatusCode | str], Any] = {}
+        # Each method's series, and each (method, code)'s: `labels()` validates and locks on
+        # every call. Bounded: the registered methods (unknown ones never get here) times the
+        # codes.
+        self._methods: dict[str, tuple[Any, Any]] = {}
+        self._handled: dict[tuple[str, grpc.StatusCode | str], Any] = {}
 
-    def _observe(self, method: str, code: grpc.StatusCode | str, seconds: float) -> str:
-        """Record one call's latency; the code's name, for the log line."""
-        code_name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-        series = self._series.get((method, code))
+    def _started(self, method: str) -> Any:
+        """Count a call started; the method's latency series."""
+        series = self._methods.get(method)
         if series is None:
-            series = self._series[(method, code)] = RPC_SECONDS.labels(method, code_name)
-        series.observe(seconds)
+            service, _, name = method.lstrip("/").rpartition("/")
+            labels = ("unary", service, name)
+            series = self._methods[method] = (
+                GRPC_STARTED.labels(*labels),
+                GRPC_HANDLING_SECONDS.labels(*labels),
+            )
+        series[0].inc()
+        return series[1]
+
+    def _observe(
+        self, method: str, latency: Any, code: grpc.StatusCode | str, seconds: float
+    ) -> str:
+        """Record one call's outcome and latency; the code's name, for the log line."""
+        code_name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+        handled = self._handled.get((method, code))
+        if handled is None:
+            service, _, name = method.lstrip("/").rpartition("/")
+            handled = self._handled[(method, code)] = GRPC_HANDLED.labels(
+                "unary", service, name, code_name
+            )
+        handled.inc()
+        latency.observe(seconds)
         return code_name
 
     async def around(
@@ -233,6 +254,7 @@ class AccessLogInterceptor(UnaryInterceptor):
         context: grpc.aio.ServicerContext[Any, Any],
         call_next: Behavior,
     ) -> Any:
+        latency = self._started(method)
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
@@ -244,7 +266,7 @@ class AccessLogInterceptor(UnaryInterceptor):
             raise
         finally:
             elapsed = time.perf_counter() - started
-            code_name = self._observe(method, code, elapsed)
+            code_name = self._observe(method, latency, code, elapsed)
             # Health is probed every few seconds by every orchestrator: those lines would
             # bury the calls people read the log for.
             level = logging.DEBUG if method.startswith(_HEALTH_METHODS) else logging.INFO

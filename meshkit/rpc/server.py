@@ -20,7 +20,9 @@ from meshkit.rpc.interceptors import (
     InterceptorChain,
     RequestContextInterceptor,
     TokenVerifier,
+    UnaryInterceptor,
 )
+from meshkit.telemetry import tracer
 
 logger = logging.getLogger(__name__)
 
@@ -121,16 +123,19 @@ def default_interceptors(
 ) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
     # Outermost first: context before logging, logging sees the mapped status, and auth
     # failures are domain errors that the mapper turns into UNAUTHENTICATED.
-    return [
-        InterceptorChain(
-            [
-                RequestContextInterceptor(),
-                AccessLogInterceptor(),
-                ErrorMappingInterceptor(),
-                AuthInterceptor(verifier, public_methods),
-            ]
-        )
+    layers: list[UnaryInterceptor] = [
+        RequestContextInterceptor(),
+        AccessLogInterceptor(),
+        ErrorMappingInterceptor(),
+        AuthInterceptor(verifier, public_methods),
     ]
+    traces = tracer()
+    if traces is not None:
+        from meshkit.rpc.tracing import TracingInterceptor
+
+        # Outermost: the span holds the whole call, and its context is current for the rest.
+        layers.insert(0, TracingInterceptor(traces))
+    return [InterceptorChain(layers)]
 
 
 async def start_grpc_server(

@@ -200,11 +200,17 @@ def order_until_paid(client: httpx.Client, token: str, product_id: str) -> dict[
 def shop(stack: httpx.Client) -> dict[str, str]:
     """An admin's token (BOOTSTRAP_ADMIN_* from the shell reached the user service), a
     product, and a customer."""
-    admin = login(stack, ADMIN_EMAIL, ADMIN_PASSWORD)
-    email, token = customer(stack)
-    # The first writes open the services' connections; a client retries a 503 or 504. On a
-    # stack just started, a first PostgreSQL connection has been seen to hang for a minute.
+    # The first calls open the services' connections; a client retries a 503 or 504. On a
+    # stack just started, a first connection (a name looked up on a network just made) has
+    # been seen to hang for a minute.
     started = time.monotonic()
+    admin = wait_for(
+        lambda: login(stack, ADMIN_EMAIL, ADMIN_PASSWORD),
+        timeout=180,
+        interval=1,
+        message="the admin signed in",
+    )
+    email, token = customer(stack)
     made = wait_for(lambda: product(stack, admin), timeout=180, interval=1, message="a product")
     report(f"first write answered {time.monotonic() - started:.1f} s after healthy")
     return {"admin": admin, "product": made, "email": email, "token": token}
@@ -331,7 +337,7 @@ def served_calls(engine: Engine, container: str) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in metrics.splitlines()
-        if line.startswith("grpc_server_handled_seconds_count{") and "grpc.health" not in line
+        if line.startswith("grpc_server_handled_total{") and "grpc.health" not in line
     )
 
 

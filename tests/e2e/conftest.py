@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aio_pika
 import httpx
@@ -42,17 +44,28 @@ class RunningMesh:
         return path.read_text(errors="replace")[-5000:] if path and path.exists() else ""
 
 
-@pytest.fixture(scope="package")
-async def mesh(
-    postgres_databases: PostgresFactory, tmp_path_factory: pytest.TempPathFactory
+@asynccontextmanager
+async def running_mesh(
+    postgres_databases: PostgresFactory | None,
+    workdir: Path,
+    extra_env: Mapping[str, str] = {},
+    *,
+    metrics: bool = False,
+    redis_url: str = E2E_REDIS_URL,
 ) -> AsyncIterator[RunningMesh]:
-    """All six processes, started once for the end-to-end tests, each service on its own database."""
-    workdir = tmp_path_factory.mktemp("mesh")
+    """All six processes, each service on its own database (PostgreSQL, or without a factory
+    an SQLite file in `workdir`, as `make run` has it), as `make run` starts them; with
+    `metrics`, each service serves /metrics on a port of its own. `extra_env` is added to the
+    environment every process gets."""
     smtp = SmtpServer().start()
-    ports = MeshPorts(grpc={name: free_port() for name in DEFAULT_GRPC_PORTS}, gateway=free_port())
+    ports = MeshPorts(
+        grpc={name: free_port() for name in DEFAULT_GRPC_PORTS},
+        gateway=free_port(),
+        metrics={name: free_port() for name in DEFAULT_GRPC_PORTS} if metrics else {},
+    )
     env = {
         "AMQP_URL": AMQP_URL,
-        "REDIS_URL": E2E_REDIS_URL,
+        "REDIS_URL": redis_url,
         "JWT_KEYS_DIR": str(workdir / "jwt-keys"),
         "BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
         "BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -71,12 +84,17 @@ async def mesh(
         "CONSUMER_RETRY_BASE_SECONDS": "0.05",
         # Five processes here, in-process services elsewhere: stay under max_connections.
         "DB_POOL_SIZE": "4",
+        **extra_env,
     }
     databases = {}
     for service in DEFAULT_GRPC_PORTS:
-        databases[service] = await postgres_databases()
+        databases[service] = (
+            await postgres_databases()
+            if postgres_databases is not None
+            else f"sqlite+aiosqlite:///{workdir / service}.db"
+        )
         env[f"{service.upper()}_DATABASE_URL"] = databases[service]
-    redis = Redis.from_url(E2E_REDIS_URL)
+    redis = Redis.from_url(redis_url)
     await redis.flushdb()  # rate-limit counters and cache entries of an earlier run
     await redis.aclose()
     running = Mesh(ports=ports, extra_env=env, log_path=workdir / "mesh.log")
@@ -84,6 +102,7 @@ async def mesh(
         await running.start(ready_timeout=90)
     except BaseException as exc:
         await running.stop()
+        smtp.stop()
         raise AssertionError(
             f"the mesh did not start ({type(exc).__name__}: {exc}):\n"
             f"{(workdir / 'mesh.log').read_text()[-5000:]}"
@@ -97,3 +116,12 @@ async def mesh(
         connection = await aio_pika.connect(AMQP_URL)
         await Topology(env["AMQP_NAMESPACE"]).delete_all(connection)
         await connection.close()
+
+
+@pytest.fixture(scope="package")
+async def mesh(
+    postgres_databases: PostgresFactory, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningMesh]:
+    """All six processes, started once for the end-to-end tests."""
+    async with running_mesh(postgres_databases, tmp_path_factory.mktemp("mesh")) as running:
+        yield running

@@ -72,7 +72,7 @@ async def test_make_run_starts_ready_and_stops_cleanly(tmp_path: Path) -> None:
             response = await client.get(f"http://127.0.0.1:{ports.gateway}/readyz")
             assert response.status_code == 200, response.text
             scraped = await client.get(f"http://127.0.0.1:{metrics['user_service']}/metrics")
-            assert "grpc_server_handled_seconds" in scraped.text
+            assert "grpc_server_handled_total" in scraped.text
 
         # Ctrl-C in a terminal signals the whole foreground process group.
         os.killpg(process.pid, signal.SIGINT)

@@ -1,5 +1,6 @@
 """A mailer pass, on each backend: a sent email is SENT with its event in the outbox; a refused
-one is retried with backoff, then kept as FAILED with the reason after the last attempt."""
+one is retried with backoff, then kept as FAILED with the reason after the last attempt. Each
+attempt is counted by its outcome once the pass commits."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from meshkit.data import Database, utcnow
@@ -120,3 +122,66 @@ async def test_after_the_last_attempt_a_notification_is_kept_as_failed(
     assert "SMTPRecipientsRefused" in failed.failure_reason
     async with notifications.mailer.connection() as connection:
         assert await notifications.deliver_due(connection) == 0  # never tried again
+
+
+def emails() -> dict[str, float]:
+    """How many attempts to send an email had each outcome, so far."""
+    return {
+        outcome: REGISTRY.get_sample_value("emails_total", {"outcome": outcome}) or 0.0
+        for outcome in ("sent", "retried", "failed")
+    }
+
+
+def counted_since(before: dict[str, float]) -> dict[str, float]:
+    return {outcome: count - before[outcome] for outcome, count in emails().items()}
+
+
+async def test_each_attempt_is_counted_by_its_outcome(
+    database_on_each_backend: DatabaseFactory, smtp: SmtpServer
+) -> None:
+    database = await database_on_each_backend(metadata)
+    notifications = notifications_of(database, smtp)
+    await add_notification(database, "kept@example.com")
+    refused = await add_notification(database, f"{REFUSED_PREFIX}@example.com")
+    before = emails()
+
+    async with notifications.mailer.connection() as connection:
+        assert await notifications.deliver_due(connection) == 2
+    assert counted_since(before) == {"sent": 1, "retried": 1, "failed": 0}
+
+    async def given_up() -> bool:
+        async with notifications.mailer.connection() as connection:
+            await notifications.deliver_due(connection)
+        return (await stored(database, refused)).status == NotificationStatus.FAILED
+
+    await eventually(given_up, timeout=10, message="the notification given up on")
+    assert counted_since(before) == {"sent": 1, "retried": MAX_ATTEMPTS - 1, "failed": 1}
+
+
+class CommitFails(NotificationUnitOfWork):
+    async def commit(self) -> None:
+        raise RuntimeError("the pass could not commit")
+
+
+async def test_a_pass_that_does_not_commit_counts_nothing(
+    database_on_each_backend: DatabaseFactory, smtp: SmtpServer
+) -> None:
+    database = await database_on_each_backend(metadata)
+    notifications = notifications_of(database, smtp)
+    events = Outbox(outbox, "notification_service")
+    notifications.unit_of_work = lambda: CommitFails(database, events)
+    await add_notification(database, "kept@example.com")
+    before = emails()
+
+    async with notifications.mailer.connection() as connection:
+        with pytest.raises(RuntimeError, match="could not commit"):
+            await notifications.deliver_due(connection)
+
+    # The email went out, but its pass is undone: it is sent again, and counted then.
+    assert len(smtp.received()) == 1
+    assert counted_since(before) == {"sent": 0, "retried": 0, "failed": 0}
+    notifications.unit_of_work = lambda: NotificationUnitOfWork(database, events)
+    async with notifications.mailer.connection() as connection:
+        assert await notifications.deliver_due(connection) == 1
+    assert len(smtp.received()) == 2
+    assert counted_since(before) == {"sent": 1, "retried": 0, "failed": 0}

@@ -39,11 +39,18 @@ class ConsumerRig:
             self.database, self.inbox, self.connection, self.topology, CONSUMER, handlers, **options
         )
 
-    async def publish(self, message_id: str) -> None:
+    async def publish(
+        self, message_id: str, *, correlation_id: str | None = None, body: bytes = b""
+    ) -> None:
+        """An order.created (an empty one unless given its body) to the consumer's queue."""
         exchange = await self.topology.declare_exchange(self.channel)
         await exchange.publish(
             aio_pika.Message(
-                b"", message_id=message_id, type="order.created", content_type=CONTENT_TYPE
+                body,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                type="order.created",
+                content_type=CONTENT_TYPE,
             ),
             routing_key="order.created",
         )

@@ -113,9 +113,9 @@ async def test_health_checks_are_logged_below_info(
     grpc_server: GrpcServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Orchestrators probe every few seconds; at INFO those lines would bury the real calls.
-    caplog.set_level(logging.DEBUG, logger="meshkit.identity.access")
+    caplog.set_level(logging.DEBUG, logger="meshkit.access")
     async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_server.port}") as channel:
         await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
-    (record,) = [r for r in caplog.records if r.name == "meshkit.identity.access"]
+    (record,) = [r for r in caplog.records if r.name == "meshkit.access"]
     assert record.levelno == logging.DEBUG
     assert record.__dict__["method"] == "/grpc.health.v1.Health/Check"

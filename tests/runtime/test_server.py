@@ -143,8 +143,15 @@ async def test_every_call_is_measured_with_its_status(channel: grpc.aio.Channel)
     from prometheus_client import REGISTRY
 
     def count(code: str) -> float:
+        service, _, method = f"{SERVICE}/Fail".rpartition("/")
         value = REGISTRY.get_sample_value(
-            "grpc_server_handled_seconds_count", {"method": f"/{SERVICE}/Fail", "code": code}
+            "grpc_server_handled_total",
+            {
+                "grpc_type": "unary",
+                "grpc_service": service,
+                "grpc_method": method,
+                "grpc_code": code,
+            },
         )
         return value or 0.0
 

@@ -1,4 +1,5 @@
-"""A message no handler takes goes to the dead-letter queue with an error, never acked unseen."""
+"""A message no handler takes goes to the dead-letter queue with an error, never acked unseen,
+and is counted as dead-lettered."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
+from prometheus_client import REGISTRY
 
 from meshkit.messaging.events import CONTENT_TYPE
 from tests.runtime.conftest import CONSUMER, ConsumerRig
@@ -17,6 +19,12 @@ from tests.support import eventually, queue_counts
 async def _consuming(rig: ConsumerRig) -> bool:
     counts = await rig.counts()
     return counts is not None and counts[1] == 1
+
+
+def consumed(event_type: str, outcome: str) -> float:
+    """The consumer's count of messages of `event_type` with `outcome`, so far."""
+    labels = {"queue": CONSUMER, "event_type": event_type, "outcome": outcome}
+    return REGISTRY.get_sample_value("events_consumed_total", labels) or 0.0
 
 
 async def _dead_letter(rig: ConsumerRig) -> AbstractIncomingMessage | None:
@@ -47,6 +55,8 @@ async def test_a_message_without_a_handler_is_dead_lettered_and_logged(
     async def record(tx: object, body: object, envelope: object) -> None:
         handled.append(getattr(envelope, "message_id", ""))
 
+    dead_lettered = consumed(event_type, "dead_lettered")
+    handled_before = consumed("order.created", "handled")
     running = asyncio.create_task(consumer_rig.consumer({"order.created": record}).run())
     try:
         await eventually(lambda: _consuming(consumer_rig), message="consuming")
@@ -55,7 +65,11 @@ async def test_a_message_without_a_handler_is_dead_lettered_and_logged(
         await queue.bind(exchange, routing_key="order.cancelled")
         await exchange.publish(
             aio_pika.Message(
-                b"", message_id="unhandled", type=event_type, content_type=CONTENT_TYPE
+                b"",
+                message_id="unhandled",
+                correlation_id="o-1",
+                type=event_type,
+                content_type=CONTENT_TYPE,
             ),
             routing_key=routing_key,
         )
@@ -78,10 +92,17 @@ async def test_a_message_without_a_handler_is_dead_lettered_and_logged(
 
     (record_,) = [r for r in caplog.records if r.name == "meshkit.messaging.inbox"]
     assert record_.levelno == logging.ERROR
-    assert record_.getMessage() == f"dead-lettering {event_type}: {CONSUMER} has no handler for it"
+    assert record_.getMessage() == (
+        f"dead-lettering {event_type} message unhandled (correlation o-1) from queue {CONSUMER}:"
+        f" {CONSUMER} has no handler for it"
+    )
+    assert getattr(record_, "queue", None) == CONSUMER
     assert getattr(record_, "event_type", None) == event_type
     assert getattr(record_, "routing_key", None) == routing_key
     assert getattr(record_, "message_id", None) == "unhandled"
+    assert getattr(record_, "correlation_id", None) == "o-1"
+    assert consumed(event_type, "dead_lettered") == dead_lettered + 1
+    assert consumed("order.created", "handled") == handled_before + 1
 
 
 async def _has(handled: list[str], message_id: str) -> bool:

@@ -1,0 +1,68 @@
+"""Spans for events: the relay's publish continues the trace stored in the outbox row, and a
+consumer's processing continues the trace the message carries; added only while tracing is on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from meshkit.telemetry import extract, inject
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, Tracer
+
+
+def _attributes(event_type: str, message_id: str) -> dict[str, str]:
+    return {
+        "messaging.system": "rabbitmq",
+        "messaging.destination.name": event_type,
+        "messaging.message.id": message_id,
+    }
+
+
+def start_publish(
+    tracer: Tracer, event_type: str, message_id: str, headers: MutableMapping[str, Any]
+) -> Span:
+    """A producer span for one outbox row, child of the request or handler that wrote it (the
+    context stored in its headers), whose own context then replaces it in `headers`: the
+    consumer continues from the publish. The caller ends it once the broker confirmed."""
+    from opentelemetry.trace import SpanKind, set_span_in_context
+
+    span = tracer.start_span(
+        f"publish {event_type}",
+        context=extract(headers),
+        kind=SpanKind.PRODUCER,
+        attributes=_attributes(event_type, message_id),
+    )
+    inject(headers, context=set_span_in_context(span))
+    return span
+
+
+def end_publish(spans: list[Span], error: BaseException | None) -> None:
+    from opentelemetry.trace import Status, StatusCode
+
+    for span in spans:
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        span.end()
+
+
+@contextmanager
+def processing(
+    tracer: Tracer, event_type: str, queue: str, message_id: str, headers: dict[str, Any]
+) -> Iterator[Span]:
+    """The consumer span of one delivery, current while it is handled: the events its handler
+    publishes carry its context on."""
+    from opentelemetry.trace import SpanKind
+
+    attributes = _attributes(event_type, message_id)
+    attributes["messaging.consumer.group.name"] = queue
+    with tracer.start_as_current_span(
+        f"process {event_type}",
+        context=extract(headers),
+        kind=SpanKind.CONSUMER,
+        attributes=attributes,
+    ) as span:
+        yield span

@@ -1,0 +1,123 @@
+"""Tracing is configured by the standard OTEL_* variables alone: off without an endpoint (no SDK
+imported, no hooks added), and exporting over OTLP/gRPC or OTLP/HTTP to a real receiver."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from meshkit.settings import PROJECT_ROOT
+from tests.otlp import SpanStore, grpc_receiver, http_receiver
+
+# A process that configures tracing as a service does, makes a span, and says what it has.
+PROBE = """
+import json, sys
+from meshkit import telemetry
+on = telemetry.configure_tracing("probe-process")
+tracer = telemetry.tracer()
+if tracer is not None:
+    with tracer.start_as_current_span("probe span"):
+        pass
+from meshkit.rpc.server import default_interceptors
+from meshkit.rpc.channels import create_channel
+chain = default_interceptors(None, ())[0]
+channel = create_channel("127.0.0.1:1")
+method = channel.unary_unary("/probe.Probe/Call")
+telemetry.shutdown_tracing()
+print(json.dumps({
+    "on": on,
+    "sdk_imported": any(name.startswith("opentelemetry") for name in sys.modules),
+    "layers": [type(layer).__name__ for layer in chain.layers],
+    "client": type(method).__name__,
+}))
+"""
+
+
+def probe(**env: str) -> dict[str, object]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env={**clean, **env},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.fixture
+def grpc_otlp() -> Iterator[tuple[str, SpanStore]]:
+    with grpc_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def http_otlp() -> Iterator[tuple[str, SpanStore]]:
+    with http_receiver() as receiver:
+        yield receiver
+
+
+def test_without_an_endpoint_nothing_of_opentelemetry_is_loaded_or_hooked() -> None:
+    result = probe()
+    assert result == {
+        "on": False,
+        "sdk_imported": False,
+        "layers": [
+            "RequestContextInterceptor",
+            "AccessLogInterceptor",
+            "ErrorMappingInterceptor",
+            "AuthInterceptor",
+        ],
+        "client": "_ContextUnaryUnary",
+    }
+
+
+def test_spans_go_over_otlp_grpc_named_by_the_process(
+    grpc_otlp: tuple[str, SpanStore],
+) -> None:
+    endpoint, store = grpc_otlp
+    result = probe(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="grpc")
+    assert result["on"] is True
+    assert result["layers"] == [
+        "TracingInterceptor",
+        "RequestContextInterceptor",
+        "AccessLogInterceptor",
+        "ErrorMappingInterceptor",
+        "AuthInterceptor",
+    ]
+    assert result["client"] == "_TracedUnaryUnary"
+    # shutdown_tracing() flushed before the process ended.
+    assert [(s.service, s.name) for s in store.spans()] == [("probe-process", "probe span")]
+
+
+def test_spans_go_over_otlp_http_with_the_names_the_environment_gives(
+    http_otlp: tuple[str, SpanStore],
+) -> None:
+    endpoint, store = http_otlp
+    probe(
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_SERVICE_NAME="renamed",
+        OTEL_RESOURCE_ATTRIBUTES="deployment.environment=test",
+    )
+    assert [(s.service, s.name) for s in store.spans()] == [("renamed", "probe span")]
+
+
+def test_a_sampler_from_the_environment_is_honoured(grpc_otlp: tuple[str, SpanStore]) -> None:
+    endpoint, store = grpc_otlp
+    probe(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_TRACES_SAMPLER="always_off")
+    assert store.spans() == []
+
+
+def test_an_unknown_protocol_is_refused_by_name() -> None:
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        probe(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:1", OTEL_EXPORTER_OTLP_PROTOCOL="x")
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL='x'" in failed.value.stderr
