@@ -10,8 +10,11 @@ The mesh runs as `make run` starts it: each service on its own SQLite file and s
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +26,7 @@ from localmesh.launcher import DEFAULT_GRPC_PORTS
 from meshkit.settings import PROJECT_ROOT
 from tests.e2e.conftest import RunningMesh, running_mesh
 from tests.e2e.shop import Shop
-from tests.support import eventually
+from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -206,3 +209,67 @@ async def test_every_metric_of_the_contract_is_exported_and_counts_an_order(
         scrapes = await scrape_all(metered)
         problems = contract_problems(scrapes) + saga_problems(scrapes)
         assert not problems, "the metrics contract is broken:\n" + "\n".join(problems)
+
+
+async def test_a_real_prometheus_scrapes_every_process_and_answers_a_red_query(
+    metered: RunningMesh, tmp_path: Path
+) -> None:
+    ports = metered.mesh.ports
+    targets = {
+        "gateway": [f"127.0.0.1:{ports.gateway}"],
+        "services": [f"127.0.0.1:{port}" for port in ports.metrics.values()],
+    }
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [
+                    {"job_name": job, "static_configs": [{"targets": addresses}]}
+                    for job, addresses in targets.items()
+                ],
+            }
+        )
+    )
+    api = f"127.0.0.1:{free_port()}"
+    with (tmp_path / "prometheus.log").open("wb") as log:
+        prometheus = await asyncio.create_subprocess_exec(
+            shutil.which("prometheus") or "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address={api}",
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{api}", timeout=5) as client:
+
+            async def query(promql: str) -> list[dict[str, Any]] | None:
+                # Calls keep coming while Prometheus takes its first scrapes.
+                await metered.client.get("/v1/products", params={"page_size": 1})
+                try:
+                    answer = await client.get("/api/v1/query", params={"query": promql})
+                except httpx.TransportError:
+                    return None  # still starting
+                result: list[dict[str, Any]] = answer.json()["data"]["result"]
+                return result or None
+
+            await eventually(
+                lambda: query("count(up == 1) == 6"), timeout=60, message="all six scraped"
+            )
+            up = await query("up == 1") or []
+            red = await eventually(
+                lambda: query(
+                    "sum by (grpc_service, grpc_code) "
+                    "(rate(grpc_server_handled_total{grpc_service!~'grpc.health.*'}[30s])) > 0"
+                ),
+                timeout=60,
+                message="a RED query answered with data",
+            )
+    finally:
+        prometheus.terminate()
+        await asyncio.wait_for(prometheus.wait(), 30)
+    assert {series["metric"]["job"] for series in up} == {"gateway", "services"}
+    assert "ecommerce.product.v1.ProductService" in {
+        series["metric"]["grpc_service"] for series in red
+    }
