@@ -273,6 +273,10 @@ def add_cors(app: FastAPI, settings: GatewaySettings) -> None:
     )
 
 
+# W3C recommends propagating at least 512 characters of tracestate; the mesh keeps no more.
+_TRACESTATE_MAX = 512
+
+
 class TracingMiddleware:
     """A server span per HTTP request, continuing the client's W3C `traceparent`; added only
     while tracing is on. The upstream calls the request makes are its children."""
@@ -296,7 +300,9 @@ class TracingMiddleware:
         carrier = {
             key.decode("latin-1"): value.decode("latin-1")
             for key, value in scope["headers"]
-            if key in (b"traceparent", b"tracestate")
+            # A client's tracestate travels with every span and event of the request: one
+            # longer than W3C's advice for it is dropped, not carried through the mesh.
+            if key == b"traceparent" or (key == b"tracestate" and len(value) <= _TRACESTATE_MAX)
         }
         method: str = scope["method"]
         status = 500

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Tracer
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def configure_tracing(default_service_name: str) -> bool:
     provider.add_span_processor(BatchSpanProcessor(_exporter()))
     trace.set_tracer_provider(provider)
     _provider = provider
-    _tracer = trace.get_tracer("meshkit")
+    _tracer = provider.get_tracer("meshkit")
     logger.info(
         "tracing to %s",
         next(os.environ[name] for name in _ENDPOINTS if os.environ.get(name)),
@@ -94,32 +95,47 @@ def tracer() -> Tracer | None:
     return _tracer
 
 
+# What the end of a process gives the spans still buffered: within a stopping process's
+# deadline (`SHUTDOWN_DEADLINE_SECONDS`), whatever the collector does.
+FLUSH_AT_EXIT_MILLIS = 3000
+
+
 def shutdown_tracing() -> None:
-    """Send what is buffered, then stop: at the end of the process."""
+    """Send what is buffered, for a bounded time, then stop: at the end of the process."""
     global _provider, _tracer
     provider, _provider, _tracer = _provider, None, None
     if provider is not None:
+        provider.force_flush(timeout_millis=FLUSH_AT_EXIT_MILLIS)
         provider.shutdown()
 
 
 def inject(carrier: MutableMapping[str, str], context: Context | None = None) -> None:
     """Write the current (or the given) trace context into `carrier` as W3C headers."""
-    from opentelemetry.propagate import inject as otel_inject
-
-    otel_inject(carrier, context=context)
+    _propagator().inject(carrier, context=context)
 
 
 def extract(carrier: Mapping[str, Any]) -> Context:
     """The trace context W3C headers in `carrier` carry (an empty one without them)."""
-    from opentelemetry.propagate import extract as otel_extract
-
-    return otel_extract(
+    return _propagator().extract(
         {
             key: value.decode("latin-1") if isinstance(value, bytes) else str(value)
             for key, value in carrier.items()
             if key in (TRACEPARENT, TRACESTATE)
         }
     )
+
+
+def _propagator() -> TraceContextTextMapPropagator:
+    """W3C trace context, whatever OTEL_PROPAGATORS says: only those headers are carried."""
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    global _w3c
+    if _w3c is None:
+        _w3c = TraceContextTextMapPropagator()
+    return _w3c
+
+
+_w3c: TraceContextTextMapPropagator | None = None
 
 
 def trace_ids() -> tuple[str, str] | None:

@@ -24,7 +24,7 @@ from meshkit.identity import USERS, authorize
 from meshkit.ids import new_id
 from meshkit.messaging import Envelope
 from meshkit.rpc import PageTokenCodec, page_size, timestamp
-from meshkit.telemetry import continuing, trace_headers
+from meshkit.telemetry import TRACEPARENT, continuing, trace_headers
 from notification_service import metrics
 from notification_service.emails import SUBJECTS, EmailRenderer
 from notification_service.mailer import MailConnection, SmtpMailer
@@ -125,7 +125,10 @@ class Notifications:
             status=NotificationStatus.PENDING,
             created_at=now,
             next_attempt_at=now,
-            trace_context=json.dumps(headers) if (headers := trace_headers()) else "",
+            # The traceparent alone: what continues the trace, in a bounded column.
+            trace_context=json.dumps({TRACEPARENT: parent})
+            if (parent := trace_headers().get(TRACEPARENT))
+            else "",
         )
         uow.after_commit(self.due.set)
 

@@ -47,9 +47,10 @@ from meshkit.telemetry import tracer
 logger = logging.getLogger(__name__)
 
 # How many times a message is delivered before it is dead-lettered. A quorum queue counts in
-# `x-delivery-count` the earlier deliveries that came back (a nack, a lost channel), and
+# `x-delivery-count` the earlier deliveries that came back (a reject, a lost channel), and
 # dead-letters a message that comes back once that count would exceed the delivery limit
-# (RabbitMQ 3.10): the first delivery and DELIVERY_LIMIT more.
+# (RabbitMQ 3.10): the first delivery and DELIVERY_LIMIT more. A failed attempt is given
+# back with a reject, not a nack: from RabbitMQ 4.3 a nack no longer counts.
 MAX_ATTEMPTS = DELIVERY_LIMIT + 1
 
 UnitOfWorkT = TypeVar("UnitOfWorkT", bound=UnitOfWork)
@@ -272,7 +273,7 @@ class EventConsumer(Generic[UnitOfWorkT]):
         a delay, or, after its last attempt, for the queue to dead-letter it at once."""
         attempt = self._delivery_count(message) + 1
         if attempt >= MAX_ATTEMPTS:
-            # The last nack the queue takes: the broker dead-letters the message at once
+            # The last return the queue takes: the broker dead-letters the message at once
             # ("delivery_limit") and tells no one, so it is said here.
             self._dead_lettered(
                 message,
@@ -281,7 +282,7 @@ class EventConsumer(Generic[UnitOfWorkT]):
                 exc_info=error,
                 attempt=attempt,
             )
-            await message.nack(requeue=True)
+            await message.reject(requeue=True)
             return
         delay = min(self.retry_max, self.retry_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1)
         # A warning: the message is not lost yet. The error is the dead-lettering, once.
@@ -297,7 +298,7 @@ class EventConsumer(Generic[UnitOfWorkT]):
         self._count(event_type, RETRIED)
         # The delay holds one prefetch slot, not the consumer: other messages go on.
         await asyncio.sleep(delay)
-        await message.nack(requeue=True)
+        await message.reject(requeue=True)
 
     def _dead_lettered(
         self,

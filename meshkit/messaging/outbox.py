@@ -138,6 +138,10 @@ class Outbox:
         tx.after_commit(self.pending.set)
 
 
+# How long the backlog's measure may take before the relay goes on publishing without it.
+BACKLOG_MEASURE_TIMEOUT_SECONDS = 2.0
+
+
 class OutboxRelay:
     """Publishes unsent outbox rows, oldest first, with confirms; safe with several replicas.
 
@@ -267,7 +271,9 @@ class OutboxRelay:
         # Taken before measuring: a database that fails is not asked again at once.
         self._backlog_measured_at = now
         try:
-            await self.measure_backlog()
+            # Bounded: with every read connection busy, the wait for one would hold the relay.
+            async with asyncio.timeout(BACKLOG_MEASURE_TIMEOUT_SECONDS):
+                await self.measure_backlog()
         except Exception as exc:
             logger.warning(
                 "could not measure the outbox backlog: %s", str(exc) or type(exc).__name__
@@ -308,6 +314,28 @@ class OutboxRelay:
             .returning(*self.table.c)
         )
 
+    def _message(self, row: Mapping[Any, Any], traces: Any, spans: list[Any]) -> aio_pika.Message:
+        """The AMQP message of an outbox row; with tracing on, its publish span is started
+        (into `spans`) and its context put in the headers."""
+        headers = {
+            **json.loads(row["headers"] or "{}"),
+            # AMQP timestamps have whole seconds; timelines need more.
+            OCCURRED_AT_HEADER: _iso(row["created_at"]),
+        }
+        if traces is not None:
+            spans.append(start_publish(traces, row["event_type"], row["message_id"], headers))
+        return aio_pika.Message(
+            body=row["payload"],
+            content_type=CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=row["message_id"],
+            type=row["event_type"],
+            correlation_id=row["correlation_id"] or None,
+            timestamp=_as_datetime(row["created_at"]),
+            app_id=self.outbox.source,
+            headers=headers,
+        )
+
     async def _publish_all(
         self,
         exchange: aio_pika.abc.AbstractExchange,
@@ -319,28 +347,11 @@ class OutboxRelay:
         # noticed by heartbeats only after minutes. Rolled back, the batch is retried.
         traces = tracer()
         spans: list[Any] = []
-        messages = []
-        for row in rows:
-            headers = {
-                **json.loads(row["headers"] or "{}"),
-                # AMQP timestamps have whole seconds; timelines need more.
-                OCCURRED_AT_HEADER: _iso(row["created_at"]),
-            }
-            if traces is not None:
-                spans.append(start_publish(traces, row["event_type"], row["message_id"], headers))
-            messages.append(
-                aio_pika.Message(
-                    body=row["payload"],
-                    content_type=CONTENT_TYPE,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=row["message_id"],
-                    type=row["event_type"],
-                    correlation_id=row["correlation_id"] or None,
-                    timestamp=_as_datetime(row["created_at"]),
-                    app_id=self.outbox.source,
-                    headers=headers,
-                )
-            )
+        try:
+            messages = [self._message(row, traces, spans) for row in rows]
+        except BaseException as error:
+            end_publish(spans, error)
+            raise
         try:
             async with asyncio.timeout(self.publish_timeout):
                 await asyncio.gather(

@@ -162,6 +162,19 @@ def _awaiting(inner: Any) -> Behavior:
     return call
 
 
+def failure_code(
+    error: BaseException, context: grpc.aio.ServicerContext[Any, Any]
+) -> grpc.StatusCode:
+    """The code of a call that ended in `error` without a status of its own: a handler
+    cancelled because its caller went away, or its deadline passed, is the caller's doing."""
+    if isinstance(error, asyncio.CancelledError):
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            return grpc.StatusCode.DEADLINE_EXCEEDED
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.UNKNOWN
+
+
 def _metadata_value(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str | None:
     """The call's text metadata under `key` (lower case, as gRPC delivers keys), if any."""
     for name, value in context.invocation_metadata() or ():
@@ -261,8 +274,8 @@ class AccessLogInterceptor(UnaryInterceptor):
             response = await call_next(request, context)
             code = context.code() or grpc.StatusCode.OK
             return response
-        except BaseException:
-            code = context.code() or grpc.StatusCode.UNKNOWN
+        except BaseException as error:
+            code = context.code() or failure_code(error, context)
             raise
         finally:
             elapsed = time.perf_counter() - started

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from meshkit.rpc.interceptors import Behavior, UnaryInterceptor
+from meshkit.rpc.interceptors import Behavior, UnaryInterceptor, failure_code
 from meshkit.telemetry import TRACEPARENT, TRACESTATE, extract, inject
 
 if TYPE_CHECKING:
@@ -78,8 +78,8 @@ class TracingInterceptor(UnaryInterceptor):
         ) as span:
             try:
                 response = await call_next(request, context)
-            except BaseException:
-                _end(span, context.code() or grpc.StatusCode.UNKNOWN, server=True)
+            except BaseException as error:
+                _end(span, context.code() or failure_code(error, context), server=True)
                 raise
             _end(span, context.code() or grpc.StatusCode.OK, server=True)
             return response
