@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Table, bindparam, func, insert, not_, select, update
 
@@ -33,26 +34,6 @@ _CATEGORY_BY_NAME = Statement(
     select(_categories).where(func.lower(_categories.c.name) == bindparam("name_lower"))
 )
 _ADD_CATEGORY = Statement(insert(_categories).returning(*_categories.c))
-# Built once per set of columns it sets: only what changed is written, so two admins changing
-# different fields of one category both keep their change.
-_SAVE_CATEGORY: dict[frozenset[str], Statement] = {}
-
-
-def _save_category(columns: frozenset[str]) -> Statement:
-    statement = _SAVE_CATEGORY.get(columns)
-    if statement is None:
-        statement = _SAVE_CATEGORY[columns] = Statement(
-            update(_categories)
-            .where(_categories.c.id == bindparam("category_id"))
-            .values(
-                {name: bindparam(f"new_{name}") for name in columns}
-                | {"updated_at": bindparam("now")}
-            )
-            .returning(*_categories.c)
-        )
-    return statement
-
-
 _DELETE_CATEGORY = Statement(
     _categories.delete().where(_categories.c.id == bindparam("category_id"))
 )
@@ -73,23 +54,44 @@ PRODUCT_CHANGEABLE = (
     "category_id",
     "archived",
 )
-# Built once per set of columns it sets, run with parameters.
-_SAVE_PRODUCT: dict[frozenset[str], Statement] = {}
+RecordT = TypeVar("RecordT", CategoryRecord, ProductRecord)
+CATEGORY_CHANGEABLE = ("name", "description")
+# Saves built once per table and set of columns they set, run with parameters.
+_SAVES: dict[tuple[str, frozenset[str]], Statement] = {}
 
 
-def _save_product(columns: frozenset[str]) -> Statement:
-    statement = _SAVE_PRODUCT.get(columns)
+async def _save_changes(
+    tx: Transaction, table: Table, stored: RecordT, record: RecordT, changeable: Sequence[str]
+) -> RecordT | None:
+    """Write the columns of `changeable` in which `record` differs from `stored` (the same row
+    as read in this transaction), with a new update time: only what changed, so that two
+    changes to different columns of one row both stand. The record as stored (`stored` when
+    nothing differs: nothing is written), or None when the row is gone."""
+    changed = {
+        name: getattr(record, name)
+        for name in changeable
+        if getattr(record, name) != getattr(stored, name)
+    }
+    if not changed:
+        return stored
+    key = (table.name, frozenset(changed))
+    statement = _SAVES.get(key)
     if statement is None:
-        statement = _SAVE_PRODUCT[columns] = Statement(
-            update(_products)
-            .where(_products.c.id == bindparam("product_id"))
+        # A bound parameter may not share its name with a column the UPDATE sets.
+        statement = _SAVES[key] = Statement(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
             .values(
-                {name: bindparam(f"new_{name}") for name in columns}
+                {name: bindparam(f"new_{name}") for name in changed}
                 | {"updated_at": bindparam("now")}
             )
-            .returning(*_products.c)
+            .returning(*table.c)
         )
-    return statement
+    row = await tx.fetchrow(
+        statement,
+        {"row_id": stored.id, **{f"new_{n}": v for n, v in changed.items()}, "now": utcnow()},
+    )
+    return type(stored)(**row) if row is not None else None
 
 
 _COUNT_IN_CATEGORY = Statement(
@@ -151,22 +153,7 @@ class CategoryRepository:
     async def save(self, stored: CategoryRecord, category: CategoryRecord) -> CategoryRecord | None:
         """Write what `category` changes of `stored` (its name, its description) with a new
         update time; the record as stored, or None when the category is gone."""
-        changed = {
-            name: getattr(category, name)
-            for name in ("name", "description")
-            if getattr(category, name) != getattr(stored, name)
-        }
-        if not changed:
-            return stored
-        row = await self.tx.fetchrow(
-            _save_category(frozenset(changed)),
-            {
-                "category_id": stored.id,
-                **{f"new_{name}": value for name, value in changed.items()},
-                "now": utcnow(),
-            },
-        )
-        return CategoryRecord(**row) if row is not None else None
+        return await _save_changes(self.tx, _categories, stored, category, CATEGORY_CHANGEABLE)
 
     async def delete(self, category_id: str) -> None:
         """Delete the category; a product in it breaks the foreign key (`IntegrityViolation`)."""
@@ -217,24 +204,9 @@ class ProductRepository:
 
     async def save(self, stored: ProductRecord, product: ProductRecord) -> ProductRecord | None:
         """Write what `product` changes of `stored`, the same product as read in this
-        transaction: only the columns that differ, and a new update time. The record as
-        stored, or None when the product is gone."""
-        changed = {
-            name: getattr(product, name)
-            for name in PRODUCT_CHANGEABLE
-            if getattr(product, name) != getattr(stored, name)
-        }
-        if not changed:
-            return stored
-        row = await self.tx.fetchrow(
-            _save_product(frozenset(changed)),
-            {
-                "product_id": stored.id,
-                **{f"new_{name}": value for name, value in changed.items()},
-                "now": utcnow(),
-            },
-        )
-        return ProductRecord(**row) if row is not None else None
+        transaction, with a new update time; the record as stored, or None when the product
+        is gone."""
+        return await _save_changes(self.tx, _products, stored, product, PRODUCT_CHANGEABLE)
 
     async def count_in_category(self, category_id: str) -> int:
         """Products in a category, archived ones included (they still refer to it)."""
