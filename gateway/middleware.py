@@ -22,7 +22,7 @@ from gateway.problems import problem
 from gateway.ratelimit import RateLimits, WriteRateLimitMiddleware
 from gateway.settings import GatewaySettings
 from meshkit.context import REQUEST_ID_HEADER, new_request_id, request_id_var
-from meshkit.telemetry import extract, tracer
+from meshkit.telemetry import enter, extract, leave, tracer
 
 access_logger = logging.getLogger("gateway.access")
 
@@ -279,24 +279,24 @@ _TRACESTATE_MAX = 512
 
 class TracingMiddleware:
     """A server span per HTTP request, continuing the client's W3C `traceparent`; added only
-    while tracing is on. The upstream calls the request makes are its children."""
+    while tracing is on. The upstream calls the request makes are its children.
+
+    Here most traces start, and are sampled (`meshkit.telemetry.enter`): a request the sampler
+    drops costs a lookup and carries its unsampled context on, and nothing else."""
 
     # Scraped and probed all day: a span each would bury the traces people look for.
     _UNTRACED = frozenset({"/metrics", "/healthz", "/readyz"})
 
-    def __init__(self, app: ASGIApp, tracer: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         from opentelemetry.trace import SpanKind
 
         self.app = app
-        self.tracer = tracer
         self._kind = SpanKind.SERVER
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self._UNTRACED:
             await self.app(scope, receive, send)
             return
-        from opentelemetry.trace import Status, StatusCode
-
         carrier = {
             key.decode("latin-1"): value.decode("latin-1")
             for key, value in scope["headers"]
@@ -305,6 +305,19 @@ class TracingMiddleware:
             if key == b"traceparent" or (key == b"tracestate" and len(value) <= _TRACESTATE_MAX)
         }
         method: str = scope["method"]
+        entered = enter(
+            method,
+            extract(carrier) if carrier else None,
+            self._kind,
+            {"http.request.method": method, "url.path": scope["path"]},
+        )
+        span = entered.span
+        if span is None:
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                leave(entered)
+            return
         status = 500
 
         async def sending(message: Message) -> None:
@@ -313,24 +326,19 @@ class TracingMiddleware:
                 status = message["status"]
             await send(message)
 
-        with self.tracer.start_as_current_span(
-            method,
-            context=extract(carrier),
-            kind=self._kind,
-            attributes={"http.request.method": method, "url.path": scope["path"]},
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            try:
-                await self.app(scope, receive, sending)
-            finally:
-                template = getattr(scope.get("route"), "path", None)
-                if template:
-                    span.update_name(f"{method} {template}")
-                    span.set_attribute("http.route", template)
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            template = getattr(scope.get("route"), "path", None)
+            if template:
+                span.update_name(f"{method} {template}")
+                span.set_attribute("http.route", template)
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                from opentelemetry.trace import Status, StatusCode
+
+                span.set_status(Status(StatusCode.ERROR))
+            leave(entered)
 
 
 def install_middleware(
@@ -352,7 +360,6 @@ def install_middleware(
         metrics=HttpMetrics(registry),
         docs_paths=[path for path in (app.docs_url, app.redoc_url) if path],
     )
-    traces = tracer()
-    if traces is not None:
+    if tracer() is not None:
         # Outermost of all: the span covers everything the gateway does for the request.
-        app.add_middleware(TracingMiddleware, tracer=traces)
+        app.add_middleware(TracingMiddleware)

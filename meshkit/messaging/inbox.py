@@ -199,12 +199,10 @@ class EventConsumer(Generic[UnitOfWorkT]):
             request_id_var.set(_header(message, "x-request-id")),
         )
         try:
-            traces = tracer()
-            if traces is None:
+            if tracer() is None:
                 await self._handle(message, event_type)
             else:
                 with processing(
-                    traces,
                     event_type,
                     self.consumer,
                     message.message_id or "",

@@ -8,7 +8,7 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from meshkit.telemetry import extract, inject
+from meshkit.telemetry import extract, inject, span
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
@@ -30,39 +30,34 @@ def start_publish(
     consumer continues from the publish. The caller ends it once the broker confirmed."""
     from opentelemetry.trace import SpanKind, set_span_in_context
 
-    span = tracer.start_span(
+    publish = tracer.start_span(
         f"publish {event_type}",
         context=extract(headers),
         kind=SpanKind.PRODUCER,
         attributes=_attributes(event_type, message_id),
     )
-    inject(headers, context=set_span_in_context(span))
-    return span
+    inject(headers, context=set_span_in_context(publish))
+    return publish
 
 
 def end_publish(spans: list[Span], error: BaseException | None) -> None:
     from opentelemetry.trace import Status, StatusCode
 
-    for span in spans:
+    for publish in spans:
         if error is not None:
-            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-        span.end()
+            publish.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        publish.end()
 
 
 @contextmanager
 def processing(
-    tracer: Tracer, event_type: str, queue: str, message_id: str, headers: dict[str, Any]
-) -> Iterator[Span]:
-    """The consumer span of one delivery, current while it is handled: the events its handler
-    publishes carry its context on."""
+    event_type: str, queue: str, message_id: str, headers: dict[str, Any]
+) -> Iterator[Span | None]:
+    """The consumer span of one delivery, current while it is handled (None when its trace is
+    not sampled): the events its handler publishes carry its context on."""
     from opentelemetry.trace import SpanKind
 
     attributes = _attributes(event_type, message_id)
     attributes["messaging.consumer.group.name"] = queue
-    with tracer.start_as_current_span(
-        f"process {event_type}",
-        context=extract(headers),
-        kind=SpanKind.CONSUMER,
-        attributes=attributes,
-    ) as span:
-        yield span
+    with span(f"process {event_type}", extract(headers), SpanKind.CONSUMER, attributes) as made:
+        yield made

@@ -167,12 +167,11 @@ class _ContextUnaryUnary:
 class _TracedUnaryUnary(_ContextUnaryUnary):
     """A unary method whose calls are client spans, their context sent on (tracing on)."""
 
-    __slots__ = ("_method", "_tracer")
+    __slots__ = ("_method",)
 
-    def __init__(self, inner: Any, context: _OutgoingContext, method: str, tracer: Any) -> None:
+    def __init__(self, inner: Any, context: _OutgoingContext, method: str) -> None:
         super().__init__(inner, context)
         self._method = method
-        self._tracer = tracer
 
     async def _call(
         self,
@@ -197,7 +196,7 @@ class _TracedUnaryUnary(_ContextUnaryUnary):
                 compression=compression,
             )
 
-        return await traced_call(self._tracer, self._method, call, outgoing)
+        return await traced_call(self._method, call, outgoing)
 
 
 class MeshChannel(grpc.aio.Channel):
@@ -224,10 +223,9 @@ class MeshChannel(grpc.aio.Channel):
         # do not know it.
         unary_unary: Any = self._inner.unary_unary
         inner = unary_unary(method, request_serializer, response_deserializer, _registered_method)
-        traces = tracer()
         # Health is asked every few seconds: a trace each would bury the ones people read.
-        if traces is not None and not method.startswith("/grpc.health.v1.Health/"):
-            return _TracedUnaryUnary(inner, self._context, method, traces)
+        if tracer() is not None and not method.startswith("/grpc.health.v1.Health/"):
+            return _TracedUnaryUnary(inner, self._context, method)
         return _ContextUnaryUnary(inner, self._context)
 
     def unary_stream(self, *args: Any, **kwargs: Any) -> Any:

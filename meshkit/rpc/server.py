@@ -129,12 +129,11 @@ def default_interceptors(
         ErrorMappingInterceptor(),
         AuthInterceptor(verifier, public_methods),
     ]
-    traces = tracer()
-    if traces is not None:
+    if tracer() is not None:
         from meshkit.rpc.tracing import TracingInterceptor
 
         # Outermost: the span holds the whole call, and its context is current for the rest.
-        layers.insert(0, TracingInterceptor(traces))
+        layers.insert(0, TracingInterceptor())
     return [InterceptorChain(layers)]
 
 

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from meshkit.rpc.interceptors import Behavior, UnaryInterceptor, failure_code
-from meshkit.telemetry import TRACEPARENT, TRACESTATE, extract, inject
+from meshkit.telemetry import TRACEPARENT, TRACESTATE, enter, extract, inject, leave
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span, Tracer
+    from opentelemetry.trace import Span
 
 # Probed every few seconds by every orchestrator: a span each would bury the traces.
 _HEALTH = "/grpc.health.v1.Health/"
@@ -48,10 +48,9 @@ def _end(span: Span, code: grpc.StatusCode, server: bool) -> None:
 class TracingInterceptor(UnaryInterceptor):
     """A server span per call, continuing the caller's trace from the call's metadata."""
 
-    def __init__(self, tracer: Tracer) -> None:
+    def __init__(self) -> None:
         from opentelemetry.trace import SpanKind
 
-        self.tracer = tracer
         self._kind = SpanKind.SERVER
 
     async def around(
@@ -68,42 +67,41 @@ class TracingInterceptor(UnaryInterceptor):
             for key, value in context.invocation_metadata() or ()
             if key in (TRACEPARENT, TRACESTATE) and isinstance(value, str)
         }
-        with self.tracer.start_as_current_span(
-            method.lstrip("/"),
-            context=extract(carrier),
-            kind=self._kind,
-            attributes=_attributes(method),
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        entered = enter(method.lstrip("/"), extract(carrier), self._kind, _attributes(method))
+        if entered.span is None:  # not sampled: its context is current, for the calls it makes
             try:
-                response = await call_next(request, context)
-            except BaseException as error:
-                _end(span, context.code() or failure_code(error, context), server=True)
-                raise
-            _end(span, context.code() or grpc.StatusCode.OK, server=True)
+                return await call_next(request, context)
+            finally:
+                leave(entered)
+        try:
+            response = await call_next(request, context)
+        except BaseException as error:
+            _end(entered.span, context.code() or failure_code(error, context), server=True)
+            raise
+        else:
+            _end(entered.span, context.code() or grpc.StatusCode.OK, server=True)
             return response
+        finally:
+            leave(entered)
 
 
-async def traced_call(
-    tracer: Tracer, method: str, call: Any, metadata: tuple[tuple[str, str | bytes], ...]
-) -> Any:
-    """`call(metadata)` inside a client span, with the span's context added to `metadata`."""
+async def traced_call(method: str, call: Any, metadata: tuple[tuple[str, str | bytes], ...]) -> Any:
+    """`call(metadata)` inside a client span, with the span's context added to `metadata`;
+    of an unsampled trace, with only its context added."""
     from opentelemetry.trace import SpanKind
 
-    with tracer.start_as_current_span(
-        method.lstrip("/"),
-        kind=SpanKind.CLIENT,
-        attributes=_attributes(method),
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
+    entered = enter(method.lstrip("/"), None, SpanKind.CLIENT, _attributes(method))
+    try:
         carrier: dict[str, str] = {}
         inject(carrier)
+        if entered.span is None:
+            return await call((*metadata, *carrier.items()))
         try:
             response = await call((*metadata, *carrier.items()))
         except grpc.aio.AioRpcError as error:
-            _end(span, error.code(), server=False)
+            _end(entered.span, error.code(), server=False)
             raise
-        _end(span, grpc.StatusCode.OK, server=False)
+        _end(entered.span, grpc.StatusCode.OK, server=False)
         return response
+    finally:
+        leave(entered)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -121,3 +122,97 @@ def test_an_unknown_protocol_is_refused_by_name() -> None:
     with pytest.raises(subprocess.CalledProcessError) as failed:
         probe(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:1", OTEL_EXPORTER_OTLP_PROTOCOL="x")
     assert "OTEL_EXPORTER_OTLP_PROTOCOL='x'" in failed.value.stderr
+
+
+# Traces begun, continued and followed as the hooks do, and what each one's context was.
+SAMPLING_PROBE = """
+import json
+from meshkit import telemetry
+telemetry.configure_tracing("probe-process")
+from opentelemetry.trace import SpanKind
+
+def traceparent():
+    carrier = {}
+    telemetry.inject(carrier)
+    return carrier.get("traceparent", "")
+
+roots = []
+for _ in range(2000):
+    with telemetry.span("root") as made:
+        roots.append({"recorded": made is not None, "traceparent": traceparent()})
+with telemetry.span("root") as root:
+    with telemetry.span("child", kind=SpanKind.CLIENT) as child:
+        nested = {"root": root is not None, "child": child is not None, "traceparent": traceparent()}
+remote = {}
+for flags in ("00", "01"):
+    incoming = {"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-{flags}"}
+    with telemetry.span("server", telemetry.extract(incoming), SpanKind.SERVER) as made:
+        remote[flags] = {"recorded": made is not None, "traceparent": traceparent()}
+telemetry.shutdown_tracing()
+print(json.dumps({"roots": roots, "nested": nested, "remote": remote}))
+"""
+
+
+def sampling_probe(**env: str) -> dict[str, Any]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", SAMPLING_PROBE],
+        env={**clean, **env},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _sampled(traceparent: str) -> bool:
+    return bool(int(traceparent.rsplit("-", 1)[1], 16) & 1)
+
+
+def test_a_trace_is_sampled_once_where_it_begins_at_the_configured_ratio(
+    grpc_otlp: tuple[str, SpanStore],
+) -> None:
+    endpoint, store = grpc_otlp
+    result = sampling_probe(
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG="0.5",
+    )
+    roots = result["roots"]
+    recorded = [root for root in roots if root["recorded"]]
+    # Decided once on the trace id drawn first: asked again on another id, half of a half.
+    assert 0.44 < len(recorded) / len(roots) < 0.56
+    # A dropped root still has a context, flagged unsampled, for the hops after it.
+    for root in roots:
+        assert root["traceparent"] and _sampled(root["traceparent"]) is root["recorded"]
+    # Every sampled root was exported, under the trace id its context carried on.
+    exported = {span.trace_id for span in store.spans() if span.name == "root"}
+    assert {root["traceparent"].split("-")[1] for root in recorded} <= exported
+
+
+def test_an_unsampled_trace_is_followed_without_a_span_and_its_context_goes_on(
+    grpc_otlp: tuple[str, SpanStore],
+) -> None:
+    endpoint, store = grpc_otlp
+    result = sampling_probe(
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG="0",
+    )
+    assert not any(root["recorded"] for root in result["roots"])
+    nested = result["nested"]
+    assert (nested["root"], nested["child"]) == (False, False)
+    assert not _sampled(nested["traceparent"])
+    # A caller's unsampled context is passed on as it came: its trace id, its span id.
+    unsampled = result["remote"]["00"]
+    assert not unsampled["recorded"]
+    assert unsampled["traceparent"] == f"00-{'ab' * 16}-{'cd' * 8}-00"
+    # A caller's sampled trace is continued whatever the ratio says of roots.
+    sampled = result["remote"]["01"]
+    assert sampled["recorded"] and _sampled(sampled["traceparent"])
+    (server,) = store.spans("ab" * 16)
+    assert (server.name, server.parent_id) == ("server", "cd" * 8)
+    assert {span.name for span in store.spans()} == {"server"}
