@@ -15,7 +15,7 @@ help:
 	@echo "make lint     ruff, mypy (strict on meshkit) and buf lint"
 	@echo "make proto    regenerate ecommerce/ from proto/"
 	@echo "make migrate  apply database migrations of every service"
-	@echo "make bench    measure every hot path against baselines (BENCH_ARGS=--quick: < 2 min)"
+	@echo "make bench    measure every hot path against baselines (BENCH_ARGS=--quick: < 5 min)"
 	@echo "make services start PostgreSQL, RabbitMQ and Redis here (installs them if absent)"
 	@echo "make deploy-test  build the images, run the compose stack and shop through it"
 

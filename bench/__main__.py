@@ -21,11 +21,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--quick", action="store_const", const=QUICK.name, dest="profile",
-        help="a few seconds per scenario: under 2 minutes",
+        help="a few seconds per scenario: under 5 minutes",
     )  # fmt: skip
     mode.add_argument(
         "--profile", choices=sorted(PROFILES), default=FULL.name,
-        help="full (the default, under 15 minutes), quick, or smoke (seconds, for the tests)",
+        help="full (the default, under 20 minutes), quick, or smoke (seconds, for the tests)",
     )  # fmt: skip
     parser.add_argument(
         "--scenarios", default=",".join(ALL),

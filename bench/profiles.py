@@ -27,6 +27,10 @@ class Profile:
     shopper_users: int
     shopper_seconds: float
     shopper_warmup: float
+    # Tracing's cost (scenario 8): the rounds of scenarios 1 and 3, and the seconds of the
+    # saga's fixed rate, run once per setting.
+    tracing_rounds: int = 3
+    tracing_saga_seconds: float = 20
     # Seed data.
     products: int = 10_000
     categories: int = 20
@@ -77,6 +81,8 @@ QUICK = Profile(
     shopper_users=200,
     shopper_seconds=10,
     shopper_warmup=2,
+    tracing_rounds=1,
+    tracing_saga_seconds=8,
 )
 
 # Seconds per scenario and little data: proves every scenario runs and yields figures.
@@ -96,6 +102,8 @@ SMOKE = Profile(
     shopper_users=20,
     shopper_seconds=3,
     shopper_warmup=1,
+    tracing_rounds=1,
+    tracing_saga_seconds=2,
     products=1_000,
     categories=5,
     shoppers=20,

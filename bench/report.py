@@ -11,6 +11,7 @@ from typing import Any
 
 from bench.scenarios import BASELINES, SCENARIOS
 from bench.targets import Check
+from bench.tracing_cost import TRACING
 
 COLUMNS = (
     "scenario",
@@ -202,9 +203,39 @@ def _memory_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
         }
 
 
+def _tracing_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
+    versus = result.get("versus_off") or {}
+    for setting, figures in result["settings"].items():
+        against = versus.get(setting, {})
+        for key in ("1", "3"):
+            row = _throughput_row(
+                f"8:{setting}:{key}", f"8 tracing {setting}: {SCENARIOS[key].title}", figures[key]
+            )
+            if against.get(key) is not None:
+                row["vs baseline"] += f"; {against[key]:.0%} of off"
+            yield row
+        phase = figures["5"]["phases"][0]
+        machine = (figures["5"].get("cpu_ms_per_order") or {}).get("machine")
+        cpu = f"machine CPU {machine:g} ms per order" if machine is not None else ""
+        if against.get("5_cpu") is not None:
+            cpu += f" ({against['5_cpu']:.0%} of off's)"
+        yield {
+            "id": f"8:{setting}:5",
+            "scenario": f"8 tracing {setting}: 5 saga {phase['rate_per_s']:g} orders/s",
+            "req/s": _num(phase["completed_per_s"]),
+            **_percentiles(phase),
+            "errors": str(phase["post_errors"]),
+            "notes": "; ".join(
+                part
+                for part in (f"POST to PAID; {phase['placed']} placed, {phase['lost']} lost", cpu)
+                if part
+            ),
+        }
+
+
 def rows(report: Report) -> list[dict[str, str]]:
     table: list[dict[str, str]] = []
-    titles = {key: d.title for key, d in {**BASELINES, **SCENARIOS}.items()}
+    titles = {key: d.title for key, d in {**BASELINES, **SCENARIOS, "8": TRACING}.items()}
     for key, result in report.results.items():
         if "failed" in result:
             table.append({"id": key, "scenario": titles.get(key, key), "notes": result["failed"]})
@@ -214,6 +245,8 @@ def rows(report: Report) -> list[dict[str, str]]:
             table += _shopper_rows(result)
         elif key == "7":
             table += _memory_rows(result)
+        elif key == "8":
+            table += _tracing_rows(result)
         else:
             table.append(_throughput_row(key, titles[key], result))
     for row in table:

@@ -22,15 +22,18 @@ from bench.profiles import Profile
 from bench.report import Report
 from bench.scenarios import BASELINES, MEMORY, SCENARIOS, Bench
 from bench.seed import seed
-from bench.stack import PROCESSES, bench_stack
+from bench.stack import PROCESSES, Stack, bench_stack
 from bench.targets import evaluate
+from bench.tracing_cost import TRACING
 from meshkit.settings import PROJECT_ROOT
 
-ALL = (*SCENARIOS, MEMORY)
+# Every scenario, by key: tracing's cost runs the others' under each setting.
+CATALOGUE = {**SCENARIOS, TRACING.key: TRACING}
+ALL = (*SCENARIOS, MEMORY, TRACING.key)
 # Closed-loop scenarios run in slices that alternate with their baseline's (`bench.paired`).
-ORDER = ("1", "2", "3", "4", "5", "6")
+ORDER = ("1", "2", "3", "4", "5", "6", "8")
 # The table's order: each baseline above the scenarios compared with it, a reference below.
-SHOWN = ("hello", "1", "floor1", "2", "3", "floor3", "echo", "4", "5", "6", MEMORY)
+SHOWN = ("hello", "1", "floor1", "2", "3", "floor3", "echo", "4", "5", "6", MEMORY, "8")
 
 
 def _say(message: str, began: float) -> None:
@@ -42,6 +45,12 @@ def _commit() -> str:
         ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True
     )
     return found.stdout.strip() or "unknown"
+
+
+def _memory_after(results: dict[str, Any], stack: Stack) -> None:
+    results[MEMORY]["after"] = scenarios.memory(stack)
+    results[MEMORY]["after_anonymous"] = scenarios.memory(stack, "RssAnon")
+    results[MEMORY]["after_proportional"] = scenarios.memory(stack, "Pss")
 
 
 def _plan(selected: Collection[str]) -> list[str]:
@@ -63,7 +72,7 @@ class _Compared:
 
 
 async def _run(bench: Bench, key: str, compared: _Compared) -> dict[str, Any]:
-    definition = SCENARIOS[key]
+    definition = CATALOGUE[key]
     if definition.run is not None:
         return await definition.run(bench)
     assert definition.baseline is not None
@@ -104,7 +113,7 @@ async def run_bench(
     plan = _plan(selected)
     if py_spy_dir is not None:
         profiling.py_spy()  # fail now, not after the set-up, when it is missing
-    if any(key in plan for key in ("1", "2", "3")):
+    if any(key in plan for key in ("1", "2", "3", TRACING.key)):
         ensure_wrk()
     results: dict[str, Any] = {}
     profiles: dict[str, list[profiling.Profile]] = {}
@@ -146,11 +155,15 @@ async def run_bench(
             }
         compared = _Compared()
         for key in plan:
-            _say(f"running {SCENARIOS[key].title}", began)
+            if key == TRACING.key and MEMORY in selected:
+                # Tracing's cost restarts the mesh: the memory after the load is read first.
+                _memory_after(results, stack)
+            _say(f"running {CATALOGUE[key].title}", began)
             result: dict[str, Any]
             try:
                 run = _run(bench, key, compared)
-                if py_spy_dir is not None:
+                # Tracing's cost restarts the processes a profile would have been following.
+                if py_spy_dir is not None and key != TRACING.key:
                     result, profiles[key] = await _profiled(
                         bench, key, py_spy_dir, py_spy_processes, run
                     )
@@ -161,10 +174,8 @@ async def run_bench(
             results[key] = result
         # A baseline's row pools every slice it ran, between the slices of all its scenarios.
         results.update(compared.results())
-        if MEMORY in selected:
-            results[MEMORY]["after"] = scenarios.memory(stack)
-            results[MEMORY]["after_anonymous"] = scenarios.memory(stack, "RssAnon")
-            results[MEMORY]["after_proportional"] = scenarios.memory(stack, "Pss")
+        if MEMORY in selected and "after" not in results[MEMORY]:
+            _memory_after(results, stack)
         meta["emails_sent"] = stack.mail.received
         _say("stopping the mesh", began)
     if py_spy_dir is not None:

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +66,8 @@ class Stack:
     workdir: Path
     baselines: Baselines
     mail: MailSink
+    # The settings the mesh was started with.
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -78,6 +80,14 @@ class Stack:
     def pids(self) -> dict[str, int]:
         """The six processes of the mesh by name."""
         return {name: self.mesh.processes[name].pid for name in PROCESSES}
+
+    async def restart_mesh(self, extra_env: Mapping[str, str]) -> None:
+        """The mesh stopped and started again on the same ports, databases and broker, with
+        `extra_env` over the settings it first ran with (`mesh_env`)."""
+        await self.mesh.stop()
+        self.mesh.processes.clear()
+        self.mesh.extra_env = {**self.env, **extra_env}
+        await self.mesh.start(ready_timeout=120)
 
     @property
     def gateway_workers(self) -> int:
@@ -121,13 +131,15 @@ def _dsn(database: str) -> str:
     return f"{POSTGRES_DSN.rsplit('/', 1)[0]}/{database}"
 
 
-async def _spawn(*args: str) -> asyncio.subprocess.Process:
+async def start_process(*args: str, output: bool = False) -> asyncio.subprocess.Process:
+    """`python -m <args>` in the project; its standard output kept to read when `output`,
+    else discarded like its errors."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         *args,
         cwd=PROJECT_ROOT,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE if output else asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
 
@@ -157,18 +169,18 @@ async def start_baselines(baselines: Baselines, workers: int, floor_dsn: str) ->
     """Start the baselines, the HTTP ones with the gateway's `workers`, the floor's server on
     its database; on failure, what started is in `baselines.processes`."""
     processes = baselines.processes
-    processes["hello_app"] = await _spawn(
+    processes["hello_app"] = await start_process(
         "bench.baselines.hello_app", "--port", _port(baselines.hello_url),
         "--workers", str(workers),
     )  # fmt: skip
-    processes["echo_server"] = await _spawn(
+    processes["echo_server"] = await start_process(
         "bench.baselines.echo_server", "--port", _port(baselines.echo_target)
     )
-    processes["floor_server"] = await _spawn(
+    processes["floor_server"] = await start_process(
         "bench.baselines.floor_server", "--port", _port(baselines.floor_target),
         "--dsn", floor_dsn,
     )  # fmt: skip
-    processes["floor_app"] = await _spawn(
+    processes["floor_app"] = await start_process(
         "bench.baselines.floor_app", "--port", _port(baselines.floor_url),
         "--target", baselines.floor_target, "--echo-target", baselines.echo_target,
         "--workers", str(workers),
@@ -179,16 +191,21 @@ async def start_baselines(baselines: Baselines, workers: int, floor_dsn: str) ->
     await _wait_http(baselines.floor_url + "/openapi.json")
 
 
-async def stop_baselines(baselines: Baselines) -> None:
-    for process in baselines.processes.values():
+async def stop_process(*processes: asyncio.subprocess.Process) -> None:
+    """SIGTERM each, SIGKILL one still running 10 s later."""
+    for process in processes:
         if process.returncode is None:
             process.terminate()
-    for process in baselines.processes.values():
+    for process in processes:
         try:
             await asyncio.wait_for(process.wait(), 10)
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+async def stop_baselines(baselines: Baselines) -> None:
+    await stop_process(*baselines.processes.values())
 
 
 @contextlib.asynccontextmanager
@@ -224,6 +241,7 @@ async def bench_stack(*, keep_logs: Path | None = None) -> AsyncIterator[Stack]:
             workdir=workdir,
             baselines=baselines,
             mail=mail,
+            env=env,
         )
         await start_baselines(baselines, stack.gateway_workers, stack.floor_dsn)
         yield stack

@@ -45,6 +45,37 @@ def _with_floor(check: Check, results: dict[str, Any], key: str) -> Check:
     return replace(check, measured=measured)
 
 
+# What sampling a tenth of the traces may cost scenario 1 (issue 23).
+TRACING_10_FLOOR = 0.90
+
+
+def _tracing_checks(result: dict[str, Any]) -> list[Check]:
+    """At 10%, scenario 1 keeps 90% of its untraced throughput; each setting traced as it
+    says (the sink counted exports, or none); no setting loses an order."""
+    tenth = (result.get("versus_off") or {}).get("10%", {}).get("1")
+    checks = [
+        _check(
+            "8:10%:1", f"req/s >= {TRACING_10_FLOOR:.0%} of tracing off's", tenth,
+            lambda v: v >= TRACING_10_FLOOR, "{:.0%}",
+        )
+    ]  # fmt: skip
+    for setting, figures in result["settings"].items():
+        exported = (figures.get("exported") or {}).get("requests")
+        if setting == "off":
+            checks.append(
+                _check("8:off:1", "exports nothing", exported, lambda v: v == 0, "{:.0f}")
+            )
+        else:
+            checks.append(
+                _check(f"8:{setting}:1", "exports spans", exported, lambda v: v > 0, "{:.0f}")
+            )
+        phases = figures["5"]["phases"]
+        lost = sum(phase["lost"] for phase in phases)
+        placed = sum(phase["placed"] for phase in phases)
+        checks.append(Check(f"8:{setting}:5", "0 orders lost", f"{lost} of {placed}", lost == 0))
+    return checks
+
+
 def evaluate(results: dict[str, Any]) -> list[Check]:
     """Every target whose scenario ran, PASS or MISS; a scenario that failed misses them all."""
     checks: list[Check] = []
@@ -79,6 +110,8 @@ def evaluate(results: dict[str, Any]) -> list[Check]:
             checks.append(_check(f"6:{kind}", "p95 < 300 ms", p95, lambda v: v < 300, "{:.0f} ms"))
         p95 = ok["6"]["kinds"]["checkout"]["p95_ms"]
         checks.append(_check("6:checkout", "p95 < 800 ms", p95, lambda v: v < 800, "{:.0f} ms"))
+    if "8" in ok:
+        checks += _tracing_checks(ok["8"])
     if "7" in ok and "idle" in ok["7"]:
         for name, mb in ok["7"]["idle"].items():
             checks.append(

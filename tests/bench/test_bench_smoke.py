@@ -34,13 +34,15 @@ async def _bench_databases() -> set[str]:
     return {row["datname"] for row in rows}
 
 
+# The mesh is started four times: once, and again for each setting of tracing's cost.
+@pytest.mark.timeout(300)
 async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> None:
     databases_before = await _bench_databases()
 
     report = await run_bench(SMOKE)
 
     results = report.results
-    assert set(results) == {*THROUGHPUT, "5", "6", "7"}, results
+    assert set(results) == {*THROUGHPUT, "5", "6", "7", "8"}, results
     for key in THROUGHPUT:
         figures = results[key]
         assert "failed" not in figures, figures
@@ -86,10 +88,27 @@ async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> 
     for name, pss in memory["idle_proportional"].items():
         assert 0 < pss <= memory["idle"][name], (name, pss)
 
+    # Tracing's cost: 1, 3 and the saga's fixed rate under each setting, against off.
+    tracing = results["8"]
+    assert "failed" not in tracing, tracing
+    assert list(tracing["settings"]) == ["off", "10%", "100%"]
+    for setting, figures in tracing["settings"].items():
+        for key in ("1", "3"):
+            assert figures[key]["requests"] > 0 and figures[key]["errors"] == 0, (setting, key)
+            assert figures[key]["ratio"] > 0, (setting, key)
+        (phase,) = figures["5"]["phases"]
+        assert phase["placed"] > 0 and phase["lost"] == 0, (setting, phase)
+        # Traced as it says: the sink heard from the mesh, or, off, heard nothing.
+        assert (figures["exported"]["requests"] > 0) is (setting != "off"), setting
+    for setting in ("10%", "100%"):
+        assert tracing["versus_off"][setting]["1"] > 0
+        assert tracing["versus_off"][setting]["5_cpu"] > 0
+
     # Every target is judged, and the report renders and is written.
-    assert {check.row for check in report.checks} >= {"1", "3", "4", "5@0", "5", "6"}
+    assert {check.row for check in report.checks} >= {"1", "3", "4", "5@0", "5", "6", "8:10%:1"}
     assert "PASS" in checks_text(report) or "MISS" in checks_text(report)
     assert "1 GET /v1/products/{id}" in text_table(report)
+    assert "8 tracing 10%: 1 GET /v1/products/{id}" in text_table(report)
     assert markdown(report).startswith("# Benchmark, smoke run")
     json_path, md_path = write(report, tmp_path)
     assert json_path.stat().st_size > 0 and md_path.stat().st_size > 0

@@ -20,6 +20,7 @@ from bench.report import Report, cores_note, rows
 from bench.scenarios import Definition
 from bench.stats import QUANTILE_POINTS, percentile, pooled_percentile, quantiles_ms, summary_ms
 from bench.targets import evaluate
+from bench.tracing_cost import versus_off
 
 
 def _results(**overrides: Any) -> dict[str, Any]:
@@ -85,6 +86,47 @@ def test_scenario_1s_ratio_is_shown_beside_its_floor() -> None:
     (check,) = [c for c in evaluate(results) if c.row == "1" and "req/s" in c.target]
     assert not check.passed
     assert check.measured == "33%, 85% of its floor, which measured 39%"
+
+
+def _tracing(ratio_off: float, ratio_tenth: float, lost: int = 0) -> dict[str, Any]:
+    def setting(ratio: float, cpu: float) -> dict[str, Any]:
+        return {
+            "1": {"ratio": ratio},
+            "3": {"ratio": ratio / 2},
+            "5": {
+                "phases": [{"rate_per_s": 20, "p99_ms": 40.0, "lost": lost, "placed": 100}],
+                "cpu_ms_per_order": {"machine": cpu},
+            },
+        }
+
+    settings = {"off": setting(ratio_off, 30.0), "10%": setting(ratio_tenth, 33.0)}
+    settings["off"]["exported"] = {"requests": 0, "bytes": 0}
+    settings["10%"]["exported"] = {"requests": 12, "bytes": 3400}
+    return {"settings": settings, "versus_off": versus_off(settings)}
+
+
+def test_tracing_at_a_tenth_is_judged_against_the_same_runs_untraced_figures() -> None:
+    kept = _tracing(ratio_off=0.70, ratio_tenth=0.65)
+    assert kept["versus_off"]["10%"] == {"1": 0.929, "3": 0.929, "5_p99": 1.0, "5_cpu": 1.1}
+    (check,) = [c for c in evaluate({"8": kept}) if c.row == "8:10%:1" and "req/s" in c.target]
+    assert check.passed and check.measured == "93%"
+
+    (check,) = [
+        c
+        for c in evaluate({"8": _tracing(0.70, 0.60)})
+        if c.row == "8:10%:1" and "req/s" in c.target
+    ]
+    assert not check.passed and check.measured == "86%"
+
+    lost = {c.row: c.passed for c in evaluate({"8": _tracing(0.70, 0.65, lost=1)})}
+    assert lost["8:off:5"] is False and lost["8:10%:5"] is False
+
+    exports = {(c.row, c.target): c.passed for c in evaluate({"8": kept})}
+    assert exports[("8:off:1", "exports nothing")] and exports[("8:10%:1", "exports spans")]
+    silent = _tracing(0.70, 0.65)
+    silent["settings"]["10%"]["exported"] = {"requests": 0, "bytes": 0}
+    exports = {(c.row, c.target): c.passed for c in evaluate({"8": silent})}
+    assert exports[("8:10%:1", "exports spans")] is False
 
 
 def test_a_failed_scenario_misses() -> None:
