@@ -223,6 +223,10 @@ class ServiceSettings(CommonSettings):
     # until the queue's delivery limit moves the message to the dead-letter queue.
     consumer_retry_base_seconds: float = setting(0.2, "CONSUMER_RETRY_BASE_SECONDS", gt=0)
     consumer_retry_max_seconds: float = setting(5.0, "CONSUMER_RETRY_MAX_SECONDS", gt=0)
+    # A handler failing because a dependency is down (`meshkit.failures`) is retried
+    # through the retry queues for this long from its first such failure, without spending
+    # those deliveries; after it, it is treated as any other failure.
+    consumer_outage_window_seconds: float = setting(3600.0, "CONSUMER_OUTAGE_WINDOW_SECONDS", gt=0)
     # Signs page tokens so a client cannot forge a cursor.
     page_token_secret: Secret = setting(
         Secret(INSECURE_DEFAULT_PREFIX + "page-tokens"), "PAGE_TOKEN_SECRET"

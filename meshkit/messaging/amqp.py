@@ -46,6 +46,11 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
 }
 # RabbitMQ before 4.0 sets no delivery limit on quorum queues: a poison message would loop.
 DELIVERY_LIMIT = 5
+# The waits of a message whose handler found a dependency down, in seconds: one retry queue
+# each, whose messages expire back into the consumer's queue. A queue per wait, not a wait
+# per message: RabbitMQ expires only the message at a queue's head, so one long wait would
+# hold up the shorter ones behind it.
+RETRY_DELAYS_SECONDS: tuple[float, ...] = (1, 4, 16, 60)
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class Topology:
     """Names of the exchange and queues. A namespace keeps test runs (or tenants) apart."""
 
     namespace: str = ""
+    retry_delays_seconds: tuple[float, ...] = RETRY_DELAYS_SECONDS
 
     def _name(self, base: str) -> str:
         return f"{self.namespace}.{base}" if self.namespace else base
@@ -69,6 +75,9 @@ class Topology:
 
     def dead_letter_queue(self, consumer: str) -> str:
         return self._name(f"{consumer}.events.dead")
+
+    def retry_queue(self, consumer: str, delay_seconds: float) -> str:
+        return self._name(f"{consumer}.events.retry.{delay_seconds:g}s")
 
     async def declare_exchange(self, channel: AbstractChannel) -> AbstractExchange:
         return await channel.declare_exchange(self.exchange, ExchangeType.TOPIC, durable=True)
@@ -103,7 +112,28 @@ class Topology:
         )
         for key in CONSUMERS[consumer] if routing_keys is None else routing_keys:
             await queue.bind(exchange, routing_key=key)
+        for delay in self.retry_delays_seconds:
+            await self._declare_retry_queue(channel, consumer, delay)
         return queue
+
+    async def _declare_retry_queue(
+        self, channel: AbstractChannel, consumer: str, delay_seconds: float
+    ) -> AbstractQueue:
+        """Where a message waits `delay_seconds` before it is delivered to `consumer` again:
+        expired, it goes back through the default exchange to the consumer's queue alone,
+        not to every queue bound to its event type."""
+        return await channel.declare_queue(
+            self.retry_queue(consumer, delay_seconds),
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-message-ttl": round(delay_seconds * 1000),
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": self.queue(consumer),
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+        )
 
     async def declare_all(self, connection: AbstractRobustConnection) -> None:
         """Declare the exchange and every consumer's queues; idempotent."""
@@ -122,6 +152,8 @@ class Topology:
             for consumer in CONSUMERS:
                 await channel.queue_delete(self.queue(consumer))
                 await channel.queue_delete(self.dead_letter_queue(consumer))
+                for delay in self.retry_delays_seconds:
+                    await channel.queue_delete(self.retry_queue(consumer, delay))
                 await channel.exchange_delete(self.dead_letter_exchange(consumer))
             await channel.exchange_delete(self.exchange)
         finally:

@@ -75,5 +75,6 @@ class Messaging:
             unit_of_work=subscriptions.unit_of_work,
             retry_base_seconds=self.settings.consumer_retry_base_seconds,
             retry_max_seconds=self.settings.consumer_retry_max_seconds,
+            outage_window_seconds=self.settings.consumer_outage_window_seconds,
         )
         return [relay.run, consumer.run]

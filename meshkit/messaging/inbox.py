@@ -6,6 +6,12 @@ that fails is retried with backoff until the queue's delivery limit sends it to 
 dead-letter queue; a message that can never be read goes there at once, and so does one of an
 event type the consumer has no handler for. Every message going there is logged once, at
 ERROR, and each message is counted by what became of it (`meshkit.messaging.metrics`).
+
+A handler that fails because a dependency is down (`meshkit.failures`) would
+succeed later: such a message is not given back, which would spend the few deliveries meant
+for poison, but published to a retry queue that returns it after a wait (1 s, 4 s, 16 s,
+then every minute), and acked. That goes on for the outage window (an hour by default) from
+its first such failure; after it, the message is treated as any other failure.
 """
 
 from __future__ import annotations
@@ -14,11 +20,14 @@ import asyncio
 import functools
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Generic, TypeVar, cast
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika import DeliveryMode
+from aio_pika import Message as AmqpMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from google.protobuf.message import Message
 from prometheus_client import Counter
@@ -30,6 +39,7 @@ from meshkit.context import correlation_id_var, request_id_var
 from meshkit.data.db import Database, UTCDateTime, utcnow
 from meshkit.data.transactions import Statement, Transaction
 from meshkit.data.unit_of_work import UnitOfWork
+from meshkit.failures import dependency_down
 from meshkit.messaging.amqp import DELIVERY_LIMIT, Topology
 from meshkit.messaging.events import OCCURRED_AT_HEADER, Envelope, UnknownEvent, decode_event
 from meshkit.messaging.metrics import (
@@ -55,6 +65,11 @@ MAX_ATTEMPTS = DELIVERY_LIMIT + 1
 
 UnitOfWorkT = TypeVar("UnitOfWorkT", bound=UnitOfWork)
 
+# When a message's handler first found a dependency down (Unix time), and how many times it
+# has waited in a retry queue since.
+OUTAGE_SINCE_HEADER = "outage-since"
+OUTAGE_RETRIES_HEADER = "outage-retries"
+
 # Runs in the unit of work that records the message in the inbox, which commits once it
 # returns: its writes and the events it publishes commit with the inbox row.
 Handler = Callable[[UnitOfWorkT, Message, Envelope], Awaitable[None]]
@@ -69,6 +84,13 @@ def inbox_table(metadata: MetaData) -> Table:
         Column("event_type", String(64), nullable=False),
         Column("received_at", UTCDateTime, nullable=False),
     )
+
+
+def _float_header(value: object, default: float) -> float:
+    try:
+        return float(value.decode() if isinstance(value, bytes) else value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
 
 
 def _header(message: AbstractIncomingMessage, name: str) -> str | None:
@@ -122,6 +144,7 @@ class EventConsumer(Generic[UnitOfWorkT]):
         retry_base_seconds: float = 0.2,
         retry_max_seconds: float = 5.0,
         drain_seconds: float = 5.0,
+        outage_window_seconds: float = 3600.0,
     ) -> None:
         self.db = database
         self.inbox = inbox
@@ -136,6 +159,9 @@ class EventConsumer(Generic[UnitOfWorkT]):
         self.retry_base = retry_base_seconds
         self.retry_max = retry_max_seconds
         self.drain_seconds = drain_seconds
+        self.outage_window = outage_window_seconds
+        # The channel it consumes on, which also publishes to its retry queues.
+        self._channel: AbstractChannel | None = None
         # Built once and run with parameters: building the statement per message (its
         # construction and cache key) cost more CPU than running it, and every message runs
         # this one.
@@ -154,7 +180,7 @@ class EventConsumer(Generic[UnitOfWorkT]):
 
     async def run(self) -> None:
         """Consume until cancelled."""
-        channel = await self.connection.channel()
+        channel = self._channel = await self.connection.channel()
         try:
             await channel.set_qos(prefetch_count=self.prefetch)
             # Bound to the event types it has handlers for: its own declaration never adds a
@@ -268,7 +294,10 @@ class EventConsumer(Generic[UnitOfWorkT]):
         self, message: AbstractIncomingMessage, event_type: str, error: Exception
     ) -> None:
         """Give a message whose handling failed back to the queue: to be delivered again after
-        a delay, or, after its last attempt, for the queue to dead-letter it at once."""
+        a delay, or, after its last attempt, for the queue to dead-letter it at once. One
+        whose handler found a dependency down waits in a retry queue instead (`_defer`)."""
+        if dependency_down(error) and await self._defer(message, event_type, error):
+            return
         attempt = self._delivery_count(message) + 1
         if attempt >= MAX_ATTEMPTS:
             # The last return the queue takes: the broker dead-letters the message at once
@@ -297,6 +326,60 @@ class EventConsumer(Generic[UnitOfWorkT]):
         # The delay holds one prefetch slot, not the consumer: other messages go on.
         await asyncio.sleep(delay)
         await message.reject(requeue=True)
+
+    async def _defer(
+        self, message: AbstractIncomingMessage, event_type: str, error: Exception
+    ) -> bool:
+        """Publish the message to the retry queue of its next wait and ack it, while its outage
+        window lasts; False, having done nothing, once it is over or when the publish fails."""
+        headers = dict(message.headers or {})
+        now = time.time()
+        since = _float_header(headers.get(OUTAGE_SINCE_HEADER), now)
+        if now - since > self.outage_window or self._channel is None:
+            return False
+        retries = int(_float_header(headers.get(OUTAGE_RETRIES_HEADER), 0))
+        delays = self.topology.retry_delays_seconds
+        delay = delays[min(retries, len(delays) - 1)]
+        # What the broker adds on delivery stays behind: the copy starts a fresh count.
+        for name in ("x-delivery-count", "x-death", "x-first-death-exchange",
+                     "x-first-death-queue", "x-first-death-reason"):  # fmt: skip
+            headers.pop(name, None)
+        headers[OUTAGE_SINCE_HEADER] = repr(since)
+        headers[OUTAGE_RETRIES_HEADER] = str(retries + 1)
+        copy = AmqpMessage(
+            message.body,
+            headers=headers,
+            content_type=message.content_type,
+            content_encoding=message.content_encoding,
+            delivery_mode=DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            timestamp=message.timestamp,
+            type=message.type,
+            app_id=message.app_id,
+        )
+        try:
+            # Confirmed by the broker before the original is acked: never neither of them.
+            await self._channel.default_exchange.publish(
+                copy, routing_key=self.topology.retry_queue(self.consumer, delay)
+            )
+        except Exception as exc:  # the broker going too: give it back the ordinary way
+            logger.warning("could not defer %s %s: %s", event_type, message.message_id, exc)
+            return False
+        logger.warning(
+            "handling %s failed: a dependency is down (%s: %s); retrying in %gs "
+            "(retry %d, the first %.0fs ago)",
+            event_type,
+            type(error).__name__,
+            error,
+            delay,
+            retries + 1,
+            now - since,
+            extra={"message_id": message.message_id},
+        )
+        self._count(event_type, RETRIED)
+        await message.ack()
+        return True
 
     def _dead_lettered(
         self,
