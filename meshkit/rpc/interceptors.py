@@ -25,6 +25,7 @@ from meshkit.context import (
     request_id_var,
 )
 from meshkit.errors import NUL_MESSAGE, DomainError, InvalidArgument, Unauthenticated
+from meshkit.failures import dependency_down
 from meshkit.metrics import GRPC_HANDLED, GRPC_HANDLING_SECONDS, GRPC_STARTED
 from meshkit.rpc.statuses import status_for
 
@@ -333,6 +334,14 @@ class ErrorMappingInterceptor(UnaryInterceptor):
         except asyncio.CancelledError:
             raise
         except Exception as error:
+            if dependency_down(error):
+                # The database or a service out of reach (a restart, a failover): the
+                # caller may retry, and the log needs no stack trace for it.
+                logger.warning("%s: a dependency is unavailable: %r", method, error)
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "A service this call needs is unavailable right now; retry later.",
+                )
             if _unstorable_text(error):
                 # Text the database cannot hold came from the caller (an id with NUL, say):
                 # a field-level check missed it, but it is still the caller's input.

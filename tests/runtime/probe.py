@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import wrappers_pb2
+from sqlalchemy.exc import OperationalError
 
 from meshkit.context import Principal, Role, current_principal, current_request_id, remaining_time
 from meshkit.errors import FieldViolation, InvalidArgument, NotFound, Unauthenticated
@@ -50,6 +51,13 @@ class Probe:
             raise NotFound("No such thing.")
         if request == b"unimplemented":
             raise NotImplementedError
+        if request == b"database lost":
+            # What SQLAlchemy raises when PostgreSQL restarts under a transaction.
+            lost = OperationalError("SELECT 1", {}, ConnectionResetError("connection reset"))
+            lost.connection_invalidated = True
+            raise lost
+        if request == b"database refused":
+            raise RuntimeError("the work failed") from ConnectionRefusedError(111, "refused")
         raise RuntimeError("secret internal detail")
 
     async def whoami(self, request: bytes, context: Any) -> bytes:

@@ -84,6 +84,9 @@ async def test_invalid_argument_carries_field_violations(channel: grpc.aio.Chann
         (b"missing", grpc.StatusCode.NOT_FOUND),
         (b"unimplemented", grpc.StatusCode.UNIMPLEMENTED),
         (b"crash", grpc.StatusCode.INTERNAL),
+        # A lost or refused database connection is a dependency down: retryable.
+        (b"database lost", grpc.StatusCode.UNAVAILABLE),
+        (b"database refused", grpc.StatusCode.UNAVAILABLE),
     ],
 )
 async def test_errors_map_to_status(
