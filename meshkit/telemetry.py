@@ -327,3 +327,17 @@ def continuing(name: str, carrier: Mapping[str, Any]) -> Iterator[None]:
         return
     with span(name, extract(carrier)):
         yield
+
+
+@contextmanager
+def resumed(carrier: Mapping[str, Any]) -> Iterator[None]:
+    """The context `carrier` holds (as `trace_headers` stored it) current for the block, with
+    no span of its own: work done later on behalf of a span that has ended."""
+    if _tracer is None or not carrier:
+        yield
+        return
+    token = _contexts.attach(extract(carrier))
+    try:
+        yield
+    finally:
+        _contexts.detach(token)

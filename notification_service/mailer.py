@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from email.utils import formataddr, formatdate, parseaddr
 
 import aiosmtplib
 
@@ -19,8 +19,17 @@ class SmtpMailer:
     def __init__(self, settings: NotificationSettings) -> None:
         self.settings = settings
         self.sender = _encoded_address(settings.mail_from)
+        # The sender's domain names the messages it sends.
+        self.domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
 
-    def message(self, recipient: str, subject: str, text: str, html: str) -> MIMEMultipart:
+    def message_id(self, notification_id: str) -> str:
+        """The Message-ID of a notification's email: the same every time it is sent, so that
+        a receiver that has it already drops a second copy (`Notifications.deliver_due`)."""
+        return f"<{notification_id}@{self.domain}>"
+
+    def message(
+        self, recipient: str, subject: str, text: str, html: str, message_id: str
+    ) -> MIMEMultipart:
         """A text and HTML email, built with the `email.mime` classes.
 
         `EmailMessage` and the default policy parse and refold every header through the
@@ -33,7 +42,7 @@ class SmtpMailer:
         message["To"] = recipient
         message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
         message["Date"] = formatdate(usegmt=True)
-        message["Message-ID"] = make_msgid(domain="ecommerce-mesh.local")
+        message["Message-ID"] = message_id
         message.attach(MIMEText(text, "plain", "utf-8"))
         message.attach(MIMEText(html, "html", "utf-8"))
         return message
@@ -90,8 +99,10 @@ class MailConnection:
     def idle_seconds(self) -> float:
         return time.monotonic() - self._last_used if self._client is not None else 0.0
 
-    async def send(self, recipient: str, subject: str, text: str, html: str) -> None:
-        message = self.mailer.message(recipient, subject, text, html)
+    async def send(
+        self, recipient: str, subject: str, text: str, html: str, *, message_id: str
+    ) -> None:
+        message = self.mailer.message(recipient, subject, text, html, message_id)
         client = await self._open_client()
         try:
             await client.send_message(message)

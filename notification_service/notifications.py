@@ -24,7 +24,7 @@ from meshkit.identity import USERS, authorize
 from meshkit.ids import new_id
 from meshkit.messaging import Envelope
 from meshkit.rpc import PageTokenCodec, page_size, timestamp
-from meshkit.telemetry import TRACEPARENT, continuing, trace_headers
+from meshkit.telemetry import TRACEPARENT, continuing, resumed, trace_headers
 from notification_service import metrics
 from notification_service.emails import SUBJECTS, EmailRenderer
 from notification_service.mailer import MailConnection, SmtpMailer
@@ -82,6 +82,7 @@ class Notifications:
         poll_seconds: float = 1.0,
         keepalive_seconds: float = 10.0,
         batch_size: int = 20,
+        lease_seconds: float = 60.0,
     ) -> None:
         self.db = database
         # Each event is handled in a unit of work the consumer opens; each mailer pass in one
@@ -97,6 +98,7 @@ class Notifications:
         self.poll_seconds = poll_seconds
         self.keepalive_seconds = keepalive_seconds
         self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
         self.due = asyncio.Event()
 
     # --- events become notifications ----------------------------------------------------
@@ -159,26 +161,56 @@ class Notifications:
                         await connection.close()
 
     async def deliver_due(self, connection: MailConnection) -> int:
-        """One pass over due notifications; returns how many were attempted."""
+        """One pass over due notifications; returns how many were attempted.
+
+        Delivery is at least once. Each attempt is counted and the notification leased (not
+        due again for `lease_seconds`) in a transaction of its own before the emails go, and
+        no transaction is held while they do: a sender that dies after an email left, but
+        before its outcome was saved, sends it again once the lease is over, counted, and
+        under the same Message-ID, which a receiver's dedupe recognises as the same message.
+        """
         async with self.unit_of_work() as uow:
             due = await uow.notifications.due(utcnow(), self.batch_size)
-            # The connection opens at the first send only: an empty pass touches no relay.
+            if not due:
+                return 0
+            lease_until = utcnow() + timedelta(seconds=self.lease_seconds)
+            await uow.notifications.claim(due, lease_until)
+            await uow.commit()
+        # The connection opens at the first send only: an empty pass touches no relay.
+        failures: dict[str, Exception] = {}
+        # Each send's context, for the event its outcome publishes to continue.
+        sends: dict[str, dict[str, str]] = {}
+        for notification in due:
+            # In the trace of the event that asked for the email, if it was traced.
+            with continuing(
+                f"send {notification.event_type} email",
+                json.loads(notification.trace_context or "{}"),
+            ):
+                sends[notification.id] = trace_headers()
+                try:
+                    await connection.send(
+                        notification.recipient,
+                        notification.subject,
+                        notification.body_text,
+                        notification.body_html,
+                        message_id=self.mailer.message_id(notification.id),
+                    )
+                except Exception as exc:
+                    failures[notification.id] = exc
+        async with self.unit_of_work() as uow:
             for notification in due:
-                # In the trace of the event that asked for the email, if it was traced.
-                with continuing(
-                    f"send {notification.event_type} email",
-                    json.loads(notification.trace_context or "{}"),
-                ):
-                    await self._attempt(uow, notification, connection)
+                with resumed(sends[notification.id]):
+                    await self._record(uow, notification, failures.get(notification.id))
             await uow.commit()
         return len(due)
 
-    async def _attempt(
+    async def _record(
         self,
         uow: NotificationUnitOfWork,
         notification: NotificationRecord,
-        connection: MailConnection,
+        failure: Exception | None,
     ) -> None:
+        """Save the outcome of the attempt `claim` counted (`notification` as it was read)."""
         outcome: dict[str, Any] = {
             "status": NotificationStatus.SENT,
             "attempts": notification.attempts + 1,
@@ -186,15 +218,8 @@ class Notifications:
             "next_attempt_at": notification.next_attempt_at,
             "sent_at": None,
         }
-        try:
-            await connection.send(
-                notification.recipient,
-                notification.subject,
-                notification.body_text,
-                notification.body_html,
-            )
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"[:500]
+        if failure is not None:
+            reason = f"{type(failure).__name__}: {failure}"[:500]
             outcome.update(status=NotificationStatus.PENDING, failure_reason=reason)
             if outcome["attempts"] >= self.max_attempts:
                 outcome["status"] = NotificationStatus.FAILED

@@ -27,6 +27,14 @@ _SAVE_ATTEMPT = Statement(
 )
 
 
+# A notification about to be sent: its attempt counted, and not due again until the lease ends.
+_CLAIM = Statement(
+    update(_notifications)
+    .where(_notifications.c.id == bindparam("notification_id"))
+    .values(attempts=bindparam("attempts"), next_attempt_at=bindparam("lease_until"))
+)
+
+
 def _due_statement(batch_size: int, *, skip_locked: bool) -> Statement:
     """The mailer's work: due, unsent notifications, oldest first."""
     query = (
@@ -66,6 +74,17 @@ class NotificationRepository:
                 batch_size, skip_locked=skip_locked
             )
         return [NotificationRecord(**row) for row in await self.tx.fetch(statement, {"now": now})]
+
+    async def claim(self, claimed: Sequence[NotificationRecord], lease_until: datetime) -> None:
+        """Count an attempt of each of `claimed`, before it is made, and put off its next one
+        until `lease_until`: what dies with the sender is sent again then, and counted."""
+        await self.tx.execute_many(
+            _CLAIM,
+            [
+                {"notification_id": n.id, "attempts": n.attempts + 1, "lease_until": lease_until}
+                for n in claimed
+            ],
+        )
 
     async def save_attempt(
         self,

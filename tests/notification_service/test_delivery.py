@@ -102,6 +102,13 @@ async def test_a_pass_sends_what_is_due_and_records_each_outcome(
         events = (await session.execute(select(outbox.c.event_type, outbox.c.sent_at))).all()
     assert [tuple(event) for event in events] == [("notification.sent", None)]
     assert [mail.subject for mail in smtp.received()] == ["To kept@example.com"]
+    # Named after the notification: a second copy would be the same message.
+    (mail,) = smtp.received()
+    assert (
+        mail.message["Message-ID"]
+        == notifications.mailer.message_id(kept)
+        == (f"<{kept}@{notifications.mailer.domain}>")
+    )
 
 
 async def test_after_the_last_attempt_a_notification_is_kept_as_failed(
@@ -163,25 +170,57 @@ class CommitFails(NotificationUnitOfWork):
         raise RuntimeError("the pass could not commit")
 
 
-async def test_a_pass_that_does_not_commit_counts_nothing(
+async def test_an_email_whose_outcome_was_not_saved_is_sent_again_as_the_same_message(
     database_on_each_backend: DatabaseFactory, smtp: SmtpServer
 ) -> None:
     database = await database_on_each_backend(metadata)
     notifications = notifications_of(database, smtp)
+    notifications.lease_seconds = 0  # due again at once, not after the usual minute
     events = Outbox(outbox, "notification_service")
-    notifications.unit_of_work = lambda: CommitFails(database, events)
-    await add_notification(database, "kept@example.com")
+    units = iter(
+        [
+            NotificationUnitOfWork(database, events),  # the claim commits
+            CommitFails(database, events),  # the outcome does not: the sender "died"
+        ]
+    )
+    notifications.unit_of_work = lambda: next(units)
+    kept = await add_notification(database, "kept@example.com")
     before = emails()
 
     async with notifications.mailer.connection() as connection:
         with pytest.raises(RuntimeError, match="could not commit"):
             await notifications.deliver_due(connection)
 
-    # The email went out, but its pass is undone: it is sent again, and counted then.
+    # The email went out and its attempt was counted before it did; its outcome is unknown.
     assert len(smtp.received()) == 1
+    claimed = await stored(database, kept)
+    assert (claimed.status, claimed.attempts) == (NotificationStatus.PENDING, 1)
     assert counted_since(before) == {"sent": 0, "retried": 0, "failed": 0}
     notifications.unit_of_work = lambda: NotificationUnitOfWork(database, events)
     async with notifications.mailer.connection() as connection:
         assert await notifications.deliver_due(connection) == 1
-    assert len(smtp.received()) == 2
+    # Sent again, once, as the same message, and both attempts on record.
+    first, second = smtp.received()
+    assert first.message["Message-ID"] == second.message["Message-ID"]
+    sent = await stored(database, kept)
+    assert (sent.status, sent.attempts) == (NotificationStatus.SENT, 2)
     assert counted_since(before) == {"sent": 1, "retried": 0, "failed": 0}
+
+
+async def test_a_leased_notification_is_not_sent_again_before_its_lease_ends(
+    database_on_each_backend: DatabaseFactory, smtp: SmtpServer
+) -> None:
+    database = await database_on_each_backend(metadata)
+    notifications = notifications_of(database, smtp)
+    events = Outbox(outbox, "notification_service")
+    units = iter([NotificationUnitOfWork(database, events), CommitFails(database, events)])
+    notifications.unit_of_work = lambda: next(units)
+    await add_notification(database, "kept@example.com")
+    async with notifications.mailer.connection() as connection:
+        with pytest.raises(RuntimeError, match="could not commit"):
+            await notifications.deliver_due(connection)
+    notifications.unit_of_work = lambda: NotificationUnitOfWork(database, events)
+    # Another replica's pass, within the lease (a minute): nothing is due.
+    async with notifications.mailer.connection() as connection:
+        assert await notifications.deliver_due(connection) == 0
+    assert len(smtp.received()) == 1

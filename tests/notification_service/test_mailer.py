@@ -28,7 +28,13 @@ def _mailer(smtp: SmtpServer) -> SmtpMailer:
 async def test_emails_of_one_pass_share_one_connection(smtp: SmtpServer) -> None:
     async with _mailer(smtp).connection() as connection:
         for index in range(3):
-            await connection.send(f"c{index}@example.com", f"Order {index}", "text", "<p>html</p>")
+            await connection.send(
+                f"c{index}@example.com",
+                f"Order {index}",
+                "text",
+                "<p>html</p>",
+                message_id=f"<c{index}@example.com>",
+            )
     assert [mail.subject for mail in smtp.received()] == ["Order 0", "Order 1", "Order 2"]
     assert smtp.received("c1@example.com")[0].html().strip() == "<p>html</p>"
     assert smtp.connections == 1
@@ -37,8 +43,16 @@ async def test_emails_of_one_pass_share_one_connection(smtp: SmtpServer) -> None
 async def test_a_refused_recipient_fails_alone(smtp: SmtpServer) -> None:
     async with _mailer(smtp).connection() as connection:
         with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
-            await connection.send(f"{REFUSED_PREFIX}@example.com", "Lost", "text", "html")
-        await connection.send("kept@example.com", "Kept", "text", "html")
+            await connection.send(
+                f"{REFUSED_PREFIX}@example.com",
+                "Lost",
+                "text",
+                "html",
+                message_id="<t2@example.com>",
+            )
+        await connection.send(
+            "kept@example.com", "Kept", "text", "html", message_id="<t3@example.com>"
+        )
     assert [mail.subject for mail in smtp.received()] == ["Kept"]
     assert smtp.connections == 1
 
@@ -47,12 +61,18 @@ async def test_a_dropped_connection_fails_one_email_and_the_next_reconnects(
     smtp: SmtpServer,
 ) -> None:
     async with _mailer(smtp).connection() as connection:
-        await connection.send("first@example.com", "First", "text", "html")
+        await connection.send(
+            "first@example.com", "First", "text", "html", message_id="<t4@example.com>"
+        )
         smtp.stop()  # an outage: the relay goes away with the connection
         with pytest.raises(aiosmtplib.SMTPServerDisconnected):
-            await connection.send("second@example.com", "Second", "text", "html")
+            await connection.send(
+                "second@example.com", "Second", "text", "html", message_id="<t5@example.com>"
+            )
         smtp.start()
-        await connection.send("third@example.com", "Third", "text", "html")
+        await connection.send(
+            "third@example.com", "Third", "text", "html", message_id="<t6@example.com>"
+        )
     assert [mail.subject for mail in smtp.received()] == ["First", "Third"]
     assert smtp.connections == 2
 
@@ -65,7 +85,9 @@ async def test_empty_credentials_send_without_a_login(smtp: SmtpServer) -> None:
     )
     assert settings.smtp_username is None and settings.smtp_password is None
     async with SmtpMailer(settings).connection() as connection:
-        await connection.send("plain@example.com", "No login", "text", "<p>html</p>")
+        await connection.send(
+            "plain@example.com", "No login", "text", "<p>html</p>", message_id="<t7@example.com>"
+        )
     assert [mail.subject for mail in smtp.received("plain@example.com")] == ["No login"]
 
 
@@ -88,6 +110,7 @@ async def test_non_ascii_subject_sender_and_bodies_arrive_intact(smtp: SmtpServe
             "Commande confirmée — 19,99 €",
             "Bonjour Zoë,\nvotre commande est confirmée.",
             "<p>Bonjour Zoë,</p>",
+            message_id="<n-1@example.com>",
         )
     [mail] = smtp.received("zoe@example.com")
     assert mail.subject == "Commande confirmée — 19,99 €"
@@ -109,9 +132,11 @@ async def test_a_connection_outlives_its_pass_and_is_checked_before_reuse(
     smtp: SmtpServer,
 ) -> None:
     async with _mailer_checking_every_idle_moment(smtp).connection() as connection:
-        await connection.send("a@example.com", "A", "text", "html")
+        await connection.send("a@example.com", "A", "text", "html", message_id="<t8@example.com>")
         assert connection.idle_seconds >= 0
-        await connection.send("b@example.com", "B", "text", "html")  # after a NOOP
+        await connection.send(
+            "b@example.com", "B", "text", "html", message_id="<t9@example.com>"
+        )  # after a NOOP
     assert [mail.subject for mail in smtp.received()] == ["A", "B"]
     assert smtp.connections == 1
 
@@ -120,18 +145,18 @@ async def test_a_connection_the_relay_dropped_while_idle_is_replaced_without_a_f
     smtp: SmtpServer,
 ) -> None:
     async with _mailer_checking_every_idle_moment(smtp).connection() as connection:
-        await connection.send("a@example.com", "A", "text", "html")
+        await connection.send("a@example.com", "A", "text", "html", message_id="<t10@example.com>")
         smtp.stop()  # the relay restarts while the connection sits idle
         smtp.start()
-        await connection.send("b@example.com", "B", "text", "html")
+        await connection.send("b@example.com", "B", "text", "html", message_id="<t11@example.com>")
     assert [mail.subject for mail in smtp.received()] == ["A", "B"]
     assert smtp.connections == 2
 
 
 async def test_a_closed_idle_connection_reopens_for_the_next_email(smtp: SmtpServer) -> None:
     async with _mailer(smtp).connection() as connection:
-        await connection.send("a@example.com", "A", "text", "html")
+        await connection.send("a@example.com", "A", "text", "html", message_id="<t12@example.com>")
         await connection.close()  # what the mailer does after its keep-alive
         assert connection.idle_seconds == 0
-        await connection.send("b@example.com", "B", "text", "html")
+        await connection.send("b@example.com", "B", "text", "html", message_id="<t13@example.com>")
     assert smtp.connections == 2
