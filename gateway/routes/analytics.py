@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from google.protobuf import timestamp_pb2
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 from pydantic_core import PydanticCustomError
 
 from ecommerce.order.v1 import analytics_pb2
@@ -16,6 +17,19 @@ from gateway.schemas.carts import Sales, SalesPeriod, TopProduct, TopProducts
 from gateway.schemas.common import Money, problem_responses, rfc3339
 
 router = APIRouter(tags=["analytics"])
+
+
+# What starts an RFC 3339 date-time: pydantic would also read a number ("0.5") as Unix time.
+_RFC3339_START = re.compile(r"\d{4}-\d{2}-\d{2}([Tt ]|$)")
+
+
+def _rfc3339(value: object) -> object:
+    """Refuse a time that is not written as RFC 3339 says, before pydantic reads it."""
+    if isinstance(value, str) and not _RFC3339_START.match(value):
+        raise PydanticCustomError(
+            "datetime_format", "must be an RFC 3339 date-time, such as 2026-01-31T00:00:00Z"
+        )
+    return value
 
 
 def _in_utc(value: datetime | None) -> datetime | None:
@@ -40,11 +54,13 @@ def _in_utc(value: datetime | None) -> datetime | None:
 Start = Annotated[
     datetime | None,
     Query(description="RFC 3339, inclusive; default 30 days before end."),
+    BeforeValidator(_rfc3339),
     AfterValidator(_in_utc),
 ]
 End = Annotated[
     datetime | None,
     Query(description="RFC 3339, exclusive; default now."),
+    BeforeValidator(_rfc3339),
     AfterValidator(_in_utc),
 ]
 _GRANULARITY = {

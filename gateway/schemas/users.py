@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from ecommerce.user.v1 import auth_pb2, user_pb2
 from gateway.schemas.common import Schema, rfc3339
@@ -102,4 +102,4 @@ class UpdateUserRequest(Schema):
 
     full_name: str | None = Field(None, max_length=200)
     role: RoleName | None = None
-    active: bool | None = None
+    active: StrictBool | None = None

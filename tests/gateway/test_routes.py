@@ -69,6 +69,49 @@ async def test_a_cart_quantity_no_int64_holds_is_422_and_reaches_no_service(
     assert stub.calls == []
 
 
+@pytest.mark.parametrize("quantity", ["1", True, 1.0, 1.5, None])
+async def test_a_quantity_that_is_not_a_json_integer_is_422(
+    client: httpx.AsyncClient, stub: StubUpstream, quantity: object
+) -> None:
+    # The contract's numbers are JSON numbers: a string or a boolean is not read as one.
+    placed = await client.post("/v1/orders", json=order_of(quantity), headers=ORDER_HEADERS)  # type: ignore[arg-type]
+    put = await client.put("/v1/cart/items/p1", json={"quantity": quantity})
+    assert fields(problem(placed, 422)) == ["items.0.quantity"]
+    assert fields(problem(put, 422)) == ["quantity"]
+    assert stub.calls == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "N", "price": {"amount_minor": 100, "currency_code": "USD"}, "stock": False},
+         "stock"),
+        ({"name": "N", "price": {"amount_minor": "100", "currency_code": "USD"}},
+         "price.amount_minor"),
+    ],
+)  # fmt: skip
+async def test_a_product_number_that_is_a_string_or_boolean_is_422(
+    client: httpx.AsyncClient, stub: StubUpstream, body: dict[str, Any], field: str
+) -> None:
+    created = await client.post("/v1/products", json=body, headers={"Authorization": "Bearer x"})
+    assert fields(problem(created, 422)) == [field]
+    changed = await client.patch(
+        "/v1/products/p1", json={"stock": "5"}, headers={"Authorization": "Bearer x"}
+    )
+    assert fields(problem(changed, 422)) == ["stock"]
+    assert stub.calls == []
+
+
+async def test_an_accounts_active_flag_must_be_a_json_boolean(
+    client: httpx.AsyncClient, stub: StubUpstream
+) -> None:
+    changed = await client.patch(
+        "/v1/users/u1", json={"active": "false"}, headers={"Authorization": "Bearer x"}
+    )
+    assert fields(problem(changed, 422)) == ["active"]
+    assert stub.calls == []
+
+
 @pytest.mark.parametrize("quantity", [0, 1001, 2**63 - 1, -(2**63)])
 async def test_a_quantity_within_int64_is_left_to_the_order_service(
     client: httpx.AsyncClient, stub: StubUpstream, quantity: int
@@ -186,6 +229,18 @@ async def test_a_time_utc_cannot_hold_is_400_naming_the_parameter(
     body = problem(response, 400)
     assert body["errors"] == [
         {"field": name, "message": "must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z"}
+    ]
+    assert stub.calls == []
+
+
+@pytest.mark.parametrize("value", ["0.5", "1700000000", "yesterday"])
+async def test_a_time_not_written_as_rfc_3339_is_400_naming_the_parameter(
+    client: httpx.AsyncClient, stub: StubUpstream, value: str
+) -> None:
+    response = await client.get("/v1/analytics/sales", params={"start": value})
+    body = problem(response, 400)
+    assert body["errors"] == [
+        {"field": "start", "message": "must be an RFC 3339 date-time, such as 2026-01-31T00:00:00Z"}
     ]
     assert stub.calls == []
 
