@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from gateway.answer_cache import Answers, open_caches
 from gateway.metrics import metrics_router
 from gateway.middleware import install_middleware
+from gateway.openapi import install_openapi
 from gateway.problems import install_problem_handlers
 from gateway.ratelimit import RateLimits
 from gateway.routes import (
@@ -100,4 +101,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         if router.prefix or router.dependencies:
             raise ValueError("a router with a prefix or dependencies must be included")
         app.router.routes.extend(router.routes)
+    install_openapi(app)
     return app

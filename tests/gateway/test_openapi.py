@@ -59,3 +59,30 @@ def test_a_route_answering_with_a_document_shows_the_model_of_its_body() -> None
     assert content["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Product"
     }
+
+
+def test_every_error_an_operation_can_answer_is_documented_as_problem_json() -> None:
+    schema = create_app(load_settings(GatewaySettings, env_file=None)).openapi()
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    for path, operations in schema["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            # Malformed JSON is 400 on every route that takes a body (login, refresh and
+            # :cancel documented none); a body that does not fit its schema is 422.
+            if "requestBody" in operation:
+                assert {"400", "413", "422"} <= set(responses), (method, path)
+            elif operation.get("parameters"):
+                assert "400" in responses and "422" not in responses, (method, path)
+            assert {"503", "504"} <= set(responses), (method, path)
+            for status, response in responses.items():
+                if status.startswith(("4", "5")):
+                    assert list(response["content"]) == ["application/problem+json"], (
+                        method,
+                        path,
+                        status,
+                    )
+                    assert response["content"]["application/problem+json"]["schema"] == {
+                        "$ref": "#/components/schemas/Problem"
+                    }

@@ -1,0 +1,88 @@
+"""The OpenAPI document, completed with the error answers every route can give.
+
+FastAPI documents a 422 `application/json` validation error on any route with input, while
+the gateway answers problem+json: 400 for a body that is not JSON and for a bad parameter,
+422 for a body that parses but does not fit its schema (`gateway.problems`). Each route
+lists its own domain errors (`problem_responses`); this adds, to every operation, the ones
+the edge gives whatever the route: the input errors its inputs allow (413 for a body too
+large), 429 for a write (the write limits) and 503 and 504 for an upstream out of reach or
+too slow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from gateway.schemas.common import problem_responses
+
+# Answered by any route that calls a service.
+_UPSTREAM_FAILURES = (503, 504)
+_METHODS = ("get", "put", "post", "patch", "delete")
+
+
+def _problem(status: int) -> dict[str, Any]:
+    (entry,) = problem_responses(status).values()
+    return {
+        "description": entry["description"],
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+
+
+def complete_error_responses(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with the edge's error answers on every operation of the API's own paths."""
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith("/v1/"):
+            continue  # probes and the problem catalogue call no service
+        for method in _METHODS:
+            operation = operations.get(method)
+            if operation is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            has_body = "requestBody" in operation
+            has_parameters = bool(operation.get("parameters"))
+            if "422" in responses and not has_body:
+                del responses["422"]  # a bad parameter is 400, not FastAPI's 422
+            wanted = [*_UPSTREAM_FAILURES]
+            if has_body or has_parameters:
+                wanted.append(400)
+            if has_body:
+                wanted += [413, 422]
+            if method != "get":
+                wanted.append(429)  # the write limits
+            for status in wanted:
+                responses[str(status)] = _problem(status)
+            # Whatever FastAPI put under an error status is sent as problem+json.
+            for status, response in responses.items():
+                content = response.get("content")
+                if status[0] in "45" and content and "application/json" in content:
+                    response["content"] = {"application/problem+json": content["application/json"]}
+                    response["content"]["application/problem+json"]["schema"] = {
+                        "$ref": "#/components/schemas/Problem"
+                    }
+    schema.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
+    schema.get("components", {}).get("schemas", {}).pop("ValidationError", None)
+    return schema
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve the completed document, built once, at the app's `openapi_url`."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = complete_error_responses(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                    tags=app.openapi_tags,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
