@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -67,6 +68,9 @@ UnitOfWorkT = TypeVar("UnitOfWorkT", bound=UnitOfWork)
 
 # When a message's handler first found a dependency down (Unix time), and how many times it
 # has waited in a retry queue since.
+# How long the broker may take to confirm a deferred copy (a broker in a memory alarm holds
+# publishers); past it the message is given back the ordinary way.
+DEFER_TIMEOUT_SECONDS = 10.0
 OUTAGE_SINCE_HEADER = "outage-since"
 OUTAGE_RETRIES_HEADER = "outage-retries"
 
@@ -180,7 +184,9 @@ class EventConsumer(Generic[UnitOfWorkT]):
 
     async def run(self) -> None:
         """Consume until cancelled."""
-        channel = self._channel = await self.connection.channel()
+        # A copy the broker cannot route to its retry queue comes back as an error, so that
+        # the original is not acked (`_defer`).
+        channel = self._channel = await self.connection.channel(on_return_raises=True)
         try:
             await channel.set_qos(prefetch_count=self.prefetch)
             # Bound to the event types it has handlers for: its own declaration never adds a
@@ -335,6 +341,8 @@ class EventConsumer(Generic[UnitOfWorkT]):
         headers = dict(message.headers or {})
         now = time.time()
         since = _float_header(headers.get(OUTAGE_SINCE_HEADER), now)
+        if not math.isfinite(since) or since > now:
+            since = now  # not a time this replica can trust: the window starts now
         if now - since > self.outage_window or self._channel is None:
             return False
         retries = int(_float_header(headers.get(OUTAGE_RETRIES_HEADER), 0))
@@ -361,7 +369,9 @@ class EventConsumer(Generic[UnitOfWorkT]):
         try:
             # Confirmed by the broker before the original is acked: never neither of them.
             await self._channel.default_exchange.publish(
-                copy, routing_key=self.topology.retry_queue(self.consumer, delay)
+                copy,
+                routing_key=self.topology.retry_queue(self.consumer, delay),
+                timeout=DEFER_TIMEOUT_SECONDS,
             )
         except Exception as exc:  # the broker going too: give it back the ordinary way
             logger.warning("could not defer %s %s: %s", event_type, message.message_id, exc)

@@ -18,9 +18,27 @@ def rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "x", None)
 
 
-def raised_from(error: BaseException, cause: BaseException) -> BaseException:
+def raised_from(
+    error: BaseException, cause: BaseException | None, handled: BaseException | None = None
+) -> BaseException:
+    """`error` raised from `cause` (`from None` when None), while handling `handled`."""
     try:
-        raise error from cause
+        try:
+            if handled is not None:
+                raise handled
+        finally:
+            raise error from cause
+    except BaseException as chained:
+        return chained
+
+
+def raised_while_handling(error: BaseException, handled: BaseException) -> BaseException:
+    """`error` raised in an `except` block handling `handled`: chained implicitly."""
+    try:
+        try:
+            raise handled
+        except BaseException:
+            raise error  # noqa: B904 - the implicit chaining is the point
     except BaseException as chained:
         return chained
 
@@ -45,7 +63,9 @@ def lost_connection() -> OperationalError:
         lost_connection(),
         AMQPConnectionError("broker gone"),
         RedisConnectionError("redis gone"),
-        raised_from(RuntimeError("the handler's own words"), OSError("network unreachable")),
+        raised_from(
+            RuntimeError("the handler's own words"), ConnectionRefusedError(111, "refused")
+        ),
     ],
     ids=lambda error: type(error).__name__,
 )
@@ -62,7 +82,12 @@ def test_a_dependency_out_of_reach_is_an_outage(error: BaseException) -> None:
         rpc_error(grpc.StatusCode.INVALID_ARGUMENT),
         rpc_error(grpc.StatusCode.INTERNAL),
         asyncpg.exceptions.UniqueViolationError("duplicate key"),
+        asyncpg.exceptions.ProtocolViolationError("08P01: a bug, not an outage"),
         raised_from(KeyError("x"), ValueError("y")),
+        FileNotFoundError(2, "no such file"),
+        PermissionError(13, "denied"),
+        raised_while_handling(KeyError("a bug in the handler"), ConnectionResetError()),
+        raised_from(KeyError("told: not from it"), None, ConnectionResetError()),
     ],
     ids=lambda error: type(error).__name__,
 )
