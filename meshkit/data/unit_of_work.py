@@ -23,6 +23,7 @@ from google.protobuf.message import Message
 
 from meshkit.data.db import Database
 from meshkit.data.transactions import DriverTransaction, SessionTransaction, Transaction
+from meshkit.failures import mark_commit_attempted
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class UnitOfWork:
             self._published = []
         assert self._commit is not None
         commit, self._commit, self._rollback = self._commit, None, None
+        mark_commit_attempted()
         await commit()
         self._committed()
 

@@ -25,7 +25,7 @@ from meshkit.context import (
     request_id_var,
 )
 from meshkit.errors import NUL_MESSAGE, DomainError, InvalidArgument, Unauthenticated
-from meshkit.failures import dependency_down
+from meshkit.failures import begin_work, commit_attempted, dependency_down, end_work
 from meshkit.metrics import GRPC_HANDLED, GRPC_HANDLING_SECONDS, GRPC_STARTED
 from meshkit.rpc.statuses import status_for
 
@@ -314,6 +314,7 @@ class ErrorMappingInterceptor(UnaryInterceptor):
         context: grpc.aio.ServicerContext[Any, Any],
         call_next: Behavior,
     ) -> Any:
+        work = begin_work()
         try:
             if isinstance(request, Undecodable):
                 raise InvalidArgument(f"The request is not a valid {request.message_name}.")
@@ -334,9 +335,11 @@ class ErrorMappingInterceptor(UnaryInterceptor):
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            if dependency_down(error):
-                # The database or a service out of reach (a restart, a failover): the
-                # caller may retry, and the log needs no stack trace for it.
+            if dependency_down(error) and not commit_attempted():
+                # The database or a service out of reach (a restart, a failover) before the
+                # call committed anything: UNAVAILABLE, which the mesh's channels retry, says
+                # the call did not happen. After a commit was asked for, the outcome is not
+                # known, and INTERNAL below says so.
                 logger.warning("%s: a dependency is unavailable: %r", method, error)
                 await context.abort(
                     grpc.StatusCode.UNAVAILABLE,
@@ -350,6 +353,8 @@ class ErrorMappingInterceptor(UnaryInterceptor):
                 )
             logger.exception("unhandled error in %s", method)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        finally:
+            end_work(work)
 
 
 # PostgreSQL's character_not_in_repertoire: text its encoding cannot hold (NUL).

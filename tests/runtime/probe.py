@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from meshkit.context import Principal, Role, current_principal, current_request_id, remaining_time
 from meshkit.errors import FieldViolation, InvalidArgument, NotFound, Unauthenticated
+from meshkit.failures import mark_commit_attempted
 from meshkit.rpc import ServiceRegistration, create_channel
 
 SERVICE = "test.v1.Probe"
@@ -56,6 +57,9 @@ class Probe:
             lost = OperationalError("SELECT 1", {}, ConnectionResetError("connection reset"))
             lost.connection_invalidated = True
             raise lost
+        if request == b"lost after commit":
+            mark_commit_attempted()  # as a unit of work does before COMMIT
+            raise ConnectionResetError("the commit's answer was lost")
         if request == b"database refused":
             raise RuntimeError("the work failed") from ConnectionRefusedError(111, "refused")
         raise RuntimeError("secret internal detail")

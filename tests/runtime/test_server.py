@@ -87,6 +87,8 @@ async def test_invalid_argument_carries_field_violations(channel: grpc.aio.Chann
         # A lost or refused database connection is a dependency down: retryable.
         (b"database lost", grpc.StatusCode.UNAVAILABLE),
         (b"database refused", grpc.StatusCode.UNAVAILABLE),
+        # After COMMIT was sent, the outcome is unknown: not UNAVAILABLE, which is retried.
+        (b"lost after commit", grpc.StatusCode.INTERNAL),
     ],
 )
 async def test_errors_map_to_status(
