@@ -24,6 +24,7 @@ from meshkit.identity import USERS, authorize
 from meshkit.ids import new_id
 from meshkit.messaging import Envelope
 from meshkit.rpc import PageTokenCodec, page_size, timestamp
+from meshkit.shielding import finish
 from meshkit.telemetry import TRACEPARENT, continuing, resumed, trace_headers
 from notification_service import metrics
 from notification_service.emails import SUBJECTS, EmailRenderer
@@ -82,7 +83,7 @@ class Notifications:
         poll_seconds: float = 1.0,
         keepalive_seconds: float = 10.0,
         batch_size: int = 20,
-        lease_seconds: float = 60.0,
+        lease_seconds: float | None = None,
     ) -> None:
         self.db = database
         # Each event is handled in a unit of work the consumer opens; each mailer pass in one
@@ -98,7 +99,10 @@ class Notifications:
         self.poll_seconds = poll_seconds
         self.keepalive_seconds = keepalive_seconds
         self.batch_size = batch_size
-        self.lease_seconds = lease_seconds
+        # Longer than a pass can take, every email of it waiting out the relay's timeout.
+        self.lease_seconds = lease_seconds or max(
+            60.0, 2 * batch_size * mailer.settings.smtp_timeout_seconds
+        )
         self.due = asyncio.Event()
 
     # --- events become notifications ----------------------------------------------------
@@ -164,45 +168,83 @@ class Notifications:
         """One pass over due notifications; returns how many were attempted.
 
         Delivery is at least once. Each attempt is counted and the notification leased (not
-        due again for `lease_seconds`) in a transaction of its own before the emails go, and
-        no transaction is held while they do: a sender that dies after an email left, but
-        before its outcome was saved, sends it again once the lease is over, counted, and
-        under the same Message-ID, which a receiver's dedupe recognises as the same message.
+        due again for `lease_seconds`, longer than a pass can take) in a transaction of its
+        own before the emails go, and no transaction is held while they do: a sender that
+        dies after an email left, but before its outcome was saved, sends it again once the
+        lease is over, counted, and under the same Message-ID, which a receiver's dedupe
+        recognises as the same message. Stopped mid-pass, it saves what it sent first.
         """
         async with self.unit_of_work() as uow:
             due = await uow.notifications.due(utcnow(), self.batch_size)
             if not due:
                 return 0
+            # Past its last attempt (each one of an unknown outcome, its sender having died
+            # each time): given up on, not sent again.
+            spent = [n for n in due if n.attempts >= self.max_attempts]
+            for notification in spent:
+                await self._give_up(uow, notification, "no outcome known of its last attempt")
+            due = [n for n in due if n.attempts < self.max_attempts]
             lease_until = utcnow() + timedelta(seconds=self.lease_seconds)
             await uow.notifications.claim(due, lease_until)
             await uow.commit()
-        # The connection opens at the first send only: an empty pass touches no relay.
+        attempted: list[NotificationRecord] = []
         failures: dict[str, Exception] = {}
         # Each send's context, for the event its outcome publishes to continue.
         sends: dict[str, dict[str, str]] = {}
-        for notification in due:
-            # In the trace of the event that asked for the email, if it was traced.
-            with continuing(
-                f"send {notification.event_type} email",
-                json.loads(notification.trace_context or "{}"),
-            ):
-                sends[notification.id] = trace_headers()
-                try:
-                    await connection.send(
-                        notification.recipient,
-                        notification.subject,
-                        notification.body_text,
-                        notification.body_html,
-                        message_id=self.mailer.message_id(notification.id),
-                    )
-                except Exception as exc:
-                    failures[notification.id] = exc
-        async with self.unit_of_work() as uow:
+        try:
+            # The connection opens at the first send only: an empty pass touches no relay.
             for notification in due:
+                # In the trace of the event that asked for the email, if it was traced.
+                with continuing(
+                    f"send {notification.event_type} email",
+                    json.loads(notification.trace_context or "{}"),
+                ):
+                    sends[notification.id] = trace_headers()
+                    try:
+                        await connection.send(
+                            notification.recipient,
+                            notification.subject,
+                            notification.body_text,
+                            notification.body_html,
+                            message_id=self.mailer.message_id(notification.id),
+                        )
+                    except Exception as exc:
+                        failures[notification.id] = exc
+                    # Its outcome known: one stopped mid-send stays claimed, sent again later.
+                    attempted.append(notification)
+        finally:
+            # Cancelled (a deploy) between two sends: what went out is saved all the same.
+            await finish(self._record_all(attempted, failures, sends))
+        return len(due)
+
+    async def _record_all(
+        self,
+        attempted: list[NotificationRecord],
+        failures: dict[str, Exception],
+        sends: dict[str, dict[str, str]],
+    ) -> None:
+        if not attempted:
+            return
+        async with self.unit_of_work() as uow:
+            for notification in attempted:
                 with resumed(sends[notification.id]):
                     await self._record(uow, notification, failures.get(notification.id))
             await uow.commit()
-        return len(due)
+
+    async def _give_up(
+        self, uow: NotificationUnitOfWork, notification: NotificationRecord, reason: str
+    ) -> None:
+        logger.error("giving up on notification %s: %s", notification.id, reason)
+        await uow.notifications.save_attempt(
+            notification.id,
+            claimed_attempts=notification.attempts,
+            status=NotificationStatus.FAILED,
+            attempts=notification.attempts,
+            failure_reason=reason,
+            next_attempt_at=notification.next_attempt_at,
+            sent_at=None,
+        )
+        uow.after_commit(metrics.FAILED.inc)
 
     async def _record(
         self,
@@ -237,10 +279,20 @@ class Notifications:
                     outcome["attempts"],
                     reason,
                 )
-            await uow.notifications.save_attempt(notification.id, **outcome)
+            await uow.notifications.save_attempt(
+                notification.id, claimed_attempts=outcome["attempts"], **outcome
+            )
             return
         outcome["sent_at"] = sent_at = utcnow()
-        await uow.notifications.save_attempt(notification.id, **outcome)
+        saved = await uow.notifications.save_attempt(
+            notification.id, claimed_attempts=outcome["attempts"], **outcome
+        )
+        if not saved:
+            # Claimed again meanwhile (its lease ran out): that pass's outcome stands, and
+            # the email it sent publishes the event.
+            logger.warning("notification %s was claimed again before its outcome was saved",
+                           notification.id)  # fmt: skip
+            return
         uow.after_commit(metrics.SENT.inc)
         uow.publish(
             events_pb2.NotificationSent(

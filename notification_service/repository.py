@@ -15,9 +15,14 @@ from notification_service.records import NotificationRecord
 _notifications: Table = Notification.__table__  # type: ignore[assignment]
 # Built once, run with parameters: every email of every order is one.
 _RECORD = Statement(_notifications.insert())
+# Only over the attempt it claimed: a pass whose lease ran out, the notification claimed
+# again by another, does not overwrite what that one saves.
 _SAVE_ATTEMPT = Statement(
     update(_notifications)
-    .where(_notifications.c.id == bindparam("notification_id"))
+    .where(
+        _notifications.c.id == bindparam("notification_id"),
+        _notifications.c.attempts == bindparam("claimed_attempts"),
+    )
     .values(
         {
             name: bindparam(name)
@@ -90,16 +95,20 @@ class NotificationRepository:
         self,
         notification_id: str,
         *,
+        claimed_attempts: int,
         status: str,
         attempts: int,
         failure_reason: str,
         next_attempt_at: datetime,
         sent_at: datetime | None,
-    ) -> None:
-        await self.tx.execute(
+    ) -> bool:
+        """Save an attempt's outcome; False when the notification is no longer at the attempt
+        `claimed_attempts` counted (another pass claimed it since)."""
+        saved = await self.tx.execute(
             _SAVE_ATTEMPT,
             {
                 "notification_id": notification_id,
+                "claimed_attempts": claimed_attempts,
                 "status": status,
                 "attempts": attempts,
                 "failure_reason": failure_reason,
@@ -107,6 +116,7 @@ class NotificationRepository:
                 "sent_at": sent_at,
             },
         )
+        return saved > 0
 
 
 async def page_of_user(

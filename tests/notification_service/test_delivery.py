@@ -4,6 +4,7 @@ attempt is counted by its outcome once the pass commits."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from meshkit.settings import load_settings
 from notification_service.mailer import SmtpMailer
 from notification_service.models import Notification, NotificationStatus, metadata, outbox
 from notification_service.notifications import Notifications
+from notification_service.repository import NotificationRepository
 from notification_service.settings import NotificationSettings
 from notification_service.unit_of_work import NotificationUnitOfWork
 from tests.conftest import DatabaseFactory
@@ -70,6 +72,24 @@ async def add_notification(database: Database, recipient: str) -> str:
             )
         )
     return notification_id
+
+
+async def set_attempts(database: Database, notification_id: str, attempts: int) -> None:
+    async with database.transaction() as session:
+        row = await session.get(Notification, notification_id)
+        assert row is not None
+        row.attempts = attempts
+
+
+def dying_after_the_claim(notifications: Notifications, database: Database) -> Outbox:
+    """The next pass claims, sends, then cannot save its outcomes (its sender "died"); the
+    pass after it runs as usual. Returns the outbox its units of work write."""
+    events = Outbox(outbox, "notification_service")
+    units = iter([NotificationUnitOfWork(database, events), CommitFails(database, events)])
+    notifications.unit_of_work = lambda: (
+        next(units, None) or NotificationUnitOfWork(database, events)
+    )
+    return events
 
 
 async def stored(database: Database, notification_id: str) -> Notification:
@@ -176,14 +196,7 @@ async def test_an_email_whose_outcome_was_not_saved_is_sent_again_as_the_same_me
     database = await database_on_each_backend(metadata)
     notifications = notifications_of(database, smtp)
     notifications.lease_seconds = 0  # due again at once, not after the usual minute
-    events = Outbox(outbox, "notification_service")
-    units = iter(
-        [
-            NotificationUnitOfWork(database, events),  # the claim commits
-            CommitFails(database, events),  # the outcome does not: the sender "died"
-        ]
-    )
-    notifications.unit_of_work = lambda: next(units)
+    dying_after_the_claim(notifications, database)
     kept = await add_notification(database, "kept@example.com")
     before = emails()
 
@@ -196,7 +209,6 @@ async def test_an_email_whose_outcome_was_not_saved_is_sent_again_as_the_same_me
     claimed = await stored(database, kept)
     assert (claimed.status, claimed.attempts) == (NotificationStatus.PENDING, 1)
     assert counted_since(before) == {"sent": 0, "retried": 0, "failed": 0}
-    notifications.unit_of_work = lambda: NotificationUnitOfWork(database, events)
     async with notifications.mailer.connection() as connection:
         assert await notifications.deliver_due(connection) == 1
     # Sent again, once, as the same message, and both attempts on record.
@@ -212,15 +224,93 @@ async def test_a_leased_notification_is_not_sent_again_before_its_lease_ends(
 ) -> None:
     database = await database_on_each_backend(metadata)
     notifications = notifications_of(database, smtp)
-    events = Outbox(outbox, "notification_service")
-    units = iter([NotificationUnitOfWork(database, events), CommitFails(database, events)])
-    notifications.unit_of_work = lambda: next(units)
+    dying_after_the_claim(notifications, database)
     await add_notification(database, "kept@example.com")
     async with notifications.mailer.connection() as connection:
         with pytest.raises(RuntimeError, match="could not commit"):
             await notifications.deliver_due(connection)
-    notifications.unit_of_work = lambda: NotificationUnitOfWork(database, events)
     # Another replica's pass, within the lease (a minute): nothing is due.
     async with notifications.mailer.connection() as connection:
         assert await notifications.deliver_due(connection) == 0
     assert len(smtp.received()) == 1
+
+
+class CancelledOnSecondSend:
+    """A connection whose second send is where the process is told to stop (a deploy)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.sends = 0
+
+    async def send(self, *args: Any, **kwargs: Any) -> None:
+        self.sends += 1
+        if self.sends == 2:
+            raise asyncio.CancelledError
+        await self.inner.send(*args, **kwargs)
+
+
+async def test_a_pass_stopped_between_two_sends_saves_the_one_it_sent(
+    database_on_each_backend: DatabaseFactory, smtp: SmtpServer
+) -> None:
+    database = await database_on_each_backend(metadata)
+    notifications = notifications_of(database, smtp)
+    first = await add_notification(database, "first@example.com")
+    second = await add_notification(database, "second@example.com")
+
+    async with notifications.mailer.connection() as connection:
+        with pytest.raises(asyncio.CancelledError):
+            await notifications.deliver_due(CancelledOnSecondSend(connection))  # type: ignore[arg-type]
+
+    # Sent, and saved as sent: a restart does not send it again.
+    sent = await stored(database, first)
+    assert (sent.status, sent.attempts) == (NotificationStatus.SENT, 1)
+    # Claimed, its attempt counted, not sent: due again once its lease is over.
+    waiting = await stored(database, second)
+    assert (waiting.status, waiting.attempts) == (NotificationStatus.PENDING, 1)
+    assert waiting.next_attempt_at > utcnow()
+    assert [mail.subject for mail in smtp.received()] == ["To first@example.com"]
+
+
+async def test_an_outcome_saved_after_another_pass_claimed_it_again_is_not_kept(
+    database_on_each_backend: DatabaseFactory, smtp: SmtpServer
+) -> None:
+    database = await database_on_each_backend(metadata)
+    notifications = notifications_of(database, smtp)
+    kept = await add_notification(database, "kept@example.com")
+    before = emails()
+    original = NotificationRepository.save_attempt
+
+    async def claimed_again_first(self: NotificationRepository, *args: Any, **kw: Any) -> bool:
+        # This pass's lease ran out while it sent: another pass claimed the notification.
+        await set_attempts(database, kept, 2)
+        return await original(self, *args, **kw)
+
+    NotificationRepository.save_attempt = claimed_again_first  # type: ignore[method-assign]
+    try:
+        async with notifications.mailer.connection() as connection:
+            assert await notifications.deliver_due(connection) == 1
+    finally:
+        NotificationRepository.save_attempt = original  # type: ignore[method-assign]
+
+    # The later claim's pass owns the outcome: this one neither overwrote it nor published.
+    row = await stored(database, kept)
+    assert (row.status, row.attempts) == (NotificationStatus.PENDING, 2)
+    async with database.session() as session:
+        assert (await session.execute(select(outbox.c.event_type))).all() == []
+    assert counted_since(before) == {"sent": 0, "retried": 0, "failed": 0}
+
+
+async def test_a_notification_past_its_last_attempt_of_unknown_outcome_is_given_up(
+    database_on_each_backend: DatabaseFactory, smtp: SmtpServer
+) -> None:
+    database = await database_on_each_backend(metadata)
+    notifications = notifications_of(database, smtp)
+    stuck = await add_notification(database, "stuck@example.com")
+    # Each attempt claimed, its sender dying before the outcome.
+    await set_attempts(database, stuck, MAX_ATTEMPTS)
+
+    async with notifications.mailer.connection() as connection:
+        assert await notifications.deliver_due(connection) == 0
+    failed = await stored(database, stuck)
+    assert (failed.status, failed.attempts) == (NotificationStatus.FAILED, MAX_ATTEMPTS)
+    assert smtp.received() == []
