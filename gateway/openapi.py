@@ -36,8 +36,8 @@ def _problem(status: int) -> dict[str, Any]:
 def complete_error_responses(schema: dict[str, Any]) -> dict[str, Any]:
     """`schema` with the edge's error answers on every operation of the API's own paths."""
     for path, operations in schema.get("paths", {}).items():
-        if not path.startswith("/v1/"):
-            continue  # probes and the problem catalogue call no service
+        # Probes and the problem catalogue call no service.
+        calls_services = path.startswith("/v1/")
         for method in _METHODS:
             operation = operations.get(method)
             if operation is None:
@@ -47,12 +47,12 @@ def complete_error_responses(schema: dict[str, Any]) -> dict[str, Any]:
             has_parameters = bool(operation.get("parameters"))
             if "422" in responses and not has_body:
                 del responses["422"]  # a bad parameter is 400, not FastAPI's 422
-            wanted = [*_UPSTREAM_FAILURES]
+            wanted = [*_UPSTREAM_FAILURES] if calls_services else []
             if has_body or has_parameters:
                 wanted.append(400)
             if has_body:
                 wanted += [413, 422]
-            if method != "get":
+            if method != "get" and calls_services:
                 wanted.append(429)  # the write limits
             for status in wanted:
                 responses[str(status)] = _problem(status)

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from gateway.problem_types import BY_NAME, PROBLEM_TYPES, ProblemType
+from gateway.schemas.common import problem_responses
 from meshkit.errors import NotFound
 
 router = APIRouter(tags=["operations"])
@@ -37,7 +38,7 @@ async def list_problem_types() -> list[ProblemTypeOut]:
 @router.get(
     "/problems/{name}",
     summary="One problem type: what a problem's `type` URI names",
-    responses={404: {"description": "No problem type has this name."}},
+    responses=problem_responses(404),
 )
 async def get_problem_type(name: str) -> ProblemTypeOut:
     problem = BY_NAME.get(name)

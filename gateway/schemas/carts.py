@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field
 
 from ecommerce.notification.v1 import notification_pb2
 from ecommerce.order.v1 import analytics_pb2, cart_pb2
-from gateway.schemas.common import INT64_MAX, INT64_MIN, Money, Schema, rfc3339
+from gateway.schemas.common import INT64_MAX, INT64_MIN, JsonInt, Money, Schema, rfc3339
 from gateway.schemas.orders import Address
 
 
 class SetCartItemRequest(Schema):
     # Only int64's bounds: the order service judges 1 to 1000 (400 naming the field).
-    quantity: StrictInt = Field(
+    quantity: JsonInt = Field(
         ge=INT64_MIN,
         le=INT64_MAX,
         description="Units wanted, 1 to 1000; replaces what the cart had.",

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from google.protobuf import timestamp_pb2
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from ecommerce.common.v1 import money_pb2
 from gateway.problem_types import PROBLEM_TYPES
 from meshkit.errors import NUL
 from meshkit.rpc import to_datetime
+
+
+def _json_number(value: object) -> object:
+    """Refuse what JSON does not call a number (a string, a boolean) before pydantic, which
+    would read "1" and true as 1; 1.0 is a JSON number, and an integer."""
+    if isinstance(value, str | bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+# An integer as the contract has it: a JSON number with no fraction.
+JsonInt = Annotated[int, BeforeValidator(_json_number)]
 
 # What a protobuf int64 field holds. Out of this range a value cannot even reach a service
 # (building the message raises); inside it, the service judges (and answers 400 naming the

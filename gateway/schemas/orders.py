@@ -5,11 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field
 
 from ecommerce.order.v1 import order_pb2
 from ecommerce.payment.v1 import payment_pb2
-from gateway.schemas.common import INT64_MAX, INT64_MIN, Money, Schema, money_document, rfc3339
+from gateway.schemas.common import (
+    INT64_MAX,
+    INT64_MIN,
+    JsonInt,
+    Money,
+    Schema,
+    money_document,
+    rfc3339,
+)
 
 OrderStatusName = Literal["PENDING", "PAID", "SHIPPED", "CANCELLED"]
 STATUS_NAMES: dict[order_pb2.OrderStatus.ValueType, str] = {
@@ -24,7 +32,7 @@ STATUS_VALUES = {name: number for number, name in STATUS_NAMES.items()}
 class LineItem(Schema):
     product_id: str = Field(max_length=64)
     # Only int64's bounds: the order service judges 1 to 1000 (400 naming the item).
-    quantity: StrictInt = Field(
+    quantity: JsonInt = Field(
         ge=INT64_MIN, le=INT64_MAX, description="Units to order, 1 to 1000.", examples=[2]
     )
 

@@ -5,11 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.product.v1 import product_pb2
-from gateway.schemas.common import INT64_MAX, INT64_MIN, Money, Schema, money_document, rfc3339
+from gateway.schemas.common import (
+    INT64_MAX,
+    INT64_MIN,
+    JsonInt,
+    Money,
+    Schema,
+    money_document,
+    rfc3339,
+)
 
 OrderBy = Literal["price", "-price", "name", "-created_at"]
 
@@ -56,7 +64,7 @@ class UpdateCategoryRequest(Schema):
 class PriceInput(Schema):
     """A price as sent: the product service checks it (400 with the field when invalid)."""
 
-    amount_minor: StrictInt = Field(
+    amount_minor: JsonInt = Field(
         ge=INT64_MIN,
         le=INT64_MAX,
         description="Amount in the currency's minor unit (cents); 0 to 10^12.",
@@ -119,7 +127,7 @@ class CreateProductRequest(Schema):
     name: str = Field(description="At most 200 characters.", examples=["Analytical Engine"])
     description: str = Field("", description="At most 5000 characters.")
     price: PriceInput
-    stock: StrictInt = Field(0, ge=INT64_MIN, le=INT64_MAX, description="0 to 10^9.", examples=[10])
+    stock: JsonInt = Field(0, ge=INT64_MIN, le=INT64_MAX, description="0 to 10^9.", examples=[10])
     category_id: str = Field("", max_length=64, description="An existing category, or empty.")
     seller_id: str = Field(
         "",
@@ -145,7 +153,7 @@ class UpdateProductRequest(Schema):
     name: str | None = None
     description: str | None = None
     price: PriceInput | None = None
-    stock: StrictInt | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
+    stock: JsonInt | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
     category_id: str | None = Field(None, max_length=64)
 
     def to_proto(self, product_id: str) -> tuple[product_pb2.Product, list[str]]:
