@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from tests.conftest import PostgresFactory
 from tests.e2e.conftest import RunningMesh, running_mesh
-from tests.e2e.shop import ADDRESS, Shop
+from tests.e2e.shop import ADDRESS, Person, Shop
 from tests.otlp import ReceivedSpan, SpanStore, grpc_receiver
 from tests.support import eventually
 
@@ -56,6 +57,28 @@ async def traced(
             yield mesh, store
 
 
+async def place(
+    mesh: RunningMesh, buyer: Person, product: dict[str, Any], traceparent: str | None = None
+) -> str:
+    """One unit of `product` ordered by `buyer`, with the client's `traceparent` if given;
+    the order's id."""
+    headers = {**buyer.headers, "Idempotency-Key": secrets.token_hex(8)}
+    if traceparent is not None:
+        headers["traceparent"] = traceparent
+    placed = await mesh.client.post(
+        "/v1/orders",
+        json={
+            "items": [{"product_id": product["id"], "quantity": 1}],
+            "payment_method": "pm_card_visa",
+            "shipping_address": ADDRESS,
+        },
+        headers=headers,
+    )
+    assert placed.status_code == 201, placed.text
+    order_id: str = placed.json()["id"]
+    return order_id
+
+
 def missing(spans: list[ReceivedSpan]) -> set[tuple[str, str, str]]:
     return EXPECTED - {(span.service, span.kind, span.name) for span in spans}
 
@@ -68,21 +91,8 @@ async def test_one_order_is_one_trace_from_the_client_to_the_last_email(
     seller, buyer = await shop.seller(), await shop.customer()
     product = await shop.product(seller, stock=5)
     trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
-    placed = await mesh.client.post(
-        "/v1/orders",
-        json={
-            "items": [{"product_id": product["id"], "quantity": 1}],
-            "payment_method": "pm_card_visa",
-            "shipping_address": ADDRESS,
-        },
-        headers={
-            **buyer.headers,
-            "Idempotency-Key": secrets.token_hex(8),
-            "traceparent": f"00-{trace_id}-{client_span}-01",
-        },
-    )
-    assert placed.status_code == 201, placed.text
-    await shop.wait_status(buyer, placed.json()["id"], "PAID")
+    order_id = await place(mesh, buyer, product, f"00-{trace_id}-{client_span}-01")
+    await shop.wait_status(buyer, order_id, "PAID")
 
     def dangling(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
         ids = {span.span_id for span in spans}
@@ -131,21 +141,7 @@ async def test_an_unsampled_order_makes_no_span_in_any_process(
     before = {pair: count(*pair) for pair in watched}
 
     async def order(traceparent: str) -> str:
-        placed = await mesh.client.post(
-            "/v1/orders",
-            json={
-                "items": [{"product_id": product["id"], "quantity": 1}],
-                "payment_method": "pm_card_visa",
-                "shipping_address": ADDRESS,
-            },
-            headers={
-                **buyer.headers,
-                "Idempotency-Key": secrets.token_hex(8),
-                "traceparent": traceparent,
-            },
-        )
-        assert placed.status_code == 201, placed.text
-        order_id: str = placed.json()["id"]
+        order_id = await place(mesh, buyer, product, traceparent)
         await shop.wait_status(buyer, order_id, "PAID")
         return order_id
 
@@ -176,19 +172,8 @@ async def test_an_order_without_a_traceparent_is_traced_whole_or_not_at_all(
     seller, buyer = await shop.seller(), await shop.customer()
     product = await shop.product(seller, stock=50)
     seen = {span.trace_id for span in store.spans()}
-    placed = []
-    for _ in range(12):  # all 12 sampled, or none, once in 2,048 runs
-        response = await mesh.client.post(
-            "/v1/orders",
-            json={
-                "items": [{"product_id": product["id"], "quantity": 1}],
-                "payment_method": "pm_card_visa",
-                "shipping_address": ADDRESS,
-            },
-            headers={**buyer.headers, "Idempotency-Key": secrets.token_hex(8)},
-        )
-        assert response.status_code == 201, response.text
-        placed.append(response.json()["id"])
+    # All 12 sampled, or none, once in 2,048 runs.
+    placed = [await place(mesh, buyer, product) for _ in range(12)]
     for order_id in placed:
         await shop.wait_status(buyer, order_id, "PAID")
 

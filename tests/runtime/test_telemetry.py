@@ -39,10 +39,12 @@ print(json.dumps({
 """
 
 
-def probe(**env: str) -> dict[str, object]:
+def run_probe(script: str, **env: str) -> dict[str, Any]:
+    """What `script` prints last, as JSON, run in a process of its own with `env` for the
+    shell's OTEL_* variables."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", script],
         env={**clean, **env},
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -50,8 +52,12 @@ def probe(**env: str) -> dict[str, object]:
         timeout=60,
         check=True,
     )
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def probe(**env: str) -> dict[str, Any]:
+    return run_probe(PROBE, **env)
 
 
 @pytest.fixture
@@ -154,18 +160,7 @@ print(json.dumps({"roots": roots, "nested": nested, "remote": remote}))
 
 
 def sampling_probe(**env: str) -> dict[str, Any]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    done = subprocess.run(
-        [sys.executable, "-c", SAMPLING_PROBE],
-        env={**clean, **env},
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_probe(SAMPLING_PROBE, **env)
 
 
 def _sampled(traceparent: str) -> bool:
