@@ -52,7 +52,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             upstreams = Upstreams.open(settings)
             stack.push_async_callback(upstreams.close)
             app.state.upstreams = upstreams
-            app.state.verifier = jwks_verifier(settings, upstreams.channels["user_service"])
+            app.state.verifier = jwks_verifier(settings, upstreams.channels["user_service"], stack)
             open_caches(app.state.answers, settings, stack)
             prepare_collector_for_serving(GATEWAY_YOUNG_COLLECTION_THRESHOLD)
             yield

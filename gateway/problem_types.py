@@ -56,6 +56,11 @@ _TYPES = (
     ProblemType("TOKEN_MISSING", (401,), "The call needs a bearer token."),
     ProblemType("TOKEN_INVALID", (401,), "The token is malformed, or not one of ours."),
     ProblemType("TOKEN_EXPIRED", (401,), "The access token has expired; refresh it."),
+    ProblemType(
+        "TOKEN_REVOKED",
+        (401,),
+        "The account was deactivated, or its role or password changed: sign in again.",
+    ),
     ProblemType("ROLE_NOT_ALLOWED", (403,), "The caller's role may not do this."),
     ProblemType(
         "ACCOUNT_DEACTIVATED", (401, 403), "The account is deactivated: it can no longer sign in."

@@ -30,6 +30,9 @@ class Principal:
     role: Role
     token: str
     token_id: str = ""
+    # When the token was issued (`iat`, seconds since the epoch): a revocation voids the
+    # tokens issued before it.
+    issued_at: float = 0.0
 
     @property
     def is_admin(self) -> bool:

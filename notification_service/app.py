@@ -52,7 +52,7 @@ async def build(settings: NotificationSettings, stack: AsyncExitStack) -> Servic
                 notification_pb2_grpc.add_NotificationServiceServicer_to_server,
             )
         ],
-        verifier=jwks_verifier(settings, users.channel),
+        verifier=jwks_verifier(settings, users.channel, stack),
         background=[
             *messaging.jobs(subscriptions(notifications)),
             notifications.run_mailer,

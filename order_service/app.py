@@ -88,7 +88,7 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
                 analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server,
             ),
         ],
-        verifier=jwks_verifier(settings, users.channel),
+        verifier=jwks_verifier(settings, users.channel, stack),
         background=messaging.jobs(subscriptions(saga)),
         dependencies=[database.readiness, amqp.readiness(messaging.connection)],
     )

@@ -45,7 +45,7 @@ async def build(settings: PaymentSettings, stack: AsyncExitStack) -> ServiceApp:
                 payment_pb2_grpc.add_PaymentServiceServicer_to_server,
             )
         ],
-        verifier=jwks_verifier(settings, user_channel),
+        verifier=jwks_verifier(settings, user_channel, stack),
         background=messaging.jobs(subscriptions(payments)),
         dependencies=[database.readiness, amqp.readiness(messaging.connection)],
     )

@@ -95,7 +95,7 @@ async def build(
             ),
         ],
         public_methods=PUBLIC_METHODS,
-        verifier=jwks_verifier(settings, users.channel),
+        verifier=jwks_verifier(settings, users.channel, stack),
         dependencies=[database.readiness],
     )
 

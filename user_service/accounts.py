@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -29,6 +30,7 @@ from meshkit.identity import (
     RoleNotAllowed,
     authorize,
 )
+from meshkit.identity.revocations import RevocationAnnouncer
 from meshkit.ids import new_id
 from meshkit.rpc import PageTokenCodec, page_size
 from user_service.errors import (
@@ -42,7 +44,7 @@ from user_service.errors import (
     WrongCredentials,
 )
 from user_service.passwords import PasswordHasher, password_violations
-from user_service.reads import find_user_by_email, load_user, page_of_users
+from user_service.reads import find_user_by_email, load_user, page_of_users, recent_revocations
 from user_service.records import RefreshTokenRecord, UserRecord
 from user_service.tokens import AccessTokens, IssuedToken, hash_refresh_token, new_refresh_token
 from user_service.unit_of_work import AccountsUnitOfWork
@@ -100,6 +102,7 @@ class Accounts:
         service_token_ttl_seconds: int,
         service_clients: Mapping[str, str],
         page_tokens: PageTokenCodec,
+        revocations: RevocationAnnouncer | None = None,
     ) -> None:
         self.db = database
         self.unit_of_work = unit_of_work
@@ -109,6 +112,7 @@ class Accounts:
         self.service_token_ttl = service_token_ttl_seconds
         self.service_clients = dict(service_clients)
         self.page_tokens = page_tokens
+        self.revocations = revocations
 
     # --- registration and credentials ---------------------------------------------------
 
@@ -276,7 +280,9 @@ class Accounts:
             # Every device signs in again with the new password, this one too: no access
             # token says which session it came from.
             await uow.refresh_tokens.revoke_all_of_user(user.id, utcnow())
+            revoked = await self._revoke_access(uow, user.id)
             await uow.commit()
+        await self._announce(user.id, revoked)
 
     # --- administration and other services ------------------------------------------
 
@@ -387,7 +393,31 @@ class Accounts:
                     active=stored.active if changes.active is None else changes.active,
                 ),
             )
+            revoked = None
             if changes.active is False:
                 await uow.refresh_tokens.revoke_all_of_user(user.id, utcnow())
+            if changes.active is False or user.role != stored.role:
+                # A token says which role it speaks for: one of the old role must not outlive
+                # the change, nor any token of a deactivated account.
+                revoked = await self._revoke_access(uow, user.id)
             await uow.commit()
+        if revoked is not None:
+            await self._announce(user.id, revoked)
         return user
+
+    async def _revoke_access(self, uow: AccountsUnitOfWork, user_id: str) -> float:
+        """Void the user's access tokens issued until now, in the change's transaction; the
+        moment, to announce once it commits."""
+        now = time.time()
+        await uow.users.revoke_access(user_id, datetime.fromtimestamp(now, UTC))
+        return now
+
+    async def _announce(self, user_id: str, before: float) -> None:
+        logger.info("access tokens revoked", extra={"user_id": user_id})
+        if self.revocations is not None:
+            await self.revocations.announce(user_id, before)
+
+    async def recent_revocations(self, within: timedelta) -> dict[str, float]:
+        """Every revocation made less than `within` ago, by user: those that may still
+        concern a live token, for a starting user service to announce again."""
+        return await recent_revocations(self.db, utcnow() - within)

@@ -30,6 +30,11 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Set when the account is deactivated, or its role or password changes: the access tokens
+    # issued before are void, and a restarted user service announces it again.
+    tokens_revoked_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, nullable=True, index=True
+    )
 
 
 class RefreshToken(Base):

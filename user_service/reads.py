@@ -10,6 +10,7 @@ read session. `tests/user_service/test_reads.py` holds both paths to the same an
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Integer, Table, bindparam, select
@@ -17,7 +18,7 @@ from sqlalchemy import Integer, Table, bindparam, select
 from meshkit.data import Database, Statement
 from user_service.models import User
 from user_service.records import USER_FIELDS, UserRecord
-from user_service.repository import USER_BY_EMAIL, USER_BY_ID, user_record
+from user_service.repository import REVOKED_SINCE, USER_BY_EMAIL, USER_BY_ID, user_record
 
 _users: Table = User.__table__  # type: ignore[assignment]
 
@@ -54,6 +55,13 @@ async def page_of_users(db: Database, after_id: str | None, limit: int) -> list[
     if after_id is None:
         return await _read(db, _FIRST_USERS, {"limit": limit})
     return await _read(db, _USERS_AFTER, {"after_id": after_id, "limit": limit})
+
+
+async def recent_revocations(db: Database, since: datetime) -> dict[str, float]:
+    """By user, when its access tokens were last voided, for those voided after `since`."""
+    async with db.session() as session:
+        result = await session.execute(REVOKED_SINCE.statement, {"since": since})
+        return {row.id: row.tokens_revoked_at.timestamp() for row in result}
 
 
 async def _read(db: Database, statement: Statement, params: Mapping[str, Any]) -> list[UserRecord]:

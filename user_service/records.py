@@ -19,6 +19,8 @@ class UserRecord:
     active: bool
     created_at: datetime
     updated_at: datetime
+    # Access tokens issued before this are void (`meshkit.identity.revocations`).
+    tokens_revoked_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

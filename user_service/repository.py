@@ -42,6 +42,17 @@ _CHANGE_USER = {
     for columns in combinations(CHANGEABLE, size)
 }
 
+_REVOKE_ACCESS = Statement(
+    update(_users)
+    .where(_users.c.id == bindparam("user_id"))
+    .values(tokens_revoked_at=bindparam("at"), updated_at=bindparam("at"))
+)
+REVOKED_SINCE = Statement(
+    select(_users.c.id, _users.c.tokens_revoked_at).where(
+        _users.c.tokens_revoked_at > bindparam("since")
+    )
+)
+
 _ADD_TOKEN = Statement(_tokens.insert())
 _TOKEN_BY_HASH = Statement(select(_tokens).where(_tokens.c.token_hash == bindparam("token_hash")))
 _MARK_USED = Statement(
@@ -103,6 +114,10 @@ class UserRepository:
             _CHANGE_USER[frozenset(changed)], {**changed, "user_id": stored.id, "updated_at": now}
         )
         return replace(user, updated_at=now)
+
+    async def revoke_access(self, user_id: str, at: datetime) -> None:
+        """Void the user's access tokens issued before `at`."""
+        await self.tx.execute(_REVOKE_ACCESS, {"user_id": user_id, "at": at})
 
 
 class RefreshTokenRepository:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import time
 import uuid
@@ -13,6 +14,7 @@ import jwt
 
 from meshkit.context import Principal
 from meshkit.identity import TokenInvalid, VerifiedTokenCache, decode_claims, principal_from_claims
+from meshkit.identity.revocations import RevokedTokens
 from user_service.keys import ALGORITHM, KeyRing
 
 
@@ -25,8 +27,17 @@ class IssuedToken:
 class AccessTokens:
     """Signs access tokens with the active key; verifies with any key of the ring."""
 
-    def __init__(self, keys: KeyRing, *, issuer: str, audience: str, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        keys: KeyRing,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        revoked: RevokedTokens | None = None,
+    ) -> None:
         self.keys = keys
+        self.revoked = revoked if revoked is not None else RevokedTokens()
         self.issuer = issuer
         self.audience = audience
         self.ttl = ttl_seconds
@@ -35,14 +46,17 @@ class AccessTokens:
         self._verified = VerifiedTokenCache()
 
     def issue(self, subject: str, role: str, *, ttl_seconds: int | None = None) -> IssuedToken:
-        now = int(time.time())
+        issued = time.time()
+        now = int(issued)
         ttl = ttl_seconds or self.ttl
         claims: dict[str, Any] = {
             "sub": subject,
             "role": role,
             "iss": self.issuer,
             "aud": self.audience,
-            "iat": now,
+            # To the millisecond (JWT allows fractions): a revocation voids the tokens issued
+            # before it, and a sign-in in the same second after it must not be one of them.
+            "iat": math.floor(issued * 1000) / 1000,
             "nbf": now,
             "exp": now + ttl,
             "jti": uuid.uuid4().hex,
@@ -55,7 +69,7 @@ class AccessTokens:
         """The user service's own check: same rules as everywhere, keys held locally."""
         cached = self._verified.get(token)
         if cached is not None:
-            return cached
+            return self.revoked.check(cached)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -68,7 +82,7 @@ class AccessTokens:
         claims = decode_claims(token, key.public_key, issuer=self.issuer, audience=self.audience)
         principal = principal_from_claims(token, claims)
         self._verified.put(token, principal, float(claims["exp"]))
-        return principal
+        return self.revoked.check(principal)
 
 
 def new_refresh_token() -> str:

@@ -26,6 +26,7 @@ from meshkit.identity.errors import (
     TokenExpired,
     TokenInvalid,
     TokenMissing,
+    TokenRevoked,
 )
 from meshkit.identity.wiring import (
     UserServiceLink,
@@ -47,6 +48,7 @@ __all__ = [
     "TokenExpired",
     "TokenInvalid",
     "TokenMissing",
+    "TokenRevoked",
     "UserServiceLink",
     "VerifiedTokenCache",
     "authorize",

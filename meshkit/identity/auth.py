@@ -14,6 +14,7 @@ from meshkit.context import Principal, Role
 from meshkit.errors import Unavailable
 from meshkit.expiring import ExpiringCache
 from meshkit.identity.errors import TokenExpired, TokenInvalid
+from meshkit.identity.revocations import RevokedTokens
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +37,17 @@ def principal_from_claims(token: str, claims: Mapping[str, Any]) -> Principal:
     except ValueError:
         raise TokenInvalid("The token carries no valid role.") from None
     return Principal(
-        subject=str(claims["sub"]), role=role, token=token, token_id=str(claims["jti"])
+        subject=str(claims["sub"]),
+        role=role,
+        token=token,
+        token_id=str(claims["jti"]),
+        issued_at=float(claims["iat"]),
     )
 
 
 class JwksVerifier:
-    """Verifies RS256/EdDSA access tokens with keys from a JWKS, refetched on an unknown `kid`."""
+    """Verifies RS256/EdDSA access tokens with keys from a JWKS, refetched on an unknown `kid`,
+    and refuses those `revoked` names (`meshkit.identity.revocations`)."""
 
     def __init__(
         self,
@@ -52,8 +58,10 @@ class JwksVerifier:
         leeway_seconds: float = 0,
         refresh_interval_seconds: float = 300,
         min_refetch_interval_seconds: float = 5,
+        revoked: RevokedTokens | None = None,
     ) -> None:
         self._fetch = fetch_jwks
+        self.revoked = revoked if revoked is not None else RevokedTokens()
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway_seconds
@@ -117,7 +125,7 @@ class JwksVerifier:
     async def verify(self, token: str) -> Principal:
         cached = self._cache.get(token)
         if cached is not None:
-            return cached
+            return self.revoked.check(cached)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -133,7 +141,7 @@ class JwksVerifier:
         )
         principal = principal_from_claims(token, claims)
         self._cache.put(token, principal, float(claims["exp"]))
-        return principal
+        return self.revoked.check(principal)
 
 
 def decode_claims(

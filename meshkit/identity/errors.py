@@ -23,6 +23,13 @@ class TokenExpired(Unauthenticated):
     reason = "TOKEN_EXPIRED"
 
 
+class TokenRevoked(Unauthenticated):
+    """The token was issued before its account was deactivated, or its role or password
+    changed (`meshkit.identity.revocations`): sign in again."""
+
+    reason = "TOKEN_REVOKED"
+
+
 class RoleNotAllowed(PermissionDenied):
     """The caller's role may not make this call."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from meshkit.context import Principal, Role
 from meshkit.errors import DeadlineExceeded, Unavailable
 from meshkit.identity.auth import JwksVerifier, ServiceTokenSource
 from meshkit.identity.errors import AccountChanged
+from meshkit.identity.revocations import hear_revocations
 from meshkit.rpc.channels import NO_TOKEN, Channels, create_channel
 from meshkit.settings import CommonSettings, ServiceSettings
 
@@ -20,8 +22,11 @@ from meshkit.settings import CommonSettings, ServiceSettings
 _IDENTITY_CALL_TIMEOUT = 3.0
 
 
-def jwks_verifier(settings: CommonSettings, user_channel: grpc.aio.Channel) -> JwksVerifier:
-    """A verifier that fetches the public keys from the user service when it needs them."""
+def jwks_verifier(
+    settings: CommonSettings, user_channel: grpc.aio.Channel, stack: AsyncExitStack
+) -> JwksVerifier:
+    """A verifier that fetches the public keys from the user service when it needs them, and
+    hears its revocations while `stack` is open."""
     stub = auth_pb2_grpc.AuthServiceStub(user_channel)
 
     async def fetch() -> dict[str, Any]:
@@ -32,7 +37,12 @@ def jwks_verifier(settings: CommonSettings, user_channel: grpc.aio.Channel) -> J
             "keys": [MessageToDict(key, preserving_proto_field_name=True) for key in response.keys]
         }
 
-    return JwksVerifier(fetch, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    return JwksVerifier(
+        fetch,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        revoked=hear_revocations(settings.redis_url, stack),
+    )
 
 
 def service_token_source(

@@ -67,9 +67,13 @@ async def test_issued_token_carries_every_claim(
     assert header["kid"] == tokens.keys.active.kid
     claims = jwt.decode(issued.token, options={"verify_signature": False})
     assert set(claims) >= {"sub", "role", "iss", "aud", "exp", "nbf", "iat", "jti"}
-    assert claims["exp"] - claims["iat"] == 900
+    assert claims["exp"] - claims["nbf"] == 900
+    # To the millisecond: a revocation voids the tokens issued before it, to the millisecond.
+    assert claims["nbf"] <= claims["iat"] < claims["nbf"] + 1
+    assert round(claims["iat"], 3) == claims["iat"]
     principal = await verifier.verify(issued.token)
     assert (principal.subject, principal.role) == ("user-1", Role.SELLER)
+    assert principal.issued_at == claims["iat"]
     assert (await tokens.verify(issued.token)).subject == "user-1"
 
 

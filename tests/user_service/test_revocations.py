@@ -1,0 +1,88 @@
+"""The user service's side of revocations: what it keeps, and what a restart announces again."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import field_mask_pb2
+from redis.asyncio import Redis
+
+from ecommerce.user.v1 import auth_pb2_grpc, user_pb2, user_pb2_grpc
+from meshkit.identity.revocations import REVOKED_KEY
+from meshkit.service import running_service
+from tests.conftest import REDIS_URL
+from tests.user_service.conftest import UserApi, bearer, user_settings
+from user_service.app import DEFINITION
+from user_service.settings import UserSettings
+
+
+@asynccontextmanager
+async def _serving(settings: UserSettings) -> AsyncIterator[UserApi]:
+    async with (
+        running_service(DEFINITION, settings) as server,
+        grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+    ):
+        yield UserApi(
+            address=f"127.0.0.1:{server.port}",
+            users=user_pb2_grpc.UserServiceStub(channel),
+            auth=auth_pb2_grpc.AuthServiceStub(channel),
+        )
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    await client.delete(REVOKED_KEY)
+    yield client
+    await client.delete(REVOKED_KEY)
+    await client.aclose()
+
+
+async def test_a_restart_announces_recent_revocations_again(
+    postgres_url: str, tmp_path: Path, redis: Redis
+) -> None:
+    settings = user_settings(postgres_url, tmp_path / "keys", redis_url=REDIS_URL)
+    async with _serving(settings) as api:
+        ola = await api.register("ola@example.com")
+        await api.users.DeactivateUser(
+            user_pb2.DeactivateUserRequest(id=ola.id), metadata=bearer(await api.admin_token())
+        )
+        announced = await redis.zscore(REVOKED_KEY, ola.id)
+        assert announced is not None
+    # As if the announcement had never reached Redis before the service stopped.
+    await redis.delete(REVOKED_KEY)
+    async with _serving(settings):
+        again = await redis.zscore(REVOKED_KEY, ola.id)
+    assert again == pytest.approx(announced, abs=1e-3)
+
+
+async def test_without_redis_the_user_service_still_refuses_a_revoked_token(
+    user_api: UserApi,
+) -> None:
+    await user_api.register("uma@example.com")
+    token = await user_api.token_of("uma@example.com")
+    me = await user_api.users.GetCurrentUser(
+        user_pb2.GetCurrentUserRequest(), metadata=bearer(token)
+    )
+    await user_api.users.UpdateUser(
+        user_pb2.UpdateUserRequest(
+            user=user_pb2.User(id=me.id, role=user_pb2.ROLE_SELLER),
+            update_mask=field_mask_pb2.FieldMask(paths=["role"]),
+        ),
+        metadata=bearer(await user_api.admin_token()),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await user_api.users.GetCurrentUser(
+            user_pb2.GetCurrentUserRequest(), metadata=bearer(token)
+        )
+    assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert "revoked" in (refused.value.details() or "")
+    fresh = await user_api.token_of("uma@example.com")
+    again = await user_api.users.GetCurrentUser(
+        user_pb2.GetCurrentUserRequest(), metadata=bearer(fresh)
+    )
+    assert again.role == user_pb2.ROLE_SELLER
