@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from meshkit.data.db import is_sqlite
 from meshkit.data.migrations import upgrade_to_head, upgrade_to_head_async
 from meshkit.logging import configure_logging
+from meshkit.messaging.amqp import CONSUMERS
 from meshkit.metrics import serve_metrics
 from meshkit.process import follow_launcher, prepare_collector_for_serving, tune_malloc
 from meshkit.readiness import Dependency, ReadinessWatcher
@@ -215,16 +216,26 @@ def run(definition: ServiceDefinition[SettingsT], argv: Sequence[str] | None = N
     """Entry point of `python -m <service>`: `serve` (the default), `migrate`, or its own."""
     settings_cls = definition.settings_cls
     parser = argparse.ArgumentParser(prog=f"python -m {settings_cls.service_name}")
+    operations = _operations(settings_cls.service_name)
     parser.add_argument(
-        "command", nargs="?", default="serve", choices=["serve", "migrate", *definition.commands]
+        "command",
+        nargs="?",
+        default="serve",
+        choices=["serve", "migrate", *definition.commands, *operations],
     )
-    args, rest = parser.parse_known_args(argv)
+    # Whatever follows the command is the command's own, its --help included.
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    rest = args.rest
     follow_launcher()
     tune_malloc()
     # Migrating uses only the database: a migration Job is not handed the serving secrets.
     load = load_migration_settings if args.command == "migrate" else load_settings
     settings = load(settings_cls)
     configure_logging(settings_cls.service_name, settings.log_level)
+    if args.command in operations:
+        operations[args.command](settings, rest)
+        return
     if args.command in definition.commands:
         _migrate(definition, settings)
         definition.commands[args.command](settings, rest)
@@ -242,6 +253,16 @@ def run(definition: ServiceDefinition[SettingsT], argv: Sequence[str] | None = N
     finally:
         shutdown_tracing()
     faulthandler.cancel_dump_traceback_later()
+
+
+def _operations(service_name: str) -> dict[str, Command[Any]]:
+    """The commands the runtime gives a service besides its own: `dead-letters` to every
+    consumer of events."""
+    if service_name not in CONSUMERS:
+        return {}
+    from meshkit.messaging.dead_letters import dead_letters_command
+
+    return {"dead-letters": dead_letters_command}
 
 
 def _migrate(definition: ServiceDefinition[SettingsT], settings: SettingsT) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -13,6 +13,7 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractConnection,
     AbstractExchange,
+    AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
 )
@@ -158,6 +159,48 @@ class Topology:
             await channel.exchange_delete(self.exchange)
         finally:
             await channel.close()
+
+
+# What the broker adds to a message as it delivers or dead-letters it.
+_BROKER_HEADERS = frozenset(
+    {
+        "x-delivery-count",
+        "x-death",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-last-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+    }
+)
+
+
+def fresh_copy(
+    message: AbstractIncomingMessage,
+    *,
+    drop: Iterable[str] = (),
+    add: Mapping[str, str] | None = None,
+) -> aio_pika.Message:
+    """`message` to publish again, persistent, with its id, correlation, type and headers,
+    less what the broker added (the copy starts a fresh count) and `drop`, plus `add`."""
+    dropped = _BROKER_HEADERS | frozenset(drop)
+    headers = {
+        name: value for name, value in (message.headers or {}).items() if name not in dropped
+    }
+    headers.update(add or {})
+    return aio_pika.Message(
+        message.body,
+        headers=headers,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        timestamp=message.timestamp,
+        type=message.type,
+        app_id=message.app_id,
+    )
 
 
 class BrokerUnavailable(SystemExit):

@@ -26,8 +26,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Generic, TypeVar, cast
 
-from aio_pika import DeliveryMode
-from aio_pika import Message as AmqpMessage
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from google.protobuf.message import Message
@@ -41,7 +39,7 @@ from meshkit.data.db import Database, UTCDateTime, utcnow
 from meshkit.data.transactions import Statement, Transaction
 from meshkit.data.unit_of_work import UnitOfWork
 from meshkit.failures import dependency_down
-from meshkit.messaging.amqp import DELIVERY_LIMIT, Topology
+from meshkit.messaging.amqp import DELIVERY_LIMIT, Topology, fresh_copy
 from meshkit.messaging.events import OCCURRED_AT_HEADER, Envelope, UnknownEvent, decode_event
 from meshkit.messaging.metrics import (
     DEAD_LETTERED,
@@ -348,23 +346,9 @@ class EventConsumer(Generic[UnitOfWorkT]):
         retries = int(_float_header(headers.get(OUTAGE_RETRIES_HEADER), 0))
         delays = self.topology.retry_delays_seconds
         delay = delays[min(retries, len(delays) - 1)]
-        # What the broker adds on delivery stays behind: the copy starts a fresh count.
-        for name in ("x-delivery-count", "x-death", "x-first-death-exchange",
-                     "x-first-death-queue", "x-first-death-reason"):  # fmt: skip
-            headers.pop(name, None)
-        headers[OUTAGE_SINCE_HEADER] = repr(since)
-        headers[OUTAGE_RETRIES_HEADER] = str(retries + 1)
-        copy = AmqpMessage(
-            message.body,
-            headers=headers,
-            content_type=message.content_type,
-            content_encoding=message.content_encoding,
-            delivery_mode=DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            timestamp=message.timestamp,
-            type=message.type,
-            app_id=message.app_id,
+        copy = fresh_copy(
+            message,
+            add={OUTAGE_SINCE_HEADER: repr(since), OUTAGE_RETRIES_HEADER: str(retries + 1)},
         )
         try:
             # Confirmed by the broker before the original is acked: never neither of them.
