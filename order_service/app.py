@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from pathlib import Path
 
 from ecommerce.order.v1 import (
@@ -24,10 +25,11 @@ from order_service.analytics import Analytics
 from order_service.carts import Carts
 from order_service.grpc_api import AnalyticsService, CartService, OrderService
 from order_service.orders import Orders
+from order_service.reconciler import Reconciler
 from order_service.saga import Saga
 from order_service.settings import OrderSettings
 from order_service.unit_of_work import OrderUnitOfWork
-from order_service.upstream import Catalog, Users
+from order_service.upstream import Catalog, Payments, Users
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -45,6 +47,15 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         "product_service",
         create_channel(
             settings.product_service_addr,
+            timeout_seconds=settings.rpc_timeout_seconds,
+            token_source=users.token,
+        ),
+    )
+
+    payment_channel = channels.add(
+        "payment_service",
+        create_channel(
+            settings.payment_service_addr,
             timeout_seconds=settings.rpc_timeout_seconds,
             token_source=users.token,
         ),
@@ -69,6 +80,15 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         changes,
     )
     saga = Saga(unit_of_work, catalog, changes)
+    reconciler = Reconciler(
+        database,
+        unit_of_work,
+        saga,
+        Payments(payment_channel),
+        after=timedelta(seconds=settings.reconcile_after_seconds),
+        deadline=timedelta(seconds=settings.payment_deadline_seconds),
+        interval_seconds=settings.reconcile_interval_seconds,
+    )
     carts = Carts(database, unit_of_work, catalog, orders)
     return ServiceApp(
         services=[
@@ -89,7 +109,7 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
             ),
         ],
         verifier=jwks_verifier(settings, users.channel, stack),
-        background=messaging.jobs(subscriptions(saga)),
+        background=[*messaging.jobs(subscriptions(saga)), reconciler.run],
         dependencies=[database.readiness, amqp.readiness(messaging.connection)],
     )
 

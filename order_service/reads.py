@@ -10,13 +10,14 @@ read of the mesh. SQLite (the laptop default) reads through the repository on a 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, select
 
 from meshkit.data import Database, in_utc
 from meshkit.data.transactions import SessionTransaction
-from order_service.models import Order, OrderItem, TimelineEvent
+from order_service.models import Order, OrderItem, OrderStatus, TimelineEvent
 from order_service.records import CartLineRecord, ItemRecord, OrderRecord, TimelineEntry
 from order_service.repository import (
     ITEM_FIELDS,
@@ -98,6 +99,21 @@ async def page_of_orders(
             for item in found.mappings():
                 items[item["order_id"]].append(dict(item))
     return [order_record(dict(row), items[row["id"]]) for row in rows]
+
+
+async def pending_since_before(
+    db: Database, before: datetime, limit: int
+) -> list[tuple[str, datetime]]:
+    """The ids and creation times of up to `limit` orders still PENDING that were created
+    before `before`, oldest first (the index on status and creation time serves it)."""
+    async with db.session() as session:
+        rows = await session.execute(
+            select(_orders.c.id, _orders.c.created_at)
+            .where(_orders.c.status == OrderStatus.PENDING, _orders.c.created_at < before)
+            .order_by(_orders.c.created_at)
+            .limit(limit)
+        )
+        return [(row.id, row.created_at) for row in rows]
 
 
 async def timeline_of(db: Database, order_id: str) -> list[TimelineEntry]:

@@ -43,26 +43,7 @@ class Saga:
     ) -> None:
         assert isinstance(event, events_pb2.PaymentSucceeded)
         await _record_received(uow, event.order_id, envelope, "Payment succeeded")
-        now = utcnow()
-        moved = await uow.orders.transition(
-            event.order_id, OrderStatus.PENDING, OrderStatus.PAID, paid_at=now, updated_at=now
-        )
-        if moved is not None:
-            metrics.count_move(uow, OrderStatus.PENDING, OrderStatus.PAID)
-            metrics.time_to_paid(uow, moved.created_at, now)
-            self._announce_after_commit(uow, event.order_id)
-            await emit(
-                uow,
-                event.order_id,
-                events_pb2.OrderConfirmed(
-                    order_id=event.order_id,
-                    user_id=moved.user_id,
-                    payment_id=event.payment_id,
-                    total=money(moved.total_minor, moved.currency_code),
-                    confirm_time=timestamp(now),
-                ),
-                "Order confirmed: paid",
-            )
+        if await self.confirm(uow, event.order_id, event.payment_id, "Order confirmed: paid"):
             return
         status = await uow.orders.status_of(event.order_id)
         if status is None:
@@ -88,30 +69,68 @@ class Saga:
         assert isinstance(event, events_pb2.PaymentFailed)
         reason = event.failure_reason or event.failure_code or "payment declined"
         await _record_received(uow, event.order_id, envelope, f"Payment failed: {reason}")
+        # Already moved on when not: a duplicate, or the owner cancelled first.
+        await self.cancel_unpaid(
+            uow, event.order_id, f"payment failed: {reason}", "Order cancelled: payment failed"
+        )
+
+    async def confirm(
+        self, uow: OrderUnitOfWork, order_id: str, payment_id: str, summary: str
+    ) -> bool:
+        """PENDING → PAID, with its `order.confirmed`; False when the order was not PENDING."""
+        now = utcnow()
         moved = await uow.orders.transition(
-            event.order_id,
+            order_id, OrderStatus.PENDING, OrderStatus.PAID, paid_at=now, updated_at=now
+        )
+        if moved is None:
+            return False
+        metrics.count_move(uow, OrderStatus.PENDING, OrderStatus.PAID)
+        metrics.time_to_paid(uow, moved.created_at, now)
+        self._announce_after_commit(uow, order_id)
+        await emit(
+            uow,
+            order_id,
+            events_pb2.OrderConfirmed(
+                order_id=order_id,
+                user_id=moved.user_id,
+                payment_id=payment_id,
+                total=money(moved.total_minor, moved.currency_code),
+                confirm_time=timestamp(now),
+            ),
+            summary,
+        )
+        return True
+
+    async def cancel_unpaid(
+        self, uow: OrderUnitOfWork, order_id: str, reason: str, summary: str
+    ) -> bool:
+        """PENDING → CANCELLED, its stock given back, with its `order.cancelled`; False when
+        the order was not PENDING."""
+        moved = await uow.orders.transition(
+            order_id,
             OrderStatus.PENDING,
             OrderStatus.CANCELLED,
-            cancel_reason=f"payment failed: {reason}"[:500],
+            cancel_reason=reason[:500],
             updated_at=utcnow(),
         )
         if moved is None:
-            return  # already moved on: a duplicate, or the owner cancelled first
+            return False
         metrics.count_move(uow, OrderStatus.PENDING, OrderStatus.CANCELLED)
-        self._announce_after_commit(uow, event.order_id)
-        await self.catalog.release(event.order_id)
+        self._announce_after_commit(uow, order_id)
+        await self.catalog.release(order_id)
         await emit(
             uow,
-            event.order_id,
+            order_id,
             events_pb2.OrderCancelled(
-                order_id=event.order_id,
+                order_id=order_id,
                 user_id=moved.user_id,
-                reason=f"payment failed: {reason}",
+                reason=reason,
                 cancel_time=timestamp(utcnow()),
                 total=money(moved.total_minor, moved.currency_code),
             ),
-            "Order cancelled: payment failed",
+            summary,
         )
+        return True
 
     async def on_notification_sent(
         self, uow: OrderUnitOfWork, event: Message, envelope: Envelope

@@ -1,4 +1,5 @@
-"""The order service's view of the services it calls: catalog (products, stock) and users."""
+"""The order service's view of the services it calls: catalog (products, stock), users, and
+payments (only to finish an order the saga left behind)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from ecommerce.payment.v1 import payment_pb2, payment_pb2_grpc
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
 from ecommerce.user.v1 import user_pb2, user_pb2_grpc
 from meshkit.context import Principal
@@ -140,3 +142,22 @@ class Users:
                 raise _unavailable("user service", error) from None
             raise
         return response.active
+
+
+class Payments:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.stub: payment_pb2_grpc.PaymentServiceAsyncStub = payment_pb2_grpc.PaymentServiceStub(
+            channel
+        )
+
+    async def of_order(self, order_id: str) -> payment_pb2.Payment | None:
+        """The order's payment, or None while it has none; UNAVAILABLE or DEADLINE_EXCEEDED
+        when the payment service cannot say."""
+        try:
+            return await self.stub.GetPayment(payment_pb2.GetPaymentRequest(order_id=order_id))
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.NOT_FOUND:
+                return None
+            if error.code() in _UNREACHABLE:
+                raise _unavailable("payment service", error) from None
+            raise

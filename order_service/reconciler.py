@@ -1,0 +1,139 @@
+"""Orders the saga left PENDING, finished by asking the payment service how the charge went.
+
+The saga moves an order on when the payment service's event arrives. Should that never
+happen (the event dead-lettered, a consumer's outage longer than its window, an operator's
+purge), the order would stay PENDING with its stock held. Every `interval`, the oldest orders
+PENDING for longer than `after` are looked at, one at a time:
+- the payment succeeded: the order is confirmed, as `payment.succeeded` would have;
+- it failed (or was given back): the order is cancelled and its stock released;
+- there is none yet: the order waits, up to `deadline` after its creation; past that, it is
+  cancelled ("payment not taken in time"). The `order.cancelled` it publishes stops the
+  payment service from ever charging it, should the `order.created` still arrive.
+
+Each step is a conditional move out of PENDING in a unit of work of its own, as the event
+handlers' are: a replica, or an event arriving at the same moment, that moved the order first
+leaves nothing to do here. The payment service unreachable is a step skipped until the next
+round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from ecommerce.payment.v1 import payment_pb2
+from meshkit.data import Database, utcnow
+from meshkit.errors import DeadlineExceeded, Unavailable
+from meshkit.failures import dependency_down
+from order_service.reads import pending_since_before
+from order_service.saga import Saga
+from order_service.unit_of_work import OrderUnitOfWork
+from order_service.upstream import Payments
+
+logger = logging.getLogger(__name__)
+
+# Orders looked at in one round, oldest first; the rest wait for the next.
+BATCH = 100
+
+
+class Reconciler:
+    def __init__(
+        self,
+        database: Database,
+        unit_of_work: Callable[[], OrderUnitOfWork],
+        saga: Saga,
+        payments: Payments,
+        *,
+        after: timedelta,
+        deadline: timedelta,
+        interval_seconds: float,
+    ) -> None:
+        self.db = database
+        self.unit_of_work = unit_of_work
+        self.saga = saga
+        self.payments = payments
+        self.after = after
+        self.deadline = deadline
+        self.interval = interval_seconds
+
+    async def run(self) -> None:
+        """Reconcile every `interval` seconds, for as long as the service runs."""
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.reconcile()
+            except Exception as error:
+                if not dependency_down(error):
+                    raise  # a bug: the job is restarted, and the error logged with its trace
+                logger.warning("reconciliation postponed: %s", f"{type(error).__name__}: {error}")
+
+    async def reconcile(self) -> dict[str, int]:
+        """One round: each order's outcome ("confirmed", "cancelled", "waiting", "skipped",
+        "moved on"), counted."""
+        now = utcnow()
+        outcomes: dict[str, int] = {}
+        for order_id, created_at in await pending_since_before(self.db, now - self.after, BATCH):
+            outcome = await self._reconcile(order_id, created_at, now)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if outcomes:
+            logger.info("reconciled orders left pending", extra={"outcomes": outcomes})
+        return outcomes
+
+    async def _reconcile(self, order_id: str, created_at: datetime, now: datetime) -> str:
+        try:
+            return await self._finish(order_id, created_at, now)
+        except (Unavailable, DeadlineExceeded) as error:
+            why = str(error)
+        except Exception as error:
+            if not dependency_down(error):
+                raise
+            why = f"{type(error).__name__}: {error}"
+        logger.warning(
+            "cannot reconcile order %s yet: %s", order_id, why, extra={"order_id": order_id}
+        )
+        return "skipped"
+
+    async def _finish(self, order_id: str, created_at: datetime, now: datetime) -> str:
+        payment = await self.payments.of_order(order_id)
+        if payment is None and now - created_at < self.deadline:
+            return "waiting"
+        async with self.unit_of_work() as uow:
+            if payment is None:
+                outcome = "cancelled"
+                moved = await self.saga.cancel_unpaid(
+                    uow,
+                    order_id,
+                    "payment not taken in time",
+                    "Order cancelled: no payment was taken in time",
+                )
+            elif payment.status == payment_pb2.PAYMENT_STATUS_SUCCEEDED:
+                outcome = "confirmed"
+                moved = await self.saga.confirm(
+                    uow, order_id, payment.id, "Order confirmed: paid (found by reconciliation)"
+                )
+            else:  # failed, or given back
+                outcome = "cancelled"
+                reason = payment.failure_reason or payment.failure_code or "payment not taken"
+                moved = await self.saga.cancel_unpaid(
+                    uow,
+                    order_id,
+                    f"payment failed: {reason}",
+                    "Order cancelled: payment failed (found by reconciliation)",
+                )
+            if not moved:
+                return "moved on"  # an event, or another replica, got there first
+            await uow.commit()
+        logger.warning(
+            "order %s left pending since %s: %s by reconciliation",
+            order_id,
+            created_at.isoformat(),
+            outcome,
+            extra={"order_id": order_id, "payment_status": _status_name(payment)},
+        )
+        return outcome
+
+
+def _status_name(payment: payment_pb2.Payment | None) -> str:
+    return payment_pb2.PaymentStatus.Name(payment.status) if payment is not None else "NONE"
