@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -226,7 +227,8 @@ def redact(url: str) -> str:
 
 
 async def connect(url: str, *, name: str, timeout: float = 5.0) -> AbstractRobustConnection:
-    """Connect once, failing fast with BrokerUnavailable; later drops reconnect by themselves."""
+    """Connect once, failing fast with BrokerUnavailable; later drops reconnect by themselves,
+    told as one warning when the connection is lost and one when it is back."""
     try:
         connection = await aio_pika.connect_robust(
             url, timeout=timeout, client_properties={"connection_name": name}
@@ -234,7 +236,79 @@ async def connect(url: str, *, name: str, timeout: float = 5.0) -> AbstractRobus
     except (TimeoutError, OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
         raise BrokerUnavailable(url, str(exc) or type(exc).__name__) from None
     logger.info("connected to RabbitMQ", extra={"amqp_url": redact(url)})
+    quiet_broker_noise()
+    _ConnectionWatch(connection, redact(url))
     return connection
+
+
+class _ConnectionWatch:
+    """Says once that the connection was lost, and once that it is back, with for how long."""
+
+    def __init__(self, connection: AbstractRobustConnection, url: str) -> None:
+        self.connection = connection
+        self.url = url
+        self.lost_at: float | None = None
+        connection.close_callbacks.add(self._lost)
+        connection.reconnect_callbacks.add(self._back)
+
+    def _lost(self, sender: object, error: BaseException | None) -> None:
+        if self.lost_at is not None or error is None or self.connection.is_closed:
+            return  # already said, or closed on purpose
+        self.lost_at = time.monotonic()
+        logger.warning(
+            "lost the connection to RabbitMQ at %s (%s); reconnecting",
+            self.url,
+            _describe(error),
+        )
+
+    def _back(self, sender: object) -> None:
+        if self.lost_at is None:
+            return
+        logger.warning("connected to RabbitMQ again after %.1fs", time.monotonic() - self.lost_at)
+        self.lost_at = None
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+class _BrokerNoise(logging.Filter):
+    """What aio-pika and aiormq log about a connection the broker dropped: a traceback from the
+    frame reader, an error from each channel's close callback, an error for the broker's own
+    close, a warning at every attempt to reconnect. `_ConnectionWatch` says it once each way
+    instead; anything else they log goes through."""
+
+    _MESSAGES = (
+        "Cancelling cause reader exited abnormally",
+        'Unexpected connection close from remote "%s", ',
+        "error when creating transport: %r",
+        'Connection attempt to "%s" failed: %s. ',
+        'Connection attempt to "%s" cancelled. ',
+        "Reconnect attempt failed %s due to %s: %s. ",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith(self._MESSAGES):
+            return False
+        # A channel's close callback finding its connection closed (`RobustChannel._on_close`).
+        return not (
+            message.startswith("Callback %r error")
+            and isinstance(record.args, tuple)
+            and len(record.args) == 3
+            and "closed" in str(record.args[2]).lower()
+        )
+
+
+_NOISY_LOGGERS = ("aiormq.connection", "aio_pika.robust_connection", "aio_pika.tools")
+
+
+def quiet_broker_noise() -> None:
+    """Filter `_BrokerNoise` out of the broker libraries' loggers; once per process."""
+    for name in _NOISY_LOGGERS:
+        library = logging.getLogger(name)
+        if not any(isinstance(existing, _BrokerNoise) for existing in library.filters):
+            library.addFilter(_BrokerNoise())
 
 
 async def check_broker(url: str, timeout: float = 3.0) -> None:

@@ -201,13 +201,18 @@ class OutboxRelay:
             await self._measure_backlog_if_due()
             try:
                 sent = await self.relay_batch()
+                if failures:
+                    logger.warning("outbox relay publishing again after %d failures", failures)
                 failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 failures += 1
                 delay = min(self.max_backoff, 0.1 * 2 ** min(failures, 10)) * random.uniform(0.5, 1)
-                logger.warning(
+                # One warning when the relay starts failing and one when it is back: an outage
+                # of the broker or the database is a few lines, not one every retry.
+                logger.log(
+                    logging.WARNING if failures == 1 else logging.DEBUG,
                     "outbox relay failed; retrying in %.2fs: %s",
                     delay,
                     str(exc) or type(exc).__name__,  # a timeout's message is empty
