@@ -22,7 +22,7 @@ from gateway.problems import problem
 from gateway.ratelimit import RateLimits, WriteRateLimitMiddleware
 from gateway.settings import GatewaySettings
 from meshkit.context import REQUEST_ID_HEADER, new_request_id, request_id_var
-from meshkit.telemetry import enter, extract, leave, tracer
+from meshkit.telemetry import enter, leave, tracer
 
 access_logger = logging.getLogger("gateway.access")
 
@@ -307,9 +307,10 @@ class TracingMiddleware:
         method: str = scope["method"]
         entered = enter(
             method,
-            extract(carrier) if carrier else None,
+            None,
             self._kind,
             {"http.request.method": method, "url.path": scope["path"]},
+            carrier=carrier,
         )
         span = entered.span
         if span is None:
@@ -332,8 +333,9 @@ class TracingMiddleware:
             template = getattr(scope.get("route"), "path", None)
             if template:
                 span.update_name(f"{method} {template}")
-                span.set_attribute("http.route", template)
-            span.set_attribute("http.response.status_code", status)
+                span.set_attributes({"http.route": template, "http.response.status_code": status})
+            else:
+                span.set_attribute("http.response.status_code", status)
             if status >= 500:
                 from opentelemetry.trace import Status, StatusCode
 

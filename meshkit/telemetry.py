@@ -13,7 +13,9 @@ outbox's rows and the AMQP messages they become.
 A trace is sampled once, where it starts (`enter`): a request the sampler drops makes no span
 there, only its context travels on, flagged unsampled. With a parent-based sampler (the usual
 choice, and what every process should run), every hop after it then skips the span machinery
-too, and no service samples a fragment of it on its own.
+too, and no service samples a fragment of it on its own. Such a trace's context is kept as
+the W3C headers themselves, in a context variable of its own (`_unsampled`): carried on
+without a single OpenTelemetry object, which is what most requests cost when few are sampled.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -50,8 +53,15 @@ _root_rule: Callable[[int], bool] | None = None
 # OpenTelemetry's API modules, imported once tracing is on: a hot path's imports cost.
 _trace: Any = None
 _contexts: Any = None
+# An empty context: the parent of a request's new trace, whatever else is current.
+_root_context: Any = None
 # The trace id `enter` drew and had sampled, for the provider to give the root span it makes.
 _chosen_trace_id: ContextVar[int] = ContextVar("chosen_trace_id", default=0)
+# The current trace when it is not sampled and the sampler follows parents: its `traceparent`
+# and `tracestate` headers, as they travel. None otherwise (OpenTelemetry's context says).
+_unsampled: ContextVar[tuple[str, str] | None] = ContextVar("unsampled", default=None)
+# A `traceparent` of version 00 as W3C writes it; what `_carried_unsampled` reads.
+_TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 
 
 def tracing_requested(environ: Mapping[str, str] = os.environ) -> bool:
@@ -65,6 +75,7 @@ def configure_tracing(default_service_name: str) -> bool:
     """Install the SDK's provider and an OTLP exporter when tracing is requested; once per
     process. Returns whether tracing is on."""
     global _provider, _tracer, _sampler, _follows_parent, _root_rule, _trace, _contexts
+    global _root_context
     if _provider is not None:
         return True
     if not tracing_requested():
@@ -89,7 +100,7 @@ def configure_tracing(default_service_name: str) -> bool:
     _sampler = provider.sampler
     _follows_parent = _drops_unsampled_children(provider.sampler)
     _root_rule = _rule_for_roots(provider.sampler)
-    _trace, _contexts = trace, context
+    _trace, _contexts, _root_context = trace, context, context.Context()
     # Last: the hooks take a tracer as the sign that all of the above is set.
     _tracer = provider.get_tracer("meshkit")
     logger.info(
@@ -183,6 +194,11 @@ def shutdown_tracing() -> None:
 
 def inject(carrier: MutableMapping[str, str], context: Context | None = None) -> None:
     """Write the current (or the given) trace context into `carrier` as W3C headers."""
+    if context is None and (unsampled := _unsampled.get()) is not None:
+        carrier[TRACEPARENT] = unsampled[0]
+        if unsampled[1]:
+            carrier[TRACESTATE] = unsampled[1]
+        return
     _propagator().inject(carrier, context=context)
 
 
@@ -211,11 +227,12 @@ _w3c: TraceContextTextMapPropagator | None = None
 
 
 class Entered(NamedTuple):
-    """What `enter` made: the span, None when the trace is not sampled, and the token that
-    restores the context `leave` returns to."""
+    """What `enter` made: the span, None when the trace is not sampled, and the tokens that
+    restore the contexts `leave` returns to."""
 
     span: Span | None
     token: object
+    unsampled: Token[tuple[str, str] | None] | None = None
 
 
 def enter(
@@ -223,37 +240,107 @@ def enter(
     parent: Context | None = None,
     kind: SpanKind | None = None,
     attributes: Mapping[str, str | int] | None = None,
+    *,
+    carrier: Mapping[str, Any] | None = None,
 ) -> Entered:
-    """Make the current context a child of `parent` (the current context when None): a span
-    when the trace is sampled, else only the unsampled context, at the cost of a lookup.
+    """Make the current context a child of `parent`, or of the W3C headers in `carrier`, or
+    else of the current context: a span when the trace is sampled, else only the unsampled
+    context, at the cost of a lookup.
 
     A root is sampled here, on a trace id drawn first, and a trace its parent dropped is not
     asked about again while the sampler follows parents. End it with `leave`, in a finally.
     """
     if _tracer is None:  # off, or shut down under a hook still running
         return Entered(None, None)
-    trace, contexts = _trace, _contexts
+    if carrier is not None:
+        # A request's trace is the one its headers carry, whatever is current: none, a root.
+        if not carrier:
+            return _enter_root(name, _root_context, kind, attributes)
+        carried = _carried_unsampled(carrier)
+        if carried is not None:
+            return Entered(None, None, _unsampled.set(carried))
+        parent = extract(carrier)
+    elif parent is None and _unsampled.get() is not None:
+        return Entered(None, None)  # a hop of a trace not sampled: nothing changes
+    trace = _trace
     above = trace.get_current_span(parent).get_span_context()
-    if above.is_valid:
-        if _follows_parent and not above.trace_flags.sampled:
-            return Entered(None, None if parent is None else contexts.attach(parent))
-        made = _tracer.start_span(name, parent, kind or trace.SpanKind.INTERNAL, attributes)
-    else:
-        trace_id = random.getrandbits(128) or 1
-        kind = kind or trace.SpanKind.INTERNAL
-        if not _samples_root(trace_id, parent, name, kind):
-            # Not sampled, its trace id random: the flags the SDK gives such a root.
-            flags = trace.TraceFlags(trace.TraceFlags.RANDOM_TRACE_ID)
-            dropped = trace.SpanContext(trace_id, random.getrandbits(64) or 1, False, flags)
-            unsampled = trace.set_span_in_context(trace.NonRecordingSpan(dropped), parent)
-            return Entered(None, contexts.attach(unsampled))
-        chosen = _chosen_trace_id.set(trace_id)
-        try:
-            made = _tracer.start_span(name, parent, kind, attributes)
-        finally:
-            _chosen_trace_id.reset(chosen)
-    token = contexts.attach(trace.set_span_in_context(made, parent))
-    return Entered(made if made.is_recording() else None, token)
+    if not above.is_valid:
+        return _enter_root(name, parent, kind, attributes)
+    if _follows_parent and not above.trace_flags.sampled:
+        state = above.trace_state.to_header() if above.trace_state else ""
+        header = f"00-{above.trace_id:032x}-{above.span_id:016x}-{above.trace_flags:02x}"
+        return Entered(None, None, _unsampled.set((header, state)))
+    made = _tracer.start_span(name, parent, kind or trace.SpanKind.INTERNAL, attributes)
+    return _entered(made, parent)
+
+
+def _enter_root(
+    name: str,
+    parent: Context | None,
+    kind: SpanKind | None,
+    attributes: Mapping[str, str | int] | None,
+) -> Entered:
+    """A new trace, sampled or not on a trace id drawn first."""
+    assert _tracer is not None
+    trace_id = random.getrandbits(128) or 1
+    kind = kind or _trace.SpanKind.INTERNAL
+    if not _samples_root(trace_id, parent, name, kind):
+        return Entered(None, *_dropped_root(trace_id, parent))
+    chosen = _chosen_trace_id.set(trace_id)
+    try:
+        made = _tracer.start_span(name, parent, kind, attributes)
+    finally:
+        _chosen_trace_id.reset(chosen)
+    return _entered(made, parent)
+
+
+def _entered(made: Span, parent: Context | None) -> Entered:
+    token = _contexts.attach(_trace.set_span_in_context(made, parent))
+    # Under a span the OpenTelemetry context is the current one, whatever was carried before.
+    masked = _unsampled.set(None) if _unsampled.get() is not None else None
+    return Entered(made if made.is_recording() else None, token, masked)
+
+
+def _carried_unsampled(carrier: Mapping[str, Any]) -> tuple[str, str] | None:
+    """`carrier`'s W3C headers when they carry a trace that is not sampled, and the sampler
+    follows parents: then they are all this process needs of it. None otherwise."""
+    if not _follows_parent:
+        return None
+    traceparent = carrier.get(TRACEPARENT)
+    if isinstance(traceparent, bytes):
+        traceparent = traceparent.decode("latin-1")
+    if (
+        not isinstance(traceparent, str)
+        or not _TRACEPARENT.fullmatch(traceparent)
+        or int(traceparent[-2:], 16) & 1
+    ):
+        return None
+    state = carrier.get(TRACESTATE) or ""
+    if isinstance(state, bytes):
+        state = state.decode("latin-1")
+    return traceparent, str(state)
+
+
+def carries_unsampled(carrier: Mapping[str, Any]) -> bool:
+    """Whether `carrier` carries a trace that no process following parents will record."""
+    return _carried_unsampled(carrier) is not None
+
+
+# The flags the SDK gives a root it drops: not sampled, its trace id random (W3C level 2).
+_DROPPED_FLAGS = "02"
+
+
+def _dropped_root(trace_id: int, parent: Context | None) -> tuple[object, Token[Any] | None]:
+    """The context of a root the sampler dropped: as headers while the sampler follows
+    parents, else OpenTelemetry's."""
+    span_id = random.getrandbits(64) or 1
+    if _follows_parent:
+        return None, _unsampled.set((f"00-{trace_id:032x}-{span_id:016x}-{_DROPPED_FLAGS}", ""))
+    trace = _trace
+    flags = trace.TraceFlags(int(_DROPPED_FLAGS, 16))
+    dropped = trace.SpanContext(trace_id, span_id, False, flags)
+    unsampled = trace.set_span_in_context(trace.NonRecordingSpan(dropped), parent)
+    return _contexts.attach(unsampled), None
 
 
 def _samples_root(trace_id: int, parent: Context | None, name: str, kind: SpanKind) -> bool:
@@ -270,6 +357,8 @@ def leave(entered: Entered) -> None:
     """End what `enter` made and restore the context it replaced."""
     if entered.span is not None:
         entered.span.end()
+    if entered.unsampled is not None:
+        _unsampled.reset(entered.unsampled)
     if entered.token is not None:
         _contexts.detach(entered.token)
 
@@ -280,9 +369,11 @@ def span(
     parent: Context | None = None,
     kind: SpanKind | None = None,
     attributes: Mapping[str, str | int] | None = None,
+    *,
+    carrier: Mapping[str, Any] | None = None,
 ) -> Iterator[Span | None]:
     """`enter` and `leave` around a block: the span, or None when the trace is not sampled."""
-    entered = enter(name, parent, kind, attributes)
+    entered = enter(name, parent, kind, attributes, carrier=carrier)
     try:
         yield entered.span
     except Exception as error:
@@ -300,6 +391,8 @@ def trace_ids() -> tuple[str, str] | None:
     """The current span's trace id and span id in hex, for log lines; None outside a span."""
     if _tracer is None:
         return None
+    if (unsampled := _unsampled.get()) is not None:
+        return unsampled[0][3:35], unsampled[0][36:52]
     from opentelemetry import trace
 
     context = trace.get_current_span().get_span_context()
@@ -325,7 +418,7 @@ def continuing(name: str, carrier: Mapping[str, Any]) -> Iterator[None]:
     if _tracer is None:
         yield
         return
-    with span(name, extract(carrier)):
+    with span(name, carrier=carrier):
         yield
 
 
@@ -336,8 +429,18 @@ def resumed(carrier: Mapping[str, Any]) -> Iterator[None]:
     if _tracer is None or not carrier:
         yield
         return
+    carried = _carried_unsampled(carrier)
+    if carried is not None:
+        unsampled = _unsampled.set(carried)
+        try:
+            yield
+        finally:
+            _unsampled.reset(unsampled)
+        return
     token = _contexts.attach(extract(carrier))
+    masked = _unsampled.set(None)
     try:
         yield
     finally:
+        _unsampled.reset(masked)
         _contexts.detach(token)

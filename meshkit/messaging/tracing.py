@@ -8,7 +8,7 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from meshkit.telemetry import extract, inject, span
+from meshkit.telemetry import carries_unsampled, extract, inject, span
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
@@ -24,11 +24,16 @@ def _attributes(event_type: str, message_id: str) -> dict[str, str]:
 
 def start_publish(
     tracer: Tracer, event_type: str, message_id: str, headers: MutableMapping[str, Any]
-) -> Span:
+) -> Span | None:
     """A producer span for one outbox row, child of the request or handler that wrote it (the
     context stored in its headers), whose own context then replaces it in `headers`: the
-    consumer continues from the publish. The caller ends it once the broker confirmed."""
+    consumer continues from the publish. The caller ends it once the broker confirmed.
+
+    None for a row whose trace is not sampled: its headers travel on as they are."""
     from opentelemetry.trace import SpanKind, set_span_in_context
+
+    if carries_unsampled(headers):
+        return None
 
     publish = tracer.start_span(
         f"publish {event_type}",
@@ -40,10 +45,12 @@ def start_publish(
     return publish
 
 
-def end_publish(spans: list[Span], error: BaseException | None) -> None:
+def end_publish(spans: list[Span | None], error: BaseException | None) -> None:
     from opentelemetry.trace import Status, StatusCode
 
     for publish in spans:
+        if publish is None:
+            continue
         if error is not None:
             publish.set_status(Status(StatusCode.ERROR, type(error).__name__))
         publish.end()
@@ -59,5 +66,7 @@ def processing(
 
     attributes = _attributes(event_type, message_id)
     attributes["messaging.consumer.group.name"] = queue
-    with span(f"process {event_type}", extract(headers), SpanKind.CONSUMER, attributes) as made:
+    with span(
+        f"process {event_type}", None, SpanKind.CONSUMER, attributes, carrier=headers
+    ) as made:
         yield made

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from meshkit.rpc.interceptors import Behavior, UnaryInterceptor, failure_code
-from meshkit.telemetry import TRACEPARENT, TRACESTATE, enter, extract, inject, leave
+from meshkit.telemetry import TRACEPARENT, TRACESTATE, enter, inject, leave
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -67,7 +67,7 @@ class TracingInterceptor(UnaryInterceptor):
             for key, value in context.invocation_metadata() or ()
             if key in (TRACEPARENT, TRACESTATE) and isinstance(value, str)
         }
-        entered = enter(method.lstrip("/"), extract(carrier), self._kind, _attributes(method))
+        entered = enter(method.lstrip("/"), None, self._kind, _attributes(method), carrier=carrier)
         if entered.span is None:  # not sampled: its context is current, for the calls it makes
             try:
                 return await call_next(request, context)

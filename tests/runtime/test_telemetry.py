@@ -154,8 +154,32 @@ for flags in ("00", "01"):
     incoming = {"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-{flags}"}
     with telemetry.span("server", telemetry.extract(incoming), SpanKind.SERVER) as made:
         remote[flags] = {"recorded": made is not None, "traceparent": traceparent()}
+# The same, read from the headers themselves, as the gateway, the servers and consumers do.
+carried = {}
+for flags in ("00", "01"):
+    incoming = {"traceparent": f"00-{'ef' * 16}-{'12' * 8}-{flags}", "tracestate": "vendor=1"}
+    with telemetry.span("server", kind=SpanKind.SERVER, carrier=incoming) as made:
+        with telemetry.span("client", kind=SpanKind.CLIENT) as child:
+            carrier = {}
+            telemetry.inject(carrier)
+            carried[flags] = {
+                "recorded": made is not None,
+                "child": child is not None,
+                "headers": carrier,
+                "ids": telemetry.trace_ids(),
+                "stored": telemetry.trace_headers(),
+            }
+            # Work resumed, or continued, for a sampled trace inside an unsampled one.
+            with telemetry.continuing("later", {"traceparent": f"00-{'34' * 16}-{'56' * 8}-01"}):
+                carried[flags]["inner"] = traceparent()
+            carried[flags]["after"] = traceparent()
+    carried[flags]["outside"] = traceparent()
+with telemetry.resumed({"traceparent": f"00-{'78' * 16}-{'9a' * 8}-00"}):
+    resumed = traceparent()
 telemetry.shutdown_tracing()
-print(json.dumps({"roots": roots, "nested": nested, "remote": remote}))
+print(json.dumps({
+    "roots": roots, "nested": nested, "remote": remote, "carried": carried, "resumed": resumed,
+}))
 """
 
 
@@ -210,4 +234,35 @@ def test_an_unsampled_trace_is_followed_without_a_span_and_its_context_goes_on(
     assert sampled["recorded"] and _sampled(sampled["traceparent"])
     (server,) = store.spans("ab" * 16)
     assert (server.name, server.parent_id) == ("server", "cd" * 8)
-    assert {span.name for span in store.spans()} == {"server"}
+
+
+def test_headers_of_an_unsampled_trace_travel_as_they_came(
+    grpc_otlp: tuple[str, SpanStore],
+) -> None:
+    endpoint, store = grpc_otlp
+    result = sampling_probe(
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG="0",
+    )
+    unsampled = result["carried"]["00"]
+    incoming = {"traceparent": f"00-{'ef' * 16}-{'12' * 8}-00", "tracestate": "vendor=1"}
+    assert (unsampled["recorded"], unsampled["child"]) == (False, False)
+    # Passed on to every call and stored with every event as it came, tracestate too; and
+    # the logs name it.
+    assert unsampled["headers"] == incoming
+    assert unsampled["stored"] == incoming
+    assert unsampled["ids"] == ["ef" * 16, "12" * 8]
+    # A sampled trace continued inside it has its own context, and gives it back after.
+    assert unsampled["inner"].startswith(f"00-{'34' * 16}-")
+    assert _sampled(unsampled["inner"])
+    assert unsampled["after"] == incoming["traceparent"]
+    assert unsampled["outside"] == ""
+    assert result["resumed"] == f"00-{'78' * 16}-{'9a' * 8}-00"
+    # The sampled one is recorded from the headers as from a parsed context.
+    sampled = result["carried"]["01"]
+    assert (sampled["recorded"], sampled["child"]) == (True, True)
+    assert sampled["headers"]["tracestate"] == "vendor=1"
+    names = {span.name for span in store.spans("ef" * 16)}
+    assert names == {"server", "client"}
+    assert {span.name for span in store.spans("34" * 16)} == {"later"}
