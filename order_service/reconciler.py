@@ -36,6 +36,13 @@ logger = logging.getLogger(__name__)
 
 # Orders looked at in one round, oldest first; the rest wait for the next.
 BATCH = 100
+_SETTLED = frozenset(
+    {
+        payment_pb2.PAYMENT_STATUS_SUCCEEDED,
+        payment_pb2.PAYMENT_STATUS_FAILED,
+        payment_pb2.PAYMENT_STATUS_REFUNDED,
+    }
+)
 
 
 class Reconciler:
@@ -71,7 +78,7 @@ class Reconciler:
 
     async def reconcile(self) -> dict[str, int]:
         """One round: each order's outcome ("confirmed", "cancelled", "waiting", "skipped",
-        "moved on"), counted."""
+        "failed", "moved on"), counted."""
         now = utcnow()
         outcomes: dict[str, int] = {}
         for order_id, created_at in await pending_since_before(self.db, now - self.after, BATCH):
@@ -88,7 +95,11 @@ class Reconciler:
             why = str(error)
         except Exception as error:
             if not dependency_down(error):
-                raise
+                # Not this round's to settle, nor a reason to hold up the orders behind it.
+                logger.exception(
+                    "reconciling order %s failed", order_id, extra={"order_id": order_id}
+                )
+                return "failed"
             why = f"{type(error).__name__}: {error}"
         logger.warning(
             "cannot reconcile order %s yet: %s", order_id, why, extra={"order_id": order_id}
@@ -97,8 +108,11 @@ class Reconciler:
 
     async def _finish(self, order_id: str, created_at: datetime, now: datetime) -> str:
         payment = await self.payments.of_order(order_id)
-        if payment is None and now - created_at < self.deadline:
-            return "waiting"
+        if payment is None:
+            if now - created_at < self.deadline:
+                return "waiting"
+        elif payment.status not in _SETTLED:
+            return "waiting"  # a status this service does not know yet settles nothing
         async with self.unit_of_work() as uow:
             if payment is None:
                 outcome = "cancelled"
@@ -113,7 +127,7 @@ class Reconciler:
                 moved = await self.saga.confirm(
                     uow, order_id, payment.id, "Order confirmed: paid (found by reconciliation)"
                 )
-            else:  # failed, or given back
+            else:  # failed, or given back (the order was cancelled meanwhile)
                 outcome = "cancelled"
                 reason = payment.failure_reason or payment.failure_code or "payment not taken"
                 moved = await self.saga.cancel_unpaid(
