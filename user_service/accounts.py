@@ -175,9 +175,22 @@ class Accounts:
         return await self._new_session(user, family_id=new_id())
 
     async def _new_session(self, user: UserRecord, family_id: str) -> TokenPair:
+        """Tokens for `user` as checked by the caller, unless the account changed since.
+
+        The account's row stays locked while the access token is issued: a deactivation, or a
+        new role or password, either committed before (and is seen here) or waits, and then
+        revokes a token issued before it (`_revoke_access`)."""
         refresh_token = new_refresh_token()
         now = utcnow()
         async with self.unit_of_work() as uow:
+            current = await uow.users.get_locked(user.id)
+            if current is None or not current.active:
+                raise DeactivatedSignIn("This account is deactivated.")
+            if (current.password_hash, current.tokens_revoked_at) != (
+                user.password_hash,
+                user.tokens_revoked_at,
+            ):
+                raise SessionSignedOut("The account changed while signing in; sign in again.")
             await uow.refresh_tokens.add(
                 RefreshTokenRecord(
                     id=new_id(),
@@ -190,8 +203,8 @@ class Accounts:
                     revoked_at=None,
                 )
             )
+            access = self.access_tokens.issue(current.id, current.role)
             await uow.commit()
-        access = self.access_tokens.issue(user.id, user.role)
         return TokenPair(access.token, refresh_token, access.expires_in)
 
     async def refresh(self, refresh_token: str) -> TokenPair:

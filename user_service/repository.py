@@ -26,6 +26,10 @@ _tokens: Table = RefreshToken.__table__  # type: ignore[assignment]
 # because `reads.py` runs the same ones outside a transaction.
 USER_BY_ID = Statement(select(_users).where(_users.c.id == bindparam("user_id")))
 USER_BY_EMAIL = Statement(select(_users).where(_users.c.email == bindparam("email")))
+# Held until the transaction ends: a change of the account waits for a sign-in under way.
+_USER_BY_ID_LOCKED = Statement(
+    select(_users).where(_users.c.id == bindparam("user_id")).with_for_update()
+)
 _ADD_USER = Statement(_users.insert())
 
 # The columns that a change of a user may set, besides its update time. Only the columns that
@@ -87,6 +91,12 @@ class UserRepository:
 
     async def get(self, user_id: str) -> UserRecord | None:
         row = await self.tx.fetchrow(USER_BY_ID, {"user_id": user_id})
+        return user_record(row) if row is not None else None
+
+    async def get_locked(self, user_id: str) -> UserRecord | None:
+        """The user, its row locked until this transaction ends (on PostgreSQL; SQLite has
+        one writer at a time anyway)."""
+        row = await self.tx.fetchrow(_USER_BY_ID_LOCKED, {"user_id": user_id})
         return user_record(row) if row is not None else None
 
     async def by_email(self, email: str) -> UserRecord | None:

@@ -44,6 +44,8 @@ REVOKED_KEY = "identity:revoked-before"
 PING_INTERVAL_SECONDS = 1.0
 SILENCE_LIMIT_SECONDS = 3.0
 RETRY_AFTER_SECONDS = 1.0
+# The longest an access token may live (`ACCESS_TOKEN_TTL_SECONDS` allows no more).
+MAX_TOKEN_LIFETIME_SECONDS = 86_400
 
 
 def revocations_channel(redis_url: str | None) -> str:
@@ -79,10 +81,15 @@ class RevokedTokens:
         if before > self._before.get(user_id, float("-inf")):
             self._before[user_id] = before
 
-    def load(self, revocations: Iterable[tuple[str, float]]) -> None:
-        """Everything known, from the set in Redis, merged with what this process heard."""
+    def load(self, revocations: Iterable[tuple[str, float]], *, now: float) -> None:
+        """Everything known, from the set in Redis, merged with what this process heard; a
+        revocation older than any token can live is forgotten (the user service keeps Redis's
+        set as short, by its own token lifetime)."""
         for user_id, before in revocations:
             self.revoke(user_id, before)
+        oldest = now - MAX_TOKEN_LIFETIME_SECONDS
+        for user_id in [user for user, before in self._before.items() if before < oldest]:
+            del self._before[user_id]
 
     def revoked_before(self, user_id: str) -> float | None:
         return self._before.get(user_id)
@@ -110,6 +117,7 @@ class RevocationListener:
         self.channel = channel
         self._task: asyncio.Task[None] | None = None
         self._hearing = False
+        self._warned = False
         self.confirmed = asyncio.Event()
 
     def start(self) -> None:
@@ -134,9 +142,10 @@ class RevocationListener:
             await asyncio.sleep(RETRY_AFTER_SECONDS)
 
     def _lost(self, why: str) -> None:
+        """Once per loss (or at start, when Redis never answered): a warning."""
         self.confirmed.clear()
-        if self._hearing:
-            self._hearing = False
+        if self._hearing or not self._warned:
+            self._hearing, self._warned = False, True
             logger.warning(
                 "revocations unavailable (%s): tokens revoked meanwhile work until they "
                 "expire, or until Redis answers again",
@@ -159,10 +168,10 @@ class RevocationListener:
                 if message["type"] == "subscribe":
                     # Subscribed first, read after: a revocation made in between is in both.
                     stored = await self.reader.zrange(REVOKED_KEY, 0, -1, withscores=True)
-                    self.revoked.load(_revocations(stored))
+                    self.revoked.load(_revocations(stored), now=time.time())
                     if not self._hearing:
                         logger.info("hearing revocations (%d known)", len(self.revoked))
-                    self._hearing = True
+                    self._hearing, self._warned = True, False
                     self.confirmed.set()
                 elif message["type"] == "message":
                     revocation = decode(message["data"])
@@ -199,6 +208,7 @@ class RevocationAnnouncer:
         self.clock = clock
         self._unsent: dict[str, float] = {}
         self._retrying: asyncio.Task[None] | None = None
+        self._failures = 0
 
     async def aclose(self) -> None:
         if self._retrying is not None:
@@ -234,12 +244,18 @@ class RevocationAnnouncer:
                     pipe.publish(self.channel, encode(user_id, before))
                 await pipe.execute()
         except (RedisError, OSError, TimeoutError) as error:
-            logger.warning(
+            self._failures += 1
+            # Once when announcing starts failing, then ever more rarely, as the relay does.
+            logger.log(
+                logging.WARNING if self._failures & (self._failures - 1) == 0 else logging.DEBUG,
                 "%d revocation(s) not announced yet (%s); retrying",
                 len(unsent),
                 type(error).__name__,
             )
             return False
+        if self._failures:
+            logger.warning("revocations announced again after %d failures", self._failures)
+            self._failures = 0
         for user_id, before in unsent.items():
             if self._unsent.get(user_id) == before:
                 del self._unsent[user_id]

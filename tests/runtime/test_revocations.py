@@ -3,6 +3,7 @@ while Redis is away."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -10,11 +11,14 @@ from contextlib import AsyncExitStack
 import pytest
 from redis.asyncio import Redis
 
+from meshkit.caching import connect_redis, connect_subscriber
 from meshkit.context import Principal, Role
 from meshkit.identity import TokenRevoked
 from meshkit.identity.revocations import (
+    MAX_TOKEN_LIFETIME_SECONDS,
     REVOKED_KEY,
     RevocationAnnouncer,
+    RevocationListener,
     RevokedTokens,
     decode,
     encode,
@@ -51,6 +55,10 @@ def test_a_token_issued_before_its_users_revocation_is_refused() -> None:
     # An older moment heard late (a reload, a retried message) never undoes a later one.
     revoked.revoke("u1", 50.0)
     assert revoked.revoked_before("u1") == 100.0
+    # A reload forgets what no live token can predate any more.
+    revoked.load([("u2", 1_000_000.0)], now=100.0 + MAX_TOKEN_LIFETIME_SECONDS + 1)
+    assert revoked.revoked_before("u1") is None
+    assert revoked.revoked_before("u2") == 1_000_000.0
 
 
 def test_messages_round_trip_and_garbage_is_ignored() -> None:
@@ -154,3 +162,36 @@ def _subscribed(redis: Redis, count: int = 3) -> Callable[[], Awaitable[bool]]:
         return int(counts.get(channel.encode(), 0)) >= count
 
     return probe
+
+
+async def test_a_listener_that_never_heard_redis_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="meshkit.identity.revocations")
+    async with FaultyProxy("127.0.0.1", 6379) as proxy:
+        proxy.set_mode(Mode.RESET)
+        url = f"redis://{proxy.endpoint}/0"
+        listener = RevocationListener(
+            RevokedTokens(), connect_subscriber(url), connect_redis(url, 1.0), "channel"
+        )
+        attempts = 0
+        follow = listener._follow
+
+        async def counted() -> None:
+            nonlocal attempts
+            attempts += 1
+            await follow()
+
+        listener._follow = counted  # type: ignore[method-assign]
+        listener.start()
+        try:
+
+            async def tried_thrice() -> bool:
+                return attempts >= 3
+
+            await eventually(tried_thrice, timeout=10, message="three attempts")
+        finally:
+            await listener.aclose()
+    warnings = [r.getMessage() for r in caplog.records if r.name.endswith("revocations")]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("revocations unavailable")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -12,11 +13,16 @@ from google.protobuf import field_mask_pb2
 from redis.asyncio import Redis
 
 from ecommerce.user.v1 import auth_pb2_grpc, user_pb2, user_pb2_grpc
+from meshkit.context import Principal, Role
+from meshkit.data import Database
+from meshkit.data.migrations import upgrade_to_head_async
 from meshkit.identity.revocations import REVOKED_KEY
 from meshkit.service import running_service
 from tests.conftest import REDIS_URL
 from tests.user_service.conftest import UserApi, bearer, user_settings
-from user_service.app import DEFINITION
+from user_service.app import DEFINITION, MIGRATIONS, build_accounts
+from user_service.errors import DeactivatedSignIn, SessionSignedOut
+from user_service.reads import load_user
 from user_service.settings import UserSettings
 
 
@@ -86,3 +92,31 @@ async def test_without_redis_the_user_service_still_refuses_a_revoked_token(
         user_pb2.GetCurrentUserRequest(), metadata=bearer(fresh)
     )
     assert again.role == user_pb2.ROLE_SELLER
+
+
+@pytest.mark.parametrize("change", ["deactivated", "new password"])
+async def test_a_sign_in_the_account_changed_under_gets_no_token(
+    postgres_url: str, tmp_path: Path, change: str
+) -> None:
+    """A sign-in checked the account, then the account changed before its tokens were made:
+    it gets none (a token issued then would outlive the revocation the change made)."""
+    settings = user_settings(postgres_url, tmp_path / "keys")
+    await upgrade_to_head_async(MIGRATIONS, settings.database_url)
+    async with Database.from_settings(settings) as database:
+        accounts, _ = build_accounts(settings, database)
+        registered = await accounts.register("vic@example.com", "a fine password", "Vic")
+        checked = await load_user(database, registered.id)  # what the sign-in checked
+        assert checked is not None
+        if change == "deactivated":
+            async with accounts.unit_of_work() as uow:
+                stored = await uow.users.get(registered.id)
+                assert stored is not None
+                await uow.users.save(stored, replace(stored, active=False))
+                await uow.commit()
+            expected: type[Exception] = DeactivatedSignIn
+        else:
+            me = Principal(subject=registered.id, role=Role.CUSTOMER, token="t")
+            await accounts.change_password(me, "a fine password", "another fine password")
+            expected = SessionSignedOut
+        with pytest.raises(expected):
+            await accounts._new_session(checked, family_id="f")
