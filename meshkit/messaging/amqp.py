@@ -252,7 +252,7 @@ class _ConnectionWatch:
         connection.reconnect_callbacks.add(self._back)
 
     def _lost(self, sender: object, error: BaseException | None) -> None:
-        if self.lost_at is not None or error is None or self.connection.is_closed:
+        if self.lost_at is not None or error is None or _closing(self.connection):
             return  # already said, or closed on purpose
         self.lost_at = time.monotonic()
         logger.warning(
@@ -268,6 +268,11 @@ class _ConnectionWatch:
         self.lost_at = None
 
 
+def _closing(connection: AbstractRobustConnection) -> bool:
+    # aio-pika runs the close callbacks before it marks a connection closed on purpose.
+    return bool(getattr(connection, "close_called", False)) or connection.is_closed
+
+
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
@@ -276,26 +281,45 @@ class _BrokerNoise(logging.Filter):
     """What aio-pika and aiormq log about a connection the broker dropped: a traceback from the
     frame reader, an error from each channel's close callback, an error for the broker's own
     close, a warning at every attempt to reconnect. `_ConnectionWatch` says it once each way
-    instead; anything else they log goes through."""
+    instead. A failed attempt to reconnect still goes through once a minute, with its reason,
+    so that a broker refusing for good (new credentials, say) is not silent; anything else they
+    log goes through."""
 
-    _MESSAGES = (
+    _CONNECTION_LOST = (
         "Cancelling cause reader exited abnormally",
         'Unexpected connection close from remote "%s", ',
         "error when creating transport: %r",
+    )
+    _RECONNECTING = (
         'Connection attempt to "%s" failed: %s. ',
         'Connection attempt to "%s" cancelled. ',
-        "Reconnect attempt failed %s due to %s: %s. ",
     )
+    # What a channel's close callback raises when it finds its connection closed.
+    _CLOSED = frozenset(
+        {"RuntimeError", "ChannelInvalidStateError", "ConnectionClosed", "AMQPConnectionError"}
+    )
+    RECONNECT_REPORT_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._reported = float("-inf")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
-        if message.startswith(self._MESSAGES):
+        if message.startswith(self._CONNECTION_LOST):
             return False
+        if message.startswith(self._RECONNECTING):
+            now = time.monotonic()
+            if now - self._reported < self.RECONNECT_REPORT_SECONDS:
+                return False
+            self._reported = now
+            return True
         # A channel's close callback finding its connection closed (`RobustChannel._on_close`).
         return not (
             message.startswith("Callback %r error")
             and isinstance(record.args, tuple)
             and len(record.args) == 3
+            and record.args[1] in self._CLOSED
             and "closed" in str(record.args[2]).lower()
         )
 

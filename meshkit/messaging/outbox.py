@@ -209,10 +209,12 @@ class OutboxRelay:
             except Exception as exc:
                 failures += 1
                 delay = min(self.max_backoff, 0.1 * 2 ** min(failures, 10)) * random.uniform(0.5, 1)
-                # One warning when the relay starts failing and one when it is back: an outage
-                # of the broker or the database is a few lines, not one every retry.
+                # A warning when the relay starts failing, then ever more rarely (the 2nd,
+                # 4th, 8th... failure), and one when it is back: an outage of the broker or
+                # the database is a few lines, not one every retry, and a relay failing for
+                # good still says so now and then.
                 logger.log(
-                    logging.WARNING if failures == 1 else logging.DEBUG,
+                    logging.WARNING if failures & (failures - 1) == 0 else logging.DEBUG,
                     "outbox relay failed; retrying in %.2fs: %s",
                     delay,
                     str(exc) or type(exc).__name__,  # a timeout's message is empty
