@@ -318,6 +318,10 @@ def _carried_unsampled(carrier: Mapping[str, Any]) -> tuple[str, str] | None:
     state = carrier.get(TRACESTATE) or ""
     if isinstance(state, bytes):
         state = state.decode("latin-1")
+    if state:
+        # Checked as OpenTelemetry's propagator checks it: what a client sent goes on into
+        # every call's metadata and every event's headers only if it is well formed.
+        state = _trace.TraceState.from_header([str(state)]).to_header()
     return traceparent, str(state)
 
 
