@@ -85,6 +85,7 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         unit_of_work,
         saga,
         Payments(payment_channel),
+        catalog,
         after=timedelta(seconds=settings.reconcile_after_seconds),
         deadline=timedelta(seconds=settings.payment_deadline_seconds),
         interval_seconds=settings.reconcile_interval_seconds,

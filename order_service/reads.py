@@ -10,6 +10,7 @@ read of the mesh. SQLite (the laptop default) reads through the repository on a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -114,6 +115,17 @@ async def pending_since_before(
             .limit(limit)
         )
         return [(row.id, row.created_at) for row in rows]
+
+
+async def saved_among(db: Database, order_ids: Sequence[str]) -> set[str]:
+    """Which of `order_ids` name a saved order."""
+    saved: set[str] = set()
+    async with db.session() as session:
+        for start in range(0, len(order_ids), 500):
+            batch = list(order_ids[start : start + 500])
+            rows = await session.execute(select(_orders.c.id).where(_orders.c.id.in_(batch)))
+            saved.update(row.id for row in rows)
+    return saved
 
 
 async def timeline_of(db: Database, order_id: str) -> list[TimelineEntry]:

@@ -14,6 +14,13 @@ Each step is a conditional move out of PENDING in a unit of work of its own, as 
 handlers' are: a replica, or an event arriving at the same moment, that moved the order first
 leaves nothing to do here. The payment service unreachable is a step skipped until the next
 round.
+
+Stock is reserved before its order is saved, and a replica killed in between leaves stock
+reserved for an order that does not exist. Each round also asks the product service which
+orders still hold stock reserved in the window of time since the last round (the first one
+looks back `LOOKBACK`), up to `after` ago, and releases the stock of those never saved. A
+window is done only once every such release went through; otherwise the next round looks at
+it again. Releasing is idempotent, so replicas doing the same do no harm.
 """
 
 from __future__ import annotations
@@ -27,15 +34,17 @@ from ecommerce.payment.v1 import payment_pb2
 from meshkit.data import Database, utcnow
 from meshkit.errors import DeadlineExceeded, Unavailable
 from meshkit.failures import dependency_down
-from order_service.reads import pending_since_before
+from order_service.reads import pending_since_before, saved_among
 from order_service.saga import Saga
 from order_service.unit_of_work import OrderUnitOfWork
-from order_service.upstream import Payments
+from order_service.upstream import Catalog, Payments
 
 logger = logging.getLogger(__name__)
 
 # Orders looked at in one round, oldest first; the rest wait for the next.
 BATCH = 100
+# How far back a starting replica looks for stock reserved for an order never saved.
+LOOKBACK = timedelta(hours=1)
 _SETTLED = frozenset(
     {
         payment_pb2.PAYMENT_STATUS_SUCCEEDED,
@@ -52,6 +61,7 @@ class Reconciler:
         unit_of_work: Callable[[], OrderUnitOfWork],
         saga: Saga,
         payments: Payments,
+        catalog: Catalog,
         *,
         after: timedelta,
         deadline: timedelta,
@@ -61,9 +71,12 @@ class Reconciler:
         self.unit_of_work = unit_of_work
         self.saga = saga
         self.payments = payments
+        self.catalog = catalog
         self.after = after
         self.deadline = deadline
         self.interval = interval_seconds
+        # Where the next look for reservations without an order starts.
+        self._reserved_since: datetime | None = None
 
     async def run(self) -> None:
         """Reconcile every `interval` seconds, for as long as the service runs."""
@@ -78,7 +91,7 @@ class Reconciler:
 
     async def reconcile(self) -> dict[str, int]:
         """One round: each order's outcome ("confirmed", "cancelled", "waiting", "skipped",
-        "failed", "moved on"), counted."""
+        "failed", "moved on"), counted, then the stock of orders never saved released."""
         now = utcnow()
         outcomes: dict[str, int] = {}
         for order_id, created_at in await pending_since_before(self.db, now - self.after, BATCH):
@@ -86,7 +99,29 @@ class Reconciler:
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
         if outcomes:
             logger.info("reconciled orders left pending", extra={"outcomes": outcomes})
+        released = await self.release_unsaved(now)
+        if released:
+            outcomes["stock released"] = released
         return outcomes
+
+    async def release_unsaved(self, now: datetime) -> int:
+        """Release the stock reserved since the last look, up to `after` ago, for orders
+        never saved; how many orders' stock was released."""
+        start = self._reserved_since or now - LOOKBACK
+        end = now - self.after
+        if end <= start:
+            return 0
+        held = await self.catalog.held_reservations(start, end)
+        unsaved = sorted(set(held) - await saved_among(self.db, held)) if held else []
+        for order_id in unsaved:
+            await self.catalog.release(order_id)
+            logger.warning(
+                "stock reserved for order %s, never saved, released by reconciliation",
+                order_id,
+                extra={"order_id": order_id},
+            )
+        self._reserved_since = end
+        return len(unsaved)
 
     async def _reconcile(self, order_id: str, created_at: datetime, now: datetime) -> str:
         try:

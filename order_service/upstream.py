@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import grpc
 
@@ -21,7 +22,7 @@ from meshkit.errors import (
     Unavailable,
 )
 from meshkit.identity import confirm_account
-from meshkit.rpc import domain_reason, rich_status
+from meshkit.rpc import domain_reason, rich_status, timestamp
 from order_service.errors import OutOfStock, ProductNotSold
 
 _RESERVE_REFUSALS: dict[str, type[FailedPrecondition]] = {
@@ -119,6 +120,19 @@ class Catalog:
                     error.details() or "Not enough stock."
                 ) from None
             raise
+
+    async def held_reservations(self, start: datetime, end: datetime) -> list[str]:
+        """Ids of the orders whose stock is still reserved, reserved in [start, end)."""
+        window = product_pb2.ListHeldReservationsRequest(
+            reserve_time_start=timestamp(start), reserve_time_end=timestamp(end)
+        )
+        order_ids: list[str] = []
+        while True:
+            page = await self.stub.ListHeldReservations(window)
+            order_ids.extend(page.order_ids)
+            if not page.next_page_token:
+                return order_ids
+            window.page_token = page.next_page_token
 
     async def release(self, order_id: str) -> bool:
         """Give the order's stock back; a no-op when it was released already."""

@@ -89,7 +89,7 @@ async def build(
                 ProductService(
                     Categories(database, unit_of_work, cache, page_tokens, sellers),
                     Products(database, unit_of_work, cache, page_tokens, sellers),
-                    Stock(database, unit_of_work, cache),
+                    Stock(database, unit_of_work, cache, page_tokens),
                 ),
                 product_pb2_grpc.add_ProductServiceServicer_to_server,
             ),

@@ -6,6 +6,7 @@ The caller of a request is read here, at the edge, and handed to the domain, whi
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import UTC
 from typing import Any
 
 from google.protobuf import empty_pb2, field_mask_pb2
@@ -208,3 +209,20 @@ class ProductService(product_pb2_grpc.ProductServiceServicer):
     ) -> product_pb2.ReleaseStockResponse:
         released = await self.stock.release(require_principal(), request.order_id)
         return product_pb2.ReleaseStockResponse(released=released)
+
+    async def ListHeldReservations(
+        self, request: product_pb2.ListHeldReservationsRequest, context: Context
+    ) -> product_pb2.ListHeldReservationsResponse:
+        for name in ("reserve_time_start", "reserve_time_end"):
+            if not request.HasField(name):
+                raise InvalidArgument.for_field(name, "is required")
+        order_ids, next_token = await self.stock.held(
+            require_principal(),
+            request.reserve_time_start.ToDatetime(tzinfo=UTC),
+            request.reserve_time_end.ToDatetime(tzinfo=UTC),
+            request.page_size,
+            request.page_token,
+        )
+        return product_pb2.ListHeldReservationsResponse(
+            order_ids=order_ids, next_page_token=next_token
+        )

@@ -72,7 +72,9 @@ class Reservation(Base):
     order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), primary_key=True)
     quantity: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Indexed: the order service looks for held reservations of a window of time whose order
+    # was never saved (`ListHeldReservations`).
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 

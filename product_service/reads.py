@@ -12,6 +12,7 @@ gives the records the repositories give (`product_service.records`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -28,7 +29,7 @@ from sqlalchemy import (
 
 from meshkit.data import Database, in_utc
 from product_service.listing import Cursor, ProductFilter, SortField, SortKey, like_pattern
-from product_service.models import Category, Product
+from product_service.models import Category, Product, Reservation
 from product_service.records import (
     PRODUCT_FIELDS,
     RESERVATION_FIELDS,
@@ -94,6 +95,27 @@ async def load_reservations(db: Database, order_id: str) -> Sequence[Reservation
     async with db.driver_connection() as connection:
         found = await connection.fetch(_RESERVATIONS_OF_ORDER, order_id)
     return [ReservationRecord(**in_utc(dict(row))) for row in found]
+
+
+async def held_reservations(
+    db: Database, start: datetime, end: datetime, after_order_id: str, limit: int
+) -> list[str]:
+    """Up to `limit` ids of orders with stock still reserved, reserved in [start, end), past
+    `after_order_id`, ascending (the index on reservation time serves the window)."""
+    reservations: Table = Reservation.__table__  # type: ignore[assignment]
+    query = (
+        select(reservations.c.order_id)
+        .where(
+            reservations.c.released_at.is_(None),
+            reservations.c.created_at >= start,
+            reservations.c.created_at < end,
+            reservations.c.order_id > after_order_id,
+        )
+        .group_by(reservations.c.order_id)
+        .order_by(reservations.c.order_id)
+        .limit(limit)
+    )
+    return [str(row["order_id"]) for row in await _rows(db, query)]
 
 
 async def load_category(db: Database, category_id: str) -> CategoryRecord | None:

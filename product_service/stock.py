@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from meshkit.context import Principal, Role
 from meshkit.data import Database, IntegrityViolation, utcnow
@@ -16,11 +17,12 @@ from meshkit.errors import (
     InvalidArgument,
 )
 from meshkit.identity import authorize
+from meshkit.rpc import PageTokenCodec, page_size
 from meshkit.shielding import finish
 from product_service.cache import CatalogCache
 from product_service.errors import OutOfStock, ProductArchived, ProductNotFound, ReservationReleased
 from product_service.products import MAX_STOCK
-from product_service.reads import load_product, load_reservations
+from product_service.reads import held_reservations, load_product, load_reservations
 from product_service.records import ReservationRecord
 from product_service.unit_of_work import CatalogUnitOfWorkFactory
 from product_service.validation import check_id
@@ -29,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 MAX_ORDER_ID_LENGTH = 64
 MAX_RESERVATION_ITEMS = 100
+# Order ids in one page of held reservations.
+MAX_HELD_PAGE = 1000
 
 
 @dataclass(frozen=True, order=True)
@@ -117,11 +121,16 @@ def _result(order_id: str, rows: Sequence[ReservationRecord]) -> ReservationResu
 
 class Stock:
     def __init__(
-        self, database: Database, unit_of_work: CatalogUnitOfWorkFactory, cache: CatalogCache
+        self,
+        database: Database,
+        unit_of_work: CatalogUnitOfWorkFactory,
+        cache: CatalogCache,
+        page_tokens: PageTokenCodec,
     ) -> None:
         self.db = database
         self.unit_of_work = unit_of_work
         self.cache = cache
+        self.page_tokens = page_tokens
 
     async def check(self, caller: Principal, product_id: str, quantity: int) -> Availability:
         """Whether `quantity` could be ordered now; reserves nothing."""
@@ -198,6 +207,27 @@ class Stock:
         if restocked:
             logger.info("stock released", extra={"order_id": order_id, "items": len(restocked)})
         return bool(restocked)
+
+    async def held(
+        self,
+        caller: Principal,
+        start: datetime,
+        end: datetime,
+        requested_size: int,
+        page_token: str,
+    ) -> tuple[list[str], str]:
+        """A page of the ids of orders whose stock is still reserved, reserved in [start, end),
+        and the token of the next page (empty on the last)."""
+        authorize(caller, Role.SERVICE)
+        if end <= start:
+            raise InvalidArgument.for_field("reserve_time_end", "must be after the start")
+        limit = page_size(requested_size, default=MAX_HELD_PAGE, maximum=MAX_HELD_PAGE)
+        window = f"held:{start.isoformat()}:{end.isoformat()}"
+        after = self.page_tokens.decode(page_token, window)[0] if page_token else ""
+        ids = await held_reservations(self.db, start, end, str(after), limit + 1)
+        more = len(ids) > limit
+        ids = ids[:limit]
+        return ids, self.page_tokens.encode([ids[-1]], window) if more else ""
 
     async def _forget(self, changed: list[tuple[str, bool]]) -> None:
         """The cached forms of products whose stock changed (and listings, when flagged).

@@ -40,6 +40,11 @@ class _UnitOfWork:
         _UnitOfWork.committed += 1
 
 
+class _Catalog:
+    async def held_reservations(self, start: datetime, end: datetime) -> list[str]:
+        return []
+
+
 class _Saga:
     def __init__(self) -> None:
         self.confirmed: list[str] = []
@@ -76,6 +81,7 @@ async def test_a_round_goes_on_past_an_order_it_cannot_settle(
                 "old": None,
             }
         ),
+        _Catalog(),  # type: ignore[arg-type]
         after=timedelta(seconds=1),
         deadline=timedelta(minutes=5),
         interval_seconds=1,

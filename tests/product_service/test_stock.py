@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
 
 from ecommerce.product.v1 import product_pb2
+from meshkit.rpc import timestamp
 from tests.product_service.conftest import CatalogApi, expect, violations
 
 pytestmark = pytest.mark.integration
@@ -104,3 +106,50 @@ async def test_invalid_reservations(catalog: CatalogApi) -> None:
     assert "order_id" in violations(error)
     await expect(Code.FAILED_PRECONDITION, catalog.reserve("order-2", ("no-such-product", 1)))
     assert await catalog.stock_of(product.id) == 4
+
+
+async def test_held_reservations_of_a_window_page_by_page_for_services_only(
+    catalog: CatalogApi,
+) -> None:
+    product = await catalog.create_product("Lantern", stock=100)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    for n in range(5):
+        await catalog.reserve(f"held-{n}", (product.id, 1))
+    await catalog.reserve("released", (product.id, 1))
+    assert await catalog.release("released")
+    end = datetime.now(UTC) + timedelta(seconds=1)
+
+    async def page(token: str = "", **window: datetime) -> product_pb2.ListHeldReservationsResponse:
+        bounds = {"start": start, "end": end, **window}
+        return await catalog.stub.ListHeldReservations(
+            product_pb2.ListHeldReservationsRequest(
+                reserve_time_start=timestamp(bounds["start"]),
+                reserve_time_end=timestamp(bounds["end"]),
+                page_size=2,
+                page_token=token,
+            ),
+            metadata=catalog.identity.service.auth,
+        )
+
+    seen: list[str] = []
+    token = ""
+    while True:
+        got = await page(token)
+        seen.extend(got.order_ids)
+        token = got.next_page_token
+        if not token:
+            break
+    assert seen == [f"held-{n}" for n in range(5)]  # ascending; the released one is not held
+    # Another window: none of them.
+    assert not (await page(start=end, end=end + timedelta(seconds=5))).order_ids
+    error = await expect(Code.INVALID_ARGUMENT, page(start=end, end=start))
+    assert "reserve_time_end" in violations(error)
+    await expect(
+        Code.PERMISSION_DENIED,
+        catalog.stub.ListHeldReservations(
+            product_pb2.ListHeldReservationsRequest(
+                reserve_time_start=timestamp(start), reserve_time_end=timestamp(end)
+            ),
+            metadata=catalog.identity.seller.auth,
+        ),
+    )

@@ -14,6 +14,9 @@ import pytest
 
 from ecommerce.order.v1 import order_pb2
 from ecommerce.payment.v1 import payment_pb2
+from ecommerce.product.v1 import product_pb2
+from ecommerce.user.v1 import auth_pb2
+from meshkit.ids import new_id
 from meshkit.messaging import Topology
 from meshkit.service import running_service
 from meshkit.settings import load_settings
@@ -24,6 +27,7 @@ from tests.saga.conftest import Saga, bearer
 from tests.support import eventually, queue_counts
 
 PAID, CANCELLED = order_pb2.ORDER_STATUS_PAID, order_pb2.ORDER_STATUS_CANCELLED
+SECRET = "insecure-dev-service-secret"  # every service's in development
 # Quick enough for a test: looked at a fraction of a second after it was placed, given up on
 # a second after, without a payment.
 RECONCILING = {
@@ -188,3 +192,32 @@ async def test_an_order_within_its_deadline_waits_for_its_payment(
         await eventually(looked_at_twice, message="two rounds of reconciliation")
         assert await saga.order_status(order.id) == order_pb2.ORDER_STATUS_PENDING
         assert await saga.stock_of(product) == 4
+
+
+async def test_stock_reserved_for_an_order_never_saved_is_released(saga_base: Saga) -> None:
+    saga = saga_base
+    product = await saga.new_product(stock=5)
+    # What an order service killed between reserving and saving leaves behind.
+    issued = await saga.auth.IssueServiceToken(
+        auth_pb2.IssueServiceTokenRequest(client_id="order_service", client_secret=SECRET)
+    )
+    await saga.products.ReserveStock(
+        product_pb2.ReserveStockRequest(
+            order_id=new_id(), items=[product_pb2.StockItem(product_id=product, quantity=2)]
+        ),
+        metadata=bearer(issued.access_token),
+    )
+    await saga.start("payment_service", PAYMENT)
+    async with order_service(
+        saga, payment_service_addr=saga.addresses["payment_service"], **RECONCILING
+    ):
+        order = await saga.place(product, 1, key=uuid.uuid4().hex)
+        await saga.wait_status(order.id, PAID)
+
+        async def given_back() -> bool:
+            # The unsaved order's 2 back; the paid order's 1 stays sold.
+            return await saga.stock_of(product) == 4
+
+        await eventually(given_back, timeout=20, message="the unsaved order's stock back")
+    # Only once, whatever the rounds that looked again.
+    assert await saga.stock_of(product) == 4

@@ -667,3 +667,69 @@ class ReleaseStockResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReleaseStockResponse: _TypeAlias = ReleaseStockResponse  # noqa: Y015
+
+@_typing.final
+class ListHeldReservationsRequest(_message.Message):
+    """Request of ProductService.ListHeldReservations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVE_TIME_START_FIELD_NUMBER: _builtins.int
+    RESERVE_TIME_END_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most this many order ids (1 to 1000; 0 means 1000)."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first."""
+    @_builtins.property
+    def reserve_time_start(self) -> _timestamp_pb2.Timestamp:
+        """Reservations made at or after this time."""
+
+    @_builtins.property
+    def reserve_time_end(self) -> _timestamp_pb2.Timestamp:
+        """Reservations made before this time."""
+
+    def __init__(
+        self,
+        *,
+        reserve_time_start: _timestamp_pb2.Timestamp | None = ...,
+        reserve_time_end: _timestamp_pb2.Timestamp | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reserve_time_end", b"reserve_time_end", "reserve_time_start", b"reserve_time_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "reserve_time_end", b"reserve_time_end", "reserve_time_start", b"reserve_time_start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHeldReservationsRequest: _TypeAlias = ListHeldReservationsRequest  # noqa: Y015
+
+@_typing.final
+class ListHeldReservationsResponse(_message.Message):
+    """Response of ProductService.ListHeldReservations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_IDS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last one."""
+    @_builtins.property
+    def order_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ids of orders with stock still reserved, ascending."""
+
+    def __init__(
+        self,
+        *,
+        order_ids: _abc.Iterable[_builtins.str] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "order_ids", b"order_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHeldReservationsResponse: _TypeAlias = ListHeldReservationsResponse  # noqa: Y015

@@ -103,6 +103,11 @@ class ProductServiceStub:
                 request_serializer=ecommerce_dot_product_dot_v1_dot_product__pb2.ReleaseStockRequest.SerializeToString,
                 response_deserializer=ecommerce_dot_product_dot_v1_dot_product__pb2.ReleaseStockResponse.FromString,
                 _registered_method=True)
+        self.ListHeldReservations = channel.unary_unary(
+                '/ecommerce.product.v1.ProductService/ListHeldReservations',
+                request_serializer=ecommerce_dot_product_dot_v1_dot_product__pb2.ListHeldReservationsRequest.SerializeToString,
+                response_deserializer=ecommerce_dot_product_dot_v1_dot_product__pb2.ListHeldReservationsResponse.FromString,
+                _registered_method=True)
 
 
 class ProductServiceServicer:
@@ -208,6 +213,15 @@ class ProductServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListHeldReservations(self, request, context):
+        """Lists the order ids whose stock is still reserved, reserved in a time window, in
+        the order of their ids: for the order service to find reservations whose order was
+        never saved. Caller: a service.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProductServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -275,6 +289,11 @@ def add_ProductServiceServicer_to_server(servicer, server):
                     servicer.ReleaseStock,
                     request_deserializer=ecommerce_dot_product_dot_v1_dot_product__pb2.ReleaseStockRequest.FromString,
                     response_serializer=ecommerce_dot_product_dot_v1_dot_product__pb2.ReleaseStockResponse.SerializeToString,
+            ),
+            'ListHeldReservations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHeldReservations,
+                    request_deserializer=ecommerce_dot_product_dot_v1_dot_product__pb2.ListHeldReservationsRequest.FromString,
+                    response_serializer=ecommerce_dot_product_dot_v1_dot_product__pb2.ListHeldReservationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -631,6 +650,33 @@ class ProductService:
             '/ecommerce.product.v1.ProductService/ReleaseStock',
             ecommerce_dot_product_dot_v1_dot_product__pb2.ReleaseStockRequest.SerializeToString,
             ecommerce_dot_product_dot_v1_dot_product__pb2.ReleaseStockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHeldReservations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ecommerce.product.v1.ProductService/ListHeldReservations',
+            ecommerce_dot_product_dot_v1_dot_product__pb2.ListHeldReservationsRequest.SerializeToString,
+            ecommerce_dot_product_dot_v1_dot_product__pb2.ListHeldReservationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

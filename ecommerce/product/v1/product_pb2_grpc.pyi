@@ -72,6 +72,11 @@ class ProductServiceStub:
     """
     ReleaseStock: _grpc.UnaryUnaryMultiCallable[_product_pb2.ReleaseStockRequest, _product_pb2.ReleaseStockResponse]
     """Puts an order's reserved stock back. Idempotent per order id. Caller: a service."""
+    ListHeldReservations: _grpc.UnaryUnaryMultiCallable[_product_pb2.ListHeldReservationsRequest, _product_pb2.ListHeldReservationsResponse]
+    """Lists the order ids whose stock is still reserved, reserved in a time window, in
+    the order of their ids: for the order service to find reservations whose order was
+    never saved. Caller: a service.
+    """
 
 @_typing.type_check_only
 class ProductServiceAsyncStub(ProductServiceStub):
@@ -116,6 +121,11 @@ class ProductServiceAsyncStub(ProductServiceStub):
     """
     ReleaseStock: _aio.UnaryUnaryMultiCallable[_product_pb2.ReleaseStockRequest, _product_pb2.ReleaseStockResponse]  # type: ignore[assignment]
     """Puts an order's reserved stock back. Idempotent per order id. Caller: a service."""
+    ListHeldReservations: _aio.UnaryUnaryMultiCallable[_product_pb2.ListHeldReservationsRequest, _product_pb2.ListHeldReservationsResponse]  # type: ignore[assignment]
+    """Lists the order ids whose stock is still reserved, reserved in a time window, in
+    the order of their ids: for the order service to find reservations whose order was
+    never saved. Caller: a service.
+    """
 
 class ProductServiceServicer(metaclass=_abc_1.ABCMeta):
     """The catalog: categories, products and their stock. Reads (Get and List) need no token;
@@ -235,5 +245,16 @@ class ProductServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_product_pb2.ReleaseStockResponse, _abc.Awaitable[_product_pb2.ReleaseStockResponse]]:
         """Puts an order's reserved stock back. Idempotent per order id. Caller: a service."""
+
+    @_abc_1.abstractmethod
+    def ListHeldReservations(
+        self,
+        request: _product_pb2.ListHeldReservationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_product_pb2.ListHeldReservationsResponse, _abc.Awaitable[_product_pb2.ListHeldReservationsResponse]]:
+        """Lists the order ids whose stock is still reserved, reserved in a time window, in
+        the order of their ids: for the order service to find reservations whose order was
+        never saved. Caller: a service.
+        """
 
 def add_ProductServiceServicer_to_server(servicer: ProductServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
