@@ -58,8 +58,11 @@ _root_context: Any = None
 # The trace id `enter` drew and had sampled, for the provider to give the root span it makes.
 _chosen_trace_id: ContextVar[int] = ContextVar("chosen_trace_id", default=0)
 # The current trace when it is not sampled and the sampler follows parents: its `traceparent`
-# and `tracestate` headers, as they travel. None otherwise (OpenTelemetry's context says).
-_unsampled: ContextVar[tuple[str, str] | None] = ContextVar("unsampled", default=None)
+# and `tracestate` headers, as they travel, or the trace and span ids of a root this process
+# dropped (`_as_headers`). None otherwise (OpenTelemetry's context says).
+_unsampled: ContextVar[tuple[str, str] | tuple[int, int] | None] = ContextVar(
+    "unsampled", default=None
+)
 # A `traceparent` of version 00 as W3C writes it; what `_carried_unsampled` reads.
 _TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 
@@ -195,9 +198,10 @@ def shutdown_tracing() -> None:
 def inject(carrier: MutableMapping[str, str], context: Context | None = None) -> None:
     """Write the current (or the given) trace context into `carrier` as W3C headers."""
     if context is None and (unsampled := _unsampled.get()) is not None:
-        carrier[TRACEPARENT] = unsampled[0]
-        if unsampled[1]:
-            carrier[TRACESTATE] = unsampled[1]
+        traceparent, tracestate = _as_headers(unsampled)
+        carrier[TRACEPARENT] = traceparent
+        if tracestate:
+            carrier[TRACESTATE] = tracestate
         return
     _propagator().inject(carrier, context=context)
 
@@ -232,7 +236,7 @@ class Entered(NamedTuple):
 
     span: Span | None
     token: object
-    unsampled: Token[tuple[str, str] | None] | None = None
+    unsampled: Token[tuple[str, str] | tuple[int, int] | None] | None = None
 
 
 def enter(
@@ -282,7 +286,11 @@ def _enter_root(
 ) -> Entered:
     """A new trace, sampled or not on a trace id drawn first."""
     assert _tracer is not None
-    trace_id = random.getrandbits(128) or 1
+    trace_id = _random_bits(128) or 1
+    rule = _root_rule
+    if rule is not None and _follows_parent and not rule(trace_id):
+        # Most requests when few are sampled: the ids alone, made into headers if ever asked.
+        return Entered(None, None, _unsampled.set((trace_id, _random_bits(64) or 1)))
     kind = kind or _trace.SpanKind.INTERNAL
     if not _samples_root(trace_id, parent, name, kind):
         return Entered(None, *_dropped_root(trace_id, parent))
@@ -334,17 +342,31 @@ def carries_unsampled(carrier: Mapping[str, Any]) -> bool:
 _DROPPED_FLAGS = "02"
 
 
-def _dropped_root(trace_id: int, parent: Context | None) -> tuple[object, Token[Any] | None]:
+def _dropped_root(
+    trace_id: int, parent: Context | None
+) -> tuple[object, Token[tuple[str, str] | tuple[int, int] | None] | None]:
     """The context of a root the sampler dropped: as headers while the sampler follows
     parents, else OpenTelemetry's."""
-    span_id = random.getrandbits(64) or 1
+    span_id = _random_bits(64) or 1
     if _follows_parent:
-        return None, _unsampled.set((f"00-{trace_id:032x}-{span_id:016x}-{_DROPPED_FLAGS}", ""))
+        return None, _unsampled.set((trace_id, span_id))
     trace = _trace
     flags = trace.TraceFlags(int(_DROPPED_FLAGS, 16))
     dropped = trace.SpanContext(trace_id, span_id, False, flags)
     unsampled = trace.set_span_in_context(trace.NonRecordingSpan(dropped), parent)
     return _contexts.attach(unsampled), None
+
+
+_random_bits = random.getrandbits
+
+
+def _as_headers(unsampled: tuple[Any, Any]) -> tuple[str, str]:
+    """The `traceparent` and `tracestate` of what `_unsampled` holds: the headers as they
+    came, or the ids of a root this process dropped, written out only now."""
+    first, second = unsampled
+    if isinstance(first, int):
+        return f"00-{first:032x}-{second:016x}-{_DROPPED_FLAGS}", ""
+    return first, second
 
 
 def _samples_root(trace_id: int, parent: Context | None, name: str, kind: SpanKind) -> bool:
@@ -396,7 +418,8 @@ def trace_ids() -> tuple[str, str] | None:
     if _tracer is None:
         return None
     if (unsampled := _unsampled.get()) is not None:
-        return unsampled[0][3:35], unsampled[0][36:52]
+        traceparent = _as_headers(unsampled)[0]
+        return traceparent[3:35], traceparent[36:52]
     from opentelemetry import trace
 
     context = trace.get_current_span().get_span_context()
