@@ -36,12 +36,8 @@ from prometheus_client import CollectorRegistry, Counter
 
 from gateway.settings import GatewaySettings
 from meshkit.caching import connect_subscriber, invalidation
-from meshkit.caching.invalidated_cache import (
-    PING_INTERVAL_SECONDS,
-    SILENCE_LIMIT_SECONDS,
-    Decode,
-    InvalidatedCache,
-)
+from meshkit.caching.invalidated_cache import Decode, InvalidatedCache
+from meshkit.caching.subscription import PING_INTERVAL_SECONDS, SILENCE_LIMIT_SECONDS
 from meshkit.context import Principal
 
 # Longer than a replica of the product service may serve what a message named after the

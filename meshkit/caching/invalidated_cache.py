@@ -39,12 +39,14 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from meshkit.caching.invalidation import HEARTBEAT
+from meshkit.caching.subscription import SILENCE_LIMIT_SECONDS, follow
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +59,6 @@ def _size(group: str, key: str, value: bytes) -> int:
     return len(value) + len(group) + len(key) + ENTRY_OVERHEAD_BYTES
 
 
-# How often the subscription is pinged when quiet, and how long without any answer means
-# the connection is dead although no error says so.
-PING_INTERVAL_SECONDS = 1.0
-SILENCE_LIMIT_SECONDS = 3.0
 RESUBSCRIBE_AFTER_SECONDS = 1.0
 # The share of `ttl` by which entries' lifetimes differ, so that they do not expire together.
 EXPIRY_SPREAD = 0.2
@@ -280,30 +278,23 @@ class InvalidatedCache:
             await asyncio.sleep(RESUBSCRIBE_AFTER_SECONDS)
 
     async def _follow(self) -> None:
-        async with self.subscriber.pubsub() as pubsub:
-            await pubsub.subscribe(self.channel)
-            heard = time.monotonic()
-            while True:
-                message = await pubsub.get_message(timeout=PING_INTERVAL_SECONDS)
-                now = time.monotonic()
+        await follow(self.subscriber, self.channel, self._handle)
+
+    async def _handle(self, message: Mapping[str, Any] | None, now: float) -> None:
+        self._update_live(now)
+        if message is None:
+            return
+        kind = message["type"]
+        if kind == "subscribe":
+            # Every confirmation, a client's silent reconnection included, follows a gap in
+            # which messages may have been missed.
+            self._restart()
+            self._subscribed = True
+            self._last_heartbeat = float("-inf")
+            self._update_live(now)
+        elif kind == "message":
+            if message["data"] in _HEARTBEATS:
+                self._last_heartbeat = now
                 self._update_live(now)
-                if message is None:
-                    if now - heard > SILENCE_LIMIT_SECONDS:
-                        raise TimeoutError("no answer from Redis on the subscription")
-                    await pubsub.ping()
-                    continue
-                heard = now
-                kind = message["type"]
-                if kind == "subscribe":
-                    # Every confirmation, a client's silent reconnection included, follows
-                    # a gap in which messages may have been missed.
-                    self._restart()
-                    self._subscribed = True
-                    self._last_heartbeat = float("-inf")
-                    self._update_live(now)
-                elif kind == "message":
-                    if message["data"] in _HEARTBEATS:
-                        self._last_heartbeat = now
-                        self._update_live(now)
-                    else:
-                        self.apply(message["data"])
+            else:
+                self.apply(message["data"])

@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 
 from meshkit.caching.invalidation import database_of
 from meshkit.caching.redis_clients import connect_redis, connect_subscriber
+from meshkit.caching.subscription import follow
 from meshkit.context import Principal
 from meshkit.identity.errors import TokenRevoked
 
@@ -40,9 +41,6 @@ logger = logging.getLogger(__name__)
 
 # The sorted set of every revocation still worth knowing: member user id, score the moment.
 REVOKED_KEY = "identity:revoked-before"
-# How often a quiet subscription is pinged, and how long without an answer means it is lost.
-PING_INTERVAL_SECONDS = 1.0
-SILENCE_LIMIT_SECONDS = 3.0
 RETRY_AFTER_SECONDS = 1.0
 # The longest an access token may live (`ACCESS_TOKEN_TTL_SECONDS` allows no more).
 MAX_TOKEN_LIFETIME_SECONDS = 86_400
@@ -153,30 +151,23 @@ class RevocationListener:
             )
 
     async def _follow(self) -> None:
-        async with self.subscriber.pubsub() as pubsub:
-            await pubsub.subscribe(self.channel)
-            heard = time.monotonic()
-            while True:
-                message = await pubsub.get_message(timeout=PING_INTERVAL_SECONDS)
-                now = time.monotonic()
-                if message is None:
-                    if now - heard > SILENCE_LIMIT_SECONDS:
-                        raise TimeoutError("no answer from Redis on the subscription")
-                    await pubsub.ping()
-                    continue
-                heard = now
-                if message["type"] == "subscribe":
-                    # Subscribed first, read after: a revocation made in between is in both.
-                    stored = await self.reader.zrange(REVOKED_KEY, 0, -1, withscores=True)
-                    self.revoked.load(_revocations(stored), now=time.time())
-                    if not self._hearing:
-                        logger.info("hearing revocations (%d known)", len(self.revoked))
-                    self._hearing, self._warned = True, False
-                    self.confirmed.set()
-                elif message["type"] == "message":
-                    revocation = decode(message["data"])
-                    if revocation is not None:
-                        self.revoked.revoke(*revocation)
+        await follow(self.subscriber, self.channel, self._handle)
+
+    async def _handle(self, message: Mapping[str, Any] | None, now: float) -> None:
+        if message is None:
+            return
+        if message["type"] == "subscribe":
+            # Subscribed first, read after: a revocation made in between is in both.
+            stored = await self.reader.zrange(REVOKED_KEY, 0, -1, withscores=True)
+            self.revoked.load(_revocations(stored), now=time.time())
+            if not self._hearing:
+                logger.info("hearing revocations (%d known)", len(self.revoked))
+            self._hearing, self._warned = True, False
+            self.confirmed.set()
+        elif message["type"] == "message":
+            revocation = decode(message["data"])
+            if revocation is not None:
+                self.revoked.revoke(*revocation)
 
 
 def _revocations(stored: Iterable[Any]) -> Iterator[tuple[str, float]]:
