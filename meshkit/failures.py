@@ -8,6 +8,7 @@ the few attempts a poison message is given. Anything else is the work itself fai
 
 from __future__ import annotations
 
+import logging
 import socket
 from contextvars import ContextVar, Token
 
@@ -118,3 +119,23 @@ def commit_attempted() -> bool:
     """Whether the current work has asked its database to commit."""
     work = _work.get()
     return work is not None and work.commit_attempted
+
+
+class FailureStreak:
+    """Failures in a row of something retried until it works (a relay, a mailer, an
+    announcement): each is worth a warning at the 1st, 2nd, 4th, 8th... of the streak and a
+    debug line otherwise, so that an outage is a few lines, not one a retry, and a failure
+    that lasts still says so now and then."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def failed(self) -> int:
+        """Count one more failure; the level to log it at."""
+        self.count += 1
+        return logging.WARNING if self.count & (self.count - 1) == 0 else logging.DEBUG
+
+    def ended(self) -> int:
+        """It worked: how many failures the streak had (0 when there was none)."""
+        count, self.count = self.count, 0
+        return count

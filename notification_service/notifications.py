@@ -20,6 +20,7 @@ from meshkit.context import Principal
 from meshkit.data import Database, utcnow
 from meshkit.errors import Unavailable
 from meshkit.expiring import ExpiringCache
+from meshkit.failures import FailureStreak, dependency_down
 from meshkit.identity import USERS, authorize
 from meshkit.ids import new_id
 from meshkit.messaging import Envelope
@@ -146,16 +147,28 @@ class Notifications:
         Passes share one SMTP connection while emails keep coming (one per pass cost a
         connection per email at a steady trickle); it closes after `keepalive_seconds` idle.
         """
+        failures = FailureStreak()
         async with self.mailer.connection() as connection:
             while True:
                 self.due.clear()  # before looking: a notification saved meanwhile wakes the wait
                 try:
                     sent = await self.deliver_due(connection)
+                    if failed := failures.ended():
+                        logger.warning("mailer passing again after %d failures", failed)
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    logger.exception("mailer pass failed")
+                except Exception as error:
                     sent = 0
+                    level = failures.failed()
+                    if not dependency_down(error):
+                        logger.exception("mailer pass failed")
+                    else:  # the database or the user service away: no bug to trace
+                        logger.log(
+                            level,
+                            "mailer pass failed: a dependency is out of reach (%s: %s)",
+                            type(error).__name__,
+                            error,
+                        )
                 if sent == self.batch_size:
                     continue
                 try:

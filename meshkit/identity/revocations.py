@@ -35,6 +35,7 @@ from meshkit.caching.invalidation import database_of
 from meshkit.caching.redis_clients import connect_redis, connect_subscriber
 from meshkit.caching.subscription import follow
 from meshkit.context import Principal
+from meshkit.failures import FailureStreak
 from meshkit.identity.errors import TokenRevoked
 
 logger = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ class RevocationAnnouncer:
         self.clock = clock
         self._unsent: dict[str, float] = {}
         self._retrying: asyncio.Task[None] | None = None
-        self._failures = 0
+        self._failures = FailureStreak()
 
     async def aclose(self) -> None:
         if self._retrying is not None:
@@ -235,18 +236,15 @@ class RevocationAnnouncer:
                     pipe.publish(self.channel, encode(user_id, before))
                 await pipe.execute()
         except (RedisError, OSError, TimeoutError) as error:
-            self._failures += 1
-            # Once when announcing starts failing, then ever more rarely, as the relay does.
             logger.log(
-                logging.WARNING if self._failures & (self._failures - 1) == 0 else logging.DEBUG,
+                self._failures.failed(),
                 "%d revocation(s) not announced yet (%s); retrying",
                 len(unsent),
                 type(error).__name__,
             )
             return False
-        if self._failures:
-            logger.warning("revocations announced again after %d failures", self._failures)
-            self._failures = 0
+        if failed := self._failures.ended():
+            logger.warning("revocations announced again after %d failures", failed)
         for user_id, before in unsent.items():
             if self._unsent.get(user_id) == before:
                 del self._unsent[user_id]

@@ -294,10 +294,9 @@ class _BrokerNoise(logging.Filter):
         'Connection attempt to "%s" failed: %s. ',
         'Connection attempt to "%s" cancelled. ',
     )
-    # What a channel's close callback raises when it finds its connection closed.
-    _CLOSED = frozenset(
-        {"RuntimeError", "ChannelInvalidStateError", "ConnectionClosed", "AMQPConnectionError"}
-    )
+    # What a channel's close callback raises when it finds its connection gone; a
+    # RuntimeError only when it says the connection is closed.
+    _CLOSED = frozenset({"ChannelInvalidStateError", "ConnectionClosed", "AMQPConnectionError"})
     RECONNECT_REPORT_SECONDS = 60.0
 
     def __init__(self) -> None:
@@ -315,13 +314,14 @@ class _BrokerNoise(logging.Filter):
             self._reported = now
             return True
         # A channel's close callback finding its connection closed (`RobustChannel._on_close`).
-        return not (
+        if not (
             message.startswith("Callback %r error")
             and isinstance(record.args, tuple)
             and len(record.args) == 3
-            and record.args[1] in self._CLOSED
-            and "closed" in str(record.args[2]).lower()
-        )
+        ):
+            return True
+        kind, text = record.args[1], str(record.args[2]).lower()
+        return not (kind in self._CLOSED or (kind == "RuntimeError" and "closed" in text))
 
 
 _NOISY_LOGGERS = ("aiormq.connection", "aio_pika.robust_connection", "aio_pika.tools")

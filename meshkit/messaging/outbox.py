@@ -45,6 +45,7 @@ from meshkit.context import correlation_id_var, request_id_var
 from meshkit.data.db import Database, UTCDateTime, utcnow
 from meshkit.data.transactions import Statement, Transaction
 from meshkit.data.unit_of_work import UnitOfWork
+from meshkit.failures import FailureStreak
 from meshkit.messaging.amqp import Topology
 from meshkit.messaging.events import CONTENT_TYPE, OCCURRED_AT_HEADER, Envelope, event_type_of
 from meshkit.messaging.metrics import (
@@ -194,31 +195,27 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until cancelled; broker or database failures back off and retry."""
-        failures = 0
+        failures = FailureStreak()
         while True:
             # Cleared before looking: a commit that lands while we look wakes the next wait.
             self.outbox.pending.clear()
             await self._measure_backlog_if_due()
             try:
                 sent = await self.relay_batch()
-                if failures:
-                    logger.warning("outbox relay publishing again after %d failures", failures)
-                failures = 0
+                if failed := failures.ended():
+                    logger.warning("outbox relay publishing again after %d failures", failed)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures += 1
-                delay = min(self.max_backoff, 0.1 * 2 ** min(failures, 10)) * random.uniform(0.5, 1)
-                # A warning when the relay starts failing, then ever more rarely (the 2nd,
-                # 4th, 8th... failure), and one when it is back: an outage of the broker or
-                # the database is a few lines, not one every retry, and a relay failing for
-                # good still says so now and then.
+                level = failures.failed()
+                delay = min(self.max_backoff, 0.1 * 2 ** min(failures.count, 10))
+                delay *= random.uniform(0.5, 1)
                 logger.log(
-                    logging.WARNING if failures & (failures - 1) == 0 else logging.DEBUG,
+                    level,
                     "outbox relay failed; retrying in %.2fs: %s",
                     delay,
                     str(exc) or type(exc).__name__,  # a timeout's message is empty
-                    extra={"attempt": failures},
+                    extra={"attempt": failures.count},
                 )
                 if not isinstance(exc, TimeoutError):
                     # A slow broker leaves the channel usable; anything else may not have.

@@ -5,12 +5,14 @@ attempt is counted by its outcome once the pass commits."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from meshkit.data import Database, utcnow
 from meshkit.ids import new_id
@@ -23,6 +25,7 @@ from notification_service.repository import NotificationRepository
 from notification_service.settings import NotificationSettings
 from notification_service.unit_of_work import NotificationUnitOfWork
 from tests.conftest import DatabaseFactory
+from tests.faultproxy import FaultyProxy, Mode
 from tests.smtp import REFUSED_PREFIX, SmtpServer
 from tests.support import eventually
 
@@ -314,3 +317,47 @@ async def test_a_notification_past_its_last_attempt_of_unknown_outcome_is_given_
     failed = await stored(database, stuck)
     assert (failed.status, failed.attempts) == (NotificationStatus.FAILED, MAX_ATTEMPTS)
     assert smtp.received() == []
+
+
+async def test_a_database_outage_is_a_few_warnings_then_mail_goes_again(
+    postgres_url: str, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="notification_service.notifications")
+    async with Database(postgres_url) as setup, setup.engine.begin() as tables:
+        await tables.run_sync(metadata.create_all)
+    url = make_url(postgres_url)
+    async with FaultyProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        through = str(url.set(host="127.0.0.1", port=proxy.port))
+        async with Database(through) as database:
+            notifications = notifications_of(database, smtp)
+            notifications.poll_seconds = 0.05
+            proxy.set_mode(Mode.RESET)
+            mailer = asyncio.create_task(notifications.run_mailer())
+            try:
+
+                async def failed_often() -> bool:
+                    return sum(_failed_pass(record) for record in caplog.records) >= 8
+
+                await eventually(failed_often, message="eight passes failed")
+                proxy.set_mode(Mode.FORWARD)
+                sent = await add_notification(database, "back@example.com")
+                notifications.due.set()
+
+                async def delivered() -> bool:
+                    return (await stored(database, sent)).status == NotificationStatus.SENT
+
+                await eventually(delivered, timeout=20, message="the email sent")
+            finally:
+                mailer.cancel()
+                await asyncio.gather(mailer, return_exceptions=True)
+    said = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    # No traceback, no ERROR: an outage, told at the 1st, 2nd, 4th, 8th... failure.
+    assert not [record for record in said if record.exc_info or record.levelno >= logging.ERROR]
+    warned = [record for record in said if _failed_pass(record)]
+    failed = sum(_failed_pass(record) for record in caplog.records)
+    assert len(warned) == failed.bit_length(), (len(warned), failed)
+    assert any(record.getMessage().startswith("mailer passing again") for record in said)
+
+
+def _failed_pass(record: logging.LogRecord) -> bool:
+    return record.getMessage().startswith("mailer pass failed")

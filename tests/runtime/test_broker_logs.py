@@ -24,6 +24,14 @@ def test_the_filter_drops_connection_noise_and_keeps_the_rest() -> None:
         "aio_pika.tools", "Callback %r error: %s: %s", "cb", "RuntimeError", "<Connection> closed"
     )
     assert not noise.filter(closed)
+    gone = _record(
+        "aio_pika.tools",
+        "Callback %r error: %s: %s",
+        "cb",
+        "ChannelInvalidStateError",
+        "No active transport in channel",
+    )
+    assert not noise.filter(gone)
     # A callback failing for another reason is somebody's bug: it goes through.
     other = _record("aio_pika.tools", "Callback %r error: %s: %s", "cb", "KeyError", "'x'")
     assert noise.filter(other)
