@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SERVICES := user_service product_service order_service payment_service notification_service
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+CHAOS_ARGS ?=
 
-.PHONY: help install proto proto-check proto-lint migrate run test lint bench services deploy-test clean
+.PHONY: help install proto proto-check proto-lint migrate run test lint bench chaos services deploy-test clean
 
 help:
 	@echo "make run      set up, migrate and start the six processes (gateway on :8000)"
@@ -16,6 +17,7 @@ help:
 	@echo "make proto    regenerate ecommerce/ from proto/"
 	@echo "make migrate  apply database migrations of every service"
 	@echo "make bench    measure every hot path against baselines (BENCH_ARGS=--quick: < 5 min)"
+	@echo "make chaos    kill processes and cut dependencies under load, check every order (~12 min)"
 	@echo "make services start PostgreSQL, RabbitMQ and Redis here (installs them if absent)"
 	@echo "make deploy-test  build the images, run the compose stack and shop through it"
 
@@ -51,11 +53,15 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy meshkit localmesh gateway user_service product_service order_service payment_service notification_service bench tests
+	$(VENV)/bin/mypy meshkit localmesh gateway user_service product_service order_service payment_service notification_service bench chaos tests
 	$(PY) scripts/lint_protos.py
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Not part of `make test`: minutes long, and it needs PostgreSQL, RabbitMQ and Redis.
+chaos: install
+	$(PY) -m chaos $(CHAOS_ARGS)
 
 services:
 	bash deployments/local/ensure-services.sh

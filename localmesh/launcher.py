@@ -123,6 +123,14 @@ class Mesh:
         launcher = {LAUNCHER_PID_VARIABLE: str(os.getpid())}
         return {**os.environ, **self.ports.env(), **self.extra_env, **launcher}
 
+    def env_of(self, name: str) -> dict[str, str]:
+        """The environment process `name` runs with, so that one stopped can be started again
+        exactly as it was."""
+        own = self._env()
+        if name in self.ports.metrics:
+            own["METRICS_PORT"] = str(self.ports.metrics[name])
+        return own
+
     async def start(self, ready_timeout: float = 60.0) -> None:
         env = self._env()
         log = self.log_path.open("ab") if self.log_path else None
@@ -133,10 +141,7 @@ class Mesh:
                     "notification_service.sink", env, log, "--port", port
                 )
             for name in (*SERVICES, "gateway"):
-                own = dict(env)
-                if name in self.ports.metrics:
-                    own["METRICS_PORT"] = str(self.ports.metrics[name])
-                self.processes[name] = await self.spawn(name, own, log)
+                self.processes[name] = await self.spawn(name, self.env_of(name), log)
         finally:
             if log is not None:
                 log.close()  # the children hold their own descriptors

@@ -20,6 +20,7 @@ PACKAGES = (
     "payment_service",
     "notification_service",
     "bench",
+    "chaos",
 )
 # The scripts are run as files, with their own folder first on sys.path, so they import one
 # another by bare name: each is a top-level module named after its file.

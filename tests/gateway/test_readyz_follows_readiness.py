@@ -9,8 +9,8 @@ import pytest
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from localmesh.faultproxy import Mode
 from meshkit.settings import load_settings
-from tests.faultproxy import Mode
 from tests.gateway.conftest import health_only_upstreams
 from tests.runtime.dependent_service import dependent_service
 from tests.support import eventually

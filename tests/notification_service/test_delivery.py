@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from localmesh.faultproxy import FaultyProxy, Mode
 from meshkit.data import Database, utcnow
 from meshkit.ids import new_id
 from meshkit.messaging import Outbox
@@ -25,7 +26,6 @@ from notification_service.repository import NotificationRepository
 from notification_service.settings import NotificationSettings
 from notification_service.unit_of_work import NotificationUnitOfWork
 from tests.conftest import DatabaseFactory
-from tests.faultproxy import FaultyProxy, Mode
 from tests.smtp import REFUSED_PREFIX, SmtpServer
 from tests.support import eventually
 

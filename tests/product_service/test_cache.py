@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 
 from ecommerce.common.v1 import money_pb2
 from ecommerce.product.v1 import product_pb2
+from localmesh.faultproxy import FaultyProxy, Mode
 from meshkit.caching import connect_redis, invalidation
-from tests.faultproxy import FaultyProxy, Mode
 from tests.product_service.conftest import (
     CACHE_REDIS_URL,
     CatalogApi,

@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy.engine import make_url
 
+from localmesh.faultproxy import FaultyProxy, Mode
 from meshkit.data import Database
 from meshkit.messaging import amqp
 from meshkit.readiness import Dependency
@@ -20,7 +21,6 @@ from meshkit.rpc import LIVENESS, OVERALL_HEALTH, GrpcServer
 from meshkit.service import ServiceApp, ServiceDefinition, running_service
 from meshkit.settings import ServiceSettings, load_settings
 from tests.conftest import AMQP_URL
-from tests.faultproxy import FaultyProxy, Mode
 from tests.runtime.probe import PUBLIC_METHODS, SERVICE, Probe, registration
 
 # Short enough that each test sees a change within a second or two.

@@ -14,10 +14,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from localmesh.faultproxy import FaultyProxy, Mode
 from meshkit.data import Database
 from meshkit.data import db as meshkit_db
 from tests.conftest import POSTGRES_ADMIN_DSN, DatabaseFactory
-from tests.faultproxy import FaultyProxy, Mode
 
 pytestmark = pytest.mark.integration
 

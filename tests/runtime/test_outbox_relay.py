@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import MetaData, Table
 
 from ecommerce.events.v1 import events_pb2
+from localmesh.faultproxy import FaultyProxy, Mode
 from meshkit.data import Database, UnitOfWork
 from meshkit.messaging import Outbox, OutboxRelay, Topology, outbox_table
 from tests.conftest import AMQP_URL
-from tests.faultproxy import FaultyProxy, Mode
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration

@@ -7,9 +7,9 @@ import logging
 import pytest
 from grpc_health.v1 import health_pb2
 
+from localmesh.faultproxy import Mode
 from meshkit.readiness import Dependency, ReadinessWatcher
 from meshkit.rpc import LIVENESS, OVERALL_HEALTH, start_grpc_server
-from tests.faultproxy import Mode
 from tests.runtime.dependent_service import dependent_service, health
 from tests.runtime.probe import SERVICE, Probe, registration
 from tests.support import eventually

@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 import pytest
 from redis.asyncio import Redis
 
+from localmesh.faultproxy import FaultyProxy, Mode
 from meshkit.caching import connect_redis, connect_subscriber
 from meshkit.context import Principal, Role
 from meshkit.identity import TokenRevoked
@@ -26,7 +27,6 @@ from meshkit.identity.revocations import (
     open_revocation_announcer,
 )
 from tests.conftest import REDIS_URL
-from tests.faultproxy import FaultyProxy, Mode
 from tests.support import eventually
 
 TOKEN_LIFETIME = 900.0

@@ -21,6 +21,7 @@ from ecommerce.order.v1 import order_pb2, order_pb2_grpc
 from ecommerce.payment.v1 import payment_pb2_grpc
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
 from ecommerce.user.v1 import auth_pb2, auth_pb2_grpc, user_pb2, user_pb2_grpc
+from localmesh.faultproxy import FaultyProxy
 from meshkit.rpc import GrpcServer
 from meshkit.service import running_service
 from meshkit.settings import PROJECT_ROOT, load_settings
@@ -28,7 +29,6 @@ from order_service.app import DEFINITION as ORDER
 from payment_service.app import DEFINITION as PAYMENT
 from product_service.app import DEFINITION as PRODUCT
 from tests.conftest import AMQP_URL, PostgresFactory
-from tests.faultproxy import FaultyProxy
 from tests.support import eventually, free_port
 from user_service.app import DEFINITION as USER
 

@@ -8,10 +8,10 @@ import logging
 import aio_pika
 import pytest
 
+from localmesh.faultproxy import FaultyProxy, Mode
 from meshkit.messaging import Topology
 from order_service.app import DEFINITION as ORDER
 from tests.conftest import AMQP_URL
-from tests.faultproxy import FaultyProxy, Mode
 from tests.saga.conftest import Saga
 from tests.support import eventually, queue_counts
 

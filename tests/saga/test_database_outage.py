@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from ecommerce.order.v1 import order_pb2
+from localmesh.faultproxy import FaultyProxy, Mode
 from order_service.app import DEFINITION as ORDER
 from payment_service.app import DEFINITION as PAYMENT
 from tests.conftest import POSTGRES_ADMIN_DSN
-from tests.faultproxy import FaultyProxy, Mode
 from tests.saga.conftest import Saga
 from tests.saga.test_saga import payment_count
 

@@ -18,6 +18,7 @@ from ecommerce.events.v1 import events_pb2
 from ecommerce.order.v1 import order_pb2, order_pb2_grpc
 from ecommerce.payment.v1 import payment_pb2
 from ecommerce.user.v1 import user_pb2
+from localmesh.faultproxy import FaultyProxy, Mode
 from meshkit.data import Database
 from meshkit.messaging import Topology
 from order_service.app import DEFINITION as ORDER
@@ -25,7 +26,6 @@ from order_service.saga import Saga as OrderSaga
 from payment_service.app import DEFINITION as PAYMENT
 from payment_service.models import Payment
 from tests.conftest import AMQP_URL
-from tests.faultproxy import FaultyProxy, Mode
 from tests.saga.conftest import ADDRESS, ADMIN_EMAIL, ADMIN_PASSWORD, OrderProcess, Saga, bearer
 from tests.support import eventually, free_port
 

@@ -1,6 +1,7 @@
 """A TCP proxy that can forward, refuse, or swallow traffic: a server going down, or hanging.
 
-toxiproxy and netem are not available here; this is the part of them the tests need.
+toxiproxy and netem are not available here; this is the part of them that the tests and the
+chaos suite (`make chaos`) need.
 """
 
 from __future__ import annotations
