@@ -17,6 +17,7 @@ from meshkit.errors import (
     quoted,
     require_id,
 )
+from meshkit.failures import dependency_down
 from meshkit.identity import USERS, AccountDeactivated, RoleNotAllowed, authorize
 from meshkit.ids import new_id
 from meshkit.rpc import PageTokenCodec, money, page_size, timestamp
@@ -222,9 +223,17 @@ class Orders:
                 logger.warning("order %s was saved although saving it failed", order_id)
                 return
             await self.catalog.release(order_id)
-        except Exception:
-            # The reservation stays until released by hand; say so loudly.
-            logger.exception("could not release the stock of unsaved order %s", order_id)
+        except Exception as error:
+            # The reconciler releases it later (`order_service.reconciler`); a failure other
+            # than an outage is a bug to see with its traceback.
+            if dependency_down(error):
+                logger.warning(
+                    "could not release the stock of unsaved order %s now (%s); the reconciler will",
+                    order_id,
+                    type(error).__name__,
+                )
+            else:
+                logger.exception("could not release the stock of unsaved order %s", order_id)
 
     # --- reading ------------------------------------------------------------------------
 

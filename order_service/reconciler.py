@@ -99,6 +99,13 @@ class Reconciler:
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
         if outcomes:
             logger.info("reconciled orders left pending", extra={"outcomes": outcomes})
+        if skipped := outcomes.get("skipped"):
+            logger.warning(
+                "%d order(s) left pending could not be reconciled yet: the payment or product "
+                "service is out of reach; trying again in %gs",
+                skipped,
+                self.interval,
+            )
         released = await self.release_unsaved(now)
         if released:
             outcomes["stock released"] = released
@@ -136,7 +143,8 @@ class Reconciler:
                 )
                 return "failed"
             why = f"{type(error).__name__}: {error}"
-        logger.warning(
+        # Said once for the round (`reconcile`), not once an order: an outage holds them all.
+        logger.debug(
             "cannot reconcile order %s yet: %s", order_id, why, extra={"order_id": order_id}
         )
         return "skipped"
