@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,9 +60,9 @@ def bearer(token: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {token}"),)
 
 
-@pytest.fixture
-async def user_api(postgres_url: str, tmp_path: Path) -> AsyncIterator[UserApi]:
-    settings = user_settings(postgres_url, tmp_path / "keys")
+@asynccontextmanager
+async def serving_user_service(settings: UserSettings) -> AsyncIterator[UserApi]:
+    """The user service running in-process with `settings`, and stubs to call it."""
     async with (
         running_service(DEFINITION, settings) as server,
         grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
@@ -71,3 +72,9 @@ async def user_api(postgres_url: str, tmp_path: Path) -> AsyncIterator[UserApi]:
             users=user_pb2_grpc.UserServiceStub(channel),
             auth=auth_pb2_grpc.AuthServiceStub(channel),
         )
+
+
+@pytest.fixture
+async def user_api(postgres_url: str, tmp_path: Path) -> AsyncIterator[UserApi]:
+    async with serving_user_service(user_settings(postgres_url, tmp_path / "keys")) as api:
+        yield api

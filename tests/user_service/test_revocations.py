@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,31 +11,16 @@ import pytest
 from google.protobuf import field_mask_pb2
 from redis.asyncio import Redis
 
-from ecommerce.user.v1 import auth_pb2_grpc, user_pb2, user_pb2_grpc
+from ecommerce.user.v1 import user_pb2
 from meshkit.context import Principal, Role
 from meshkit.data import Database
 from meshkit.data.migrations import upgrade_to_head_async
 from meshkit.identity.revocations import REVOKED_KEY
-from meshkit.service import running_service
 from tests.conftest import REDIS_URL
-from tests.user_service.conftest import UserApi, bearer, user_settings
-from user_service.app import DEFINITION, MIGRATIONS, build_accounts
+from tests.user_service.conftest import UserApi, bearer, serving_user_service, user_settings
+from user_service.app import MIGRATIONS, build_accounts
 from user_service.errors import DeactivatedSignIn, SessionSignedOut
 from user_service.reads import load_user
-from user_service.settings import UserSettings
-
-
-@asynccontextmanager
-async def _serving(settings: UserSettings) -> AsyncIterator[UserApi]:
-    async with (
-        running_service(DEFINITION, settings) as server,
-        grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
-    ):
-        yield UserApi(
-            address=f"127.0.0.1:{server.port}",
-            users=user_pb2_grpc.UserServiceStub(channel),
-            auth=auth_pb2_grpc.AuthServiceStub(channel),
-        )
 
 
 @pytest.fixture
@@ -52,7 +36,7 @@ async def test_a_restart_announces_recent_revocations_again(
     postgres_url: str, tmp_path: Path, redis: Redis
 ) -> None:
     settings = user_settings(postgres_url, tmp_path / "keys", redis_url=REDIS_URL)
-    async with _serving(settings) as api:
+    async with serving_user_service(settings) as api:
         ola = await api.register("ola@example.com")
         await api.users.DeactivateUser(
             user_pb2.DeactivateUserRequest(id=ola.id), metadata=bearer(await api.admin_token())
@@ -61,7 +45,7 @@ async def test_a_restart_announces_recent_revocations_again(
         assert announced is not None
     # As if the announcement had never reached Redis before the service stopped.
     await redis.delete(REVOKED_KEY)
-    async with _serving(settings):
+    async with serving_user_service(settings):
         again = await redis.zscore(REVOKED_KEY, ola.id)
     assert again == pytest.approx(announced, abs=1e-3)
 
