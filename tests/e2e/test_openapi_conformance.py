@@ -36,7 +36,7 @@ async def test_generated_requests_get_only_documented_answers(
         "--max-examples", "25",
         "--phases", "examples,coverage,fuzzing",
         "--header", f"Authorization: Bearer {admin.token}",
-        "--workers", "2",
+        "--workers", "1",
         "--request-timeout", "10",
         "--seed", "20261207",
         stdout=asyncio.subprocess.PIPE,
