@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.profiles import FULL, PROFILES, QUICK
-from bench.report import checks_text, text_table, write
+from bench.report import checks_text, costs_table, text_table, write
 from bench.runner import ALL, run_bench
 from bench.stack import PROCESSES
 
@@ -65,6 +65,8 @@ def main() -> None:
     )
     print(text_table(report))
     print()
+    if costs := costs_table(report):
+        print(f"Where an order's work goes (the saga, all its phases):\n{costs}\n")
     print(checks_text(report))
     json_path, md_path = write(report, args.out)
     print(f"\nwritten: {json_path}, {md_path}")

@@ -1,4 +1,5 @@
-"""Transactions each service's database ran, from PostgreSQL's own statistics."""
+"""Transactions and statements each service's database ran, from PostgreSQL's own
+statistics."""
 
 from __future__ import annotations
 
@@ -23,6 +24,32 @@ async def transactions(databases: Mapping[str, str]) -> dict[str, int]:
     finally:
         await connection.close()
     return {names[row["datname"]]: int(row["n"]) for row in rows}
+
+
+async def statements(databases: Mapping[str, str]) -> dict[str, int] | None:
+    """Statements run so far, per service, from pg_stat_statements; None when PostgreSQL runs
+    without it (it must be in shared_preload_libraries)."""
+    names = {dsn.rsplit("/", 1)[1]: service for service, dsn in databases.items()}
+    connection = await asyncpg.connect(POSTGRES_DSN)
+    try:
+        loaded = await connection.fetchval(
+            "SELECT 'pg_stat_statements' = ANY(string_to_array("
+            "current_setting('shared_preload_libraries'), ', '))"
+        )
+        if not loaded:
+            return None
+        await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        rows = await connection.fetch(
+            "SELECT d.datname, sum(s.calls)::bigint AS n FROM pg_stat_statements s"
+            " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = ANY($1::text[])"
+            " GROUP BY d.datname",
+            list(names),
+        )
+    finally:
+        await connection.close()
+    counts = dict.fromkeys(names.values(), 0)
+    counts.update({names[row["datname"]]: int(row["n"]) for row in rows})
+    return counts
 
 
 @dataclass

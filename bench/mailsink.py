@@ -10,12 +10,20 @@ from localmesh.launcher import free_port
 
 
 class MailSink:
-    """Runs in a thread of the benchmark; keeps nothing but a count."""
+    """Runs in a thread of the benchmark; keeps nothing but counts."""
 
     def __init__(self) -> None:
         self.port = free_port()  # aiosmtpd does not report the port it bound
         self.received = 0
+        # Each SMTP session opens with EHLO (the mailer's client always sends it).
+        self.sessions = 0
         self._controller: Controller | None = None
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.sessions += 1
+        return responses
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.received += 1

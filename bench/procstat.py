@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import bisect
+import contextlib
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -113,3 +116,54 @@ class CpuMeter:
         used = {name: family_cpu_seconds(pid) - self._cpu[name] for name, pid in self.pids.items()}
         used["machine"] = machine_seconds()[0] - self._machine[0]
         return used
+
+
+@dataclass
+class CpuTimeline:
+    """CPU seconds used so far by named processes and by the machine, sampled every
+    `interval` seconds, to tell what any stretch of a run cost once it is over (the saga's
+    phases run in a child process that reports their times on time.monotonic's clock, which
+    every process shares)."""
+
+    pids: Mapping[str, int]
+    interval: float = 0.25
+    samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+    _task: asyncio.Task[None] | None = None
+
+    def _sample(self) -> None:
+        used = {name: family_cpu_seconds(pid) for name, pid in self.pids.items()}
+        used["machine"] = machine_seconds()[0]
+        self.samples.append((time.monotonic(), used))
+
+    async def _run(self) -> None:
+        while True:
+            self._sample()
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> CpuTimeline:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._sample()
+
+    def _at(self, moment: float) -> dict[str, float]:
+        """Linear between the samples either side of `moment` (the nearest one outside)."""
+        times = [sampled for sampled, _ in self.samples]
+        index = bisect.bisect_left(times, moment)
+        if index == 0:
+            return self.samples[0][1]
+        if index == len(times):
+            return self.samples[-1][1]
+        (t0, before), (t1, after) = self.samples[index - 1], self.samples[index]
+        share = (moment - t0) / (t1 - t0) if t1 > t0 else 1.0
+        return {name: before[name] + (after[name] - before[name]) * share for name in before}
+
+    def between(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds each process, and the machine, used from `start` to `end`."""
+        first, last = self._at(start), self._at(end)
+        return {name: last[name] - first[name] for name in first}

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.coldstart import COLD_START
 from bench.scenarios import BASELINES, SCENARIOS
 from bench.targets import Check
 from bench.tracing_cost import TRACING
@@ -146,7 +147,7 @@ def _saga_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
             "notes": (
                 f"POST to PAID; {phase['placed']} placed, {phase['lost']} lost, "
                 f"{phase['cancelled']} cancelled; {sustained}; load gen "
-                f"{phase['loadgen_cpu_cores']:.2f}/1 cores"
+                f"{phase['loadgen_cpu_cores']:.2f}/1 cores" + _machine_per_order(phase)
             ),
         }
     best = result["highest_sustained_rate"]
@@ -163,6 +164,59 @@ def _saga_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
             else ""
         ),
     }
+
+
+def _machine_per_order(phase: dict[str, Any]) -> str:
+    machine = (phase.get("cpu_ms_per_order") or {}).get("machine")
+    return "" if machine is None else f"; machine CPU {machine:g} ms per order"
+
+
+# The services in the cost table's order, with the short names of its columns.
+_COST_COLUMNS = {
+    "gateway": "gateway",
+    "user_service": "user",
+    "product_service": "product",
+    "order_service": "order",
+    "payment_service": "payment",
+    "notification_service": "notification",
+}
+
+
+def costs_table(report: Report) -> str:
+    """The saga's work per order, by service: CPU and every kind of call it made, as a
+    Markdown table; empty when the saga did not run."""
+    saga = report.results.get("5") or {}
+    costs = saga.get("costs_per_order")
+    if not costs:
+        return ""
+    columns = [*_COST_COLUMNS.values(), "all"]
+    rows: list[tuple[str, dict[str, float]]] = []
+    cpu: dict[str, float] = dict(saga.get("cpu_ms_per_order") or {})
+    machine = cpu.pop("machine", None)
+    rows.append(("CPU, ms", {_COST_COLUMNS.get(name, name): v for name, v in cpu.items()}))
+    if machine is not None:
+        rows[-1][1]["all"] = machine
+    for what, by_service in costs["rows"].items():
+        values = {_COST_COLUMNS.get(name, name): v for name, v in by_service.items()}
+        if "all" not in values:
+            values["all"] = round(sum(values.values()), 2)
+        rows.append((what, values))
+    head = "| per order (" + f"{costs['orders']:,} orders) | " + " | ".join(columns) + " |"
+    lines = [head, "|---|" + "---:|" * len(columns)]
+    for what, values in rows:
+        cells = [f"{values[c]:g}" if c in values else "" for c in columns]
+        lines.append(f"| {what} | " + " | ".join(cells) + " |")
+    notes = "".join(f"\n{note}" for note in costs.get("notes", []))
+    return "\n".join(lines) + ("\n" + notes if notes else "")
+
+
+def _cold_start_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
+    for name, seconds in result["seconds"].items():
+        yield {
+            "id": f"9:{name}",
+            "scenario": f"9 cold start {name}",
+            "notes": "did not serve" if seconds is None else f"serving after {seconds:.2f} s",
+        }
 
 
 def _shopper_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
@@ -235,7 +289,9 @@ def _tracing_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
 
 def rows(report: Report) -> list[dict[str, str]]:
     table: list[dict[str, str]] = []
-    titles = {key: d.title for key, d in {**BASELINES, **SCENARIOS, "8": TRACING}.items()}
+    titles = {
+        key: d.title for key, d in {**BASELINES, **SCENARIOS, "8": TRACING, "9": COLD_START}.items()
+    }
     for key, result in report.results.items():
         if "failed" in result:
             table.append({"id": key, "scenario": titles.get(key, key), "notes": result["failed"]})
@@ -247,6 +303,8 @@ def rows(report: Report) -> list[dict[str, str]]:
             table += _memory_rows(result)
         elif key == "8":
             table += _tracing_rows(result)
+        elif key == "9":
+            table += _cold_start_rows(result)
         else:
             table.append(_throughput_row(key, titles[key], result))
     for row in table:
@@ -287,9 +345,11 @@ def markdown(report: Report) -> str:
         for c in report.checks
     )
     facts = ", ".join(f"{k}: {v}" for k, v in meta.items() if not isinstance(v, dict | list))
+    costs = costs_table(report)
+    costs = f"\n## Where an order's work goes\n\n{costs}\n" if costs else ""
     return (
         f"# Benchmark, {meta['profile']} run, {meta['started_at']}\n\n{facts}\n\n"
-        f"{head}\n{body}\n\n## Targets\n\n{targets}\n"
+        f"{head}\n{body}\n{costs}\n## Targets\n\n{targets}\n"
     )
 
 

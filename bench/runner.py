@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 
 from bench import paired, procstat, profiling, scenarios
+from bench.coldstart import COLD_START
 from bench.loadgen.wrk import ensure_wrk
 from bench.profiles import Profile
 from bench.report import Report
@@ -28,12 +29,13 @@ from bench.tracing_cost import TRACING
 from meshkit.settings import PROJECT_ROOT
 
 # Every scenario, by key: tracing's cost runs the others' under each setting.
-CATALOGUE = {**SCENARIOS, TRACING.key: TRACING}
-ALL = (*SCENARIOS, MEMORY, TRACING.key)
-# Closed-loop scenarios run in slices that alternate with their baseline's (`bench.paired`).
-ORDER = ("1", "2", "3", "4", "5", "6", "8")
+CATALOGUE = {**SCENARIOS, TRACING.key: TRACING, COLD_START.key: COLD_START}
+ALL = (*SCENARIOS, MEMORY, TRACING.key, COLD_START.key)
+# Cold start first, while the mesh is idle. Closed-loop scenarios run in slices that alternate
+# with their baseline's (`bench.paired`).
+ORDER = (COLD_START.key, "1", "2", "3", "4", "5", "6", "8")
 # The table's order: each baseline above the scenarios compared with it, a reference below.
-SHOWN = ("hello", "1", "floor1", "2", "3", "floor3", "echo", "4", "5", "6", MEMORY, "8")
+SHOWN = ("hello", "1", "floor1", "2", "3", "floor3", "echo", "4", "5", "6", MEMORY, "8", "9")
 
 
 def _say(message: str, began: float) -> None:
@@ -163,7 +165,7 @@ async def run_bench(
             try:
                 run = _run(bench, key, compared)
                 # Tracing's cost restarts the processes a profile would have been following.
-                if py_spy_dir is not None and key != TRACING.key:
+                if py_spy_dir is not None and key not in (TRACING.key, COLD_START.key):
                     result, profiles[key] = await _profiled(
                         bench, key, py_spy_dir, py_spy_processes, run
                     )

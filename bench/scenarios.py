@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.costs import CostMeter
 from bench.loadgen.child import run_child
 from bench.loadgen.wrk import Target, run_wrk
-from bench.procstat import CpuMeter, family_rss_mb
+from bench.procstat import CpuMeter, CpuTimeline, family_rss_mb
 from bench.profiles import Profile
 from bench.seed import Seeded
 from bench.stack import AMQP_URL, PROCESSES, Stack
@@ -167,6 +168,12 @@ async def grpc_get_product(bench: Bench, seconds: float) -> dict[str, Any]:
     )  # fmt: skip
 
 
+def _per_order_ms(cpu_seconds: Mapping[str, float], orders: int) -> dict[str, float]:
+    if not orders:
+        return {}
+    return {name: round(seconds * 1000 / orders, 1) for name, seconds in cpu_seconds.items()}
+
+
 async def saga(bench: Bench) -> dict[str, Any]:
     """5: orders through the gateway at a fixed rate, then stepping up; POST to PAID."""
     profile = bench.profile
@@ -186,18 +193,27 @@ async def saga(bench: Bench) -> dict[str, Any]:
         + profile.saga_drain * 2
         + profile.saga_final_drain
     )
+    stack = bench.stack
+    costs = await CostMeter(
+        stack.databases, stack.metrics_urls, lambda: stack.mail.sessions
+    ).start()
     meter = CpuMeter(bench.mesh_pids).start()
-    run = (await run_child(argv, timeout=longest + 60)).check("saga_load")
+    timeline = CpuTimeline(bench.mesh_pids).start()
+    try:
+        run = (await run_child(argv, timeout=longest + 60)).check("saga_load")
+    finally:
+        await timeline.stop()
     result: dict[str, Any] = json.loads(run.stdout)
     cpu_seconds = meter.seconds()
     result["server_cpu_cores"] = meter.stop()
     # What an order costs each process (idle time between phases included, a few percent).
     placed = sum(phase["placed"] for phase in result["phases"])
-    result["cpu_ms_per_order"] = (
-        {name: round(seconds * 1000 / placed, 1) for name, seconds in cpu_seconds.items()}
-        if placed
-        else {}
-    )
+    result["cpu_ms_per_order"] = _per_order_ms(cpu_seconds, placed)
+    # And in each phase alone, from its first order to its last one settled.
+    for phase in result["phases"]:
+        used = timeline.between(phase.pop("began"), phase.pop("settled"))
+        phase["cpu_ms_per_order"] = _per_order_ms(used, phase["placed"])
+    result["costs_per_order"] = await costs.stop(placed)
     return result
 
 

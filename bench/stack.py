@@ -77,6 +77,13 @@ class Stack:
         return f"127.0.0.1:{self.mesh.ports.grpc[service]}"
 
     @property
+    def metrics_urls(self) -> dict[str, str]:
+        """Each service's /metrics."""
+        return {
+            s: f"http://127.0.0.1:{port}/metrics" for s, port in self.mesh.ports.metrics.items()
+        }
+
+    @property
     def pids(self) -> dict[str, int]:
         """The six processes of the mesh by name."""
         return {name: self.mesh.processes[name].pid for name in PROCESSES}
@@ -226,7 +233,12 @@ async def bench_stack(*, keep_logs: Path | None = None) -> AsyncIterator[Stack]:
             env[f"{service.upper()}_DATABASE_URL"] = _dsn(databases[service]).replace(
                 "postgresql://", "postgresql+asyncpg://", 1
             )
-        ports = MeshPorts(grpc={s: free_port() for s in DEFAULT_GRPC_PORTS}, gateway=free_port())
+        ports = MeshPorts(
+            grpc={s: free_port() for s in DEFAULT_GRPC_PORTS},
+            gateway=free_port(),
+            # Read for the saga's table of costs per order (bench.costs).
+            metrics={s: free_port() for s in DEFAULT_GRPC_PORTS},
+        )
         mesh = Mesh(ports=ports, extra_env=env, log_path=workdir / "mesh.log")
         try:
             await mesh.start(ready_timeout=120)

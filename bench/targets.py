@@ -7,6 +7,12 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 IDLE_RSS_LIMIT_MB = 100.0
+# The order flow's targets (issue 25): the highest rate sustained, what an order costs the
+# machine at it, and the saga's tail at 50 orders/s.
+SUSTAINED_RATE_FLOOR = 100.0
+MACHINE_CPU_MS_PER_ORDER = 20.0
+P99_RATE, P99_LIMIT_MS = 50.0, 150.0
+COLD_START_LIMIT_S = 2.0
 READ_KINDS = ("browse", "view_product")
 
 
@@ -76,6 +82,36 @@ def _tracing_checks(result: dict[str, Any]) -> list[Check]:
     return checks
 
 
+def _throughput_checks(phases: list[dict[str, Any]], best: float | None) -> list[Check]:
+    """The highest step sustained, the machine's CPU per order in that step, and the p99 of
+    the step at 50 orders/s when the run has one."""
+    checks = [
+        _check(
+            "5", f"highest sustained >= {SUSTAINED_RATE_FLOOR:g} orders/s", best,
+            lambda v: v >= SUSTAINED_RATE_FLOOR, "{:g}/s",
+        )
+    ]  # fmt: skip
+    steps = phases[1:]
+    at_best = next((p for p in steps if p.get("sustained") and p["rate_per_s"] == best), None)
+    cpu = (at_best or {}).get("cpu_ms_per_order", {}).get("machine")
+    checks.append(
+        _check(
+            "5", f"machine CPU per order <= {MACHINE_CPU_MS_PER_ORDER:g} ms at that rate", cpu,
+            lambda v: v <= MACHINE_CPU_MS_PER_ORDER, "{:.1f} ms",
+        )
+    )  # fmt: skip
+    for index, phase in enumerate(phases):
+        if phase["rate_per_s"] == P99_RATE:
+            checks.append(
+                _check(
+                    f"5@{index}", f"p99 POST->PAID < {P99_LIMIT_MS:g} ms at {P99_RATE:g}/s",
+                    phase["p99_ms"], lambda v: v < P99_LIMIT_MS, "{:.0f} ms",
+                )
+            )  # fmt: skip
+            break
+    return checks
+
+
 def evaluate(results: dict[str, Any]) -> list[Check]:
     """Every target whose scenario ran, PASS or MISS; a scenario that failed misses them all."""
     checks: list[Check] = []
@@ -102,6 +138,7 @@ def evaluate(results: dict[str, Any]) -> list[Check]:
         lost = sum(p["lost"] for p in phases)
         placed = sum(p["placed"] for p in phases)
         checks.append(Check("5", "0 orders lost at every rate", f"{lost} of {placed}", lost == 0))
+        checks += _throughput_checks(phases, ok["5"].get("highest_sustained_rate"))
     if "6" in ok:
         rate = ok["6"]["error_rate"]
         checks.append(_check("6", "error rate < 0.1%", rate, lambda v: v < 0.001, "{:.3%}"))
@@ -112,6 +149,14 @@ def evaluate(results: dict[str, Any]) -> list[Check]:
         checks.append(_check("6:checkout", "p95 < 800 ms", p95, lambda v: v < 800, "{:.0f} ms"))
     if "8" in ok:
         checks += _tracing_checks(ok["8"])
+    if "9" in ok:
+        for name, seconds in ok["9"]["seconds"].items():
+            checks.append(
+                _check(
+                    f"9:{name}", f"serving < {COLD_START_LIMIT_S:g} s after start", seconds,
+                    lambda v: v < COLD_START_LIMIT_S, "{:.2f} s",
+                )
+            )  # fmt: skip
     if "7" in ok and "idle" in ok["7"]:
         for name, mb in ok["7"]["idle"].items():
             checks.append(

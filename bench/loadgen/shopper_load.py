@@ -3,7 +3,8 @@
 `python -m bench.loadgen.shopper_load --gateway URL --seed-file F --users 200 --seconds 60`
 runs each user as a loop, as locust would: pick an action by weight (browse a category 10,
 view a product 5, add to cart 2, check out 1), do it, think 0.5-1.5 s, again. A checkout with
-an empty cart adds an item first. Prints one JSON object: per kind of request its count,
+an empty cart adds an item first; `--only browse,view_product` keeps to those kinds, for
+a load that changes nothing. Prints one JSON object: per kind of request its count,
 errors, p50, p95, p99; the overall error rate; and the generator's own CPU.
 """
 
@@ -78,10 +79,9 @@ class User:
         return outcome is None
 
     async def browse(self) -> None:
-        params = {
-            "category_id": self.rng.choice(self.seeded.category_ids),
-            "order_by": self.rng.choice(ORDERINGS),
-        }
+        params = {"order_by": self.rng.choice(ORDERINGS)}
+        if self.seeded.category_ids:
+            params["category_id"] = self.rng.choice(self.seeded.category_ids)
         await self._call("browse", "GET", "/v1/products", params=params)
 
     async def view_product(self) -> None:
@@ -112,9 +112,9 @@ class User:
         ):
             self.cart_items = 0
 
-    async def live(self, until: float) -> None:
-        actions = {kind: getattr(self, kind) for kind in WEIGHTS}
-        kinds, weights = list(WEIGHTS), list(WEIGHTS.values())
+    async def live(self, until: float, mix: dict[str, int]) -> None:
+        actions = {kind: getattr(self, kind) for kind in mix}
+        kinds, weights = list(mix), list(mix.values())
         await asyncio.sleep(self.rng.uniform(*THINK_SECONDS))  # users arrive spread out
         while time.monotonic() < until:
             await actions[self.rng.choices(kinds, weights)[0]]()
@@ -122,7 +122,12 @@ class User:
 
 
 async def run(
-    gateway: str, seeded: Seeded, users: int, seconds: float, warmup: float
+    gateway: str,
+    seeded: Seeded,
+    users: int,
+    seconds: float,
+    warmup: float,
+    mix: dict[str, int] = WEIGHTS,
 ) -> dict[str, Any]:
     started = time.monotonic()
     record = Record(measure_from=started + warmup)
@@ -137,11 +142,11 @@ async def run(
             for i in range(users)
         ]
         cpu_from, wall_from = time.process_time(), time.monotonic()
-        await asyncio.gather(*(user.live(until) for user in people))
+        await asyncio.gather(*(user.live(until, mix) for user in people))
         cores = (time.process_time() - cpu_from) / (time.monotonic() - wall_from)
     kinds: dict[str, dict[str, Any]] = {}
     total = errors = 0
-    for kind in WEIGHTS:
+    for kind in mix:
         done = record.latencies.get(kind, [])
         failed = sum(record.errors.get(kind, {}).values())
         total, errors = total + len(done) + failed, errors + failed
@@ -165,6 +170,14 @@ async def run(
     }
 
 
+def _kinds(value: str) -> dict[str, int]:
+    kinds = [kind.strip() for kind in value.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in WEIGHTS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"kinds are {', '.join(WEIGHTS)}; not {value!r}")
+    return {kind: WEIGHTS[kind] for kind in kinds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gateway", required=True)
@@ -172,10 +185,18 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument(
+        "--only",
+        type=_kinds,
+        default=WEIGHTS,
+        help=f"comma-separated kinds of request, of {', '.join(WEIGHTS)} (default: all)",
+    )
     args = parser.parse_args()
     seeded = Seeded.read(args.seed_file)
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        result = runner.run(run(args.gateway, seeded, args.users, args.seconds, args.warmup))
+        result = runner.run(
+            run(args.gateway, seeded, args.users, args.seconds, args.warmup, args.only)
+        )
     json.dump(result, sys.stdout)
 
 

@@ -30,6 +30,12 @@ ensure_package() { # command package
 if ! listening 5432; then
   ensure_package pg_ctlcluster postgresql
   version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  # The benchmark counts statements per order with pg_stat_statements, which PostgreSQL loads
+  # only at start (a server already running is left as it is).
+  preload=/etc/postgresql/$version/main/conf.d/ecommerce-mesh.conf
+  if [ ! -f "$preload" ]; then
+    echo "shared_preload_libraries = 'pg_stat_statements'" | $SUDO tee "$preload" >/dev/null
+  fi
   $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
   wait_for PostgreSQL 5432 60
   # Tests connect as postgres over TCP without a password, as on the CI machines. The first

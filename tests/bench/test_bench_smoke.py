@@ -14,8 +14,9 @@ import pytest
 
 from bench.procstat import children
 from bench.profiles import SMOKE
-from bench.report import checks_text, markdown, text_table, write
+from bench.report import checks_text, costs_table, markdown, text_table, write
 from bench.runner import run_bench
+from bench.stack import PROCESSES
 from tests.conftest import POSTGRES_ADMIN_DSN
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +43,7 @@ async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> 
     report = await run_bench(SMOKE)
 
     results = report.results
-    assert set(results) == {*THROUGHPUT, "5", "6", "7", "8"}, results
+    assert set(results) == {*THROUGHPUT, "5", "6", "7", "8", "9"}, results
     for key in THROUGHPUT:
         figures = results[key]
         assert "failed" not in figures, figures
@@ -73,6 +74,32 @@ async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> 
     # Every order went through the order service: it cannot have cost it nothing.
     per_order = results["5"]["cpu_ms_per_order"]
     assert per_order["order_service"] > 0 and per_order["machine"] >= per_order["order_service"]
+    for phase in phases:
+        assert phase["cpu_ms_per_order"]["machine"] > 0, phase
+
+    # Where an order's work goes: every kind of call the saga makes was counted.
+    costs = results["5"]["costs_per_order"]
+    assert costs["orders"] == sum(phase["placed"] for phase in phases)
+    rows = costs["rows"]
+    assert rows["PostgreSQL transactions"]["order_service"] > 0
+    assert rows["gRPC calls served"]["product_service"] > 0  # stock reserved per order
+    assert rows["AMQP publishes (outbox)"]["order_service"] > 0
+    assert rows["AMQP deliveries settled"]["payment_service"] > 0
+    assert rows["Redis commands"]["all"] > 0
+    # The mailer closes its connection after 10 s idle: the scenarios before the saga take
+    # longer, so the saga opens at least one session.
+    assert rows["SMTP sessions"]["all"] > 0
+    if "PostgreSQL statements" in rows:
+        statements, transactions = rows["PostgreSQL statements"], rows["PostgreSQL transactions"]
+        assert statements["order_service"] >= transactions["order_service"]
+    else:
+        assert any("pg_stat_statements" in note for note in costs["notes"])
+    assert "| PostgreSQL transactions |" in costs_table(report)
+
+    # Cold start: each of the six processes served, started alone beside the mesh.
+    started = results["9"]["seconds"]
+    assert set(started) == set(PROCESSES)
+    assert all(seconds is not None and seconds > 0 for seconds in started.values()), started
 
     shoppers = results["6"]
     assert shoppers["requests"] > 0
@@ -105,11 +132,14 @@ async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> 
         assert tracing["versus_off"][setting]["5_cpu"] > 0
 
     # Every target is judged, and the report renders and is written.
-    assert {check.row for check in report.checks} >= {"1", "3", "4", "5@0", "5", "6", "8:10%:1"}
+    assert {check.row for check in report.checks} >= {
+        "1", "3", "4", "5@0", "5", "6", "8:10%:1", "9:gateway", "9:order_service"
+    }  # fmt: skip
     assert "PASS" in checks_text(report) or "MISS" in checks_text(report)
     assert "1 GET /v1/products/{id}" in text_table(report)
     assert "8 tracing 10%: 1 GET /v1/products/{id}" in text_table(report)
     assert markdown(report).startswith("# Benchmark, smoke run")
+    assert "## Where an order's work goes" in markdown(report)
     json_path, md_path = write(report, tmp_path)
     assert json_path.stat().st_size > 0 and md_path.stat().st_size > 0
 

@@ -14,7 +14,7 @@ from bench import paired
 from bench.__main__ import parse_args
 from bench.loadgen import grpc_load
 from bench.paired import compare, pool
-from bench.procstat import machine_times
+from bench.procstat import CpuTimeline, machine_times
 from bench.profiles import SMOKE
 from bench.report import Report, cores_note, rows
 from bench.scenarios import Definition
@@ -147,7 +147,7 @@ def test_the_command_line_runs_the_full_profile_unless_told_otherwise() -> None:
     assert parse_args(["--quick"]).profile == "quick"
     assert parse_args(["--profile", "smoke", "--scenarios", "1, 4"]).selected == ["1", "4"]
     with pytest.raises(SystemExit):
-        parse_args(["--scenarios", "9"])
+        parse_args(["--scenarios", "10"])
 
 
 def test_pooled_percentiles_of_one_slice_are_its_own() -> None:
@@ -307,3 +307,67 @@ def test_stolen_time_is_not_counted_as_busy() -> None:
     # user nice system idle iowait irq softirq steal guest guest_nice
     line = f"cpu  {ticks * 10} 0 {ticks * 2} {ticks * 50} {ticks} 0 {ticks} {ticks * 3} 0 0"
     assert machine_times(line) == (13.0, 3.0)
+
+
+def _step(rate: float, sustained: bool, machine_ms: float, p99: float = 100.0) -> dict[str, Any]:
+    return {
+        "rate_per_s": rate,
+        "p99_ms": p99,
+        "lost": 0,
+        "placed": int(rate * 15),
+        "sustained": sustained,
+        "cpu_ms_per_order": {"machine": machine_ms},
+    }
+
+
+def test_the_order_flow_is_judged_at_its_highest_sustained_step() -> None:
+    phases = [
+        _step(20, True, 30.0),
+        _step(50, True, 25.0, p99=140.0),
+        _step(100, True, 19.5),
+        _step(150, False, 18.0),
+    ]
+    checks = {c.target: c for c in evaluate(_results(**{"5": {
+        "phases": phases, "highest_sustained_rate": 100,
+    }}))}  # fmt: skip
+    assert checks["highest sustained >= 100 orders/s"].passed
+    # The CPU of the step sustained, not of the faster one that was not.
+    cpu = checks["machine CPU per order <= 20 ms at that rate"]
+    assert cpu.passed and cpu.measured == "19.5 ms"
+    assert checks["p99 POST->PAID < 150 ms at 50/s"].passed
+    assert checks["p99 POST->PAID < 150 ms at 50/s"].row == "5@1"
+
+    slower = [phases[0], _step(50, True, 44.0, p99=400.0), _step(70, False, 40.0)]
+    checks = {c.target: c for c in evaluate(_results(**{"5": {
+        "phases": slower, "highest_sustained_rate": 50,
+    }}))}  # fmt: skip
+    assert not checks["highest sustained >= 100 orders/s"].passed
+    assert checks["machine CPU per order <= 20 ms at that rate"].measured == "44.0 ms"
+    assert not checks["p99 POST->PAID < 150 ms at 50/s"].passed
+
+
+def test_no_step_sustained_misses_for_want_of_a_figure() -> None:
+    checks = {c.target: c for c in evaluate(_results(**{"5": {
+        "phases": [_step(20, True, 30.0), _step(30, False, 40.0)],
+        "highest_sustained_rate": None,
+    }}))}  # fmt: skip
+    assert checks["highest sustained >= 100 orders/s"].measured == "no figure"
+    assert checks["machine CPU per order <= 20 ms at that rate"].measured == "no figure"
+
+
+def test_each_process_must_serve_within_two_seconds_of_its_start() -> None:
+    results = _results(**{"9": {"seconds": {"gateway": 1.2, "order_service": 2.4, "user": None}}})
+    verdicts = {c.row: c.passed for c in evaluate(results) if c.row.startswith("9:")}
+    assert verdicts == {"9:gateway": True, "9:order_service": False, "9:user": False}
+
+
+def test_the_cpu_of_a_stretch_is_read_between_samples() -> None:
+    timeline = CpuTimeline({})
+    timeline.samples = [
+        (10.0, {"machine": 100.0}),
+        (11.0, {"machine": 101.0}),
+        (12.0, {"machine": 103.0}),
+    ]
+    assert timeline.between(10.5, 12.0) == {"machine": 2.5}
+    # Outside the samples, the nearest one stands.
+    assert timeline.between(5.0, 20.0) == {"machine": 3.0}
