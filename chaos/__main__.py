@@ -106,7 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if soak is not None:
         print()
         print(soak.memory_table())
-        print(f"\nsoak: {soak.browsing.requests} catalog reads, {soak.browsing.errors} failed")
+        browsing = soak.browsing
+        print(
+            f"\nsoak: {browsing.requests} catalog reads, {browsing.errors} failed; "
+            f"the shoppers' own process used {browsing.loadgen_cores:.2f} of a core"
+        )
     problems = problems_text(rows)
     if problems:
         print(f"\nBroken invariants:\n{problems}")

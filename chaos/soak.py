@@ -4,15 +4,15 @@ that grows and errors that come only with time."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
-from dataclasses import dataclass, field
+import json
+import sys
+import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import httpx
+from pathlib import Path
 
 from bench.procstat import family_rss_mb
+from bench.seed import Seeded, Shopper
 from chaos.faults import FaultResult
 from chaos.invariants import Figures
 from chaos.load import OrderLoad
@@ -20,22 +20,19 @@ from chaos.report import render_table
 from chaos.runner import Suite, settle_and_check
 from chaos.seed import stock_products
 
-THINK_SECONDS = 0.5
-PAGE_SIZE = 20
+# What the shoppers do: read pages of the catalog and products, and change nothing, so that
+# the round's accounting of orders and stock stays the order load's alone.
+BROWSING = "browse,view_product"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Browsing:
-    requests: int = 0
-    errors: int = 0
-    # Status (0: no answer) to how many times, of the errors.
-    statuses: dict[int, int] = field(default_factory=dict)
-
-    def count(self, status: int) -> None:
-        self.requests += 1
-        if status != 200:
-            self.errors += 1
-            self.statuses[status] = self.statuses.get(status, 0) + 1
+    requests: int
+    errors: int
+    # What failed (an HTTP status or an exception's name) to how many times.
+    failures: dict[str, int]
+    # The shoppers' process's own CPU, in cores: near 1, it and not the mesh was the limit.
+    loadgen_cores: float
 
 
 @dataclass(frozen=True)
@@ -61,27 +58,33 @@ class SoakReport:
         )
 
 
-async def _status(client: httpx.AsyncClient, path: str, **params: Any) -> tuple[int, Any]:
-    try:
-        response = await client.get(path, params=params)
-    except httpx.HTTPError:
-        return 0, None
-    return response.status_code, response.json() if response.status_code == 200 else None
-
-
-async def _shopper(
-    client: httpx.AsyncClient, stop: asyncio.Event, rng: random.Random, browsing: Browsing
-) -> None:
-    """A shopper reading a page of the catalog, then one product of it, then again."""
-    while not stop.is_set():
-        status, page = await _status(client, "/v1/products", page_size=PAGE_SIZE)
-        browsing.count(status)
-        products = (page or {}).get("products") or []
-        if products:
-            status, _ = await _status(client, f"/v1/products/{rng.choice(products)['id']}")
-            browsing.count(status)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), THINK_SECONDS * rng.uniform(0.5, 1.5))
+async def _browse(
+    suite: Suite, products: list[str], shoppers: int, seconds: float, seed_file: Path
+) -> Browsing:
+    """Shoppers browsing for `seconds`, in a process of their own: the bench's shopper load,
+    whose client pools connections without a cost that grows with their number."""
+    customers = suite.shop.customers
+    Seeded(
+        product_ids=products,
+        category_ids=[],
+        shoppers=[Shopper(person.id, person.email, person.token) for person in customers],
+    ).write(seed_file)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.loadgen.shopper_load",
+        "--gateway", suite.stack.gateway_url, "--seed-file", str(seed_file),
+        "--users", str(shoppers), "--seconds", str(seconds), "--warmup", "0",
+        "--only", BROWSING,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    output, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"the shoppers' process exited with {process.returncode}")
+    result = json.loads(output)
+    failures: dict[str, int] = {}
+    for kind in result["kinds"].values():
+        for failure, count in kind["errors_by_kind"].items():
+            failures[failure] = failures.get(failure, 0) + count
+    return Browsing(result["requests"], result["errors"], failures, result["loadgen_cpu_cores"])
 
 
 async def run_soak(suite: Suite, minutes: float, shoppers: int) -> SoakReport:
@@ -92,23 +95,19 @@ async def run_soak(suite: Suite, minutes: float, shoppers: int) -> SoakReport:
     load = OrderLoad(
         suite.client, suite.shop.customers, list(initial_stock), suite.rate / 2, suite.rng
     )
-    stop = asyncio.Event()
-    browsing = Browsing()
     suite.say(f"soak: {minutes:g} min, {suite.rate / 2:g} orders/s, {shoppers} shoppers browsing")
     placing = asyncio.create_task(load.run())
-    browsers = [
-        asyncio.create_task(_shopper(suite.client, stop, random.Random(index), browsing))
-        for index in range(shoppers)
-    ]
-    await asyncio.sleep(minutes * 60)
-    stop.set()
+    with tempfile.TemporaryDirectory(prefix="chaos-soak-") as scratch:
+        browsing = await _browse(
+            suite, list(initial_stock), shoppers, minutes * 60, Path(scratch) / "shop.json"
+        )
     load.stop()
-    await asyncio.gather(placing, *browsers)
+    await placing
     end_mb = {name: family_rss_mb(pid) for name, pid in pids.items()}
     incidents = []
     if browsing.errors:
         incidents.append(
-            f"{browsing.errors} of {browsing.requests} catalog reads failed: {browsing.statuses}"
+            f"{browsing.errors} of {browsing.requests} catalog reads failed: {browsing.failures}"
         )
     figures = await settle_and_check(
         suite, "soak", load, initial_stock, datetime.now(UTC), FaultResult(), incidents
