@@ -381,6 +381,7 @@ def bearer_token(value: str) -> str | None:
     return token.strip()
 
 
+# Health, and reflection under every version tools ask for (grpc.reflection.v1, v1alpha).
 _PLUMBING_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 
 
@@ -400,10 +401,7 @@ class AuthInterceptor(UnaryInterceptor):
 
     def intercept_streaming(self, handler: Handler | None, method: str) -> Handler | None:
         # Only the public plumbing (health, reflection) streams; anything else would bypass auth.
-        if (
-            method.startswith(("/grpc.health.", "/grpc.reflection."))
-            or method in self.public_methods
-        ):
+        if method.startswith(_PLUMBING_PREFIXES) or method in self.public_methods:
             return handler
         return None  # grpc answers UNIMPLEMENTED
 

@@ -10,7 +10,6 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 
 from meshkit.rpc.channels import KEEPALIVE_TIME_MS
 from meshkit.rpc.interceptors import (
@@ -22,6 +21,7 @@ from meshkit.rpc.interceptors import (
     TokenVerifier,
     UnaryInterceptor,
 )
+from meshkit.rpc.reflection import enable_server_reflection
 from meshkit.telemetry import tracer
 
 logger = logging.getLogger(__name__)
@@ -164,13 +164,8 @@ async def start_grpc_server(
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [service.name for service in services]
-    reflection.enable_server_reflection(
-        [
-            *names,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ],
-        server,
+    enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], server
     )
 
     bound = server.add_insecure_port(f"{host}:{port}")

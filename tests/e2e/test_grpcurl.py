@@ -62,6 +62,18 @@ async def test_grpcurl_describes_the_service(product_address: str) -> None:
     assert "rpc GetProduct ( .ecommerce.product.v1.GetProductRequest )" in described
 
 
+async def test_grpcurl_lists_and_describes_reflection_v1(product_address: str) -> None:
+    # grpcurl 1.8 asks v1alpha; the point is that v1, listed, can be described like the rest.
+    listed = (await grpcurl("-plaintext", product_address, "list")).split()
+    assert "grpc.reflection.v1.ServerReflection" in listed
+    assert "grpc.reflection.v1alpha.ServerReflection" in listed
+    described = await grpcurl(
+        "-plaintext", product_address, "describe", "grpc.reflection.v1.ServerReflection"
+    )
+    request = ".grpc.reflection.v1.ServerReflectionRequest"
+    assert f"rpc ServerReflectionInfo ( stream {request} )" in described
+
+
 async def test_grpcurl_checks_health(product_address: str) -> None:
     answer = await grpcurl("-plaintext", "-d", "{}", product_address, "grpc.health.v1.Health/Check")
     assert json.loads(answer) == {"status": "SERVING"}

@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from google.protobuf import wrappers_pb2
+from google.protobuf.descriptor_pb2 import FileDescriptorProto
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 from grpc_status import rpc_status
 
 from meshkit.rpc.channels import KEEPALIVE_TIME_MS
+from meshkit.rpc.reflection import v1_file_descriptor
 from meshkit.rpc.server import SERVER_OPTIONS, GrpcServer, start_grpc_server
 from tests.runtime.probe import PUBLIC_METHODS, SERVICE, Probe, StaticVerifier, registration
 from tests.support import eventually
@@ -48,12 +50,67 @@ async def test_health_reports_each_service_serving(channel: grpc.aio.Channel) ->
     assert raised.value.code() is grpc.StatusCode.NOT_FOUND
 
 
-async def test_reflection_lists_services(channel: grpc.aio.Channel) -> None:
-    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-    request = reflection_pb2.ServerReflectionRequest(list_services="")
-    responses = [response async for response in stub.ServerReflectionInfo(iter([request]))]
-    names = {service.name for service in responses[0].list_services_response.service}
-    assert {SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= names
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+REFLECTION_V1ALPHA = "grpc.reflection.v1alpha.ServerReflection"
+
+
+def described(response: reflection_pb2.ServerReflectionResponse) -> dict[str, FileDescriptorProto]:
+    """The files of a file_descriptor_response, by package."""
+    assert response.WhichOneof("message_response") == "file_descriptor_response", response
+    files = [
+        FileDescriptorProto.FromString(serialized)
+        for serialized in response.file_descriptor_response.file_descriptor_proto
+    ]
+    return {file.package: file for file in files}
+
+
+@pytest.mark.parametrize("reflection_service", [REFLECTION_V1, REFLECTION_V1ALPHA])
+async def test_reflection_lists_and_describes_under_each_version(
+    channel: grpc.aio.Channel, reflection_service: str
+) -> None:
+    # A raw call by method path, as grpcurl 1.9+ makes one: v1alpha's message classes write
+    # and read it, since v1's messages are the same on the wire.
+    info = channel.stream_stream(
+        f"/{reflection_service}/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    requests = [
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol="grpc.health.v1.Health"),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol=reflection_service),
+    ]
+    listed, health, itself = [response async for response in info(iter(requests))]
+
+    names = {service.name for service in listed.list_services_response.service}
+    assert {SERVICE, "grpc.health.v1.Health", REFLECTION_V1, REFLECTION_V1ALPHA} <= names
+    health_file = described(health)["grpc.health.v1"]
+    assert {"Check", "Watch"} <= {method.name for method in health_file.service[0].method}
+    # A tool that describes every listed service must find each reflection service too.
+    package, _, name = reflection_service.rpartition(".")
+    (method,) = described(itself)[package].service[0].method
+    assert described(itself)[package].service[0].name == name
+    assert method.input_type == f".{package}.ServerReflectionRequest"
+    assert method.client_streaming and method.server_streaming
+
+
+def test_reflection_v1_messages_are_v1alpha_s_field_for_field() -> None:
+    v1 = v1_file_descriptor()
+    v1alpha = FileDescriptorProto()
+    reflection_pb2.DESCRIPTOR.CopyToProto(v1alpha)
+
+    def fields(file: FileDescriptorProto) -> dict[str, list[tuple[str, int, int, int, str]]]:
+        return {
+            message.name: [
+                (f.name, f.number, f.type, f.label, f.type_name.rpartition(".")[2])
+                for f in message.field
+            ]
+            for message in file.message_type
+        }
+
+    assert v1.package == "grpc.reflection.v1"
+    assert fields(v1) == fields(v1alpha)
+    assert "v1alpha" not in str(v1)
 
 
 async def test_stop_turns_health_not_serving_before_draining(server: GrpcServer) -> None:

@@ -1,4 +1,4 @@
-"""Each service starts in-process on port 0 and serves health and reflection."""
+"""Each service starts in-process on port 0 and serves health and reflection (v1, v1alpha)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
+from grpc_reflection.v1alpha.reflection import SERVICE_NAME as REFLECTION_V1ALPHA
 
 from meshkit.service import ServiceDefinition, running_service
 from meshkit.settings import load_settings
@@ -49,11 +50,28 @@ def in_process_settings(definition: ServiceDefinition[Any], tmp_path: Path, name
     )
 
 
-async def listed_services(channel: grpc.aio.Channel) -> set[str]:
-    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-    request = reflection_pb2.ServerReflectionRequest(list_services="")
-    responses = [r async for r in stub.ServerReflectionInfo(iter([request]))]
-    return {service.name for service in responses[0].list_services_response.service}
+REFLECTION_SERVICES = ("grpc.reflection.v1.ServerReflection", REFLECTION_V1ALPHA)
+
+
+async def reflected_services(
+    channel: grpc.aio.Channel, reflection_service: str, described: set[str]
+) -> set[str]:
+    """The services listed by one version of reflection, after it described `described`."""
+    # v1's messages are v1alpha's on the wire: v1alpha's classes make a v1 call.
+    info = channel.stream_stream(
+        f"/{reflection_service}/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    names = sorted(described)
+    requests = [
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+        *(reflection_pb2.ServerReflectionRequest(file_containing_symbol=n) for n in names),
+    ]
+    listed, *files = [r async for r in info(iter(requests))]
+    for name, file in zip(names, files, strict=True):
+        assert file.WhichOneof("message_response") == "file_descriptor_response", name
+    return {service.name for service in listed.list_services_response.service}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_SERVICES))
@@ -70,7 +88,9 @@ async def test_service_serves_health_and_reflection(
         for service in ("", *expected):
             response = await health.Check(health_pb2.HealthCheckRequest(service=service))
             assert response.status == health_pb2.HealthCheckResponse.SERVING, service
-        assert expected | {"grpc.health.v1.Health"} <= await listed_services(channel)
+        for reflection_service in REFLECTION_SERVICES:
+            listed = await reflected_services(channel, reflection_service, expected)
+            assert expected | {"grpc.health.v1.Health", *REFLECTION_SERVICES} <= listed
 
 
 def test_a_service_whose_database_is_down_exits_with_one_clear_line(tmp_path: Path) -> None:
