@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from gateway.answer_cache import Answers, open_caches
+from gateway.docs import install_docs
 from gateway.metrics import metrics_router
 from gateway.middleware import install_middleware
 from gateway.openapi import install_openapi
@@ -68,6 +69,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         ),
         openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
+        # FastAPI's own docs pages load their assets from a CDN: `install_docs` serves them.
+        docs_url=None,
+        redoc_url=None,
         # The gateway's telemetry is its Prometheus metrics and JSON access log. FastAPI's own
         # OpenTelemetry hooks, even with no provider configured, looked the providers up on
         # every request.
@@ -102,4 +106,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             raise ValueError("a router with a prefix or dependencies must be included")
         app.router.routes.extend(router.routes)
     install_openapi(app)
+    install_docs(app)
     return app

@@ -17,6 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, HTTPExceptionHandler, Message, Receive, Scope, Send
 
+from gateway.docs import DOCS_CSP, DOCS_PATHS
 from gateway.metrics import HttpMetrics
 from gateway.problems import problem
 from gateway.ratelimit import RateLimits, WriteRateLimitMiddleware
@@ -40,6 +41,7 @@ _SECURITY_HEADERS = (
     (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
 )
 _CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_DOCS_CSP = (b"content-security-policy", DOCS_CSP.encode("ascii"))
 _NO_STORE = (b"cache-control", b"no-store")
 
 CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -68,13 +70,13 @@ class EdgeMiddleware:
         self,
         app: ASGIApp,
         metrics: HttpMetrics,
-        docs_paths: Collection[str] = ("/docs", "/redoc"),
+        docs_paths: Collection[str] = DOCS_PATHS,
     ) -> None:
         self.app = app
         self.metrics = metrics
-        # The docs pages load Swagger UI and ReDoc from a CDN, which this CSP would block.
+        # The docs pages run scripts, which the API's CSP forbids: theirs allows the gateway's.
         self.docs_paths = tuple(docs_paths)
-        self._docs_headers = _SECURITY_HEADERS
+        self._docs_headers = (*_SECURITY_HEADERS, _DOCS_CSP)
         self._api_headers = (*_SECURITY_HEADERS, _CSP, _NO_STORE)
         self._other_headers = (*_SECURITY_HEADERS, _CSP)
 
@@ -360,7 +362,7 @@ def install_middleware(
     app.add_middleware(
         EdgeMiddleware,
         metrics=HttpMetrics(registry),
-        docs_paths=[path for path in (app.docs_url, app.redoc_url) if path],
+        docs_paths=DOCS_PATHS,
     )
     if tracer() is not None:
         # Outermost of all: the span covers everything the gateway does for the request.

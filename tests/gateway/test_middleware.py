@@ -142,7 +142,7 @@ async def test_security_headers(client: httpx.AsyncClient) -> None:
     docs = await client.get("/docs")
     assert docs.status_code == 200
     assert docs.headers["x-frame-options"] == "DENY"
-    assert "content-security-policy" not in docs.headers
+    assert docs.headers["content-security-policy"] == "default-src 'self'; frame-ancestors 'none'"
 
 
 async def test_body_over_content_length_limit_is_413() -> None:
