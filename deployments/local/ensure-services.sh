@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start PostgreSQL, RabbitMQ and Redis on this machine when they are not running,
 # installing them from Debian packages first when absent; install promtool, which the test
-# suite runs on the alert rules. Idempotent.
+# suite runs on the alert rules, and Chromium, in which it renders pages. Idempotent.
 set -euo pipefail
 
 SUDO=""
@@ -79,3 +79,12 @@ if ! command -v promtool >/dev/null 2>&1; then
   fi
 fi
 echo "promtool is $(promtool --version 2>&1 | head -n 1)"
+
+# The API docs pages are rendered in Debian's headless Chromium by the test suite
+# (tests/gateway/test_docs_in_browser.py).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
+  echo "installing chromium (for the browser tests)"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+echo "chromium is $(chromium --version 2>/dev/null | head -n 1)"
