@@ -16,7 +16,7 @@ def main() -> None:
     follow_launcher()
     tune_malloc()
     settings = load_settings(GatewaySettings)
-    configure_logging(GatewaySettings.service_name, settings.log_level)
+    configure_logging(GatewaySettings.service_name, settings.log_level, settings.log_format)
     configure_tracing(GatewaySettings.service_name)
     uvicorn.run(
         create_app(settings),

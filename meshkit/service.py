@@ -232,7 +232,7 @@ def run(definition: ServiceDefinition[SettingsT], argv: Sequence[str] | None = N
     # Migrating uses only the database: a migration Job is not handed the serving secrets.
     load = load_migration_settings if args.command == "migrate" else load_settings
     settings = load(settings_cls)
-    configure_logging(settings_cls.service_name, settings.log_level)
+    configure_logging(settings_cls.service_name, settings.log_level, settings.log_format)
     if args.command in operations:
         operations[args.command](settings, rest)
         return

@@ -51,6 +51,17 @@ class LogLevel(StrEnum):
         return cls.__members__.get(str(value).upper())
 
 
+class LogFormat(StrEnum):
+    """How log lines are written: JSON for log stores, console for a person at a terminal."""
+
+    CONSOLE = "console"
+    JSON = "json"
+
+    @classmethod
+    def _missing_(cls, value: object) -> LogFormat | None:
+        return cls.__members__.get(str(value).upper())
+
+
 class Secret:
     """A value kept out of reprs and logs; `get_secret_value()` reads it."""
 
@@ -150,6 +161,8 @@ class CommonSettings(Settings):
     # Everything a process writes goes under here (or the system's temporary directory).
     data_dir: Path = setting(VAR_DIR, "DATA_DIR")
     log_level: LogLevel = setting(LogLevel.INFO, "LOG_LEVEL")
+    # JSON wherever a machine reads the logs; `make run` asks for console (localmesh).
+    log_format: LogFormat = setting(LogFormat.JSON, "LOG_FORMAT")
     grpc_host: str = setting("0.0.0.0", "GRPC_HOST")
     amqp_url: str = setting("amqp://guest:guest@127.0.0.1:5672/", "AMQP_URL")
     # Prefixes the exchange and queue names: separate meshes can share one broker.

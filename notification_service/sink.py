@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 
 from meshkit.logging import configure_logging
 from meshkit.process import follow_launcher
-from meshkit.settings import VAR_DIR
+from meshkit.settings import VAR_DIR, CommonSettings, load_settings
 
 logger = logging.getLogger("notification_service.sink")
 
@@ -64,7 +64,8 @@ def main() -> None:
     parser.add_argument("--directory", type=Path, default=VAR_DIR / "mail")
     args = parser.parse_args()
     follow_launcher()
-    configure_logging("mail_sink")
+    settings = load_settings(CommonSettings)
+    configure_logging("mail_sink", settings.log_level, settings.log_format)
     # aiosmtpd logs every connection at INFO, health probes' included; kept mail is logged above.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
