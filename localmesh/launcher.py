@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 import httpx
+from dotenv import dotenv_values
 
 from meshkit.messaging import BrokerUnavailable, check_broker
 from meshkit.process import LAUNCHER_PID_VARIABLE
-from meshkit.settings import PROJECT_ROOT, CommonSettings, load_settings
+from meshkit.settings import DOT_ENV, PROJECT_ROOT, CommonSettings, LogFormat, load_settings
 
 # Start order: services others call first, the gateway last.
 SERVICES: tuple[str, ...] = (
@@ -207,6 +208,18 @@ class Mesh:
             await asyncio.gather(*(proc.wait() for proc in self.processes.values()))
 
 
+def console_logs_unless_chosen(env_file: Path = DOT_ENV) -> dict[str, str]:
+    """LOG_FORMAT=console for the processes, unless the environment or `.env` chose a format.
+
+    A person reads `make run` in a terminal; everywhere else the default stays JSON.
+    """
+    if "LOG_FORMAT" in os.environ or (
+        env_file.is_file() and dotenv_values(env_file).get("LOG_FORMAT") is not None
+    ):
+        return {}
+    return {"LOG_FORMAT": LogFormat.CONSOLE.value}
+
+
 async def preflight(settings: CommonSettings) -> None:
     """Refuse to start without RabbitMQ: the saga cannot run without it."""
     await check_broker(settings.amqp_url)
@@ -230,7 +243,7 @@ async def main_async(argv: Sequence[str]) -> int:
             for service, default in DEFAULT_METRICS_PORTS.items()
         },
     )
-    mesh = Mesh(ports=ports, mail_sink=True)
+    mesh = Mesh(ports=ports, mail_sink=True, extra_env=console_logs_unless_chosen())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from localmesh.launcher import DEFAULT_GRPC_PORTS, MeshPorts
+from meshkit.logging import PREFIX_WIDTH
 from meshkit.settings import PROJECT_ROOT
 from tests.support import eventually, free_port
 
@@ -36,12 +37,15 @@ def processes_in_session(session_id: int) -> list[int]:
 def not_info(log: Path) -> str:
     """The log without its INFO lines: why a start failed, not every access line before it."""
     lines = log.read_text().splitlines()
-    return "\n".join(line for line in lines if '"level": "INFO"' not in line)[-6000:]
+    # `make run` logs console lines (`name | 07:48:01 INFO  ...`); JSON when LOG_FORMAT says so.
+    said = [line for line in lines if '"level": "INFO"' not in line and " INFO  " not in line]
+    return "\n".join(said)[-6000:]
 
 
 async def test_make_run_starts_ready_and_stops_cleanly(tmp_path: Path) -> None:
     ports = MeshPorts(grpc={name: free_port() for name in DEFAULT_GRPC_PORTS}, gateway=free_port())
     env = {**os.environ, **ports.env(), "SMTP_PORT": str(free_port())}
+    env.pop("LOG_FORMAT", None)
     metrics = {service: free_port() for service in DEFAULT_GRPC_PORTS}
     for service in DEFAULT_GRPC_PORTS:
         env[f"{service.upper()}_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / service}.db"
@@ -73,6 +77,12 @@ async def test_make_run_starts_ready_and_stops_cleanly(tmp_path: Path) -> None:
             assert response.status_code == 200, response.text
             scraped = await client.get(f"http://127.0.0.1:{metrics['user_service']}/metrics")
             assert "grpc_server_handled_total" in scraped.text
+
+        # Every process writes console lines under its own prefix, none JSON.
+        lines = log.read_text().splitlines()
+        for name in ("gateway", "user_service", "notification_service", "mail_sink"):
+            assert any(line.startswith(f"{name:<{PREFIX_WIDTH}} | ") for line in lines), name
+        assert not [line for line in lines if line.lstrip().startswith("{")], not_info(log)
 
         # Ctrl-C in a terminal signals the whole foreground process group.
         os.killpg(process.pid, signal.SIGINT)

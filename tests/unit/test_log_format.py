@@ -6,9 +6,11 @@ import io
 import json
 import logging
 import sys
+from pathlib import Path
 
 import pytest
 
+from localmesh.launcher import console_logs_unless_chosen
 from meshkit.context import correlation_id_var, request_id_var
 from meshkit.logging import (
     PREFIX_WIDTH,
@@ -155,3 +157,15 @@ def test_configure_logging_writes_the_format_asked(
     console, machine = stream.getvalue().splitlines()
     assert console.startswith(PREFIX) and console.endswith("INFO  order o-1 paid")
     assert json.loads(machine)["message"] == "order o-1 shipped"
+
+
+def test_make_run_asks_for_console_unless_a_format_was_chosen(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    dot_env = tmp_path / ".env"
+    assert console_logs_unless_chosen(dot_env) == {"LOG_FORMAT": "console"}
+    dot_env.write_text("LOG_FORMAT=json\n")
+    assert console_logs_unless_chosen(dot_env) == {}
+    dot_env.unlink()
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    assert console_logs_unless_chosen(dot_env) == {}
