@@ -153,3 +153,11 @@ def configure_logging(
     # Libraries that log every connection at INFO drown the access log.
     for noisy in ("aio_pika", "aiormq", "uvicorn.access", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def command_log_level(level: str) -> str:
+    """The level a one-off command logs at: warnings and errors only, so that its own result
+    is what a person reads, unless DEBUG asks for everything its libraries say too."""
+    if logging.getLevelName(level) <= logging.DEBUG:
+        return level
+    return str(logging.getLevelName(max(logging.WARNING, logging.getLevelName(level))))

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from meshkit.data.db import is_sqlite
 from meshkit.data.migrations import upgrade_to_head, upgrade_to_head_async
-from meshkit.logging import configure_logging
+from meshkit.logging import command_log_level, configure_logging
 from meshkit.messaging.amqp import CONSUMERS
 from meshkit.metrics import serve_metrics
 from meshkit.process import follow_launcher, prepare_collector_for_serving, tune_malloc
@@ -232,7 +232,9 @@ def run(definition: ServiceDefinition[SettingsT], argv: Sequence[str] | None = N
     # Migrating uses only the database: a migration Job is not handed the serving secrets.
     load = load_migration_settings if args.command == "migrate" else load_settings
     settings = load(settings_cls)
-    configure_logging(settings_cls.service_name, settings.log_level, settings.log_format)
+    # A command's result is printed; what its libraries say on the way is for LOG_LEVEL=DEBUG.
+    level = settings.log_level if args.command == "serve" else command_log_level(settings.log_level)
+    configure_logging(settings_cls.service_name, level, settings.log_format)
     if args.command in operations:
         operations[args.command](settings, rest)
         return
@@ -241,7 +243,11 @@ def run(definition: ServiceDefinition[SettingsT], argv: Sequence[str] | None = N
         definition.commands[args.command](settings, rest)
         return
     if args.command == "migrate":
-        _migrate(definition, settings)
+        applied = _migrate(definition, settings)
+        if applied:
+            print(f"{settings_cls.service_name}: database migrated: {', '.join(applied)}")
+        else:
+            print(f"{settings_cls.service_name}: database up to date")
         return
     if definition.migrations is not None and settings.migrate_on_start:
         _migrate_in_child(settings_cls.service_name)
@@ -265,11 +271,12 @@ def _operations(service_name: str) -> dict[str, Command[Any]]:
     return {"dead-letters": dead_letters_command}
 
 
-def _migrate(definition: ServiceDefinition[SettingsT], settings: SettingsT) -> None:
+def _migrate(definition: ServiceDefinition[SettingsT], settings: SettingsT) -> list[str]:
+    """Apply the pending migrations; the revisions applied."""
     if definition.migrations is None:
-        return
+        return []
     try:
-        upgrade_to_head(definition.migrations, settings.database_url)
+        applied = upgrade_to_head(definition.migrations, settings.database_url)
     except (OSError, SQLAlchemyError) as error:
         url = make_url(settings.database_url)
         where = url.render_as_string(hide_password=True)
@@ -286,6 +293,7 @@ def _migrate(definition: ServiceDefinition[SettingsT], settings: SettingsT) -> N
             file=sys.stderr,
         )
         raise SystemExit(1) from None
+    return applied
 
 
 def _migrate_in_child(service_name: str) -> None:
@@ -296,7 +304,15 @@ def _migrate_in_child(service_name: str) -> None:
     """
     # With the interpreter's own -O flags: an image holds only the bytecode its processes read.
     optimize = ["-" + "O" * sys.flags.optimize] if sys.flags.optimize else []
-    done = subprocess.run([sys.executable, *optimize, "-m", service_name, "migrate"], check=False)
+    done = subprocess.run(
+        [sys.executable, *optimize, "-m", service_name, "migrate"],
+        check=False,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     if done.returncode != 0:
         # The child logged why.
         raise SystemExit(done.returncode)
+    # What the child printed for a person is a log record here, in this process's format.
+    for line in done.stdout.splitlines():
+        logger.info(line.removeprefix(f"{service_name}: "))

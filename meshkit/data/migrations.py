@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,11 +20,14 @@ from meshkit.data.db import UTCDateTime, ensure_sqlite_directory, is_sqlite
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext, MigrationInfo
 
 logger = logging.getLogger(__name__)
 
 # Arbitrary but fixed: replicas starting together on PostgreSQL take turns migrating.
 _MIGRATION_LOCK_KEY = 0x65636F6D
+# Where `upgrade_to_head` collects the revisions applied, in the Alembic config's attributes.
+_APPLIED = "meshkit.applied_revisions"
 
 
 def alembic_config(script_location: Path, database_url: str) -> Config:
@@ -35,18 +39,23 @@ def alembic_config(script_location: Path, database_url: str) -> Config:
     return config
 
 
-def upgrade_to_head(script_location: Path, database_url: str) -> None:
-    """Apply every pending migration. Synchronous: run it before the loop or in a thread."""
+def upgrade_to_head(script_location: Path, database_url: str) -> list[str]:
+    """Apply every pending migration and return their revisions, oldest first.
+    Synchronous: run it before the loop or in a thread."""
+    # Alembic announces each of its plugins at INFO on every run, as `alembic` is imported.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     from alembic import command
 
-    # Alembic announces each of its plugins at INFO on every run.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    command.upgrade(alembic_config(script_location, database_url), "head")
+    config = alembic_config(script_location, database_url)
+    applied: list[str] = []
+    config.attributes[_APPLIED] = applied
+    command.upgrade(config, "head")
+    return applied
 
 
-async def upgrade_to_head_async(script_location: Path, database_url: str) -> None:
+async def upgrade_to_head_async(script_location: Path, database_url: str) -> list[str]:
     # Alembic's env.py starts its own event loop, which cannot nest inside ours.
-    await asyncio.to_thread(upgrade_to_head, script_location, database_url)
+    return await asyncio.to_thread(upgrade_to_head, script_location, database_url)
 
 
 def run_env(target_metadata: MetaData) -> None:
@@ -82,6 +91,17 @@ def _render_item(kind: str, value: Any, autogen_context: Any) -> str | Literal[F
     return False
 
 
+def _note_applied(
+    ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], run_args: Mapping[str, Any]
+) -> None:
+    """Alembic's `on_version_apply` hook; it passes these four by name."""
+    from alembic import context
+
+    applied = context.config.attributes.get(_APPLIED)
+    if applied is not None and step.is_upgrade:
+        applied.append(step.up_revision_id)
+
+
 def _migrate(connection: Connection, target_metadata: MetaData, sqlite: bool) -> None:
     from alembic import context
 
@@ -95,6 +115,7 @@ def _migrate(connection: Connection, target_metadata: MetaData, sqlite: bool) ->
             render_as_batch=sqlite,
             compare_type=True,
             render_item=_render_item,
+            on_version_apply=_note_applied,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -17,6 +17,7 @@ from meshkit.logging import (
     ConsoleFormatter,
     JsonFormatter,
     colour_wanted,
+    command_log_level,
     configure_logging,
 )
 from meshkit.settings import CommonSettings, ConfigurationError, LogFormat, load_settings
@@ -169,3 +170,11 @@ def test_make_run_asks_for_console_unless_a_format_was_chosen(
     dot_env.unlink()
     monkeypatch.setenv("LOG_FORMAT", "json")
     assert console_logs_unless_chosen(dot_env) == {}
+
+
+@pytest.mark.parametrize(
+    ("asked", "used"),
+    [("DEBUG", "DEBUG"), ("INFO", "WARNING"), ("WARNING", "WARNING"), ("ERROR", "ERROR")],
+)
+def test_commands_say_only_warnings_unless_debug_is_asked(asked: str, used: str) -> None:
+    assert command_log_level(asked) == used
