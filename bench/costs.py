@@ -92,7 +92,8 @@ class CostMeter:
         per = max(orders, 1)
 
         def ratio(value: float) -> float:
-            return round(value / per, 2)
+            # Four places: one SMTP session for a whole run is still seen.
+            return round(value / per, 4)
 
         rows: dict[str, dict[str, float]] = {
             "PostgreSQL transactions": {
