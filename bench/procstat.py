@@ -40,6 +40,20 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def worker_processes(pid: int) -> list[int]:
+    """The children a multiprocessing supervisor (uvicorn with workers) started to serve: not
+    the resource tracker it also runs."""
+    workers = []
+    for child in children(pid):
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as cmdline:
+                if b"spawn_main" in cmdline.read():
+                    workers.append(child)
+        except FileNotFoundError:
+            pass
+    return workers
+
+
 def family(pid: int) -> list[int]:
     """A process and all its descendants."""
     pids = [pid]

@@ -20,7 +20,7 @@ import grpc
 import httpx
 
 from bench.mailsink import MailSink
-from bench.procstat import children
+from bench.procstat import worker_processes
 from localmesh.launcher import DEFAULT_GRPC_PORTS, SERVICES, Mesh, MeshPorts, free_port
 from meshkit.messaging import Topology
 from meshkit.settings import PROJECT_ROOT
@@ -99,7 +99,7 @@ class Stack:
     @property
     def gateway_workers(self) -> int:
         """uvicorn runs the app in the process itself, or in as many children as workers."""
-        return max(1, len(children(self.pids["gateway"])))
+        return max(1, len(worker_processes(self.pids["gateway"])))
 
 
 def mesh_env(namespace: str, smtp_port: int, keys_dir: Path) -> dict[str, str]:
