@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from gateway.admin import install_admin
 from gateway.answer_cache import Answers, open_caches
 from gateway.docs import install_docs
 from gateway.metrics import metrics_router
@@ -107,4 +108,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.router.routes.extend(router.routes)
     install_openapi(app)
     install_docs(app)
+    install_admin(app)
     return app

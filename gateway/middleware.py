@@ -17,6 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, HTTPExceptionHandler, Message, Receive, Scope, Send
 
+from gateway.admin import ADMIN_PATHS
 from gateway.docs import DOCS_CSP, DOCS_PATHS
 from gateway.metrics import HttpMetrics
 from gateway.problems import problem
@@ -362,7 +363,8 @@ def install_middleware(
     app.add_middleware(
         EdgeMiddleware,
         metrics=HttpMetrics(registry),
-        docs_paths=DOCS_PATHS,
+        # The dashboard, like the docs, runs the gateway's own scripts and nothing else.
+        docs_paths=(*DOCS_PATHS, *ADMIN_PATHS),
     )
     if tracer() is not None:
         # Outermost of all: the span covers everything the gateway does for the request.
