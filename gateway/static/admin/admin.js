@@ -72,27 +72,41 @@
     return parsed;
   }
 
-  async function refreshTokens() {
-    if (!session || !session.refresh_token) return false;
-    try {
-      const pair = await send("v1/auth/refresh", {
+  // One renewal at a time, shared by every call that met the expired token: a refresh token
+  // is spent by its first use, and the server revokes the whole sign-in when one is reused.
+  let renewal = null;
+
+  function renewTokens(expired) {
+    if (!session || !session.refresh_token) return Promise.resolve(false);
+    // Renewed meanwhile by another call: use the new token.
+    if (session.access_token !== expired) return Promise.resolve(true);
+    if (!renewal) {
+      renewal = send("v1/auth/refresh", {
         method: "POST",
         body: { refresh_token: session.refresh_token },
-      });
-      saveSession({ ...session, ...pair });
-      return true;
-    } catch (error) {
-      return false;
+      })
+        .then((pair) => {
+          // Signed out meanwhile: the new pair is not kept.
+          if (!session) return false;
+          saveSession({ ...session, ...pair });
+          return true;
+        })
+        .catch(() => false)
+        .finally(() => {
+          renewal = null;
+        });
     }
+    return renewal;
   }
 
   // A call as the signed-in admin; an expired access token is renewed once.
   async function api(path, options = {}) {
     if (!session) throw new ApiError(401, { detail: "Not signed in." });
+    const token = session.access_token;
     try {
-      return await send(path, { ...options, token: session.access_token });
+      return await send(path, { ...options, token });
     } catch (error) {
-      if (error instanceof ApiError && error.status === 401 && (await refreshTokens())) {
+      if (error instanceof ApiError && error.status === 401 && (await renewTokens(token))) {
         return send(path, { ...options, token: session.access_token });
       }
       throw error;
