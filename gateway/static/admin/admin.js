@@ -275,6 +275,8 @@
     $("signed-in-as").textContent = `Signed in as ${user.email}`;
     $("session").hidden = false;
     $("dashboard").hidden = false;
+    // The sign-in form just vanished: keyboard focus goes to the top of the dashboard.
+    $("main").focus();
     await refresh();
   }
 
