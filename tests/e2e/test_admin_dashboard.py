@@ -13,7 +13,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, Request, async_playwright
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Locator,
+    Page,
+    Request,
+    async_playwright,
+)
 
 from meshkit.settings import VAR_DIR
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, RunningMesh
@@ -76,6 +83,22 @@ class Bar:
     revenue: int
 
 
+async def drawn_bars(bars: Locator) -> list[Bar]:
+    return [
+        Bar(
+            period=await bar.get_attribute("data-period") or "",
+            orders=int(await bar.get_attribute("data-orders") or -1),
+            revenue=int(await bar.get_attribute("data-revenue-minor") or -1),
+        )
+        for bar in await bars.all()
+    ]
+
+
+def bars_of(periods: list[dict[str, Any]]) -> list[Bar]:
+    """The bars the API's periods call for."""
+    return [Bar(p["period_start"], p["order_count"], p["revenue"]["amount_minor"]) for p in periods]
+
+
 async def seed_sales(shop: Shop) -> tuple[dict[str, Any], list[str]]:
     """A product of its own and three orders of it, each paid."""
     seller, buyer = await shop.seller(), await shop.customer("buyer")
@@ -98,7 +121,9 @@ async def sign_in(page: Page, email: str, password: str) -> None:
     await page.get_by_role("button", name="Sign in").click()
 
 
-async def expected_sales(mesh: RunningMesh, admin: Person, page: Page) -> list[dict[str, Any]]:
+async def expected_sales(
+    mesh: RunningMesh, admin: Person, page: Page, granularity: str = "day"
+) -> list[dict[str, Any]]:
     """What the API answers for the period the page shows (its From and To, To included)."""
     first = await page.get_by_label("From").input_value()
     last = await page.get_by_label("To (included)").input_value()
@@ -106,7 +131,7 @@ async def expected_sales(mesh: RunningMesh, admin: Person, page: Page) -> list[d
     response = await mesh.client.get(
         "/v1/analytics/sales",
         params={
-            "granularity": "day",
+            "granularity": granularity,
             "start": f"{first}T00:00:00Z",
             "end": end.isoformat().replace("+00:00", "Z"),
         },
@@ -140,22 +165,13 @@ async def test_the_dashboard_shows_an_admin_the_sales_and_refuses_a_customer(
     periods = await expected_sales(mesh, admin, page)
     assert len(periods) == 30
     assert await bars.count() == len(periods)
-    drawn = [
-        Bar(
-            period=await bar.get_attribute("data-period") or "",
-            orders=int(await bar.get_attribute("data-orders") or -1),
-            revenue=int(await bar.get_attribute("data-revenue-minor") or -1),
-        )
-        for bar in await bars.all()
-    ]
-    assert drawn == [
-        Bar(p["period_start"], p["order_count"], p["revenue"]["amount_minor"]) for p in periods
-    ]
+    drawn = await drawn_bars(bars)
+    assert drawn == bars_of(periods)
     today = datetime.now(UTC).date().isoformat()
     (today_bar,) = [bar for bar in drawn if bar.period.startswith(today)]
     assert today_bar.orders >= len(QUANTITIES)
     assert today_bar.revenue >= sum(QUANTITIES) * PRICE
-    # Drawn to scale: today's bar, the tallest or as tall as any, is not flat.
+    # Drawn to scale, and named: today's bar stands above the axis and says what it holds.
     today_rect = bars.nth(drawn.index(today_bar))
     assert float(await today_rect.get_attribute("height") or 0) > 0
     title = await today_rect.locator("title").text_content() or ""
@@ -164,6 +180,16 @@ async def test_the_dashboard_shows_an_admin_the_sales_and_refuses_a_customer(
     label = await page.locator("svg.sales-chart").get_attribute("aria-label") or ""
     assert f"{sum(bar.orders for bar in drawn)} orders" in label
     assert await page.locator("#sales-table tbody tr").count() == len(periods)
+
+    # The same period by month: a bar per month it touches, this month's with today's sales.
+    await page.get_by_label("Group by").select_option("month")
+    await page.get_by_role("button", name="Show", exact=True).click()
+    await page.locator("svg.sales-chart[data-granularity='month']").wait_for()
+    months = await expected_sales(mesh, admin, page, "month")
+    month_bars = await drawn_bars(bars)
+    assert month_bars == bars_of(months)
+    assert month_bars[-1].period.startswith(today[:7])
+    assert month_bars[-1].orders >= today_bar.orders
 
     # The product ordered, in the top-products table with the units sold and their revenue.
     top_row = page.locator(f"#top-products tbody tr[data-product-id='{product['id']}']")
@@ -194,6 +220,21 @@ async def test_the_dashboard_shows_an_admin_the_sales_and_refuses_a_customer(
     # The token is in the tab's session storage, and no cookie was ever set.
     assert await page.evaluate("Object.keys(sessionStorage)") == ["ecommerce-admin-session"]
     assert await context.cookies() == []
+
+    # An access token the gateway no longer takes is renewed with the refresh token, once.
+    await page.evaluate(
+        """(key) => {
+            const stored = JSON.parse(sessionStorage.getItem(key));
+            sessionStorage.setItem(key, JSON.stringify({...stored, access_token: "stale"}));
+        }""",
+        "ecommerce-admin-session",
+    )
+    seen = len(recorder.urls)
+    await page.reload()
+    await page.locator(f"#latest-orders tr[data-order-id='{orders[-1]}']").wait_for()
+    await bars.first.wait_for(state="attached")
+    renewals = [url for url in recorder.urls[seen:] if urlsplit(url).path == "/v1/auth/refresh"]
+    assert len(renewals) == 1
 
     # A customer's token is refused with a sentence, and the dashboard stays hidden.
     await page.get_by_role("button", name="Sign out").click()
