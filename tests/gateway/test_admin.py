@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from html.parser import HTMLParser
 from urllib.parse import urljoin
 
 import httpx
@@ -104,3 +105,26 @@ async def test_an_unknown_asset_is_404(client: httpx.AsyncClient) -> None:
 async def test_the_dashboard_is_not_in_the_api_document(client: httpx.AsyncClient) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert not [path for path in paths if path.startswith("/admin")]
+
+
+class Controls(HTMLParser):
+    """The page's form controls, and the controls its labels name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.controls: list[str] = []
+        self.labelled: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag in ("input", "select", "textarea"):
+            self.controls.append(values.get("id", ""))
+        elif tag == "label":
+            self.labelled.add(values.get("for", ""))
+
+
+async def test_every_control_of_the_dashboard_has_a_label(client: httpx.AsyncClient) -> None:
+    found = Controls()
+    found.feed((await client.get(PAGE)).text)
+    assert sorted(found.controls) == ["email", "from", "granularity", "password", "to"]
+    assert set(found.controls) <= found.labelled
