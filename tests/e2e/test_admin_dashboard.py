@@ -180,6 +180,7 @@ async def test_the_dashboard_shows_an_admin_the_sales_and_refuses_a_customer(
     label = await page.locator("svg.sales-chart").get_attribute("aria-label") or ""
     assert f"{sum(bar.orders for bar in drawn)} orders" in label
     assert await page.locator("#sales-table tbody tr").count() == len(periods)
+    await page.screenshot(path=ARTIFACTS / "admin-dashboard-by-day.png", full_page=True)
 
     # The same period by month: a bar per month it touches, this month's with today's sales.
     await page.get_by_label("Group by").select_option("month")
@@ -215,7 +216,7 @@ async def test_the_dashboard_shows_an_admin_the_sales_and_refuses_a_customer(
     await timeline.wait_for()
     events = await timeline.locator("code").all_text_contents()
     assert "order.created" in events and "payment.succeeded" in events
-    await page.screenshot(path=ARTIFACTS / "admin-dashboard.png", full_page=True)
+    await page.screenshot(path=ARTIFACTS / "admin-dashboard-by-month.png", full_page=True)
 
     # The token is in the tab's session storage, and no cookie was ever set.
     assert await page.evaluate("Object.keys(sessionStorage)") == ["ecommerce-admin-session"]
