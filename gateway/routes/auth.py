@@ -21,6 +21,26 @@ from meshkit.identity import JwksVerifier
 
 router = APIRouter(tags=["auth"])
 
+# One RS256 key, as the user service publishes it (the modulus of RFC 7517's example key).
+_JWKS_EXAMPLE = {
+    "keys": [
+        {
+            "kty": "RSA",
+            "n": (
+                "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aP"
+                "FFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl9"
+                "3lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdA"
+                "ZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3"
+                "XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+            ),
+            "e": "AQAB",
+            "kid": "k0001-20261207-3f9a1c2e",
+            "alg": "RS256",
+            "use": "sig",
+        }
+    ]
+}
+
 
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
@@ -85,6 +105,7 @@ async def logout(body: LogoutRequest, request: Request, caller: Caller) -> Respo
 @router.get(
     "/.well-known/jwks.json",
     summary="Public keys that verify access tokens (JWKS)",
+    responses={200: {"content": {"application/json": {"example": _JWKS_EXAMPLE}}}},
 )
 async def jwks(request: Request) -> dict[str, Any]:
     verifier: JwksVerifier = request.app.state.verifier

@@ -5,12 +5,20 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from gateway.upstreams import Upstreams
+from gateway.upstreams import UPSTREAMS, Upstreams
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Liveness: the gateway process answers")
+def _example(document: object) -> dict[int | str, dict[str, object]]:
+    return {200: {"content": {"application/json": {"example": document}}}}
+
+
+@router.get(
+    "/healthz",
+    summary="Liveness: the gateway process answers",
+    responses=_example({"status": "ok"}),
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -18,7 +26,15 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Readiness: every upstream service reports SERVING",
-    responses={503: {"description": "At least one upstream is not SERVING; the body names it."}},
+    responses={
+        **_example(
+            {
+                "status": "ready",
+                "upstreams": dict.fromkeys(UPSTREAMS, "SERVING"),
+            }
+        ),
+        503: {"description": "At least one upstream is not SERVING; the body names it."},
+    },
 )
 async def readyz(request: Request) -> JSONResponse:
     upstreams: Upstreams = request.app.state.upstreams

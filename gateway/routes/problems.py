@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from gateway.problem_types import BY_NAME, PROBLEM_TYPES, ProblemType
-from gateway.schemas.common import problem_responses
+from gateway.schemas.common import example, problem_responses
 from meshkit.errors import NotFound
 
 router = APIRouter(tags=["operations"])
@@ -14,6 +14,15 @@ router = APIRouter(tags=["operations"])
 
 class ProblemTypeOut(BaseModel):
     """One kind of failure: what a problem's `type` names."""
+
+    model_config = example(
+        {
+            "type": PROBLEM_TYPES["OUT_OF_STOCK"].uri,
+            "reason": "OUT_OF_STOCK",
+            "statuses": list(PROBLEM_TYPES["OUT_OF_STOCK"].statuses),
+            "summary": PROBLEM_TYPES["OUT_OF_STOCK"].summary,
+        }
+    )
 
     type: str
     reason: str

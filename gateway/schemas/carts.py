@@ -8,11 +8,25 @@ from pydantic import BaseModel, Field
 
 from ecommerce.notification.v1 import notification_pb2
 from ecommerce.order.v1 import analytics_pb2, cart_pb2
-from gateway.schemas.common import INT64_MAX, INT64_MIN, JsonInt, Money, Schema, rfc3339
-from gateway.schemas.orders import Address
+from gateway.schemas.common import (
+    EXAMPLE_IDS,
+    EXAMPLE_TIME,
+    INT64_MAX,
+    INT64_MIN,
+    MONEY_EXAMPLE,
+    JsonInt,
+    Money,
+    Schema,
+    example,
+    rfc3339,
+)
+from gateway.schemas.orders import ADDRESS_EXAMPLE, PAYMENT_METHOD_EXAMPLE, Address
+from gateway.schemas.users import USER_EXAMPLE
 
 
 class SetCartItemRequest(Schema):
+    model_config = example({"quantity": 2})
+
     # Only int64's bounds: the order service judges 1 to 1000 (400 naming the field).
     quantity: JsonInt = Field(
         ge=INT64_MIN,
@@ -23,6 +37,10 @@ class SetCartItemRequest(Schema):
 
 
 class CheckoutRequest(Schema):
+    model_config = example(
+        {"payment_method": PAYMENT_METHOD_EXAMPLE, "shipping_address": ADDRESS_EXAMPLE}
+    )
+
     payment_method: str = Field(max_length=64, examples=["pm_card_visa"])
     shipping_address: Address
 
@@ -39,6 +57,25 @@ class CartItem(BaseModel):
 
 
 class Cart(BaseModel):
+    model_config = example(
+        {
+            "items": [
+                {
+                    "product_id": EXAMPLE_IDS["product"],
+                    "product_name": "Analytical Engine",
+                    "quantity": 2,
+                    "unit_price": MONEY_EXAMPLE,
+                    "line_total": {"amount_minor": 3998, "currency_code": "USD"},
+                    "archived": False,
+                    "short_of_stock": False,
+                    "available_stock": 10,
+                }
+            ],
+            "total": {"amount_minor": 3998, "currency_code": "USD"},
+            "update_time": EXAMPLE_TIME,
+        }
+    )
+
     items: list[CartItem]
     total: Money | None = Field(description="Today's total of the items that can be bought.")
     update_time: datetime | None
@@ -101,6 +138,27 @@ class Notification(BaseModel):
 
 
 class NotificationList(BaseModel):
+    model_config = example(
+        {
+            "notifications": [
+                {
+                    "id": EXAMPLE_IDS["notification"],
+                    "order_id": EXAMPLE_IDS["order"],
+                    "event_type": "order.confirmed",
+                    "channel": "email",
+                    "recipient": USER_EXAMPLE["email"],
+                    "subject": "Your order is confirmed",
+                    "status": "SENT",
+                    "failure_reason": "",
+                    "attempts": 1,
+                    "create_time": "2026-12-07T09:30:02Z",
+                    "sent_time": "2026-12-07T09:30:03Z",
+                }
+            ],
+            "next_page_token": "",
+        }
+    )
+
     notifications: list[Notification]
     next_page_token: str
 
@@ -122,6 +180,19 @@ class TopProduct(BaseModel):
 
 
 class TopProducts(BaseModel):
+    model_config = example(
+        {
+            "products": [
+                {
+                    "product_id": EXAMPLE_IDS["product"],
+                    "product_name": "Analytical Engine",
+                    "quantity": 42,
+                    "revenue": {"amount_minor": 83958, "currency_code": "USD"},
+                }
+            ]
+        }
+    )
+
     products: list[TopProduct]
 
 
@@ -132,5 +203,23 @@ class SalesPeriod(BaseModel):
 
 
 class Sales(BaseModel):
+    model_config = example(
+        {
+            "granularity": "day",
+            "periods": [
+                {
+                    "period_start": "2026-12-06T00:00:00Z",
+                    "order_count": 3,
+                    "revenue": {"amount_minor": 11994, "currency_code": "USD"},
+                },
+                {
+                    "period_start": EXAMPLE_TIME[:10] + "T00:00:00Z",
+                    "order_count": 1,
+                    "revenue": {"amount_minor": 3998, "currency_code": "USD"},
+                },
+            ],
+        }
+    )
+
     granularity: str
     periods: list[SalesPeriod]

@@ -23,6 +23,26 @@ def _json_number(value: object) -> object:
     return value
 
 
+# Ids and times the examples in the OpenAPI document share, so that they read as one story: the
+# product of an order is the product of the catalog's example, its buyer the user's.
+EXAMPLE_TIME = "2026-12-07T09:30:00Z"
+EXAMPLE_IDS = {
+    "user": "019af3c2a6d07b1e8c4f2a9d6e3b5c71",
+    "seller": "019af3c0b15e7c2d9a4e6f8b1c3d5e72",
+    "category": "019af3c1f3a87d4e8b2c6a9e4f1d3b73",
+    "product": "019af3c24e7b7a1c9d3e5f2a8b6c4d74",
+    "order": "019af3c3c9d27e5f8a1b3c6d9e2f4a75",
+    "payment": "019af3c3d0e87b2a9c4d6e1f3a5b7c76",
+    "notification": "019af3c3f2a17c3b8d5e2f4a6b9c1d77",
+}
+
+
+def example(document: dict[str, Any]) -> ConfigDict:
+    """A model's config with one example of its JSON: the OpenAPI document shows it, and
+    Swagger UI's "Try it out" starts from it. Merged with the config of the model's bases."""
+    return ConfigDict(json_schema_extra={"examples": [document]})
+
+
 # An integer as the contract has it: a JSON number with no fraction.
 JsonInt = Annotated[int, BeforeValidator(_json_number)]
 
@@ -73,6 +93,9 @@ def _check_text(value: object) -> None:
         for key, item in value.items():
             _check_text(key)
             _check_text(item)
+
+
+MONEY_EXAMPLE = {"amount_minor": 1999, "currency_code": "USD"}
 
 
 class Money(Schema):

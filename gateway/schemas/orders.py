@@ -10,11 +10,15 @@ from pydantic import BaseModel, Field
 from ecommerce.order.v1 import order_pb2
 from ecommerce.payment.v1 import payment_pb2
 from gateway.schemas.common import (
+    EXAMPLE_IDS,
+    EXAMPLE_TIME,
     INT64_MAX,
     INT64_MIN,
+    MONEY_EXAMPLE,
     JsonInt,
     Money,
     Schema,
+    example,
     money_document,
     rfc3339,
 )
@@ -27,6 +31,37 @@ STATUS_NAMES: dict[order_pb2.OrderStatus.ValueType, str] = {
     order_pb2.ORDER_STATUS_CANCELLED: "CANCELLED",
 }
 STATUS_VALUES = {name: number for number, name in STATUS_NAMES.items()}
+
+ADDRESS_EXAMPLE = {
+    "recipient": "Grace Hopper",
+    "line1": "12 St James's Square",
+    "line2": "",
+    "city": "London",
+    "postal_code": "SW1Y 4JH",
+    "country_code": "GB",
+}
+PAYMENT_METHOD_EXAMPLE = "pm_card_visa"
+ORDER_EXAMPLE = {
+    "id": EXAMPLE_IDS["order"],
+    "user_id": EXAMPLE_IDS["user"],
+    "status": "PAID",
+    "items": [
+        {
+            "product_id": EXAMPLE_IDS["product"],
+            "product_name": "Analytical Engine",
+            "quantity": 2,
+            "unit_price": MONEY_EXAMPLE,
+            "line_total": {"amount_minor": 3998, "currency_code": "USD"},
+        }
+    ],
+    "total": {"amount_minor": 3998, "currency_code": "USD"},
+    "payment_method": PAYMENT_METHOD_EXAMPLE,
+    "shipping_address": ADDRESS_EXAMPLE,
+    "shipment": None,
+    "cancel_reason": "",
+    "create_time": EXAMPLE_TIME,
+    "update_time": "2026-12-07T09:30:02Z",
+}
 
 
 class LineItem(Schema):
@@ -51,6 +86,15 @@ class Address(Schema):
 
 class CreateOrderRequest(Schema):
     """Prices and totals are never sent: the server reads them from the catalog."""
+
+    # The product id is the catalog example's: put one of GET /v1/products in its place.
+    model_config = example(
+        {
+            "items": [{"product_id": EXAMPLE_IDS["product"], "quantity": 2}],
+            "payment_method": PAYMENT_METHOD_EXAMPLE,
+            "shipping_address": ADDRESS_EXAMPLE,
+        }
+    )
 
     items: list[LineItem] = Field(max_length=100)
     payment_method: str = Field(
@@ -77,6 +121,8 @@ class Shipment(BaseModel):
 
 
 class Order(BaseModel):
+    model_config = example(ORDER_EXAMPLE)
+
     id: str
     user_id: str
     status: str = Field(description="PENDING, PAID, SHIPPED or CANCELLED.")
@@ -132,6 +178,8 @@ def order_document(message: order_pb2.Order) -> dict[str, Any]:
 
 
 class OrderList(BaseModel):
+    model_config = example({"orders": [ORDER_EXAMPLE], "next_page_token": ""})
+
     orders: list[Order]
     next_page_token: str
 
@@ -145,10 +193,14 @@ def order_list_document(message: order_pb2.ListOrdersResponse) -> dict[str, Any]
 
 
 class CancelRequest(Schema):
+    model_config = example({"reason": "Ordered the wrong size."})
+
     reason: str = Field("", max_length=500)
 
 
 class ShipRequest(Schema):
+    model_config = example({"carrier": "DHL", "tracking_number": "JD014600006281230704"})
+
     carrier: str = Field(max_length=100, examples=["DHL"])
     tracking_number: str = Field(max_length=100, examples=["JD014600006281230704"])
 
@@ -162,6 +214,28 @@ class TimelineEvent(BaseModel):
 
 
 class Timeline(BaseModel):
+    model_config = example(
+        {
+            "order_id": EXAMPLE_IDS["order"],
+            "events": [
+                {
+                    "event_id": "019af3c3c9e07f1a8b2c4d6e8f0a1b78",
+                    "type": "order.created",
+                    "source": "order_service",
+                    "time": EXAMPLE_TIME,
+                    "summary": "Order placed: 2 items, 39.98 USD.",
+                },
+                {
+                    "event_id": "019af3c3d1f27a3b9c5d7e9f1a2b3c79",
+                    "type": "payment.succeeded",
+                    "source": "payment_service",
+                    "time": "2026-12-07T09:30:02Z",
+                    "summary": "Payment of 39.98 USD succeeded.",
+                },
+            ],
+        }
+    )
+
     order_id: str
     events: list[TimelineEvent]
 
@@ -183,6 +257,20 @@ class Timeline(BaseModel):
 
 
 class Payment(BaseModel):
+    model_config = example(
+        {
+            "id": EXAMPLE_IDS["payment"],
+            "order_id": EXAMPLE_IDS["order"],
+            "status": "SUCCEEDED",
+            "amount": {"amount_minor": 3998, "currency_code": "USD"},
+            "payment_method": PAYMENT_METHOD_EXAMPLE,
+            "failure_code": "",
+            "failure_reason": "",
+            "create_time": "2026-12-07T09:30:02Z",
+            "refund_time": None,
+        }
+    )
+
     id: str
     order_id: str
     status: str = Field(

@@ -10,19 +10,45 @@ from pydantic import BaseModel, Field
 from ecommerce.common.v1 import money_pb2
 from ecommerce.product.v1 import product_pb2
 from gateway.schemas.common import (
+    EXAMPLE_IDS,
+    EXAMPLE_TIME,
     INT64_MAX,
     INT64_MIN,
+    MONEY_EXAMPLE,
     JsonInt,
     Money,
     Schema,
+    example,
     money_document,
     rfc3339,
 )
 
 OrderBy = Literal["price", "-price", "name", "-created_at"]
 
+CATEGORY_EXAMPLE = {
+    "id": EXAMPLE_IDS["category"],
+    "name": "Books",
+    "description": "Printed and bound.",
+    "create_time": EXAMPLE_TIME,
+    "update_time": EXAMPLE_TIME,
+}
+PRODUCT_EXAMPLE = {
+    "id": EXAMPLE_IDS["product"],
+    "name": "Analytical Engine",
+    "description": "A general-purpose mechanical computer, steam optional.",
+    "price": MONEY_EXAMPLE,
+    "stock": 10,
+    "category_id": EXAMPLE_IDS["category"],
+    "seller_id": EXAMPLE_IDS["seller"],
+    "archived": False,
+    "create_time": EXAMPLE_TIME,
+    "update_time": EXAMPLE_TIME,
+}
+
 
 class Category(BaseModel):
+    model_config = example(CATEGORY_EXAMPLE)
+
     id: str
     name: str
     description: str
@@ -41,6 +67,8 @@ class Category(BaseModel):
 
 
 class CategoryList(BaseModel):
+    model_config = example({"categories": [CATEGORY_EXAMPLE], "next_page_token": ""})
+
     categories: list[Category]
     next_page_token: str = Field(
         description="Pass as page_token for the next page; empty at the end."
@@ -48,6 +76,8 @@ class CategoryList(BaseModel):
 
 
 class CreateCategoryRequest(Schema):
+    model_config = example({"name": "Books", "description": "Printed and bound."})
+
     name: str = Field(
         description="Unique, ignoring case; at most 100 characters.", examples=["Books"]
     )
@@ -56,6 +86,8 @@ class CreateCategoryRequest(Schema):
 
 class UpdateCategoryRequest(Schema):
     """Only the fields present change."""
+
+    model_config = example({"description": "Printed, bound, and second-hand."})
 
     name: str | None = None
     description: str | None = None
@@ -79,6 +111,8 @@ class PriceInput(Schema):
 
 
 class Product(BaseModel):
+    model_config = example(PRODUCT_EXAMPLE)
+
     id: str
     name: str
     description: str
@@ -108,6 +142,8 @@ def product_document(message: product_pb2.Product) -> dict[str, Any]:
 
 
 class ProductList(BaseModel):
+    model_config = example({"products": [PRODUCT_EXAMPLE], "next_page_token": ""})
+
     products: list[Product]
     next_page_token: str = Field(
         description="Pass as page_token (with the same filters) for the next page; empty at "
@@ -124,6 +160,16 @@ def product_list_document(message: product_pb2.ListProductsResponse) -> dict[str
 
 
 class CreateProductRequest(Schema):
+    # No category: one that exists is not known in advance, and the product needs none.
+    model_config = example(
+        {
+            "name": PRODUCT_EXAMPLE["name"],
+            "description": PRODUCT_EXAMPLE["description"],
+            "price": MONEY_EXAMPLE,
+            "stock": 10,
+        }
+    )
+
     name: str = Field(description="At most 200 characters.", examples=["Analytical Engine"])
     description: str = Field("", description="At most 5000 characters.")
     price: PriceInput
@@ -149,6 +195,8 @@ class CreateProductRequest(Schema):
 
 class UpdateProductRequest(Schema):
     """Only the fields present change; `category_id: ""` removes the category."""
+
+    model_config = example({"price": {"amount_minor": 2499, "currency_code": "USD"}, "stock": 25})
 
     name: str | None = None
     description: str | None = None
