@@ -7,6 +7,10 @@ lists its own domain errors (`problem_responses`); this adds, to every operation
 the edge gives whatever the route: the input errors its inputs allow (413 for a body too
 large), 429 for a write (the write limits) and 503 and 504 for an upstream out of reach or
 too slow.
+
+Every error answer shows, as its examples, the problem types it comes with: each type whose
+statuses include the answer's (`gateway.problem_types`), so a reader sees which `type` values
+to expect, and Swagger UI offers them to pick from.
 """
 
 from __future__ import annotations
@@ -16,20 +20,43 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from gateway.problem_types import types_of_status
+from gateway.problems import status_title
 from gateway.schemas.common import problem_responses
 
 # Answered by any route that calls a service.
 _UPSTREAM_FAILURES = (503, 504)
 _METHODS = ("get", "put", "post", "patch", "delete")
+# What a request id looks like (`meshkit.context`): 32 hex digits.
+_REQUEST_ID_EXAMPLE = "4bf92f3577b34da6a3ce929d0e0e4736"
+_FIELD_ERRORS_EXAMPLE = {
+    400: [{"field": "price.currency_code", "message": "is not an active ISO 4217 code"}],
+    422: [{"field": "quantity", "message": "Input should be a valid integer"}],
+}
+
+
+def _problem_content(status: int) -> dict[str, Any]:
+    """A problem+json answer with this status: the schema, and an example of each type."""
+    examples: dict[str, Any] = {}
+    for problem in types_of_status(status):
+        value: dict[str, Any] = {
+            "type": problem.uri,
+            "title": status_title(status),
+            "status": status,
+            "detail": problem.summary,
+            "request_id": _REQUEST_ID_EXAMPLE,
+        }
+        if problem.reason in ("INVALID_ARGUMENT", "VALIDATION_FAILED"):
+            value["errors"] = _FIELD_ERRORS_EXAMPLE[status]
+        examples[problem.name] = {"summary": problem.uri, "value": value}
+    return {"schema": {"$ref": "#/components/schemas/Problem"}, "examples": examples}
 
 
 def _problem(status: int) -> dict[str, Any]:
     (entry,) = problem_responses(status).values()
     return {
         "description": entry["description"],
-        "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-        },
+        "content": {"application/problem+json": _problem_content(status)},
     }
 
 
@@ -60,9 +87,8 @@ def complete_error_responses(schema: dict[str, Any]) -> dict[str, Any]:
             for status, response in responses.items():
                 content = response.get("content")
                 if status[0] in "45" and content and "application/json" in content:
-                    response["content"] = {"application/problem+json": content["application/json"]}
-                    response["content"]["application/problem+json"]["schema"] = {
-                        "$ref": "#/components/schemas/Problem"
+                    response["content"] = {
+                        "application/problem+json": _problem_content(int(status))
                     }
     schema.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
     schema.get("components", {}).get("schemas", {}).pop("ValidationError", None)

@@ -132,6 +132,15 @@ _GENERIC_BY_STATUS = {
 }
 
 
+def types_of_status(status: int) -> list[ProblemType]:
+    """The problem types a problem with this status may have, the generic one first."""
+    generic = _GENERIC_BY_STATUS.get(status)
+    return sorted(
+        (problem for problem in _TYPES if status in problem.statuses),
+        key=lambda problem: problem.reason != generic,
+    )
+
+
 def type_uri(status: int, reason: str | None = None) -> str:
     """The `type` of a problem with this status and reason: the reason's own when it is
     documented for this status, else the status's generic one (`about:blank` for a status

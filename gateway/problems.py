@@ -48,7 +48,8 @@ _SERVER_FAULT_DETAIL = {
 }
 
 
-def _title(status: int) -> str:
+def status_title(status: int) -> str:
+    """The `title` of a problem with this status."""
     # gRPC's CANCELLED maps to 499, which no standard names.
     return HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
 
@@ -64,7 +65,7 @@ def problem(
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": type_uri(status, reason),
-        "title": _title(status),
+        "title": status_title(status),
         "status": status,
         "detail": detail,
         "request_id": request_id or current_request_id(),
@@ -110,7 +111,7 @@ def problem_from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
             _SERVER_FAULT_DETAIL.get(status, "This operation is not available yet."),
             reason=reason,
         )
-    detail = (error.details() if written_for_clients else "") or _title(status)
+    detail = (error.details() if written_for_clients else "") or status_title(status)
     return problem(status, detail, reason=reason, errors=field_violations(rich))
 
 

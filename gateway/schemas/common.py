@@ -145,7 +145,7 @@ class Problem(BaseModel):
 
     type: str = Field(
         description=_problem_type_description(),
-        examples=[PROBLEM_TYPES["OUT_OF_STOCK"].uri],
+        examples=[problem.uri for problem in PROBLEM_TYPES.values()],
     )
     title: str
     status: int
