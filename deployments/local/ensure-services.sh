@@ -81,7 +81,7 @@ fi
 echo "promtool is $(promtool --version 2>&1 | head -n 1)"
 
 # The API docs pages are rendered in Debian's headless Chromium by the test suite
-# (tests/gateway/test_docs_in_browser.py).
+# (tests/e2e/test_docs_in_browser.py).
 if ! command -v chromium >/dev/null 2>&1; then
   if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
   echo "installing chromium (for the browser tests)"
