@@ -173,6 +173,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
         422: "The body does not match the schema.",
         429: "Too many requests; see Retry-After.",
         503: "A service this request needs is unavailable.",
+        504: "A service this request needs did not answer in time.",
     }
     return {
         status: {
