@@ -24,6 +24,7 @@ from order_service import models
 from order_service.analytics import Analytics
 from order_service.carts import Carts
 from order_service.grpc_api import AnalyticsService, CartService, OrderService
+from order_service.history import demo_history
 from order_service.orders import Orders
 from order_service.reconciler import Reconciler
 from order_service.saga import Saga
@@ -126,4 +127,9 @@ def subscriptions(saga: Saga) -> Subscriptions[OrderUnitOfWork]:
     )
 
 
-DEFINITION = ServiceDefinition(settings_cls=OrderSettings, build=build, migrations=MIGRATIONS)
+DEFINITION = ServiceDefinition(
+    settings_cls=OrderSettings,
+    build=build,
+    migrations=MIGRATIONS,
+    commands={"demo-history": demo_history},
+)
