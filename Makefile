@@ -8,10 +8,11 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 CHAOS_ARGS ?=
 
-.PHONY: help install proto proto-check proto-lint migrate run test lint bench chaos services deploy-test clean
+.PHONY: help install proto proto-check proto-lint migrate run demo test lint bench chaos services deploy-test clean
 
 help:
 	@echo "make run      set up, migrate and start the six processes (gateway on :8000)"
+	@echo "make demo     seed the demo shop into the mesh \`make run\` started (development only)"
 	@echo "make test     set up and run the whole test suite"
 	@echo "make lint     ruff, mypy (strict on meshkit) and buf lint"
 	@echo "make proto    regenerate ecommerce/ from proto/"
@@ -47,13 +48,16 @@ migrate: install
 run: install proto migrate
 	$(PY) -m localmesh.launcher
 
+demo: install
+	$(PY) -m demo
+
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy meshkit localmesh gateway user_service product_service order_service payment_service notification_service bench chaos tests
+	$(VENV)/bin/mypy meshkit localmesh demo gateway user_service product_service order_service payment_service notification_service bench chaos tests
 	$(PY) scripts/lint_protos.py
 
 bench: install

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (
     "meshkit",
     "localmesh",
+    "demo",
     "gateway",
     "user_service",
     "product_service",

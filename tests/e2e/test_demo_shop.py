@@ -1,0 +1,137 @@
+"""`make demo` against the real mesh: seeded twice it changes nothing, sells, shows past sales,
+and refuses to run outside development."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from demo.accounts import ADDRESS, ADMIN, CUSTOMER, Account
+from demo.history import plan
+from meshkit.settings import PROJECT_ROOT
+from tests.conftest import PostgresFactory
+from tests.e2e.conftest import RunningMesh, running_mesh
+from tests.support import eventually
+
+pytestmark = pytest.mark.e2e
+
+
+async def run_demo(mesh: RunningMesh, **env: str) -> tuple[int, str, str]:
+    """`python -m demo` (what `make demo` runs) with the environment the mesh's processes have."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "demo",
+        "--gateway-url",
+        mesh.url,
+        cwd=PROJECT_ROOT,
+        env={**mesh.mesh.env_of("demo"), **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def sign_in(client: httpx.AsyncClient, account: Account) -> dict[str, str]:
+    response = await client.post(
+        "/v1/auth/login", json={"email": account.email, "password": account.password}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def every(
+    client: httpx.AsyncClient, path: str, key: str, headers: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    params = {"page_size": "100"}
+    while True:
+        response = await client.get(path, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        found.extend(response.json()[key])
+        if not (token := response.json().get("next_page_token")):
+            return found
+        params["page_token"] = token
+
+
+async def counts(client: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, int]:
+    return {
+        "users": len(await every(client, "/v1/users", "users", admin)),
+        "categories": len(await every(client, "/v1/categories", "categories")),
+        "products": len(await every(client, "/v1/products", "products")),
+        "orders": len(await every(client, "/v1/orders", "orders", admin)),
+    }
+
+
+# SQLite is what `make run` gives each service; PostgreSQL, what deployments do. The past
+# orders are written through a different driver on each.
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_the_demo_shop_is_seeded_once_and_sells(
+    backend: str, postgres_databases: PostgresFactory, tmp_path: Path
+) -> None:
+    databases = postgres_databases if backend == "postgresql" else None
+    async with running_mesh(databases, tmp_path) as mesh:
+        client = mesh.client
+
+        status, _, err = await run_demo(mesh, APP_ENV="production")
+        assert status != 0
+        assert "development only" in err, err
+        assert await every(client, "/v1/categories", "categories") == []
+
+        status, first, err = await run_demo(mesh)
+        assert status == 0, err[-3000:]
+        assert f"password: {CUSTOMER.password}" in first, first
+        admin = await sign_in(client, ADMIN)
+        seeded = await counts(client, admin)
+        # The bootstrap admin of the test mesh, and the demo's three.
+        assert seeded == {"users": 4, "categories": 8, "products": 60, "orders": len(plan())}
+
+        status, second, err = await run_demo(mesh)
+        assert status == 0, err[-3000:]
+        assert "already seeded: nothing changed" in second, second
+        assert "password:" not in second
+        assert await counts(client, admin) == seeded
+
+        customer = await sign_in(client, CUSTOMER)
+        skillet = (await every(client, "/v1/products?query=Skillet", "products"))[0]
+        assert skillet["price"]["currency_code"] == "USD"
+        placed = await client.post(
+            "/v1/orders",
+            json={
+                "items": [{"product_id": skillet["id"], "quantity": 1}],
+                "payment_method": "pm_card_visa",
+                "shipping_address": ADDRESS,
+            },
+            headers={**customer, "Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert placed.status_code == 201, placed.text
+        order_id = placed.json()["id"]
+
+        async def paid() -> bool:
+            response = await client.get(f"/v1/orders/{order_id}", headers=customer)
+            return bool(response.json()["status"] == "PAID")
+
+        await eventually(paid, timeout=30, message="the demo customer's order PAID")
+
+        now = datetime.now(UTC)
+        sales = await client.get(
+            "/v1/analytics/sales",
+            params={
+                "granularity": "day",
+                "start": (now - timedelta(days=60)).isoformat(),
+                "end": (now + timedelta(minutes=1)).isoformat(),
+            },
+            headers=admin,
+        )
+        assert sales.status_code == 200, sales.text
+        days_with_sales = [p for p in sales.json()["periods"] if p["order_count"] > 0]
+        assert len(days_with_sales) > 10, sales.json()
