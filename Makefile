@@ -12,6 +12,7 @@ CHAOS_ARGS ?=
 
 help:
 	@echo "make run      set up, migrate and start the six processes (gateway on :8000)"
+	@echo "make run DEMO=1  the same, then seed the demo shop (accounts, catalog, past orders)"
 	@echo "make demo     seed the demo shop into the mesh \`make run\` started (development only)"
 	@echo "make test     set up and run the whole test suite"
 	@echo "make lint     ruff, mypy (strict on meshkit) and buf lint"
@@ -45,8 +46,9 @@ proto-lint: install
 migrate: install
 	@for service in $(SERVICES); do $(PY) -m $$service migrate || exit 1; done
 
+# DEMO=1 (or yes, true): once the mesh is ready, the launcher seeds the demo shop into it.
 run: install proto migrate
-	$(PY) -m localmesh.launcher
+	$(PY) -m localmesh.launcher $(if $(filter 1 yes true,$(DEMO)),--demo)
 
 demo: install
 	$(PY) -m demo

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -225,7 +226,39 @@ async def preflight(settings: CommonSettings) -> None:
     await check_broker(settings.amqp_url)
 
 
+async def seed_demo(mesh: Mesh) -> None:
+    """Seed the demo shop into the mesh just started (`make run DEMO=1`), as `make demo` would.
+
+    A failure is reported and leaves the mesh running: it serves as well without the demo."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "demo",
+        "--gateway-url",
+        mesh.gateway_url,
+        env=mesh.env_of("demo"),
+        cwd=PROJECT_ROOT,
+    )
+    try:
+        status = await process.wait()
+    finally:
+        if process.returncode is None:  # stopped meanwhile
+            process.terminate()
+            await process.wait()
+    if status != 0:
+        print(
+            "error: the demo shop was not seeded (see above); the mesh keeps running",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 async def main_async(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localmesh.launcher")
+    parser.add_argument(
+        "--demo", action="store_true", help="seed the demo shop once the mesh is ready"
+    )
+    args = parser.parse_args(argv)
     settings = load_settings(CommonSettings)
     try:
         await preflight(settings)
@@ -259,6 +292,8 @@ async def main_async(argv: Sequence[str]) -> int:
         "  Press Ctrl-C to stop every process.\n",
         flush=True,
     )
+    # Without --demo nothing is seeded: the shop starts empty.
+    seeding = asyncio.ensure_future(seed_demo(mesh)) if args.demo else None
     stop_waiter = asyncio.ensure_future(stop.wait())
     exit_waiter = asyncio.ensure_future(mesh.wait_any_exit())
     done, _ = await asyncio.wait({stop_waiter, exit_waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -271,6 +306,10 @@ async def main_async(argv: Sequence[str]) -> int:
         status = 1
     for waiter in (stop_waiter, exit_waiter):
         waiter.cancel()
+    if seeding is not None:
+        seeding.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await seeding
     await mesh.stop()
     print("All processes stopped.", flush=True)
     return status

@@ -1,24 +1,29 @@
-"""`make demo` against the real mesh: seeded twice it changes nothing, sells, shows past sales,
-and refuses to run outside development."""
+"""`make demo` and `make run DEMO=1` against the real mesh: seeded twice the shop changes
+nothing, sells, shows past sales, and is refused outside development."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import httpx
 import pytest
 
 from demo.accounts import ADDRESS, ADMIN, CUSTOMER, Account
 from demo.history import plan
+from localmesh.launcher import DEFAULT_GRPC_PORTS, MeshPorts
+from meshkit.messaging import Topology
 from meshkit.settings import PROJECT_ROOT
-from tests.conftest import PostgresFactory
+from tests.conftest import AMQP_URL, PostgresFactory
 from tests.e2e.conftest import RunningMesh, running_mesh
-from tests.support import eventually
+from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -135,3 +140,58 @@ async def test_the_demo_shop_is_seeded_once_and_sells(
         assert sales.status_code == 200, sales.text
         days_with_sales = [p for p in sales.json()["periods"] if p["order_count"] > 0]
         assert len(days_with_sales) > 10, sales.json()
+
+
+async def test_the_launcher_seeds_the_demo_shop_once_ready_with_demo(tmp_path: Path) -> None:
+    """`make run DEMO=1` runs the launcher with --demo: the mesh, then the demo shop."""
+    ports = MeshPorts(grpc={name: free_port() for name in DEFAULT_GRPC_PORTS}, gateway=free_port())
+    namespace = f"e2e-demo-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        **ports.env(),
+        **{
+            f"{service.upper()}_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / service}.db"
+            for service in DEFAULT_GRPC_PORTS
+        },
+        "SMTP_PORT": str(free_port()),
+        "AMQP_URL": AMQP_URL,
+        "AMQP_NAMESPACE": namespace,
+        "JWT_KEYS_DIR": str(tmp_path / "jwt-keys"),
+        "ARGON2_MEMORY_KIB": "1024",
+        "ARGON2_TIME_COST": "1",
+    }
+    env.pop("REDIS_URL", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "localmesh.launcher",
+        "--demo",
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=(tmp_path / "launcher.log").open("wb"),
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    output: list[str] = []
+    try:
+
+        async def seeded() -> bool:
+            line = await asyncio.wait_for(process.stdout.readline(), 90)  # type: ignore[union-attr]
+            output.append(line.decode())
+            return b"past orders:" in line or not line
+
+        await eventually(seeded, timeout=120, interval=0, message="the demo shop seeded")
+        text = "".join(output)
+        assert "Gateway ready at" in text, text
+        assert text.index("Gateway ready at") < text.index("Demo shop seeded"), text
+        assert "past orders: 49 written" in text, text
+        os.killpg(process.pid, signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+        connection = await aio_pika.connect(AMQP_URL)
+        await Topology(namespace).delete_all(connection)
+        await connection.close()
