@@ -47,6 +47,9 @@ def main() -> None:
         report = asyncio.run(seed(args.gateway_url, os.environ))
     except SeedError as error:
         raise SystemExit(f"error: demo shop not seeded: {error}") from None
+    except KeyboardInterrupt:
+        # Ctrl-C in `make run DEMO=1` reaches this process too: the launcher says the rest.
+        raise SystemExit(130) from None
     _print_report(report, args.gateway_url)
     if report.created_accounts:
         print("  (passwords are printed when an account is created; later runs say it exists)")

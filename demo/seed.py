@@ -287,4 +287,9 @@ async def seed(gateway_url: str, env: Mapping[str, str]) -> Report:
             ) from None
         if ready.status_code != 200:
             raise SeedError(f"the mesh at {gateway_url} is not ready: {ready.text[:300]}")
-        return await Seeder(client, env).run()
+        try:
+            return await Seeder(client, env).run()
+        except httpx.HTTPError as error:
+            raise SeedError(
+                f"the gateway stopped answering ({type(error).__name__}: {error})"
+            ) from None
