@@ -20,7 +20,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from meshkit.data import Database
@@ -33,6 +33,7 @@ from order_service.settings import OrderSettings
 from order_service.unit_of_work import OrderUnitOfWork
 
 SOURCE = "demo-history"
+PAYMENT_TO_CONFIRMATION = timedelta(milliseconds=20)
 _STATUSES = (OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.CANCELLED)
 
 
@@ -98,7 +99,10 @@ class PastOrder:
         order = self.order
         steps = [("order.created", order.created_at, f"Order placed: {len(order.items)} item(s)")]
         if order.paid_at is not None:
-            steps.append(("payment.succeeded", order.paid_at, "Payment succeeded"))
+            # The charge comes first and the confirmation from it: entries of one instant
+            # would come back in either order.
+            charged = max(order.created_at, order.paid_at - PAYMENT_TO_CONFIRMATION)
+            steps.append(("payment.succeeded", charged, "Payment succeeded"))
             steps.append(("order.confirmed", order.paid_at, "Order confirmed: paid"))
         if order.shipped_at is not None:
             steps.append(
