@@ -25,7 +25,7 @@ DEADLINE_SECONDS = 60.0
 POLL_SECONDS = 0.02
 
 
-async def _grpc_serving(target: str) -> bool:
+async def grpc_serving(target: str) -> bool:
     async with grpc.aio.insecure_channel(target) as channel:
         try:
             answer = await health_pb2_grpc.HealthStub(channel).Check(
@@ -54,7 +54,7 @@ async def _seconds_to_serve(bench: Bench, name: str) -> float | None:
         ready = functools.partial(_http_ready, f"http://127.0.0.1:{port}/readyz")
     else:
         env[f"{name.upper()}_GRPC_PORT"] = str(port)
-        ready = functools.partial(_grpc_serving, f"127.0.0.1:{port}")
+        ready = functools.partial(grpc_serving, f"127.0.0.1:{port}")
     log = mesh.log_path.open("ab") if mesh.log_path else None
     started = time.monotonic()
     try:

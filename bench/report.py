@@ -134,13 +134,15 @@ def _slices(result: dict[str, Any]) -> str:
     return ""
 
 
-def _saga_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
+def _saga_rows(
+    result: dict[str, Any], key: str = "5", name: str = "5 saga"
+) -> Iterator[dict[str, str]]:
     for index, phase in enumerate(result["phases"]):
         label = "fixed rate" if index == 0 else "step"
         sustained = "sustained" if phase["sustained"] else "NOT sustained"
         yield {
-            "id": f"5@{index}",
-            "scenario": f"5 saga {label} {phase['rate_per_s']:g} orders/s, {phase['seconds']:g} s",
+            "id": f"{key}@{index}",
+            "scenario": f"{name} {label} {phase['rate_per_s']:g} orders/s, {phase['seconds']:g} s",
             "req/s": _num(phase["completed_per_s"]),
             **_percentiles(phase),
             "errors": str(phase["post_errors"]),
@@ -153,8 +155,8 @@ def _saga_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
     best = result["highest_sustained_rate"]
     per_order = result.get("cpu_ms_per_order") or {}
     yield {
-        "id": "5",
-        "scenario": "5 saga: highest sustained step",
+        "id": key,
+        "scenario": f"{name}: highest sustained step",
         "req/s": _num(best, 0) if best is not None else "none",
         "notes": "orders/s; "
         + cores_note({"server_cpu_cores": result.get("server_cpu_cores")})
@@ -305,6 +307,8 @@ def rows(report: Report) -> list[dict[str, str]]:
             table += _tracing_rows(result)
         elif key == "9":
             table += _cold_start_rows(result)
+        elif key == "10":
+            table += _saga_rows(result, "10", "10 saga (2 replicas)")
         else:
             table.append(_throughput_row(key, titles[key], result))
     for row in table:

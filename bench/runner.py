@@ -20,6 +20,7 @@ from bench import paired, procstat, profiling, scenarios
 from bench.coldstart import COLD_START
 from bench.loadgen.wrk import ensure_wrk
 from bench.profiles import Profile
+from bench.replicas import REPLICAS
 from bench.report import Report
 from bench.scenarios import BASELINES, MEMORY, SCENARIOS, Bench
 from bench.seed import seed
@@ -29,13 +30,22 @@ from bench.tracing_cost import TRACING
 from meshkit.settings import PROJECT_ROOT
 
 # Every scenario, by key: tracing's cost runs the others' under each setting.
-CATALOGUE = {**SCENARIOS, TRACING.key: TRACING, COLD_START.key: COLD_START}
-ALL = (*SCENARIOS, MEMORY, TRACING.key, COLD_START.key)
+CATALOGUE = {
+    **SCENARIOS,
+    TRACING.key: TRACING,
+    COLD_START.key: COLD_START,
+    REPLICAS.key: REPLICAS,
+}
+ALL = (*SCENARIOS, MEMORY, TRACING.key, COLD_START.key, REPLICAS.key)
 # Cold start first, while the mesh is idle. Closed-loop scenarios run in slices that alternate
-# with their baseline's (`bench.paired`).
-ORDER = (COLD_START.key, "1", "2", "3", "4", "5", "6", "8")
+# with their baseline's (`bench.paired`). The replicas and tracing's cost restart the mesh:
+# they come last.
+ORDER = (COLD_START.key, "1", "2", "3", "4", "5", "6", REPLICAS.key, "8")
+# Scenarios that restart the mesh's processes: no profile follows them, and the memory after
+# the load is read before the first of them.
+RESTARTING = (REPLICAS.key, TRACING.key)
 # The table's order: each baseline above the scenarios compared with it, a reference below.
-SHOWN = ("hello", "1", "floor1", "2", "3", "floor3", "echo", "4", "5", "6", MEMORY, "8", "9")
+SHOWN = ("hello", "1", "floor1", "2", "3", "floor3", "echo", "4", "5", "10", "6", MEMORY, "8", "9")
 
 
 def _say(message: str, began: float) -> None:
@@ -157,15 +167,14 @@ async def run_bench(
             }
         compared = _Compared()
         for key in plan:
-            if key == TRACING.key and MEMORY in selected:
-                # Tracing's cost restarts the mesh: the memory after the load is read first.
+            if key in RESTARTING and MEMORY in selected and "after" not in results[MEMORY]:
                 _memory_after(results, stack)
             _say(f"running {CATALOGUE[key].title}", began)
             result: dict[str, Any]
             try:
                 run = _run(bench, key, compared)
                 # Tracing's cost restarts the processes a profile would have been following.
-                if py_spy_dir is not None and key not in (TRACING.key, COLD_START.key):
+                if py_spy_dir is not None and key not in (*RESTARTING, COLD_START.key):
                     result, profiles[key] = await _profiled(
                         bench, key, py_spy_dir, py_spy_processes, run
                     )

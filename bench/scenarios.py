@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,12 @@ class Bench:
     seeded: Seeded
     seed_file: Path
     profile: Profile
+    # Processes beside the mesh's six that a scenario started (replicas), by name.
+    extra_pids: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def mesh_pids(self) -> dict[str, int]:
-        return self.stack.pids
+        return {**self.stack.pids, **self.extra_pids}
 
     def baseline_pids(self, *names: str) -> dict[str, int]:
         return {name: self.stack.baselines.processes[name].pid for name in names}
@@ -174,8 +176,9 @@ def _per_order_ms(cpu_seconds: Mapping[str, float], orders: int) -> dict[str, fl
     return {name: round(seconds * 1000 / orders, 1) for name, seconds in cpu_seconds.items()}
 
 
-async def saga(bench: Bench) -> dict[str, Any]:
-    """5: orders through the gateway at a fixed rate, then stepping up; POST to PAID."""
+async def saga(bench: Bench, *, costs: bool = True) -> dict[str, Any]:
+    """5: orders through the gateway at a fixed rate, then stepping up; POST to PAID; with
+    `costs`, the table of what an order cost each of the six processes."""
     profile = bench.profile
     phases = [f"{profile.saga_rate:g}x{profile.saga_seconds:g}"] + [
         f"{rate:g}x{profile.saga_step_seconds:g}" for rate in profile.saga_steps
@@ -194,9 +197,11 @@ async def saga(bench: Bench) -> dict[str, Any]:
         + profile.saga_final_drain
     )
     stack = bench.stack
-    costs = await CostMeter(
-        stack.databases, stack.metrics_urls, lambda: stack.mail.sessions
-    ).start()
+    meter_costs = (
+        await CostMeter(stack.databases, stack.metrics_urls, lambda: stack.mail.sessions).start()
+        if costs
+        else None
+    )
     meter = CpuMeter(bench.mesh_pids).start()
     timeline = CpuTimeline(bench.mesh_pids).start()
     try:
@@ -213,7 +218,8 @@ async def saga(bench: Bench) -> dict[str, Any]:
     for phase in result["phases"]:
         used = timeline.between(phase.pop("began"), phase.pop("settled"))
         phase["cpu_ms_per_order"] = _per_order_ms(used, phase["placed"])
-    result["costs_per_order"] = await costs.stop(placed)
+    if meter_costs is not None:
+        result["costs_per_order"] = await meter_costs.stop(placed)
     return result
 
 

@@ -35,7 +35,8 @@ async def _bench_databases() -> set[str]:
     return {row["datname"] for row in rows}
 
 
-# The mesh is started four times: once, and again for each setting of tracing's cost.
+# The mesh is started six times: once, twice for the replicas and once for each setting of
+# tracing's cost.
 @pytest.mark.timeout(300)
 async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> None:
     databases_before = await _bench_databases()
@@ -43,7 +44,7 @@ async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> 
     report = await run_bench(SMOKE)
 
     results = report.results
-    assert set(results) == {*THROUGHPUT, "5", "6", "7", "8", "9"}, results
+    assert set(results) == {*THROUGHPUT, "5", "6", "7", "8", "9", "10"}, results
     for key in THROUGHPUT:
         figures = results[key]
         assert "failed" not in figures, figures
@@ -95,6 +96,15 @@ async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> 
     else:
         assert any("pg_stat_statements" in note for note in costs["notes"])
     assert "| PostgreSQL transactions |" in costs_table(report)
+
+    # The saga again with second replicas of the order, payment and notification services,
+    # whose CPU counts with the mesh's.
+    replicated = results["10"]
+    assert "failed" not in replicated, replicated
+    for phase in replicated["phases"]:
+        assert phase["placed"] > 0 and phase["lost"] == 0 and phase["post_errors"] == 0, phase
+    assert replicated["cpu_ms_per_order"]["order_service (2)"] > 0
+    assert "costs_per_order" not in replicated  # the replicas have no metrics to count
 
     # Cold start: each of the six processes served, started alone beside the mesh.
     started = results["9"]["seconds"]
