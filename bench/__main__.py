@@ -25,7 +25,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     mode.add_argument(
         "--profile", choices=sorted(PROFILES), default=FULL.name,
-        help="full (the default, under 20 minutes), quick, or smoke (seconds, for the tests)",
+        help="full (the default, about 20 minutes), quick, or smoke (seconds, for the tests)",
     )  # fmt: skip
     parser.add_argument(
         "--scenarios", default=",".join(ALL),
