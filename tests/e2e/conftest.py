@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -13,8 +15,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from demo.accounts import Account
 from localmesh.launcher import DEFAULT_GRPC_PORTS, Mesh, MeshPorts
 from meshkit.messaging import Topology
+from meshkit.settings import PROJECT_ROOT
 from tests.conftest import AMQP_URL, PostgresFactory
 from tests.smtp import SmtpServer
 from tests.support import free_port
@@ -125,3 +129,31 @@ async def mesh(
     """All six processes, started once for the end-to-end tests."""
     async with running_mesh(postgres_databases, tmp_path_factory.mktemp("mesh")) as running:
         yield running
+
+
+async def run_demo(mesh: RunningMesh, **env: str) -> tuple[int, str, str]:
+    """`python -m demo` (what `make demo` runs) with the environment the mesh's processes have:
+    its exit status, standard output and standard error."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "demo",
+        "--gateway-url",
+        mesh.url,
+        cwd=PROJECT_ROOT,
+        env={**mesh.mesh.env_of("demo"), **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def sign_in(client: httpx.AsyncClient, account: Account) -> dict[str, str]:
+    """The headers of a request as `account`, signed in through the API."""
+    response = await client.post(
+        "/v1/auth/login", json={"email": account.email, "password": account.password}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}

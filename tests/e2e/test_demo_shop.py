@@ -16,42 +16,16 @@ import aio_pika
 import httpx
 import pytest
 
-from demo.accounts import ADDRESS, ADMIN, CUSTOMER, Account
+from demo.accounts import ADDRESS, ADMIN, CUSTOMER
 from demo.history import plan
 from localmesh.launcher import DEFAULT_GRPC_PORTS, MeshPorts
 from meshkit.messaging import Topology
 from meshkit.settings import PROJECT_ROOT
 from tests.conftest import AMQP_URL, PostgresFactory
-from tests.e2e.conftest import RunningMesh, running_mesh
+from tests.e2e.conftest import run_demo, running_mesh, sign_in
 from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.e2e
-
-
-async def run_demo(mesh: RunningMesh, **env: str) -> tuple[int, str, str]:
-    """`python -m demo` (what `make demo` runs) with the environment the mesh's processes have."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "demo",
-        "--gateway-url",
-        mesh.url,
-        cwd=PROJECT_ROOT,
-        env={**mesh.mesh.env_of("demo"), **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
-async def sign_in(client: httpx.AsyncClient, account: Account) -> dict[str, str]:
-    response = await client.post(
-        "/v1/auth/login", json={"email": account.email, "password": account.password}
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 async def every(
