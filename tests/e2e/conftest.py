@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aio_pika
@@ -16,6 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from demo.accounts import Account
+from demo.history import plan
 from localmesh.launcher import DEFAULT_GRPC_PORTS, Mesh, MeshPorts
 from meshkit.messaging import Topology
 from meshkit.settings import PROJECT_ROOT
@@ -157,3 +159,25 @@ async def sign_in(client: httpx.AsyncClient, account: Account) -> dict[str, str]
     )
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@dataclass(frozen=True)
+class DemoShop:
+    """The shared mesh with the demo shop seeded into it. The seeder dates its past orders
+    back from a moment between `started` and `finished`."""
+
+    mesh: RunningMesh
+    started: datetime
+    finished: datetime
+
+
+@pytest.fixture(scope="package")
+async def demo_shop(mesh: RunningMesh) -> DemoShop:
+    """The demo shop (`make demo`) seeded once into the shared mesh; other tests' users,
+    products and orders live beside it."""
+    started = datetime.now(UTC)
+    status, out, err = await run_demo(mesh)
+    assert status == 0, err[-3000:]
+    # Written by this run, so dated from this run's clock.
+    assert f"past orders: {len(plan())} written" in out, out
+    return DemoShop(mesh=mesh, started=started, finished=datetime.now(UTC))
