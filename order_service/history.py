@@ -74,7 +74,8 @@ class PastOrder:
         shipped = _moment(body.get("shipped_at"))
         cancelled = _moment(body.get("cancelled_at"))
         order = OrderRecord(
-            id=new_id(),
+            # Dated when it was placed: lists ordered by id show it among its own days.
+            id=new_id(at=placed),
             user_id=str(body["user_id"]),
             status=status,
             idempotency_key=command.idempotency_key,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from meshkit.errors import InvalidArgument
+from meshkit.ids import new_id
 from meshkit.settings import Environment, load_migration_settings
 from order_service import models
 from order_service.history import SOURCE, PastOrder, demo_history, write_history
@@ -67,6 +68,10 @@ async def test_past_orders_are_written_once_with_their_timeline(
     assert order.total_minor == 3798
     assert order.created_at == NOW - timedelta(days=20)
     assert order.shipped_at == NOW - timedelta(days=19)
+    # Its id dates from its placing, so lists ordered by id put it among its own days.
+    assert order.id < new_id(at=NOW - timedelta(days=19)) and order.id > new_id(
+        at=NOW - timedelta(days=21)
+    )
     timeline = await timeline_of(database, order.id)
     assert [entry.event_type for entry in timeline] == [
         "order.created",
