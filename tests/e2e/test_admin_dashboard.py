@@ -4,8 +4,6 @@ refused."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,39 +18,23 @@ from playwright.async_api import (
     Locator,
     Page,
     Request,
-    async_playwright,
 )
 
 from demo.accounts import ADMIN, CUSTOMER
 from demo.history import SALES_CURRENCY, plan
-from meshkit.settings import VAR_DIR
+from tests.e2e.browser import ARTIFACTS, BROWSER_TESTS, chromium
 from tests.e2e.conftest import DemoShop, RunningMesh, sign_in
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = VAR_DIR / "test-artifacts"
 TOP_PRODUCTS = 10  # rows the page asks for
 STORE_KEY = "ecommerce-admin-session"
 
-# Skipped on a laptop without it; CI installs it (deployments/local/ensure-services.sh), so
-# there a missing browser fails rather than passes unseen.
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        CHROMIUM is None and not os.environ.get("CI"),
-        reason="no chromium (Debian: apt install chromium)",
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM is not None, "no chromium (Debian: apt install chromium)"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium() as launched:
+        yield launched
 
 
 class Recorder:
@@ -203,7 +185,6 @@ async def expected_top_products(
 async def test_the_dashboard_shows_the_demo_shops_sales_and_refuses_its_customer(
     demo_shop: DemoShop, browser: Browser
 ) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     mesh = demo_shop.mesh
     admin = await sign_in(mesh.client, ADMIN)
 

@@ -4,35 +4,21 @@ alone, and Swagger UI's "Try it out" registers an account from the documented ex
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, Page, Request, async_playwright
+from playwright.async_api import Browser, Page, Request
 
+from tests.e2e.browser import ARTIFACTS, BROWSER_TESTS, chromium
 from tests.e2e.conftest import RunningMesh
 from tests.e2e.shop import unique_email
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Kept after the run (var/ is not versioned): what the pages looked like, for a reader of a
-# failed build.
-ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
 # What the pages may wait for: rendering the whole API takes ReDoc a few seconds on a busy CI.
 RENDER_TIMEOUT_MS = 30_000
 
-# Skipped on a laptop without it; CI installs it (deployments/local/ensure-services.sh), so
-# there a missing browser fails rather than passes unseen.
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        CHROMIUM is None and not os.environ.get("CI"),
-        reason="no chromium (Debian: apt install chromium)",
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 
 class Recorded:
@@ -60,15 +46,8 @@ class Recorded:
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM is not None, "CI is set, and chromium is missing"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as playwright:
-        # Debian's Chromium, never a browser Playwright would download.
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
