@@ -25,6 +25,9 @@ from tests.conftest import AMQP_URL, PostgresFactory
 from tests.e2e.conftest import run_demo, running_mesh, sign_in
 from tests.support import eventually, free_port
 
+# Not the package mesh's (tests.e2e.conftest), nor any other test's.
+REDIS_URL = "redis://127.0.0.1:6379/9"
+
 pytestmark = pytest.mark.e2e
 
 
@@ -58,7 +61,9 @@ async def test_the_demo_shop_is_seeded_once_and_sells(
     backend: str, postgres_databases: PostgresFactory, tmp_path: Path
 ) -> None:
     databases = postgres_databases if backend == "postgresql" else None
-    async with running_mesh(databases, tmp_path) as mesh:
+    # A Redis database of its own: the package's shared mesh caches the catalog in the
+    # default one, under the same keys.
+    async with running_mesh(databases, tmp_path, redis_url=REDIS_URL) as mesh:
         client = mesh.client
 
         status, _, err = await run_demo(mesh, APP_ENV="production")
@@ -116,6 +121,8 @@ async def test_the_demo_shop_is_seeded_once_and_sells(
         assert len(days_with_sales) > 10, sales.json()
 
 
+# Its own waits below end well within it: past them the launcher's whole group is killed.
+@pytest.mark.timeout(300)
 async def test_the_launcher_seeds_the_demo_shop_once_ready_with_demo(tmp_path: Path) -> None:
     """`make run DEMO=1` runs the launcher with --demo: the mesh, then the demo shop."""
     ports = MeshPorts(grpc={name: free_port() for name in DEFAULT_GRPC_PORTS}, gateway=free_port())
@@ -133,8 +140,13 @@ async def test_the_launcher_seeds_the_demo_shop_once_ready_with_demo(tmp_path: P
         "JWT_KEYS_DIR": str(tmp_path / "jwt-keys"),
         "ARGON2_MEMORY_KIB": "1024",
         "ARGON2_TIME_COST": "1",
+        # Set here, not left to a developer's shell or .env: no Redis, development, and
+        # metrics on free ports (the launcher's defaults may be taken by a `make run`).
+        "REDIS_URL": "",
+        "APP_ENV": "development",
+        "LOG_FORMAT": "json",
+        **{f"{service.upper()}_METRICS_PORT": str(free_port()) for service in DEFAULT_GRPC_PORTS},
     }
-    env.pop("REDIS_URL", None)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
