@@ -82,7 +82,17 @@ async def _run_command(env: Mapping[str, str], stdin: str, *args: str) -> str:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), COMMAND_TIMEOUT_SECONDS)
+    try:
+        out, err = await asyncio.wait_for(
+            process.communicate(stdin.encode()), COMMAND_TIMEOUT_SECONDS
+        )
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise SeedError(
+            f"python -m {' '.join(args[:2])} did not finish within "
+            f"{COMMAND_TIMEOUT_SECONDS:g} s; stopped"
+        ) from None
     if process.returncode != 0:
         # The command's own last words say why; the log lines before them rarely do.
         lines = err.decode(errors="replace").strip().splitlines() or [
@@ -271,7 +281,12 @@ class Seeder:
         now = datetime.now(UTC)
         orders = [history.as_json(order, now, customer.id, products) for order in plan]
         out = await _run_command(self.env, json.dumps(orders), "order_service", "demo-history")
-        counts = json.loads(out.strip().splitlines()[-1])
+        try:
+            counts = json.loads(out.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            raise SeedError(
+                f"order_service demo-history printed no counts: {out[-300:]!r}"
+            ) from None
         self.report.orders = (int(counts["written"]), int(counts["present"]))
 
 
