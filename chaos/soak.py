@@ -19,6 +19,7 @@ from chaos.load import OrderLoad
 from chaos.report import render_table
 from chaos.runner import Suite, settle_and_check
 from chaos.seed import stock_products
+from meshkit.settings import PROJECT_ROOT
 
 # What the shoppers do: read pages of the catalog and products, and change nothing, so that
 # the round's accounting of orders and stock stays the order load's alone.
@@ -74,9 +75,16 @@ async def _browse(
         "--gateway", suite.stack.gateway_url, "--seed-file", str(seed_file),
         "--users", str(shoppers), "--seconds", str(seconds), "--warmup", "0",
         "--only", BROWSING,
+        cwd=PROJECT_ROOT,
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    output, _ = await process.communicate()
+    try:
+        # Its own run, then the requests still in flight (each under 30 s).
+        output, _ = await asyncio.wait_for(process.communicate(), seconds + 60)
+    finally:
+        if process.returncode is None:  # stopped early (Ctrl-C), or past its deadline
+            process.kill()
+            await process.wait()
     if process.returncode != 0:
         raise RuntimeError(f"the shoppers' process exited with {process.returncode}")
     result = json.loads(output)
@@ -97,12 +105,15 @@ async def run_soak(suite: Suite, minutes: float, shoppers: int) -> SoakReport:
     )
     suite.say(f"soak: {minutes:g} min, {suite.rate / 2:g} orders/s, {shoppers} shoppers browsing")
     placing = asyncio.create_task(load.run())
-    with tempfile.TemporaryDirectory(prefix="chaos-soak-") as scratch:
-        browsing = await _browse(
-            suite, list(initial_stock), shoppers, minutes * 60, Path(scratch) / "shop.json"
-        )
-    load.stop()
-    await placing
+    try:
+        with tempfile.TemporaryDirectory(prefix="chaos-soak-") as scratch:
+            browsing = await _browse(
+                suite, list(initial_stock), shoppers, minutes * 60, Path(scratch) / "shop.json"
+            )
+    finally:
+        # However the browsing ended, no order is placed after it.
+        load.stop()
+        await placing
     end_mb = {name: family_rss_mb(pid) for name, pid in pids.items()}
     incidents = []
     if browsing.errors:
