@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import atexit
+import multiprocessing
 
 from fastapi import FastAPI
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from meshkit.logging import configure_logging
-from meshkit.process import tune_malloc
+from meshkit.process import die_with_parent, tune_malloc
 from meshkit.settings import load_settings
 from meshkit.telemetry import configure_tracing, shutdown_tracing
 
@@ -21,6 +22,10 @@ def configured_app() -> FastAPI:
     name: each reads the settings and starts its own exporter thread, as the single process
     does.
     """
+    if (supervisor := multiprocessing.parent_process()) is not None and supervisor.pid:
+        # A worker: it goes when its supervisor does, even one killed outright, rather than
+        # keep the port.
+        die_with_parent(supervisor.pid)
     tune_malloc()
     settings = load_settings(GatewaySettings)
     configure_logging(GatewaySettings.service_name, settings.log_level, settings.log_format)

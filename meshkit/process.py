@@ -41,11 +41,16 @@ def follow_launcher() -> None:
     # Not passed on: a process this one starts (its migrations) follows this one, not the
     # launcher.
     launcher = os.environ.pop(LAUNCHER_PID_VARIABLE, None)
-    if not launcher:
-        return
+    if launcher:
+        die_with_parent(int(launcher))
+
+
+def die_with_parent(parent: int) -> None:
+    """Get SIGTERM when the parent process dies (at once if `parent` is already gone): for a
+    worker whose supervisor may be killed without a chance to stop it. A no-op off Linux."""
     with suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != int(launcher):
+    if os.getppid() != parent:
         os.kill(os.getpid(), signal.SIGTERM)
 
 

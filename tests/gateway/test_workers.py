@@ -20,7 +20,13 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def _running(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
+    """Alive: its /proc entry exists and is not a zombie's (an orphan's exit is reaped by
+    whatever init the machine has, maybe never)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
 
 
 async def _answers(url: str) -> bool:
@@ -31,10 +37,8 @@ async def _answers(url: str) -> bool:
             return False
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-async def test_the_gateway_serves_from_as_many_processes_as_workers(workers: int) -> None:
-    port = free_port()
-    env = {
+def _gateway_env(workers: int, port: int) -> dict[str, str]:
+    return {
         **os.environ,
         "GATEWAY_WORKERS": str(workers),
         "GATEWAY_PORT": str(port),
@@ -42,8 +46,13 @@ async def test_the_gateway_serves_from_as_many_processes_as_workers(workers: int
         "REDIS_URL": "",
         "LOG_LEVEL": "WARNING",
     }
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_the_gateway_serves_from_as_many_processes_as_workers(workers: int) -> None:
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", env=env, cwd=PROJECT_ROOT,
+        sys.executable, "-m", "gateway", env=_gateway_env(workers, port), cwd=PROJECT_ROOT,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -64,3 +73,28 @@ async def test_the_gateway_serves_from_as_many_processes_as_workers(workers: int
     assert b"Traceback" not in errors, errors.decode()[-2000:]
     # Its workers stopped with it.
     assert not [pid for pid in served if _running(pid)]
+
+
+async def test_workers_go_when_their_supervisor_is_killed_outright() -> None:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", env=_gateway_env(2, port), cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await eventually(
+            lambda: _answers(f"http://127.0.0.1:{port}/healthz"),
+            timeout=30,
+            message="the gateway answering /healthz",
+        )
+        served = worker_processes(process.pid)
+        assert len(served) == 2
+    finally:
+        process.kill()  # no chance to stop its workers itself
+        await process.wait()
+
+    async def gone() -> bool:
+        return not [pid for pid in served if _running(pid)]
+
+    await eventually(gone, timeout=20, message="the workers gone with their supervisor")
+    assert not await _answers(f"http://127.0.0.1:{port}/healthz")
