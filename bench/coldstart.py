@@ -45,23 +45,13 @@ async def _http_ready(url: str) -> bool:
 
 
 async def _seconds_to_serve(bench: Bench, name: str) -> float | None:
-    mesh = bench.stack.mesh
     port = free_port()
-    env = mesh.env_of(name)
-    env.pop("METRICS_PORT", None)  # the running replica has that port
     if name == "gateway":
-        env["GATEWAY_PORT"] = str(port)
         ready = functools.partial(_http_ready, f"http://127.0.0.1:{port}/readyz")
     else:
-        env[f"{name.upper()}_GRPC_PORT"] = str(port)
         ready = functools.partial(grpc_serving, f"127.0.0.1:{port}")
-    log = mesh.log_path.open("ab") if mesh.log_path else None
     started = time.monotonic()
-    try:
-        process = await mesh.spawn(name, env, log)
-    finally:
-        if log is not None:
-            log.close()
+    process = await bench.stack.spawn_replica(name, port)
     try:
         while time.monotonic() - started < DEADLINE_SECONDS:
             if process.returncode is not None:

@@ -32,13 +32,12 @@ async def statements(databases: Mapping[str, str]) -> dict[str, int] | None:
     names = {dsn.rsplit("/", 1)[1]: service for service, dsn in databases.items()}
     connection = await asyncpg.connect(POSTGRES_DSN)
     try:
-        loaded = await connection.fetchval(
-            "SELECT 'pg_stat_statements' = ANY(string_to_array("
-            "current_setting('shared_preload_libraries'), ', '))"
-        )
-        if not loaded:
+        try:
+            await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            # Refused unless the server loaded the module at its start.
+            await connection.fetchval("SELECT count(*) FROM pg_stat_statements LIMIT 1")
+        except asyncpg.PostgresError:
             return None
-        await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         rows = await connection.fetch(
             "SELECT d.datname, sum(s.calls)::bigint AS n FROM pg_stat_statements s"
             " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = ANY($1::text[])"

@@ -32,11 +32,16 @@ def children(pid: int) -> list[int]:
     """Direct children of a process (uvicorn's workers, for instance)."""
     found: list[int] = []
     try:
-        for task in os.listdir(f"/proc/{pid}/task"):
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except (FileNotFoundError, ProcessLookupError):
+        return found
+    for task in tasks:
+        # A thread that ended meanwhile has no children left to list; the others still do.
+        try:
             with open(f"/proc/{pid}/task/{task}/children") as listing:
                 found += [int(child) for child in listing.read().split()]
-    except FileNotFoundError:
-        pass
+        except (FileNotFoundError, ProcessLookupError):
+            continue
     return found
 
 
@@ -68,7 +73,7 @@ def cpu_seconds(pid: int) -> float:
         with open(f"/proc/{pid}/stat") as stat:
             # The command name may hold spaces: the fields that follow start after its ')'.
             fields = stat.read().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / _TICKS
 

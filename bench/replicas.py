@@ -9,6 +9,7 @@ target of the two addresses, taken in turn by the channels' round_robin).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import replace
 from typing import Any
@@ -20,19 +21,6 @@ from localmesh.launcher import free_port
 
 REPLICATED = ("order_service", "payment_service", "notification_service")
 READY_TIMEOUT_SECONDS = 60.0
-
-
-async def _start_replica(bench: Bench, name: str, port: int) -> asyncio.subprocess.Process:
-    mesh = bench.stack.mesh
-    env = mesh.env_of(name)
-    env.pop("METRICS_PORT", None)  # the first replica's
-    env[f"{name.upper()}_GRPC_PORT"] = str(port)
-    log = mesh.log_path.open("ab") if mesh.log_path else None
-    try:
-        return await mesh.spawn(name, env, log)
-    finally:
-        if log is not None:
-            log.close()
 
 
 async def _serving(target: str, process: asyncio.subprocess.Process) -> None:
@@ -53,16 +41,22 @@ async def replicated_saga(bench: Bench) -> dict[str, Any]:
     await stack.restart_mesh({"ORDER_SERVICE_ADDR": both})
     try:
         for name, port in ports.items():
-            replicas[name] = await _start_replica(bench, name, port)
+            replicas[name] = await stack.spawn_replica(name, port)
         for name, port in ports.items():
             await _serving(f"127.0.0.1:{port}", replicas[name])
         profile = replace(bench.profile, saga_seconds=bench.profile.saga_step_seconds)
         extra = {f"{name} (2)": process.pid for name, process in replicas.items()}
         result = await saga(replace(bench, profile=profile, extra_pids=extra), costs=False)
-    finally:
+    except BaseException:
+        # The mesh put back as well as it can be; the failure that ended the run is the one
+        # to report, not one of putting it back.
         await stop_process(*replicas.values())
-        # The mesh as it was: one of each, the gateway calling the one order service.
-        await stack.restart_mesh({})
+        with contextlib.suppress(Exception):
+            await stack.restart_mesh({})
+        raise
+    await stop_process(*replicas.values())
+    # The mesh as it was: one of each, the gateway calling the one order service.
+    await stack.restart_mesh({})
     result["replicas"] = {name: 2 for name in REPLICATED}
     return result
 

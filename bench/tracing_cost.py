@@ -130,7 +130,7 @@ async def _setting(bench: Bench, warmed: set[str]) -> dict[str, Any]:
     fixed_rate = replace(
         profile, saga_seconds=profile.tracing_saga_seconds, saga_steps=(), saga_drain=5.0
     )
-    figures["5"] = await saga(replace(bench, profile=fixed_rate))
+    figures["5"] = await saga(replace(bench, profile=fixed_rate), costs=False)
     return figures
 
 

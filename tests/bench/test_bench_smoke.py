@@ -37,7 +37,7 @@ async def _bench_databases() -> set[str]:
 
 # The mesh is started six times: once, twice for the replicas and once for each setting of
 # tracing's cost.
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)
 async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> None:
     databases_before = await _bench_databases()
 

@@ -17,7 +17,11 @@ from meshkit.settings import PROJECT_ROOT
 def _command(
     data_dir: Path, *argv: str, stdin: str = "", **env: str
 ) -> subprocess.CompletedProcess[str]:
-    own = ("APP_ENV", "LOG_LEVEL", "LOG_FORMAT", "DATA_DIR", "DATABASE_URL", "JWT_KEYS_DIR")
+    own = (
+        "APP_ENV", "LOG_LEVEL", "LOG_FORMAT", "DATA_DIR", "DATABASE_URL", "JWT_KEYS_DIR",
+        # Whether a shell asked for colour is not the test's to inherit.
+        "FORCE_COLOR", "NO_COLOR",
+    )  # fmt: skip
     inherited = {
         key: value
         for key, value in os.environ.items()
