@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,6 +31,43 @@ PostgresFactory = Callable[[], Awaitable[str]]
 def _sqlalchemy_url(dsn: str, database: str) -> str:
     base = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     return f"{base}/{database}"
+
+
+# How long the tasks the tests left running get to end, once cancelled at the session's end.
+LEFTOVER_GRACE_SECONDS = float(os.environ.get("TEST_LEFTOVER_GRACE_SECONDS", "10"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def tasks_left_running(pytestconfig: pytest.Config) -> AsyncIterator[None]:
+    """At the session's end, cancel what the tests left running, and name any task that does
+    not end when cancelled.
+
+    The event loop's own close cancels every task and waits for all of them, with no deadline:
+    one task that swallows its cancellation would hang the run after its last test. Such a
+    task is reported here, with where it waits, and left out of that wait.
+    """
+    yield
+    current = asyncio.current_task()
+    left = {task for task in asyncio.all_tasks() if task is not current}
+    if not left:
+        return
+    for task in left:
+        task.cancel()
+    _, stuck = await asyncio.wait(left, timeout=LEFTOVER_GRACE_SECONDS)
+    # To the terminal itself, past the capture: what a fixture prints at its teardown is
+    # otherwise shown only for a failed test.
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    for task in stuck:
+        report = io.StringIO()
+        task.print_stack(file=report)
+        message = (
+            f"\nA task did not end within {LEFTOVER_GRACE_SECONDS:g} s of its cancellation at "
+            f"the end of the session: {task!r}\n{report.getvalue()}"
+        )
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            print(message, flush=True)
+        # asyncio keeps no public way to let go of a task; the loop's close would wait for it.
+        asyncio.tasks._unregister_task(task)
 
 
 @pytest.fixture(scope="session")
