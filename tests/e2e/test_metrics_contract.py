@@ -250,7 +250,10 @@ async def test_a_real_prometheus_scrapes_every_process_and_answers_a_red_query(
                 try:
                     answer = await client.get("/api/v1/query", params={"query": promql})
                 except httpx.TransportError:
-                    return None  # still starting
+                    return None  # not listening yet
+                if answer.status_code == 503:
+                    return None  # listening, its storage not open yet ("Service Unavailable")
+                answer.raise_for_status()
                 result: list[dict[str, Any]] = answer.json()["data"]["result"]
                 return result or None
 
