@@ -51,7 +51,7 @@ async def _seconds_to_serve(bench: Bench, name: str) -> float | None:
     else:
         ready = functools.partial(grpc_serving, f"127.0.0.1:{port}")
     started = time.monotonic()
-    process = await bench.stack.spawn_replica(name, port)
+    process = await bench.stack.mesh.spawn_replica(name, port)
     try:
         while time.monotonic() - started < DEADLINE_SECONDS:
             if process.returncode is not None:

@@ -41,7 +41,7 @@ async def replicated_saga(bench: Bench) -> dict[str, Any]:
     await stack.restart_mesh({"ORDER_SERVICE_ADDR": both})
     try:
         for name, port in ports.items():
-            replicas[name] = await stack.spawn_replica(name, port)
+            replicas[name] = await stack.mesh.spawn_replica(name, port)
         for name, port in ports.items():
             await _serving(f"127.0.0.1:{port}", replicas[name])
         profile = replace(bench.profile, saga_seconds=bench.profile.saga_step_seconds)

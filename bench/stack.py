@@ -96,20 +96,6 @@ class Stack:
         self.mesh.extra_env = {**self.env, **extra_env}
         await self.mesh.start(ready_timeout=120)
 
-    async def spawn_replica(self, name: str, port: int) -> asyncio.subprocess.Process:
-        """Another process `name` beside the mesh's, as that one runs but listening on `port`
-        (and with no metrics endpoint, whose port the first one holds); its output goes to the
-        mesh's log."""
-        env = self.mesh.env_of(name)
-        env.pop("METRICS_PORT", None)
-        env["GATEWAY_PORT" if name == "gateway" else f"{name.upper()}_GRPC_PORT"] = str(port)
-        log = self.mesh.log_path.open("ab") if self.mesh.log_path else None
-        try:
-            return await self.mesh.spawn(name, env, log)
-        finally:
-            if log is not None:
-                log.close()  # the child holds its own descriptor
-
     @property
     def gateway_workers(self) -> int:
         """uvicorn runs the app in the process itself, or in as many children as workers."""
@@ -254,11 +240,7 @@ async def bench_stack(*, keep_logs: Path | None = None) -> AsyncIterator[Stack]:
             metrics={s: free_port() for s in DEFAULT_GRPC_PORTS},
         )
         mesh = Mesh(ports=ports, extra_env=env, log_path=workdir / "mesh.log")
-        try:
-            await mesh.start(ready_timeout=120)
-        except (RuntimeError, TimeoutError) as exc:
-            tail = (workdir / "mesh.log").read_text(errors="replace")[-4000:]
-            raise RuntimeError(f"the mesh did not start: {exc}\n{tail}") from exc
+        await mesh.start_or_explain(ready_timeout=120)
         stack = Stack(
             mesh=mesh,
             namespace=namespace,

@@ -10,7 +10,7 @@ import signal
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -93,27 +93,17 @@ class Stack:
 
     async def restart(self, name: str) -> None:
         """Start `name` again, as it first ran (`Mesh.env_of`), its output to the mesh's log."""
-        self.mesh.processes[name] = await self._spawn(name, self.mesh.env_of(name))
+        self.mesh.processes[name] = await self.mesh.spawn_logged(name, self.mesh.env_of(name))
 
     async def start_replica(self, name: str) -> None:
         """A second process of `name`, on the port its balancer also sends connections to."""
-        env = {**self.mesh.env_of(name), f"{name.upper()}_GRPC_PORT": str(self.replica_ports[name])}
-        env.pop("METRICS_PORT", None)  # the first replica's
-        self.replicas[name] = await self._spawn(name, env)
+        self.replicas[name] = await self.mesh.spawn_replica(name, self.replica_ports[name])
 
     async def stop_replica(self, name: str, *, kill: bool = False) -> None:
         process = self.replicas.pop(name)
         if process.returncode is None:
             process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
         await process.wait()
-
-    async def _spawn(self, name: str, env: Mapping[str, str]) -> asyncio.subprocess.Process:
-        log = self.mesh.log_path.open("ab") if self.mesh.log_path else None
-        try:
-            return await self.mesh.spawn(name, env, log)
-        finally:
-            if log is not None:
-                log.close()  # the child holds its own descriptor
 
     async def wait_ready(self, timeout: float = 60.0) -> float:
         """Until the gateway says every upstream is SERVING; the seconds that took."""
@@ -209,11 +199,7 @@ async def chaos_stack(*, keep_log: Path | None = None) -> AsyncIterator[Stack]:
             ).start()
             env[f"{service.upper()}_ADDR"] = balancers[service].endpoint
         mesh = Mesh(ports=ports, extra_env=env, log_path=workdir / "mesh.log")
-        try:
-            await mesh.start(ready_timeout=120)
-        except (RuntimeError, TimeoutError) as exc:
-            tail = (workdir / "mesh.log").read_text(errors="replace")[-4000:]
-            raise RuntimeError(f"the mesh did not start: {exc}\n{tail}") from exc
+        await mesh.start_or_explain(ready_timeout=120)
         stack = Stack(
             mesh=mesh,
             namespace=namespace,

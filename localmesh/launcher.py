@@ -164,6 +164,31 @@ class Mesh:
             stderr=log,
         )
 
+    async def start_or_explain(self, ready_timeout: float = 60.0) -> None:
+        """`start`, failing with the end of the mesh's log, which says why."""
+        try:
+            await self.start(ready_timeout=ready_timeout)
+        except (RuntimeError, TimeoutError) as exc:
+            tail = self.log_path.read_text(errors="replace")[-4000:] if self.log_path else ""
+            raise RuntimeError(f"the mesh did not start: {exc}\n{tail}") from exc
+
+    async def spawn_logged(self, name: str, env: Mapping[str, str]) -> asyncio.subprocess.Process:
+        """Process `name` with `env`, its output to the mesh's log."""
+        log = self.log_path.open("ab") if self.log_path else None
+        try:
+            return await self.spawn(name, env, log)
+        finally:
+            if log is not None:
+                log.close()  # the child holds its own descriptor
+
+    async def spawn_replica(self, name: str, port: int) -> asyncio.subprocess.Process:
+        """Another process `name`, as the mesh's runs (`env_of`) but listening on `port`, and
+        with no metrics endpoint, whose port the first one holds."""
+        env = self.env_of(name)
+        env.pop("METRICS_PORT", None)
+        env["GATEWAY_PORT" if name == "gateway" else f"{name.upper()}_GRPC_PORT"] = str(port)
+        return await self.spawn_logged(name, env)
+
     async def wait_ready(self, timeout: float) -> None:
         """Poll the gateway's /readyz (all upstreams SERVING) until 200 or the deadline."""
         deadline = time.monotonic() + timeout

@@ -48,19 +48,25 @@ def _gateway_env(workers: int, port: int) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-async def test_the_gateway_serves_from_as_many_processes_as_workers(workers: int) -> None:
-    port = free_port()
+async def _serving_gateway(workers: int, port: int) -> asyncio.subprocess.Process:
+    """`python -m gateway` with `workers`, once it answers /healthz; its errors piped."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", env=_gateway_env(workers, port), cwd=PROJECT_ROOT,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    await eventually(
+        lambda: _answers(f"http://127.0.0.1:{port}/healthz"),
+        timeout=30,
+        message="the gateway answering /healthz",
+    )
+    return process
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_the_gateway_serves_from_as_many_processes_as_workers(workers: int) -> None:
+    port = free_port()
+    process = await _serving_gateway(workers, port)
     try:
-        await eventually(
-            lambda: _answers(f"http://127.0.0.1:{port}/healthz"),
-            timeout=30,
-            message="the gateway answering /healthz",
-        )
         # One process serves; with workers, a supervisor starts that many children.
         served = worker_processes(process.pid)
         assert len(served) == (workers if workers > 1 else 0)
@@ -77,16 +83,8 @@ async def test_the_gateway_serves_from_as_many_processes_as_workers(workers: int
 
 async def test_workers_go_when_their_supervisor_is_killed_outright() -> None:
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", env=_gateway_env(2, port), cwd=PROJECT_ROOT,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    process = await _serving_gateway(2, port)
     try:
-        await eventually(
-            lambda: _answers(f"http://127.0.0.1:{port}/healthz"),
-            timeout=30,
-            message="the gateway answering /healthz",
-        )
         served = worker_processes(process.pid)
         assert len(served) == 2
     finally:
