@@ -23,6 +23,9 @@ class MailSink:
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
         self.sessions += 1
+        # A handler of EHLO takes over what aiosmtpd does without one: remembering the
+        # client's name, without which every MAIL is refused ("send HELO first").
+        session.host_name = hostname
         return responses
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
