@@ -240,6 +240,9 @@ class ServiceSettings(CommonSettings):
     # through the retry queues for this long from its first such failure, without spending
     # those deliveries; after it, it is treated as any other failure.
     consumer_outage_window_seconds: float = setting(3600.0, "CONSUMER_OUTAGE_WINDOW_SECONDS", gt=0)
+    # At most this many messages, those that arrived while one was being handled, share one
+    # transaction (`meshkit.messaging.batches`); 1 gives each its own.
+    consumer_batch_limit: int = setting(32, "CONSUMER_BATCH_LIMIT", ge=1, le=1000)
     # Signs page tokens so a client cannot forge a cursor.
     page_token_secret: Secret = setting(
         Secret(INSECURE_DEFAULT_PREFIX + "page-tokens"), "PAGE_TOKEN_SECRET"

@@ -76,5 +76,6 @@ class Messaging:
             retry_base_seconds=self.settings.consumer_retry_base_seconds,
             retry_max_seconds=self.settings.consumer_retry_max_seconds,
             outage_window_seconds=self.settings.consumer_outage_window_seconds,
+            batch_limit=self.settings.consumer_batch_limit,
         )
         return [relay.run, consumer.run]

@@ -12,6 +12,9 @@ succeed later: such a message is not given back, which would spend the few deliv
 for poison, but published to a retry queue that returns it after a wait (1 s, 4 s, 16 s,
 then every minute), and acked. That goes on for the outage window (an hour by default) from
 its first such failure; after it, the message is treated as any other failure.
+
+Under load, the messages that arrive while one is being handled share its transaction
+(`meshkit.messaging.batches`): their inbox rows and effects commit together or not at all.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from meshkit.data.transactions import Statement, Transaction
 from meshkit.data.unit_of_work import UnitOfWork
 from meshkit.failures import dependency_down
 from meshkit.messaging.amqp import DELIVERY_LIMIT, Topology, fresh_copy
+from meshkit.messaging.batches import DeliveryBatch
 from meshkit.messaging.events import OCCURRED_AT_HEADER, Envelope, UnknownEvent, decode_event
 from meshkit.messaging.metrics import (
     DEAD_LETTERED,
@@ -143,6 +147,7 @@ class EventConsumer(Generic[UnitOfWorkT]):
         *,
         unit_of_work: Callable[[], UnitOfWorkT] | None = None,
         prefetch: int = 64,
+        batch_limit: int = 32,
         retry_base_seconds: float = 0.2,
         retry_max_seconds: float = 5.0,
         drain_seconds: float = 5.0,
@@ -158,6 +163,9 @@ class EventConsumer(Generic[UnitOfWorkT]):
             Callable[[], UnitOfWorkT], functools.partial(UnitOfWork, database)
         )
         self.prefetch = prefetch
+        # How many messages one transaction takes at most; 1 handles each in its own.
+        self.batch_limit = batch_limit
+        self._batch: DeliveryBatch[UnitOfWorkT] | None = None
         self.retry_base = retry_base_seconds
         self.retry_max = retry_max_seconds
         self.drain_seconds = drain_seconds
@@ -277,22 +285,40 @@ class EventConsumer(Generic[UnitOfWorkT]):
             await message.reject(requeue=False)
             return
         envelope = envelope_of(message, event_type)
+        work = functools.partial(self._deliver, handler, body, envelope)
         try:
-            async with self.unit_of_work() as uow:
-                if await self._first_delivery(uow.tx, envelope):
-                    await handler(uow, body, envelope)
+            committed, outcome = await self._batch_to_join().run(work)
+            if not committed:
+                # Its batch did not commit (this message or another failed in it): handled
+                # alone, as if it had come alone, so that its own error is the one that counts.
+                async with self.unit_of_work() as uow:
+                    outcome = await work(uow)
                     await uow.commit()
-                    outcome = HANDLED
-                else:
-                    logger.info("duplicate %s %s ignored", event_type, envelope.message_id)
-                    outcome = DUPLICATE
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             await self._failed(message, event_type, exc)
             return
+        assert outcome is not None
         self._count(event_type, outcome)
         await message.ack()
+
+    def _batch_to_join(self) -> DeliveryBatch[UnitOfWorkT]:
+        """The batch being handled, while it takes more; else a new one."""
+        if self._batch is None or not self._batch.open:
+            self._batch = DeliveryBatch(self.unit_of_work(), self.batch_limit)
+        return self._batch
+
+    async def _deliver(
+        self, handler: Handler[UnitOfWorkT], body: Message, envelope: Envelope, uow: UnitOfWorkT
+    ) -> str:
+        """Record the message in the inbox and run its handler, in `uow`; a duplicate's
+        handler does not run."""
+        if not await self._first_delivery(uow.tx, envelope):
+            logger.info("duplicate %s %s ignored", envelope.event_type, envelope.message_id)
+            return DUPLICATE
+        await handler(uow, body, envelope)
+        return HANDLED
 
     async def _failed(
         self, message: AbstractIncomingMessage, event_type: str, error: Exception

@@ -1,0 +1,267 @@
+"""Messages that arrive while one is being handled share its transaction, on the real broker and
+database: they commit together, one poison message among them costs the others nothing, and a
+crash at any point of a batch redelivers its messages without doubling an effect."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+from aio_pika import IncomingMessage
+from prometheus_client import REGISTRY
+from sqlalchemy import Column, MetaData, String, Table, select, text
+
+from meshkit.data import UnitOfWork
+from meshkit.data.transactions import Statement
+from meshkit.messaging import Envelope, EventConsumer
+from tests.runtime.conftest import CONSUMER, ConsumerRig
+from tests.support import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Effects:
+    """A handler's effect per message, in a table without a unique key: a message handled twice
+    shows as two rows."""
+
+    rig: ConsumerRig
+    table: Table
+    # The transaction each handler ran in, by message id.
+    transactions: dict[str, list[int]] = field(default_factory=dict)
+
+    async def write(self, uow: UnitOfWork, envelope: Envelope) -> None:
+        await uow.tx.execute(Statement(self.table.insert()), {"message_id": envelope.message_id})
+        row = await uow.tx.fetchrow(Statement(select(text("txid_current() AS txid"))))
+        assert row is not None
+        self.transactions.setdefault(envelope.message_id, []).append(int(row["txid"]))
+
+    async def counts(self) -> dict[str, int]:
+        async with self.rig.database.driver_connection() as connection:
+            rows = await connection.fetch(
+                "SELECT message_id, count(*) AS n FROM batch_effects GROUP BY message_id"
+            )
+        return {row["message_id"]: row["n"] for row in rows}
+
+    async def inbox(self) -> set[str]:
+        async with self.rig.database.driver_connection() as connection:
+            rows = await connection.fetch("SELECT message_id FROM inbox")
+        return {row["message_id"] for row in rows}
+
+
+@pytest.fixture
+async def effects(consumer_rig: ConsumerRig) -> Effects:
+    metadata = MetaData()
+    table = Table("batch_effects", metadata, Column("message_id", String(64), nullable=False))
+    async with consumer_rig.database.engine.begin() as tables:
+        await tables.run_sync(metadata.create_all)
+    return Effects(consumer_rig, table)
+
+
+async def _consuming(rig: ConsumerRig) -> bool:
+    counts = await rig.counts()
+    return counts is not None and counts[1] == 1
+
+
+def _counted(outcome: str) -> float:
+    labels = {"queue": CONSUMER, "event_type": "order.created", "outcome": outcome}
+    return REGISTRY.get_sample_value("events_consumed_total", labels) or 0.0
+
+
+async def _until_counted(outcome: str, since: float, expected: int) -> None:
+    async def reached() -> bool:
+        return _counted(outcome) - since >= expected
+
+    await eventually(reached, timeout=20, message=f"{expected} counted {outcome}")
+
+
+async def _nothing_left(rig: ConsumerRig) -> None:
+    """Once the consumer is gone, any message it had not acked would be ready again."""
+
+    async def gone() -> tuple[int, int] | None:
+        counts = await rig.counts()
+        return counts if counts is not None and counts[1] == 0 else None
+
+    assert await eventually(gone, message="the consumer gone") == (0, 0)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10)
+
+
+async def _publish_behind_a_held_handler(
+    rig: ConsumerRig,
+    consumer: EventConsumer[UnitOfWork],
+    held: asyncio.Event,
+    first_started: asyncio.Event,
+    message_ids: list[str],
+) -> None:
+    """Publish the first message, keep its handler running until the rest have joined its
+    batch, then let it go."""
+    await rig.publish(message_ids[0])
+    await asyncio.wait_for(first_started.wait(), 10)
+    for message_id in message_ids[1:]:
+        await rig.publish(message_id)
+
+    async def all_joined() -> bool:
+        batch = consumer._batch
+        return batch is not None and batch.joined == len(message_ids)
+
+    await eventually(all_joined, message="every message joined the running batch")
+    held.set()
+
+
+async def test_messages_arriving_while_one_is_handled_commit_in_its_transaction(
+    consumer_rig: ConsumerRig, effects: Effects
+) -> None:
+    held, first_started = asyncio.Event(), asyncio.Event()
+
+    async def handler(uow: UnitOfWork, body: object, envelope: Envelope) -> None:
+        await effects.write(uow, envelope)
+        if envelope.message_id == "b-0":
+            first_started.set()
+            await held.wait()
+
+    consumer = consumer_rig.consumer({"order.created": handler})
+    running = asyncio.create_task(consumer.run())
+    ids = [f"b-{n}" for n in range(5)]
+    handled = _counted("handled")
+    try:
+        await eventually(lambda: _consuming(consumer_rig), message="consuming")
+        await _publish_behind_a_held_handler(consumer_rig, consumer, held, first_started, ids)
+        await _until_counted("handled", handled, len(ids))
+    finally:
+        await _stop(running)
+    await _nothing_left(consumer_rig)
+    assert await effects.counts() == dict.fromkeys(ids, 1)
+    assert await effects.inbox() == set(ids)
+    assert len({txid for (txid,) in effects.transactions.values()}) == 1
+
+
+async def test_a_poison_message_in_a_batch_costs_the_others_nothing(
+    consumer_rig: ConsumerRig, effects: Effects
+) -> None:
+    held, first_started = asyncio.Event(), asyncio.Event()
+
+    async def handler(uow: UnitOfWork, body: object, envelope: Envelope) -> None:
+        await effects.write(uow, envelope)  # written, then rolled back with the poison
+        if envelope.message_id == "p-0":
+            first_started.set()
+            await held.wait()
+        if envelope.message_id == "p-2":
+            raise ValueError("poison")
+
+    consumer = consumer_rig.consumer(
+        {"order.created": handler}, retry_base_seconds=0.01, retry_max_seconds=0.02
+    )
+    running = asyncio.create_task(consumer.run())
+    ids = [f"p-{n}" for n in range(5)]
+    handled = _counted("handled")
+    try:
+        await eventually(lambda: _consuming(consumer_rig), message="consuming")
+        await _publish_behind_a_held_handler(consumer_rig, consumer, held, first_started, ids)
+
+        dead_letters = await consumer_rig.channel.get_queue(
+            consumer_rig.topology.dead_letter_queue("payment_service"), ensure=False
+        )
+
+        async def poison_dead_lettered() -> object:
+            return await dead_letters.get(no_ack=True, fail=False)
+
+        poisoned = await eventually(poison_dead_lettered, timeout=20, message="dead-lettered")
+        await _until_counted("handled", handled, len(ids) - 1)
+    finally:
+        await _stop(running)
+    await _nothing_left(consumer_rig)
+    assert getattr(poisoned, "message_id", None) == "p-2"
+    # The others committed once each, alone after their batch failed; the poison never did.
+    assert await effects.counts() == {i: 1 for i in ids if i != "p-2"}
+    assert await effects.inbox() == set(ids) - {"p-2"}
+    # Those before it ran twice, in the batch that rolled back and then alone; those after it
+    # did not run in the failed batch.
+    ran = {i: len(effects.transactions[i]) for i in ids if i != "p-2"}
+    assert ran == {"p-0": 2, "p-1": 2, "p-3": 1, "p-4": 1}
+
+
+async def test_a_crash_mid_batch_redelivers_every_message_without_a_double_effect(
+    consumer_rig: ConsumerRig, effects: Effects
+) -> None:
+    held, first_started, third_started = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def dies_in_the_third(uow: UnitOfWork, body: object, envelope: Envelope) -> None:
+        await effects.write(uow, envelope)
+        if envelope.message_id == "c-0":
+            first_started.set()
+            await held.wait()
+        if envelope.message_id == "c-2":
+            third_started.set()
+            await asyncio.Future()  # the process dies here, two handlers' effects written
+
+    crashing = consumer_rig.consumer({"order.created": dies_in_the_third}, drain_seconds=0.1)
+    running = asyncio.create_task(crashing.run())
+    ids = [f"c-{n}" for n in range(5)]
+    try:
+        await eventually(lambda: _consuming(consumer_rig), message="consuming")
+        await _publish_behind_a_held_handler(consumer_rig, crashing, held, first_started, ids)
+        await asyncio.wait_for(third_started.wait(), 10)
+    finally:
+        await _stop(running)
+    assert await effects.counts() == {}  # nothing of the batch committed
+
+    async def handler(uow: UnitOfWork, body: object, envelope: Envelope) -> None:
+        await effects.write(uow, envelope)
+
+    handled = _counted("handled")
+    running = asyncio.create_task(consumer_rig.consumer({"order.created": handler}).run())
+    try:
+        await eventually(lambda: _consuming(consumer_rig), message="consuming again")
+        await _until_counted("handled", handled, len(ids))
+    finally:
+        await _stop(running)
+    await _nothing_left(consumer_rig)
+    assert await effects.counts() == dict.fromkeys(ids, 1)
+
+
+async def test_a_crash_between_a_batch_commit_and_its_acks_doubles_no_effect(
+    consumer_rig: ConsumerRig, effects: Effects, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held, first_started = asyncio.Event(), asyncio.Event()
+
+    async def no_ack(self: IncomingMessage, multiple: bool = False) -> None:
+        """The process dies after the commit: no ack reaches the broker."""
+
+    async def handler(uow: UnitOfWork, body: object, envelope: Envelope) -> None:
+        await effects.write(uow, envelope)
+        if envelope.message_id == "a-0":
+            first_started.set()
+            await held.wait()
+
+    with monkeypatch.context() as dying:
+        dying.setattr(IncomingMessage, "ack", no_ack)
+        consumer = consumer_rig.consumer({"order.created": handler})
+        running = asyncio.create_task(consumer.run())
+        ids = [f"a-{n}" for n in range(4)]
+        try:
+            await eventually(lambda: _consuming(consumer_rig), message="consuming")
+            await _publish_behind_a_held_handler(consumer_rig, consumer, held, first_started, ids)
+
+            async def committed() -> bool:
+                return len(await effects.counts()) == len(ids)
+
+            await eventually(committed, message="the batch committed")
+        finally:
+            await _stop(running)
+    assert len({txid for (txid,) in effects.transactions.values()}) == 1
+
+    duplicates = _counted("duplicate")
+    running = asyncio.create_task(consumer_rig.consumer({"order.created": handler}).run())
+    try:
+        await eventually(lambda: _consuming(consumer_rig), message="consuming again")
+        # Delivered again, each finds its inbox row: acked as a duplicate, its effect not redone.
+        await _until_counted("duplicate", duplicates, len(ids))
+    finally:
+        await _stop(running)
+    await _nothing_left(consumer_rig)
+    assert await effects.counts() == dict.fromkeys(ids, 1)
