@@ -84,7 +84,46 @@ def family_rss_mb(pid: int, field: str = "VmRSS") -> float:
 
 
 def family_cpu_seconds(pid: int) -> float:
-    return sum(cpu_seconds(member) for member in family(pid))
+    """CPU time of a process, its live descendants, and the children it has reaped: a
+    PostgreSQL backend that ended meanwhile still counts, in its postmaster's."""
+    return sum(cpu_seconds(member) for member in family(pid)) + reaped_cpu_seconds(pid)
+
+
+def reaped_cpu_seconds(pid: int) -> float:
+    """CPU time of the children a process has waited for (cutime and cstime)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[13]) + int(fields[14])) / _TICKS
+
+
+# The servers a run leans on, by the name their processes have, and their column.
+INFRASTRUCTURE = {"postgres": "postgresql", "beam.smp": "rabbitmq", "redis-server": "redis"}
+
+
+def infrastructure_pids() -> dict[str, int]:
+    """The topmost process of PostgreSQL, RabbitMQ and Redis on this machine, by column name:
+    each one's family is all of that server's CPU. Servers not found are left out."""
+    names: dict[int, str] = {}
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                head, tail = stat.read().rsplit(")", 1)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        names[int(entry)] = head.split("(", 1)[1]
+        parents[int(entry)] = int(tail.split()[1])
+    found: dict[str, int] = {}
+    for pid, name in sorted(names.items()):
+        column = INFRASTRUCTURE.get(name)
+        if column and names.get(parents[pid]) != name and column not in found:
+            found[column] = pid
+    return found
 
 
 def machine_times(cpu_line: str) -> tuple[float, float]:

@@ -181,6 +181,10 @@ _COST_COLUMNS = {
     "order_service": "order",
     "payment_service": "payment",
     "notification_service": "notification",
+    # The servers (bench.procstat.INFRASTRUCTURE), CPU only.
+    "postgresql": "postgresql",
+    "rabbitmq": "rabbitmq",
+    "redis": "redis",
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from bench.costs import CostMeter
 from bench.loadgen.child import run_child
 from bench.loadgen.wrk import Target, run_wrk
-from bench.procstat import CpuMeter, CpuTimeline, family_rss_mb
+from bench.procstat import CpuMeter, CpuTimeline, family_rss_mb, infrastructure_pids
 from bench.profiles import Profile
 from bench.seed import Seeded
 from bench.stack import AMQP_URL, PROCESSES, Stack
@@ -202,8 +202,11 @@ async def saga(bench: Bench, *, costs: bool = True) -> dict[str, Any]:
         if costs
         else None
     )
-    meter = CpuMeter(bench.mesh_pids).start()
-    timeline = CpuTimeline(bench.mesh_pids).start()
+    # The servers the saga leans on are measured beside the mesh: what an order costs the
+    # machine is theirs as much as the services'.
+    pids = {**bench.mesh_pids, **infrastructure_pids()}
+    meter = CpuMeter(pids).start()
+    timeline = CpuTimeline(pids).start()
     try:
         run = (await run_child(argv, timeout=longest + 60)).check("saga_load")
     finally:

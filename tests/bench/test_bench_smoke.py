@@ -75,6 +75,11 @@ async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> 
     # Every order went through the order service: it cannot have cost it nothing.
     per_order = results["5"]["cpu_ms_per_order"]
     assert per_order["order_service"] > 0 and per_order["machine"] >= per_order["order_service"]
+    # And the servers it leans on, beside the services: every order is written and queued.
+    assert per_order["postgresql"] > 0 and per_order["rabbitmq"] > 0
+    assert "| CPU, ms |" in costs_table(report) and "postgresql | rabbitmq | redis |" in (
+        costs_table(report)
+    )
     for phase in phases:
         assert phase["cpu_ms_per_order"]["machine"] > 0, phase
 
