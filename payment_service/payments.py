@@ -87,7 +87,10 @@ class Payments:
             payment_method=event.payment_method,
         )
         result = self.provider.charge(
-            event.total.amount_minor, event.total.currency_code, event.payment_method
+            event.total.amount_minor,
+            event.total.currency_code,
+            event.payment_method,
+            idempotency_key=f"charge-{event.order_id}",
         )
         status = "SUCCEEDED" if result.succeeded else "FAILED"
         await uow.payments.record_outcome(
@@ -155,7 +158,12 @@ class Payments:
             return
         if payment.status != "SUCCEEDED":
             return  # never charged (declined), or refunded already
-        self.provider.refund(payment.amount_minor, payment.currency_code, payment.payment_method)
+        self.provider.refund(
+            payment.amount_minor,
+            payment.currency_code,
+            payment.payment_method,
+            idempotency_key=f"refund-{event.order_id}",
+        )
         now = utcnow()
         if not await uow.payments.mark_refunded(event.order_id, now):
             return  # a concurrent replica refunded it first

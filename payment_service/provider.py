@@ -29,7 +29,13 @@ class SimulatedProvider:
     def __init__(self, amount_limit_minor: int) -> None:
         self.amount_limit_minor = amount_limit_minor
 
-    def charge(self, amount_minor: int, currency_code: str, payment_method: str) -> ChargeResult:
+    def charge(
+        self, amount_minor: int, currency_code: str, payment_method: str, *, idempotency_key: str
+    ) -> ChargeResult:
+        """Charge the method. `idempotency_key` names the charge: a real processor is asked
+        with it (Stripe's `Idempotency-Key`), so that a charge made again, after the
+        transaction that recorded it rolled back (a crash, or another message of its batch
+        failing), is answered with the first one's outcome instead of charging twice."""
         if payment_method in _DECLINES:
             code, reason = _DECLINES[payment_method]
             return ChargeResult(False, code, reason)
@@ -45,5 +51,8 @@ class SimulatedProvider:
             )
         return ChargeResult(True)
 
-    def refund(self, amount_minor: int, currency_code: str, payment_method: str) -> None:
-        """Give a charge back in full; a simulated charge can always be refunded."""
+    def refund(
+        self, amount_minor: int, currency_code: str, payment_method: str, *, idempotency_key: str
+    ) -> None:
+        """Give a charge back in full, once per `idempotency_key` (as `charge`); a simulated
+        charge can always be refunded."""

@@ -8,36 +8,55 @@ handled is a batch of one, at once: batching adds no wait. Under load, what queu
 the running handler goes in the next transaction together, which saves a connection, a BEGIN
 and a COMMIT (and its flush to disk) per message.
 
+Handlers run one at a time in a batch, so a batch takes joiners only for `budget_seconds`
+from its first handler's start: a member whose turn comes later leaves it and is handled alone
+at once, beside it, as every message was before. A slow handler (a lookup over the network)
+holds up a batch's members for that long at most, and its locks no longer than that either.
+
 A batch either commits every member's effects and inbox rows, or none of them. A member that
 fails ends the batch: nothing of it commits, its error is its own (a poison message runs once
-per delivery, as it would alone), and every other member is handled alone, as if it had come
-alone: one poison message costs the others a second run and nothing else.
+per delivery, as it would alone), and every other member is handled alone: one poison message
+costs the others a second run and nothing else. So a handler's effects outside the database
+must bear running again, as they must already for a crash before a commit. A deadlock or a
+serialization failure in a batch of several is nobody's own fault: every member goes alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from meshkit.data.unit_of_work import UnitOfWork
 from meshkit.shielding import finish
 
+logger = logging.getLogger(__name__)
+
 UnitOfWorkT = TypeVar("UnitOfWorkT", bound=UnitOfWork)
 T = TypeVar("T")
+
+# PostgreSQL's deadlock_detected and serialization_failure: transactions in each other's way,
+# which a batch holding more rows for longer meets more often than its members alone would.
+_CONTENTION = frozenset({"40P01", "40001"})
 
 
 class DeliveryBatch(Generic[UnitOfWorkT]):
     """One unit of work that up to `limit` messages join while it runs."""
 
-    def __init__(self, unit_of_work: UnitOfWorkT, limit: int) -> None:
+    def __init__(self, unit_of_work: UnitOfWorkT, limit: int, budget_seconds: float) -> None:
+        if limit < 1:
+            raise ValueError(f"a batch takes at least one message, not {limit}")
         self.uow = unit_of_work
         self.limit = limit
+        self.budget = budget_seconds
         self.joined = 0
         self.finished = 0
-        # Settling (committing or rolling back): no one joins any more.
+        # Settling (committing or rolling back), or past its budget: no one joins any more.
         self.closed = False
         self.failed = False
+        self._began = 0.0
         self._entered = False
         self._turn = asyncio.Lock()
         self._committed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -48,23 +67,29 @@ class DeliveryBatch(Generic[UnitOfWorkT]):
 
     async def run(self, work: Callable[[UnitOfWorkT], Awaitable[T]]) -> tuple[bool, T | None]:
         """Run `work` in its turn; (True, its result) once the batch committed, (False, None)
-        when the batch did not through no fault of `work` (another member failed, or the
-        commit did): nothing of `work` stayed, and the caller handles its message alone.
-        What `work` raises itself is raised, once the batch has rolled back."""
+        when it did not run in a batch that committed through no fault of its own (another
+        member failed, the commit did, or its turn came past the budget): nothing of `work`
+        stayed, and the caller handles its message alone. What `work` raises itself is
+        raised, once the batch has rolled back."""
         assert self.open, "join an open batch only"
         self.joined += 1
         result: T | None = None
         error: Exception | None = None
+        left = False
         try:
             async with self._turn:
-                if not self.failed:
+                if self.failed:
+                    pass
+                elif self._entered and time.monotonic() - self._began > self.budget:
+                    self.closed = left = True
+                else:
                     try:
                         if not self._entered:
                             self._entered = True
+                            self._began = time.monotonic()
                             await self.uow.__aenter__()
-                        elif _aborted(self.uow):
+                        elif getattr(self.uow.tx, "failed", False):
                             # A member before swallowed a failed statement: not this one's fault.
-                            self.failed = True
                             raise _Aborted
                         result = await work(self.uow)
                     except BaseException:
@@ -73,7 +98,8 @@ class DeliveryBatch(Generic[UnitOfWorkT]):
         except _Aborted:
             pass
         except Exception as exc:
-            error = exc
+            if self.joined == 1 or not _contention(exc):
+                error = exc
         finally:
             self.finished += 1
             if self.finished == self.joined:
@@ -81,6 +107,8 @@ class DeliveryBatch(Generic[UnitOfWorkT]):
                 # no message joins a batch that is committing.
                 self.closed = True
                 await finish(self._settle())
+        if left:
+            return False, None
         committed = await asyncio.shield(self._committed)
         if error is not None:
             raise error
@@ -94,10 +122,14 @@ class DeliveryBatch(Generic[UnitOfWorkT]):
                     if not self.failed:
                         await self.uow.commit()
                         committed = True
-                finally:
+                except Exception as exc:
+                    # Each member goes alone, where its inbox row tells whether this commit
+                    # took after all.
+                    logger.warning("a batch of %d messages did not commit: %r", self.joined, exc)
+                try:
                     await self.uow.__aexit__(None, None, None)
-        except Exception:
-            committed = False  # a failed commit: each member finds out alone, by its inbox row
+                except Exception as exc:  # releasing the connection: the outcome stands
+                    logger.warning("closing a batch's unit of work failed: %r", exc)
         finally:
             self._committed.set_result(committed)
 
@@ -106,5 +138,12 @@ class _Aborted(Exception):
     """The batch's transaction was lost before this member's turn."""
 
 
-def _aborted(uow: UnitOfWork) -> bool:
-    return bool(getattr(uow.tx, "failed", False))
+def _contention(error: BaseException) -> bool:
+    """Whether `error`, or one it was raised from, is PostgreSQL's deadlock or serialization
+    failure."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if getattr(seen, "sqlstate", None) in _CONTENTION:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

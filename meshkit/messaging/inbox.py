@@ -148,6 +148,7 @@ class EventConsumer(Generic[UnitOfWorkT]):
         unit_of_work: Callable[[], UnitOfWorkT] | None = None,
         prefetch: int = 64,
         batch_limit: int = 32,
+        batch_budget_seconds: float = 0.05,
         retry_base_seconds: float = 0.2,
         retry_max_seconds: float = 5.0,
         drain_seconds: float = 5.0,
@@ -163,8 +164,14 @@ class EventConsumer(Generic[UnitOfWorkT]):
             Callable[[], UnitOfWorkT], functools.partial(UnitOfWork, database)
         )
         self.prefetch = prefetch
+        if batch_limit < 1:
+            raise ValueError(
+                f"batch_limit is at least 1 (a transaction per message), not {batch_limit}"
+            )
         # How many messages one transaction takes at most; 1 handles each in its own.
         self.batch_limit = batch_limit
+        # How long a batch takes joiners from its first handler's start (`DeliveryBatch`).
+        self.batch_budget = batch_budget_seconds
         self._batch: DeliveryBatch[UnitOfWorkT] | None = None
         self.retry_base = retry_base_seconds
         self.retry_max = retry_max_seconds
@@ -306,7 +313,7 @@ class EventConsumer(Generic[UnitOfWorkT]):
     def _batch_to_join(self) -> DeliveryBatch[UnitOfWorkT]:
         """The batch being handled, while it takes more; else a new one."""
         if self._batch is None or not self._batch.open:
-            self._batch = DeliveryBatch(self.unit_of_work(), self.batch_limit)
+            self._batch = DeliveryBatch(self.unit_of_work(), self.batch_limit, self.batch_budget)
         return self._batch
 
     async def _deliver(

@@ -53,14 +53,24 @@ class CountingProvider(SimulatedProvider):
         super().__init__(10**9)
         self.charged = 0
         self.refunded = 0
+        # The idempotency key of every charge and refund asked, in order.
+        self.keys: list[str] = []
 
-    def charge(self, amount_minor: int, currency_code: str, payment_method: str) -> ChargeResult:
-        result = super().charge(amount_minor, currency_code, payment_method)
+    def charge(
+        self, amount_minor: int, currency_code: str, payment_method: str, *, idempotency_key: str
+    ) -> ChargeResult:
+        result = super().charge(
+            amount_minor, currency_code, payment_method, idempotency_key=idempotency_key
+        )
         self.charged += result.succeeded
+        self.keys.append(idempotency_key)
         return result
 
-    def refund(self, amount_minor: int, currency_code: str, payment_method: str) -> None:
+    def refund(
+        self, amount_minor: int, currency_code: str, payment_method: str, *, idempotency_key: str
+    ) -> None:
         self.refunded += 1
+        self.keys.append(idempotency_key)
 
 
 async def payments_on(database: Database) -> Payments:
@@ -98,6 +108,9 @@ async def test_a_charge_of_an_order_cancelled_meanwhile_is_refunded_once(
     assert (refunded.status, refunded.amount_minor) == ("REFUNDED", 2_500)
     assert refunded.refunded_at is not None
     assert await published(database) == ["payment.succeeded", "payment.refunded"]
+    # Each asked of the processor under a key of its own, the same on every retry of it.
+    assert isinstance(payments.provider, CountingProvider)
+    assert payments.provider.keys == [f"charge-{order_id}", f"refund-{order_id}"]
 
 
 async def test_an_order_cancelled_before_its_charge_is_never_charged(

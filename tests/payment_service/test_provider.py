@@ -21,7 +21,7 @@ provider = SimulatedProvider(amount_limit_minor=100_000)
     ],
 )
 def test_outcomes(method: str, amount: int, code: str) -> None:
-    result = provider.charge(amount, "USD", method)
+    result = provider.charge(amount, "USD", method, idempotency_key="charge-o-1")
     assert result.succeeded is (code == "")
     assert result.failure_code == code
     assert bool(result.failure_reason) is (code != "")

@@ -5,6 +5,8 @@ crash at any point of a batch redelivers its messages without doubling an effect
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from dataclasses import dataclass, field
 
 import pytest
@@ -19,6 +21,9 @@ from tests.runtime.conftest import CONSUMER, ConsumerRig
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
+
+# Longer than the tests hold a batch's first handler: every member runs in the batch.
+BUDGET = 30.0
 
 
 @dataclass
@@ -124,7 +129,7 @@ async def test_messages_arriving_while_one_is_handled_commit_in_its_transaction(
             first_started.set()
             await held.wait()
 
-    consumer = consumer_rig.consumer({"order.created": handler})
+    consumer = consumer_rig.consumer({"order.created": handler}, batch_budget_seconds=BUDGET)
     running = asyncio.create_task(consumer.run())
     ids = [f"b-{n}" for n in range(5)]
     handled = _counted("handled")
@@ -154,7 +159,10 @@ async def test_a_poison_message_in_a_batch_costs_the_others_nothing(
             raise ValueError("poison")
 
     consumer = consumer_rig.consumer(
-        {"order.created": handler}, retry_base_seconds=0.01, retry_max_seconds=0.02
+        {"order.created": handler},
+        retry_base_seconds=0.01,
+        retry_max_seconds=0.02,
+        batch_budget_seconds=BUDGET,
     )
     running = asyncio.create_task(consumer.run())
     ids = [f"p-{n}" for n in range(5)]
@@ -199,7 +207,9 @@ async def test_a_crash_mid_batch_redelivers_every_message_without_a_double_effec
             third_started.set()
             await asyncio.Future()  # the process dies here, two handlers' effects written
 
-    crashing = consumer_rig.consumer({"order.created": dies_in_the_third}, drain_seconds=0.1)
+    crashing = consumer_rig.consumer(
+        {"order.created": dies_in_the_third}, drain_seconds=0.1, batch_budget_seconds=BUDGET
+    )
     running = asyncio.create_task(crashing.run())
     ids = [f"c-{n}" for n in range(5)]
     try:
@@ -240,7 +250,7 @@ async def test_a_crash_between_a_batch_commit_and_its_acks_doubles_no_effect(
 
     with monkeypatch.context() as dying:
         dying.setattr(IncomingMessage, "ack", no_ack)
-        consumer = consumer_rig.consumer({"order.created": handler})
+        consumer = consumer_rig.consumer({"order.created": handler}, batch_budget_seconds=BUDGET)
         running = asyncio.create_task(consumer.run())
         ids = [f"a-{n}" for n in range(4)]
         try:
@@ -265,3 +275,70 @@ async def test_a_crash_between_a_batch_commit_and_its_acks_doubles_no_effect(
         await _stop(running)
     await _nothing_left(consumer_rig)
     assert await effects.counts() == dict.fromkeys(ids, 1)
+
+
+async def test_a_message_whose_turn_comes_past_the_budget_is_handled_alone(
+    consumer_rig: ConsumerRig, effects: Effects
+) -> None:
+    held, first_started = asyncio.Event(), asyncio.Event()
+
+    async def handler(uow: UnitOfWork, body: object, envelope: Envelope) -> None:
+        await effects.write(uow, envelope)
+        if envelope.message_id == "s-0":
+            first_started.set()
+            await held.wait()  # a slow handler: the others' turns come past the budget
+
+    consumer = consumer_rig.consumer({"order.created": handler}, batch_budget_seconds=0.0)
+    running = asyncio.create_task(consumer.run())
+    ids = [f"s-{n}" for n in range(4)]
+    handled = _counted("handled")
+    try:
+        await eventually(lambda: _consuming(consumer_rig), message="consuming")
+        await _publish_behind_a_held_handler(consumer_rig, consumer, held, first_started, ids)
+        await _until_counted("handled", handled, len(ids))
+    finally:
+        await _stop(running)
+    await _nothing_left(consumer_rig)
+    assert await effects.counts() == dict.fromkeys(ids, 1)
+    # Each ran once, in a transaction of its own.
+    assert all(len(runs) == 1 for runs in effects.transactions.values())
+    assert len({txid for (txid,) in effects.transactions.values()}) == len(ids)
+
+
+async def test_a_statement_failed_and_swallowed_in_a_batch_costs_the_others_nothing(
+    consumer_rig: ConsumerRig, effects: Effects, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="meshkit.messaging.inbox")
+    held, first_started = asyncio.Event(), asyncio.Event()
+
+    async def handler(uow: UnitOfWork, body: object, envelope: Envelope) -> None:
+        await effects.write(uow, envelope)
+        if envelope.message_id == "w-0":
+            first_started.set()
+            await held.wait()
+        if envelope.message_id == "w-1":
+            # A handler that catches a failed statement and returns as if all went well:
+            # the transaction it shares is lost all the same.
+            with contextlib.suppress(Exception):
+                await uow.tx.execute(Statement(select(text("1/0"))))
+
+    consumer = consumer_rig.consumer(
+        {"order.created": handler},
+        retry_base_seconds=0.01,
+        retry_max_seconds=0.02,
+        batch_budget_seconds=BUDGET,
+    )
+    running = asyncio.create_task(consumer.run())
+    ids = [f"w-{n}" for n in range(4)]
+    handled = _counted("handled")
+    try:
+        await eventually(lambda: _consuming(consumer_rig), message="consuming")
+        await _publish_behind_a_held_handler(consumer_rig, consumer, held, first_started, ids)
+        await _until_counted("handled", handled, len(ids) - 1)
+    finally:
+        await _stop(running)
+    # w-1's own transactions never commit (its commit refuses a lost transaction); the
+    # others commit once each, alone, and none of them is blamed for the lost transaction.
+    assert await effects.counts() == {i: 1 for i in ids if i != "w-1"}
+    blamed = {getattr(r, "message_id", None) for r in caplog.records if "failed" in r.msg}
+    assert blamed == {"w-1"}
