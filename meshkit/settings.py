@@ -243,6 +243,9 @@ class ServiceSettings(CommonSettings):
     # At most this many messages, those that arrived while one was being handled, share one
     # transaction (`meshkit.messaging.batches`); 1 gives each its own.
     consumer_batch_limit: int = setting(32, "CONSUMER_BATCH_LIMIT", ge=1, le=1000)
+    # A batch lasts this long from its first handler's start; the messages whose turn has not
+    # come by then go on in the next one.
+    consumer_batch_seconds: float = setting(0.05, "CONSUMER_BATCH_SECONDS", ge=0, le=10)
     # Signs page tokens so a client cannot forge a cursor.
     page_token_secret: Secret = setting(
         Secret(INSECURE_DEFAULT_PREFIX + "page-tokens"), "PAGE_TOKEN_SECRET"

@@ -8,10 +8,10 @@ handled is a batch of one, at once: batching adds no wait. Under load, what queu
 the running handler goes in the next transaction together, which saves a connection, a BEGIN
 and a COMMIT (and its flush to disk) per message.
 
-Handlers run one at a time in a batch, so a batch takes joiners only for `budget_seconds`
-from its first handler's start: a member whose turn comes later leaves it and is handled alone
-at once, beside it, as every message was before. A slow handler (a lookup over the network)
-holds up a batch's members for that long at most, and its locks no longer than that either.
+Handlers run one at a time in a batch, so a batch lasts `budget_seconds` from its first
+handler's start: a member whose turn has not come by then leaves it for the next batch, which
+starts at once beside it. A slow handler (a lookup over the network) holds up the members
+behind it for that long at most, and a batch's locks are held about that long.
 
 A batch either commits every member's effects and inbox rows, or none of them. A member that
 fails ends the batch: nothing of it commits, its error is its own (a poison message runs once
@@ -24,6 +24,7 @@ serialization failure in a batch of several is nobody's own fault: every member 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -40,6 +41,14 @@ T = TypeVar("T")
 # PostgreSQL's deadlock_detected and serialization_failure: transactions in each other's way,
 # which a batch holding more rows for longer meets more often than its members alone would.
 _CONTENTION = frozenset({"40P01", "40001"})
+
+
+class Verdict(enum.Enum):
+    """What became of a member's message in its batch (`DeliveryBatch.run`)."""
+
+    COMMITTED = "committed"
+    ALONE = "alone"
+    LATE = "late"
 
 
 class DeliveryBatch(Generic[UnitOfWorkT]):
@@ -63,56 +72,79 @@ class DeliveryBatch(Generic[UnitOfWorkT]):
 
     @property
     def open(self) -> bool:
-        return not (self.closed or self.failed) and self.joined < self.limit
+        return not (self.closed or self.failed or self._spent()) and self.joined < self.limit
 
-    async def run(self, work: Callable[[UnitOfWorkT], Awaitable[T]]) -> tuple[bool, T | None]:
-        """Run `work` in its turn; (True, its result) once the batch committed, (False, None)
-        when it did not run in a batch that committed through no fault of its own (another
-        member failed, the commit did, or its turn came past the budget): nothing of `work`
-        stayed, and the caller handles its message alone. What `work` raises itself is
-        raised, once the batch has rolled back."""
+    def _spent(self) -> bool:
+        return self._entered and time.monotonic() - self._began > self.budget
+
+    async def run(self, work: Callable[[UnitOfWorkT], Awaitable[T]]) -> tuple[Verdict, T | None]:
+        """Run `work` in its turn, and say what became of it: COMMITTED with its result once
+        the batch committed; ALONE when the batch did not commit through no fault of `work`
+        (another member failed, or the commit did): nothing of it stayed, and the caller
+        handles its message alone; LATE when its turn did not come within the budget: it did
+        not run, and the caller joins the next batch. What `work` raises itself is raised,
+        once the batch has rolled back."""
         assert self.open, "join an open batch only"
         self.joined += 1
         result: T | None = None
         error: Exception | None = None
-        left = False
+        late = False
         try:
-            async with self._turn:
-                if self.failed:
-                    pass
-                elif self._entered and time.monotonic() - self._began > self.budget:
-                    self.closed = left = True
-                else:
-                    try:
-                        if not self._entered:
-                            self._entered = True
-                            self._began = time.monotonic()
-                            await self.uow.__aenter__()
-                        elif getattr(self.uow.tx, "failed", False):
-                            # A member before swallowed a failed statement: not this one's fault.
-                            raise _Aborted
-                        result = await work(self.uow)
-                    except BaseException:
-                        self.failed = True
-                        raise
+            try:
+                # Not past the budget: a slow handler ahead does not hold this one up longer.
+                async with asyncio.timeout(self._time_left()):
+                    await self._turn.acquire()
+            except TimeoutError:
+                late = True
+            else:
+                try:
+                    if self.failed:
+                        pass
+                    elif self._spent():
+                        late = True
+                    else:
+                        result = await self._run_in_turn(work)
+                finally:
+                    self._turn.release()
         except _Aborted:
             pass
         except Exception as exc:
             if self.joined == 1 or not _contention(exc):
                 error = exc
         finally:
+            if late:
+                self.closed = True  # those behind are as late
             self.finished += 1
             if self.finished == self.joined:
                 # The last member settles for all. Decided in the same step as the count, so
                 # no message joins a batch that is committing.
                 self.closed = True
                 await finish(self._settle())
-        if left:
-            return False, None
+        if late:
+            return Verdict.LATE, None
         committed = await asyncio.shield(self._committed)
         if error is not None:
             raise error
-        return (True, result) if committed else (False, None)
+        return (Verdict.COMMITTED, result) if committed else (Verdict.ALONE, None)
+
+    def _time_left(self) -> float | None:
+        if not self._entered:
+            return None
+        return max(0.0, self._began + self.budget - time.monotonic())
+
+    async def _run_in_turn(self, work: Callable[[UnitOfWorkT], Awaitable[T]]) -> T:
+        try:
+            if not self._entered:
+                self._entered = True
+                self._began = time.monotonic()
+                await self.uow.__aenter__()
+            elif getattr(self.uow.tx, "failed", False):
+                # A member before swallowed a failed statement: not this one's fault.
+                raise _Aborted
+            return await work(self.uow)
+        except BaseException:
+            self.failed = True
+            raise
 
     async def _settle(self) -> None:
         committed = False

@@ -77,5 +77,6 @@ class Messaging:
             retry_max_seconds=self.settings.consumer_retry_max_seconds,
             outage_window_seconds=self.settings.consumer_outage_window_seconds,
             batch_limit=self.settings.consumer_batch_limit,
+            batch_budget_seconds=self.settings.consumer_batch_seconds,
         )
         return [relay.run, consumer.run]

@@ -43,7 +43,7 @@ from meshkit.data.transactions import Statement, Transaction
 from meshkit.data.unit_of_work import UnitOfWork
 from meshkit.failures import dependency_down
 from meshkit.messaging.amqp import DELIVERY_LIMIT, Topology, fresh_copy
-from meshkit.messaging.batches import DeliveryBatch
+from meshkit.messaging.batches import DeliveryBatch, Verdict
 from meshkit.messaging.events import OCCURRED_AT_HEADER, Envelope, UnknownEvent, decode_event
 from meshkit.messaging.metrics import (
     DEAD_LETTERED,
@@ -294,8 +294,10 @@ class EventConsumer(Generic[UnitOfWorkT]):
         envelope = envelope_of(message, event_type)
         work = functools.partial(self._deliver, handler, body, envelope)
         try:
-            committed, outcome = await self._batch_to_join().run(work)
-            if not committed:
+            verdict, outcome = await self._batch_to_join().run(work)
+            while verdict is Verdict.LATE:
+                verdict, outcome = await self._batch_to_join().run(work)
+            if verdict is Verdict.ALONE:
                 # Its batch did not commit (this message or another failed in it): handled
                 # alone, as if it had come alone, so that its own error is the one that counts.
                 async with self.unit_of_work() as uow:
