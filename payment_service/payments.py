@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from google.protobuf.message import Message
 
@@ -26,30 +27,29 @@ from payment_service.unit_of_work import PaymentUnitOfWork
 logger = logging.getLogger(__name__)
 
 
-async def _add_payment(
-    uow: PaymentUnitOfWork,
-    payment_id: str,
+def _payment_of(
     event: events_pb2.OrderCreated | events_pb2.OrderCancelled,
+    payment_id: str,
     *,
     status: str,
     created_at: datetime,
     payment_method: str = "",
     failure_code: str = "",
     failure_reason: str = "",
-) -> None:
-    """Claim the order's one payment row, with what an event about the order gives it."""
-    await uow.payments.add(
-        payment_id=payment_id,
-        order_id=event.order_id,
-        user_id=event.user_id,
-        amount_minor=event.total.amount_minor,
-        currency_code=event.total.currency_code,
-        status=status,
-        created_at=created_at,
-        payment_method=payment_method,
-        failure_code=failure_code,
-        failure_reason=failure_reason,
-    )
+) -> dict[str, Any]:
+    """The order's one payment row, with what an event about the order gives it."""
+    return {
+        "payment_id": payment_id,
+        "order_id": event.order_id,
+        "user_id": event.user_id,
+        "amount_minor": event.total.amount_minor,
+        "currency_code": event.total.currency_code,
+        "status": status,
+        "created_at": created_at,
+        "payment_method": payment_method,
+        "failure_code": failure_code,
+        "failure_reason": failure_reason,
+    }
 
 
 class Payments:
@@ -69,23 +69,24 @@ class Payments:
     ) -> None:
         """Charge the order and record the outcome with its event, in one transaction."""
         assert isinstance(event, events_pb2.OrderCreated)
-        if await uow.payments.of_order(event.order_id) is not None:
+        payment_id, now = new_id(), utcnow()
+        # The order's one payment row is claimed before anything is charged, in one
+        # statement: a concurrent order.cancelled, or a replica charging the same order,
+        # waits for this transaction, then fails on the unique order_id (and rolls back having
+        # charged nothing) or finds the row.
+        claimed = await uow.payments.claim(
+            **_payment_of(
+                event,
+                payment_id,
+                status="PENDING",
+                created_at=now,
+                payment_method=event.payment_method,
+            )
+        )
+        if not claimed:
             # A second order.created for this order (a re-publish): charged already. Or the
             # order was cancelled before this one was handled: never to be charged.
             return
-        payment_id, now = new_id(), utcnow()
-        # The order's one payment row is claimed before anything is charged: a concurrent
-        # order.cancelled, or a replica charging the same order, fails here on the unique
-        # order_id (or waits for this transaction, then fails), and its transaction rolls back
-        # having charged nothing.
-        await _add_payment(
-            uow,
-            payment_id,
-            event,
-            status="PENDING",
-            created_at=now,
-            payment_method=event.payment_method,
-        )
         result = self.provider.charge(
             event.total.amount_minor,
             event.total.currency_code,
@@ -146,14 +147,15 @@ class Payments:
         payment = await uow.payments.of_order(event.order_id)
         if payment is None:
             never = "The order was cancelled before it was charged."
-            await _add_payment(
-                uow,
-                new_id(),
-                event,
-                status="FAILED",
-                created_at=utcnow(),
-                failure_code="order_cancelled",
-                failure_reason=never,
+            await uow.payments.add(
+                **_payment_of(
+                    event,
+                    new_id(),
+                    status="FAILED",
+                    created_at=utcnow(),
+                    failure_code="order_cancelled",
+                    failure_reason=never,
+                )
             )
             return
         if payment.status != "SUCCEEDED":
