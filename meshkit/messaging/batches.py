@@ -1,12 +1,12 @@
-"""Deliveries handled together: the messages that arrive while one is being handled share its
-transaction, and commit with it.
+"""Deliveries handled together, in one transaction and one commit.
 
-Each message keeps its own task (the consumer's callback), and so its own span, ids and ack:
-the members of a batch run their handlers one after another in the batch's unit of work, and
-the last one to finish commits for all of them. A message arriving while nothing is being
-handled is a batch of one, at once: batching adds no wait. Under load, what queued up behind
-the running handler goes in the next transaction together, which saves a connection, a BEGIN
-and a COMMIT (and its flush to disk) per message.
+The messages that arrive while one is being handled share its transaction. Each message
+keeps its own task (the consumer's callback), and so its own span, ids and ack: the members
+of a batch run their handlers one after another in the batch's unit of work, and the last one
+to finish commits for all of them. A message arriving while nothing is being handled is a
+batch of one, at once: batching adds no wait. Under load, what queued up behind the running
+handler goes in the next transaction together, which saves a connection, a BEGIN and a
+COMMIT (and its flush to disk) per message.
 
 Handlers run one at a time in a batch, so a batch lasts `budget_seconds` from its first
 handler's start: a member whose turn has not come by then leaves it for the next batch, which
@@ -149,21 +149,31 @@ class DeliveryBatch(Generic[UnitOfWorkT]):
     async def _settle(self) -> None:
         committed = False
         try:
-            if self._entered:
+            if not self._entered:
+                return
+            try:
+                if not self.failed:
+                    await self.uow.commit()
+                    committed = True
+            except Exception as exc:
+                # Each member goes alone, where its inbox row tells whether this commit took
+                # after all.
+                logger.warning("a batch of %d messages did not commit: %r", self.joined, exc)
+            finally:
+                # Rolled back for a reason, not a forgotten commit(): the unit of work is told.
+                rolled_back = None if committed else _RolledBack()
                 try:
-                    if not self.failed:
-                        await self.uow.commit()
-                        committed = True
-                except Exception as exc:
-                    # Each member goes alone, where its inbox row tells whether this commit
-                    # took after all.
-                    logger.warning("a batch of %d messages did not commit: %r", self.joined, exc)
-                try:
-                    await self.uow.__aexit__(None, None, None)
+                    await self.uow.__aexit__(
+                        type(rolled_back) if rolled_back else None, rolled_back, None
+                    )
                 except Exception as exc:  # releasing the connection: the outcome stands
                     logger.warning("closing a batch's unit of work failed: %r", exc)
         finally:
             self._committed.set_result(committed)
+
+
+class _RolledBack(Exception):
+    """Why a batch's unit of work ends without its commit: a member failed, or the commit."""
 
 
 class _Aborted(Exception):

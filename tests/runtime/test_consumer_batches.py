@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -96,65 +97,76 @@ async def _stop(task: asyncio.Task[None]) -> None:
     await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10)
 
 
-async def _publish_behind_a_held_handler(
-    rig: ConsumerRig,
-    consumer: EventConsumer[UnitOfWork],
-    held: asyncio.Event,
-    first_started: asyncio.Event,
-    message_ids: list[str],
-) -> None:
-    """Publish the first message, keep its handler running until the rest have joined its
-    batch, then let it go."""
-    await rig.publish(message_ids[0])
-    await asyncio.wait_for(first_started.wait(), 10)
-    for message_id in message_ids[1:]:
-        await rig.publish(message_id)
+@contextlib.asynccontextmanager
+async def consuming(rig: ConsumerRig, consumer: EventConsumer[UnitOfWork]) -> AsyncIterator[None]:
+    """The consumer running, and on the broker's books as its queue's consumer, for the block;
+    stopped after it."""
+    running = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: _consuming(rig), message="consuming")
+        yield
+    finally:
+        await _stop(running)
 
-    async def all_joined() -> bool:
-        batch = consumer._batch
-        return batch is not None and batch.joined == len(message_ids)
 
-    await eventually(all_joined, message="every message joined the running batch")
-    held.set()
+class Holder:
+    """Keeps the first message's handler running until the others have joined its batch."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        self.started = asyncio.Event()
+        self.held = asyncio.Event()
+
+    async def hold_the_first(self, envelope: Envelope) -> None:
+        """In the handler: the first message's waits here until the others have joined."""
+        if envelope.message_id == self.ids[0]:
+            self.started.set()
+            await self.held.wait()
+
+    async def publish(self, rig: ConsumerRig, consumer: EventConsumer[UnitOfWork]) -> None:
+        """Publish the first message, then the others while its handler runs; let it go once
+        they have all joined its batch."""
+        await rig.publish(self.ids[0])
+        await asyncio.wait_for(self.started.wait(), 10)
+        for message_id in self.ids[1:]:
+            await rig.publish(message_id)
+
+        async def all_joined() -> bool:
+            batch = consumer._batch
+            return batch is not None and batch.joined == len(self.ids)
+
+        await eventually(all_joined, message="every message joined the running batch")
+        self.held.set()
 
 
 async def test_messages_arriving_while_one_is_handled_commit_in_its_transaction(
     consumer_rig: ConsumerRig, effects: Effects
 ) -> None:
-    held, first_started = asyncio.Event(), asyncio.Event()
+    holder = Holder([f"b-{n}" for n in range(5)])
 
     async def handler(uow: UnitOfWork, body: object, envelope: Envelope) -> None:
         await effects.write(uow, envelope)
-        if envelope.message_id == "b-0":
-            first_started.set()
-            await held.wait()
+        await holder.hold_the_first(envelope)
 
     consumer = consumer_rig.consumer({"order.created": handler}, batch_budget_seconds=BUDGET)
-    running = asyncio.create_task(consumer.run())
-    ids = [f"b-{n}" for n in range(5)]
     handled = _counted("handled")
-    try:
-        await eventually(lambda: _consuming(consumer_rig), message="consuming")
-        await _publish_behind_a_held_handler(consumer_rig, consumer, held, first_started, ids)
-        await _until_counted("handled", handled, len(ids))
-    finally:
-        await _stop(running)
+    async with consuming(consumer_rig, consumer):
+        await holder.publish(consumer_rig, consumer)
+        await _until_counted("handled", handled, len(holder.ids))
     await _nothing_left(consumer_rig)
-    assert await effects.counts() == dict.fromkeys(ids, 1)
-    assert await effects.inbox() == set(ids)
+    assert await effects.counts() == dict.fromkeys(holder.ids, 1)
+    assert await effects.inbox() == set(holder.ids)
     assert len({txid for (txid,) in effects.transactions.values()}) == 1
 
 
 async def test_a_poison_message_in_a_batch_costs_the_others_nothing(
     consumer_rig: ConsumerRig, effects: Effects
 ) -> None:
-    held, first_started = asyncio.Event(), asyncio.Event()
+    holder = Holder([f"p-{n}" for n in range(5)])
 
     async def handler(uow: UnitOfWork, body: object, envelope: Envelope) -> None:
         await effects.write(uow, envelope)  # written, then rolled back with the poison
-        if envelope.message_id == "p-0":
-            first_started.set()
-            await held.wait()
+        await holder.hold_the_first(envelope)
         if envelope.message_id == "p-2":
             raise ValueError("poison")
 
@@ -164,45 +176,39 @@ async def test_a_poison_message_in_a_batch_costs_the_others_nothing(
         retry_max_seconds=0.02,
         batch_budget_seconds=BUDGET,
     )
-    running = asyncio.create_task(consumer.run())
-    ids = [f"p-{n}" for n in range(5)]
+    dead_letters = await consumer_rig.channel.get_queue(
+        consumer_rig.topology.dead_letter_queue(CONSUMER), ensure=False
+    )
+
+    async def poison_dead_lettered() -> object:
+        return await dead_letters.get(no_ack=True, fail=False)
+
     handled = _counted("handled")
-    try:
-        await eventually(lambda: _consuming(consumer_rig), message="consuming")
-        await _publish_behind_a_held_handler(consumer_rig, consumer, held, first_started, ids)
-
-        dead_letters = await consumer_rig.channel.get_queue(
-            consumer_rig.topology.dead_letter_queue("payment_service"), ensure=False
-        )
-
-        async def poison_dead_lettered() -> object:
-            return await dead_letters.get(no_ack=True, fail=False)
-
+    async with consuming(consumer_rig, consumer):
+        await holder.publish(consumer_rig, consumer)
         poisoned = await eventually(poison_dead_lettered, timeout=20, message="dead-lettered")
-        await _until_counted("handled", handled, len(ids) - 1)
-    finally:
-        await _stop(running)
+        await _until_counted("handled", handled, len(holder.ids) - 1)
     await _nothing_left(consumer_rig)
     assert getattr(poisoned, "message_id", None) == "p-2"
     # The others committed once each, alone after their batch failed; the poison never did.
-    assert await effects.counts() == {i: 1 for i in ids if i != "p-2"}
-    assert await effects.inbox() == set(ids) - {"p-2"}
+    others = [i for i in holder.ids if i != "p-2"]
+    assert await effects.counts() == dict.fromkeys(others, 1)
+    assert await effects.inbox() == set(others)
     # Those before it ran twice, in the batch that rolled back and then alone; those after it
     # did not run in the failed batch.
-    ran = {i: len(effects.transactions[i]) for i in ids if i != "p-2"}
+    ran = {i: len(effects.transactions[i]) for i in others}
     assert ran == {"p-0": 2, "p-1": 2, "p-3": 1, "p-4": 1}
 
 
 async def test_a_crash_mid_batch_redelivers_every_message_without_a_double_effect(
     consumer_rig: ConsumerRig, effects: Effects
 ) -> None:
-    held, first_started, third_started = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    holder = Holder([f"c-{n}" for n in range(5)])
+    third_started = asyncio.Event()
 
     async def dies_in_the_third(uow: UnitOfWork, body: object, envelope: Envelope) -> None:
         await effects.write(uow, envelope)
-        if envelope.message_id == "c-0":
-            first_started.set()
-            await held.wait()
+        await holder.hold_the_first(envelope)
         if envelope.message_id == "c-2":
             third_started.set()
             await asyncio.Future()  # the process dies here, two handlers' effects written
@@ -210,102 +216,79 @@ async def test_a_crash_mid_batch_redelivers_every_message_without_a_double_effec
     crashing = consumer_rig.consumer(
         {"order.created": dies_in_the_third}, drain_seconds=0.1, batch_budget_seconds=BUDGET
     )
-    running = asyncio.create_task(crashing.run())
-    ids = [f"c-{n}" for n in range(5)]
-    try:
-        await eventually(lambda: _consuming(consumer_rig), message="consuming")
-        await _publish_behind_a_held_handler(consumer_rig, crashing, held, first_started, ids)
+    async with consuming(consumer_rig, crashing):
+        await holder.publish(consumer_rig, crashing)
         await asyncio.wait_for(third_started.wait(), 10)
-    finally:
-        await _stop(running)
     assert await effects.counts() == {}  # nothing of the batch committed
 
     async def handler(uow: UnitOfWork, body: object, envelope: Envelope) -> None:
         await effects.write(uow, envelope)
 
     handled = _counted("handled")
-    running = asyncio.create_task(consumer_rig.consumer({"order.created": handler}).run())
-    try:
-        await eventually(lambda: _consuming(consumer_rig), message="consuming again")
-        await _until_counted("handled", handled, len(ids))
-    finally:
-        await _stop(running)
+    async with consuming(consumer_rig, consumer_rig.consumer({"order.created": handler})):
+        await _until_counted("handled", handled, len(holder.ids))
     await _nothing_left(consumer_rig)
-    assert await effects.counts() == dict.fromkeys(ids, 1)
+    assert await effects.counts() == dict.fromkeys(holder.ids, 1)
 
 
 async def test_a_crash_between_a_batch_commit_and_its_acks_doubles_no_effect(
     consumer_rig: ConsumerRig, effects: Effects, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    held, first_started = asyncio.Event(), asyncio.Event()
+    holder = Holder([f"a-{n}" for n in range(4)])
 
     async def no_ack(self: IncomingMessage, multiple: bool = False) -> None:
         """The process dies after the commit: no ack reaches the broker."""
 
     async def handler(uow: UnitOfWork, body: object, envelope: Envelope) -> None:
         await effects.write(uow, envelope)
-        if envelope.message_id == "a-0":
-            first_started.set()
-            await held.wait()
+        await holder.hold_the_first(envelope)
+
+    async def committed() -> bool:
+        return len(await effects.counts()) == len(holder.ids)
 
     with monkeypatch.context() as dying:
         dying.setattr(IncomingMessage, "ack", no_ack)
         consumer = consumer_rig.consumer({"order.created": handler}, batch_budget_seconds=BUDGET)
-        running = asyncio.create_task(consumer.run())
-        ids = [f"a-{n}" for n in range(4)]
-        try:
-            await eventually(lambda: _consuming(consumer_rig), message="consuming")
-            await _publish_behind_a_held_handler(consumer_rig, consumer, held, first_started, ids)
-
-            async def committed() -> bool:
-                return len(await effects.counts()) == len(ids)
-
+        async with consuming(consumer_rig, consumer):
+            await holder.publish(consumer_rig, consumer)
             await eventually(committed, message="the batch committed")
-        finally:
-            await _stop(running)
     assert len({txid for (txid,) in effects.transactions.values()}) == 1
 
     duplicates = _counted("duplicate")
-    running = asyncio.create_task(consumer_rig.consumer({"order.created": handler}).run())
-    try:
-        await eventually(lambda: _consuming(consumer_rig), message="consuming again")
+    async with consuming(consumer_rig, consumer_rig.consumer({"order.created": handler})):
         # Delivered again, each finds its inbox row: acked as a duplicate, its effect not redone.
-        await _until_counted("duplicate", duplicates, len(ids))
-    finally:
-        await _stop(running)
+        await _until_counted("duplicate", duplicates, len(holder.ids))
     await _nothing_left(consumer_rig)
-    assert await effects.counts() == dict.fromkeys(ids, 1)
+    assert await effects.counts() == dict.fromkeys(holder.ids, 1)
 
 
 async def test_messages_behind_a_slow_handler_go_on_in_the_next_batch(
     consumer_rig: ConsumerRig, effects: Effects
 ) -> None:
-    held, first_started = asyncio.Event(), asyncio.Event()
+    ids = [f"s-{n}" for n in range(4)]
+    slow_started, slow_released = asyncio.Event(), asyncio.Event()
 
     async def handler(uow: UnitOfWork, body: object, envelope: Envelope) -> None:
         await effects.write(uow, envelope)
         if envelope.message_id == "s-0":
-            first_started.set()
-            await held.wait()  # a slow handler, far past the budget
+            slow_started.set()
+            await slow_released.wait()  # a slow handler, far past the budget
 
     consumer = consumer_rig.consumer({"order.created": handler}, batch_budget_seconds=0.3)
-    running = asyncio.create_task(consumer.run())
-    ids = [f"s-{n}" for n in range(4)]
     handled = _counted("handled")
     try:
-        await eventually(lambda: _consuming(consumer_rig), message="consuming")
-        await consumer_rig.publish("s-0")
-        await asyncio.wait_for(first_started.wait(), 10)
-        for message_id in ids[1:]:
-            await consumer_rig.publish(message_id)
-        # Handled and committed while s-0 is still being handled.
-        await _until_counted("handled", handled, len(ids) - 1)
-        assert not held.is_set()
-        held.set()
-        await _until_counted("handled", handled, len(ids))
+        async with consuming(consumer_rig, consumer):
+            await consumer_rig.publish("s-0")
+            await asyncio.wait_for(slow_started.wait(), 10)
+            for message_id in ids[1:]:
+                await consumer_rig.publish(message_id)
+            # Handled and committed while s-0 is still being handled.
+            await _until_counted("handled", handled, len(ids) - 1)
+            assert not slow_released.is_set()
+            slow_released.set()
+            await _until_counted("handled", handled, len(ids))
     finally:
-        held.set()
-        await _stop(running)
+        slow_released.set()
     await _nothing_left(consumer_rig)
     assert await effects.counts() == dict.fromkeys(ids, 1)
     # Each ran once; the others in transactions of their own, not the slow one's.
@@ -318,13 +301,11 @@ async def test_a_statement_failed_and_swallowed_in_a_batch_costs_the_others_noth
     consumer_rig: ConsumerRig, effects: Effects, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="meshkit.messaging.inbox")
-    held, first_started = asyncio.Event(), asyncio.Event()
+    holder = Holder([f"w-{n}" for n in range(4)])
 
     async def handler(uow: UnitOfWork, body: object, envelope: Envelope) -> None:
         await effects.write(uow, envelope)
-        if envelope.message_id == "w-0":
-            first_started.set()
-            await held.wait()
+        await holder.hold_the_first(envelope)
         if envelope.message_id == "w-1":
             # A handler that catches a failed statement and returns as if all went well:
             # the transaction it shares is lost all the same.
@@ -337,17 +318,12 @@ async def test_a_statement_failed_and_swallowed_in_a_batch_costs_the_others_noth
         retry_max_seconds=0.02,
         batch_budget_seconds=BUDGET,
     )
-    running = asyncio.create_task(consumer.run())
-    ids = [f"w-{n}" for n in range(4)]
     handled = _counted("handled")
-    try:
-        await eventually(lambda: _consuming(consumer_rig), message="consuming")
-        await _publish_behind_a_held_handler(consumer_rig, consumer, held, first_started, ids)
-        await _until_counted("handled", handled, len(ids) - 1)
-    finally:
-        await _stop(running)
+    async with consuming(consumer_rig, consumer):
+        await holder.publish(consumer_rig, consumer)
+        await _until_counted("handled", handled, len(holder.ids) - 1)
     # w-1's own transactions never commit (its commit refuses a lost transaction); the
     # others commit once each, alone, and none of them is blamed for the lost transaction.
-    assert await effects.counts() == {i: 1 for i in ids if i != "w-1"}
+    assert await effects.counts() == {i: 1 for i in holder.ids if i != "w-1"}
     blamed = {getattr(r, "message_id", None) for r in caplog.records if "failed" in r.msg}
     assert blamed == {"w-1"}
