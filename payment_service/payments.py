@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from google.protobuf.message import Message
 
@@ -36,20 +35,21 @@ def _payment_of(
     payment_method: str = "",
     failure_code: str = "",
     failure_reason: str = "",
-) -> dict[str, Any]:
-    """The order's one payment row, with what an event about the order gives it."""
-    return {
-        "payment_id": payment_id,
-        "order_id": event.order_id,
-        "user_id": event.user_id,
-        "amount_minor": event.total.amount_minor,
-        "currency_code": event.total.currency_code,
-        "status": status,
-        "created_at": created_at,
-        "payment_method": payment_method,
-        "failure_code": failure_code,
-        "failure_reason": failure_reason,
-    }
+) -> PaymentRecord:
+    """The order's one payment, with what an event about the order gives it."""
+    return PaymentRecord(
+        id=payment_id,
+        order_id=event.order_id,
+        user_id=event.user_id,
+        amount_minor=event.total.amount_minor,
+        currency_code=event.total.currency_code,
+        status=status,
+        payment_method=payment_method,
+        failure_code=failure_code,
+        failure_reason=failure_reason,
+        created_at=created_at,
+        refunded_at=None,
+    )
 
 
 class Payments:
@@ -72,10 +72,9 @@ class Payments:
         payment_id, now = new_id(), utcnow()
         # The order's one payment row is claimed before anything is charged, in one
         # statement: a concurrent order.cancelled, or a replica charging the same order,
-        # waits for this transaction, then fails on the unique order_id (and rolls back having
-        # charged nothing) or finds the row.
+        # waits for this transaction, then finds the row and charges nothing.
         claimed = await uow.payments.claim(
-            **_payment_of(
+            _payment_of(
                 event,
                 payment_id,
                 status="PENDING",
@@ -139,25 +138,24 @@ class Payments:
         before it was charged (a redelivered order.created can come after the order.cancelled
         that followed it) gets a failed payment instead, which order.created then finds.
 
-        Both handlers write the order's one payment row: if they run at once, whichever
-        commits second fails on its unique order_id, rolls back, and is delivered again to
-        find the other's row.
+        Both handlers claim the order's one payment row, in one statement each: if they run
+        at once, the second waits for the first to commit, then finds its row.
         """
         assert isinstance(event, events_pb2.OrderCancelled)
+        never = "The order was cancelled before it was charged."
+        failed = _payment_of(
+            event,
+            new_id(),
+            status="FAILED",
+            created_at=utcnow(),
+            failure_code="order_cancelled",
+            failure_reason=never,
+        )
+        if await uow.payments.claim(failed):
+            return  # never to be charged: order.created finds this row
         payment = await uow.payments.of_order(event.order_id)
-        if payment is None:
-            never = "The order was cancelled before it was charged."
-            await uow.payments.add(
-                **_payment_of(
-                    event,
-                    new_id(),
-                    status="FAILED",
-                    created_at=utcnow(),
-                    failure_code="order_cancelled",
-                    failure_reason=never,
-                )
-            )
-            return
+        if payment is None:  # claimed by another, then gone: not a state this service makes
+            raise LookupError(f"the payment of order {event.order_id} vanished")
         if payment.status != "SUCCEEDED":
             return  # never charged (declined), or refunded already
         self.provider.refund(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -15,9 +15,8 @@ from payment_service.records import PaymentRecord
 
 _payments: Table = Payment.__table__  # type: ignore[assignment]
 
-# Built once, run with parameters: every order is charged once.
-_ADD_PAYMENT = Statement(_payments.insert())
-# The same, writing nothing when the order has its payment already (its unique order_id).
+# Built once, run with parameters: every order is charged once. An insert that writes nothing
+# when the order has its payment already (its unique order_id).
 _CLAIM_PAYMENT = {
     "postgresql": Statement(
         postgresql_insert(_payments).on_conflict_do_nothing(index_elements=["order_id"])
@@ -57,43 +56,11 @@ class PaymentRepository:
         row = await self.tx.fetchrow(_PAYMENT_OF_ORDER, {"order_id": order_id})
         return PaymentRecord(**row) if row is not None else None
 
-    async def claim(self, **payment: Any) -> bool:
-        """Add the order's one payment row (the fields of `add`) unless it has one: False,
-        having written nothing, when it does. A claim of the same order's row by a
-        transaction not yet committed is waited for, then seen."""
-        return bool(await self.tx.execute(_CLAIM_PAYMENT[self.tx.dialect], _row(**payment)))
-
-    async def add(
-        self,
-        *,
-        payment_id: str,
-        order_id: str,
-        user_id: str,
-        amount_minor: int,
-        currency_code: str,
-        status: str,
-        created_at: datetime,
-        payment_method: str = "",
-        failure_code: str = "",
-        failure_reason: str = "",
-    ) -> None:
-        """Claim the order's one payment row; a second for the same order breaks the unique
-        order_id (`IntegrityViolation`), at once or when the transaction of the first commits."""
-        await self.tx.execute(
-            _ADD_PAYMENT,
-            _row(
-                payment_id=payment_id,
-                order_id=order_id,
-                user_id=user_id,
-                amount_minor=amount_minor,
-                currency_code=currency_code,
-                status=status,
-                created_at=created_at,
-                payment_method=payment_method,
-                failure_code=failure_code,
-                failure_reason=failure_reason,
-            ),
-        )
+    async def claim(self, payment: PaymentRecord) -> bool:
+        """Add the order's one payment row unless it has one: False, having written nothing,
+        when it does. A claim of the same order's row by a transaction not yet committed is
+        waited for, then seen."""
+        return bool(await self.tx.execute(_CLAIM_PAYMENT[self.tx.dialect], asdict(payment)))
 
     async def record_outcome(
         self, payment_id: str, *, status: str, failure_code: str, failure_reason: str
@@ -113,33 +80,6 @@ class PaymentRepository:
         """Mark the order's payment REFUNDED only from SUCCEEDED: of two concurrent refunds,
         exactly one marks it."""
         return bool(await self.tx.execute(_MARK_REFUNDED, {"refunded_order": order_id, "now": now}))
-
-
-def _row(
-    *,
-    payment_id: str,
-    order_id: str,
-    user_id: str,
-    amount_minor: int,
-    currency_code: str,
-    status: str,
-    created_at: datetime,
-    payment_method: str = "",
-    failure_code: str = "",
-    failure_reason: str = "",
-) -> dict[str, Any]:
-    return {
-        "id": payment_id,
-        "order_id": order_id,
-        "user_id": user_id,
-        "amount_minor": amount_minor,
-        "currency_code": currency_code,
-        "status": status,
-        "payment_method": payment_method,
-        "failure_code": failure_code,
-        "failure_reason": failure_reason,
-        "created_at": created_at,
-    }
 
 
 async def load_payment(db: Database, order_id: str) -> PaymentRecord | None:
