@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import String, Table, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from meshkit.data import Database, Statement, Transaction
 from notification_service.models import Notification, NotificationStatus
@@ -32,11 +33,19 @@ _SAVE_ATTEMPT = Statement(
 )
 
 
-# A notification about to be sent: its attempt counted, and not due again until the lease ends.
-_CLAIM = Statement(
+# A pass's notifications about to be sent: each one's attempt counted, and none due again
+# until the lease ends. The rows are locked by the read that found them due, in the same
+# transaction, so `attempts + 1` counts from what that read saw. One statement per pass on
+# PostgreSQL (an array of ids); one per notification elsewhere.
+_CLAIM_ALL = Statement(
+    update(_notifications)
+    .where(_notifications.c.id == any_(bindparam("notification_ids", type_=ARRAY(String))))
+    .values(attempts=_notifications.c.attempts + 1, next_attempt_at=bindparam("lease_until"))
+)
+_CLAIM_ONE = Statement(
     update(_notifications)
     .where(_notifications.c.id == bindparam("notification_id"))
-    .values(attempts=bindparam("attempts"), next_attempt_at=bindparam("lease_until"))
+    .values(attempts=_notifications.c.attempts + 1, next_attempt_at=bindparam("lease_until"))
 )
 
 
@@ -83,12 +92,17 @@ class NotificationRepository:
     async def claim(self, claimed: Sequence[NotificationRecord], lease_until: datetime) -> None:
         """Count an attempt of each of `claimed`, before it is made, and put off its next one
         until `lease_until`: what dies with the sender is sent again then, and counted."""
+        if not claimed:
+            return
+        if self.tx.dialect == "postgresql":
+            await self.tx.execute(
+                _CLAIM_ALL,
+                {"notification_ids": [n.id for n in claimed], "lease_until": lease_until},
+            )
+            return
         await self.tx.execute_many(
-            _CLAIM,
-            [
-                {"notification_id": n.id, "attempts": n.attempts + 1, "lease_until": lease_until}
-                for n in claimed
-            ],
+            _CLAIM_ONE,
+            [{"notification_id": n.id, "lease_until": lease_until} for n in claimed],
         )
 
     async def save_attempt(
