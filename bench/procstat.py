@@ -86,7 +86,12 @@ def family_rss_mb(pid: int, field: str = "VmRSS") -> float:
 def family_cpu_seconds(pid: int) -> float:
     """CPU time of a process, its live descendants, and the children it has reaped: a
     PostgreSQL backend that ended meanwhile still counts, in its postmaster's."""
-    return sum(cpu_seconds(member) for member in family(pid)) + reaped_cpu_seconds(pid)
+    while True:
+        reaped = reaped_cpu_seconds(pid)
+        live = sum(cpu_seconds(member) for member in family(pid))
+        # A child reaped while the family was read would count twice, live and reaped.
+        if reaped_cpu_seconds(pid) == reaped:
+            return live + reaped
 
 
 def reaped_cpu_seconds(pid: int) -> float:
@@ -105,7 +110,8 @@ INFRASTRUCTURE = {"postgres": "postgresql", "beam.smp": "rabbitmq", "redis-serve
 
 def infrastructure_pids() -> dict[str, int]:
     """The topmost process of PostgreSQL, RabbitMQ and Redis on this machine, by column name:
-    each one's family is all of that server's CPU. Servers not found are left out."""
+    each one's family is all of that server's CPU. Servers not found are left out; of two
+    servers of a kind (two PostgreSQL clusters), the one started first is taken."""
     names: dict[int, str] = {}
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
