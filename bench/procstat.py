@@ -67,15 +67,22 @@ def family(pid: int) -> list[int]:
     return pids
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used so far, its threads included."""
+def _stat(pid: int) -> tuple[str, list[str]] | None:
+    """A process's command name and the fields of /proc/<pid>/stat after it; None once the
+    process is gone."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            # The command name may hold spaces: the fields that follow start after its ')'.
-            fields = stat.read().rsplit(")", 1)[1].split()
+            head, tail = stat.read().rsplit(")", 1)
     except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+        return None
+    # The command name may hold spaces and parentheses: it runs to the last ')'.
+    return head.split("(", 1)[1], tail.split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far, its threads included."""
+    stat = _stat(pid)
+    return (int(stat[1][11]) + int(stat[1][12])) / _TICKS if stat else 0.0
 
 
 def family_rss_mb(pid: int, field: str = "VmRSS") -> float:
@@ -96,12 +103,8 @@ def family_cpu_seconds(pid: int) -> float:
 
 def reaped_cpu_seconds(pid: int) -> float:
     """CPU time of the children a process has waited for (cutime and cstime)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return (int(fields[13]) + int(fields[14])) / _TICKS
+    stat = _stat(pid)
+    return (int(stat[1][13]) + int(stat[1][14])) / _TICKS if stat else 0.0
 
 
 # The servers a run leans on, by the name their processes have, and their column.
@@ -115,15 +118,8 @@ def infrastructure_pids() -> dict[str, int]:
     names: dict[int, str] = {}
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                head, tail = stat.read().rsplit(")", 1)
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        names[int(entry)] = head.split("(", 1)[1]
-        parents[int(entry)] = int(tail.split()[1])
+        if entry.isdigit() and (stat := _stat(int(entry))) is not None:
+            names[int(entry)], parents[int(entry)] = stat[0], int(stat[1][1])
     found: dict[str, int] = {}
     for pid, name in sorted(names.items()):
         column = INFRASTRUCTURE.get(name)

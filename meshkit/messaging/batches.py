@@ -55,14 +55,13 @@ class DeliveryBatch(Generic[UnitOfWorkT]):
     """One unit of work that up to `limit` messages join while it runs."""
 
     def __init__(self, unit_of_work: UnitOfWorkT, limit: int, budget_seconds: float) -> None:
-        if limit < 1:
-            raise ValueError(f"a batch takes at least one message, not {limit}")
         self.uow = unit_of_work
         self.limit = limit
         self.budget = budget_seconds
         self.joined = 0
         self.finished = 0
-        # Settling (committing or rolling back), or past its budget: no one joins any more.
+        # Settling (committing or rolling back): no one joins any more; nor once it failed or
+        # its budget is spent (`open`).
         self.closed = False
         self.failed = False
         self._began = 0.0
@@ -112,8 +111,6 @@ class DeliveryBatch(Generic[UnitOfWorkT]):
             if self.joined == 1 or not _contention(exc):
                 error = exc
         finally:
-            if late:
-                self.closed = True  # those behind are as late
             self.finished += 1
             if self.finished == self.joined:
                 # The last member settles for all. Decided in the same step as the count, so

@@ -17,7 +17,7 @@ from sqlalchemy import Column, MetaData, String, Table, select, text
 
 from meshkit.data import UnitOfWork
 from meshkit.data.transactions import Statement
-from meshkit.messaging import Envelope, EventConsumer
+from meshkit.messaging import Envelope, EventConsumer, Handler
 from tests.runtime.conftest import CONSUMER, ConsumerRig
 from tests.support import eventually
 
@@ -107,6 +107,17 @@ async def consuming(rig: ConsumerRig, consumer: EventConsumer[UnitOfWork]) -> As
         yield
     finally:
         await _stop(running)
+
+
+async def _redelivered(
+    rig: ConsumerRig, handler: Handler[UnitOfWork], outcome: str, expected: int
+) -> None:
+    """A fresh consumer takes what the queue gives it again until `expected` messages are
+    counted with `outcome`; once it is gone, nothing is left unacked."""
+    before = _counted(outcome)
+    async with consuming(rig, rig.consumer({"order.created": handler})):
+        await _until_counted(outcome, before, expected)
+    await _nothing_left(rig)
 
 
 class Holder:
@@ -224,10 +235,7 @@ async def test_a_crash_mid_batch_redelivers_every_message_without_a_double_effec
     async def handler(uow: UnitOfWork, body: object, envelope: Envelope) -> None:
         await effects.write(uow, envelope)
 
-    handled = _counted("handled")
-    async with consuming(consumer_rig, consumer_rig.consumer({"order.created": handler})):
-        await _until_counted("handled", handled, len(holder.ids))
-    await _nothing_left(consumer_rig)
+    await _redelivered(consumer_rig, handler, "handled", len(holder.ids))
     assert await effects.counts() == dict.fromkeys(holder.ids, 1)
 
 
@@ -254,11 +262,8 @@ async def test_a_crash_between_a_batch_commit_and_its_acks_doubles_no_effect(
             await eventually(committed, message="the batch committed")
     assert len({txid for (txid,) in effects.transactions.values()}) == 1
 
-    duplicates = _counted("duplicate")
-    async with consuming(consumer_rig, consumer_rig.consumer({"order.created": handler})):
-        # Delivered again, each finds its inbox row: acked as a duplicate, its effect not redone.
-        await _until_counted("duplicate", duplicates, len(holder.ids))
-    await _nothing_left(consumer_rig)
+    # Delivered again, each finds its inbox row: acked as a duplicate, its effect not redone.
+    await _redelivered(consumer_rig, handler, "duplicate", len(holder.ids))
     assert await effects.counts() == dict.fromkeys(holder.ids, 1)
 
 
