@@ -1,11 +1,13 @@
 """What an order costs besides CPU: database transactions and statements, AMQP publishes and
-deliveries, gRPC calls, Redis commands and SMTP sessions, counted between two snapshots."""
+deliveries, gRPC calls, Redis commands, SMTP sessions and emails, counted between two
+snapshots."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 import redis.asyncio as redis
@@ -37,6 +39,16 @@ async def _metric_counts(client: httpx.AsyncClient, url: str) -> dict[str, float
     return counts
 
 
+class MailCounts(Protocol):
+    """What the mail sink has counted so far."""
+
+    @property
+    def sessions(self) -> int: ...
+
+    @property
+    def received(self) -> int: ...
+
+
 @dataclass
 class Snapshot:
     transactions: dict[str, int]
@@ -45,6 +57,7 @@ class Snapshot:
     metrics: dict[str, dict[str, float]]
     redis_commands: int
     smtp_sessions: int
+    emails: int
 
 
 @dataclass
@@ -52,12 +65,12 @@ class CostMeter:
     """Counts per service between `start()` and `stop()`, for a table per order.
 
     databases: service to the DSN of its database; metrics_urls: service to its /metrics URL;
-    smtp_sessions: what the mail sink has counted so far.
+    mail: the mail sink's counts.
     """
 
     databases: Mapping[str, str]
     metrics_urls: Mapping[str, str]
-    smtp_sessions: Callable[[], int]
+    mail: MailCounts
     redis_url: str = REDIS_URL
     _before: Snapshot | None = field(default=None, repr=False)
 
@@ -77,7 +90,8 @@ class CostMeter:
             await statements(self.databases),
             dict(zip(self.metrics_urls, scraped, strict=True)),
             int(info["total_commands_processed"]),
-            self.smtp_sessions(),
+            self.mail.sessions,
+            self.mail.received,
         )
 
     async def start(self) -> CostMeter:
@@ -117,4 +131,5 @@ class CostMeter:
         # The meter's own INFO calls are two of these; noise at any number of orders.
         rows["Redis commands"] = {"all": ratio(after.redis_commands - before.redis_commands)}
         rows["SMTP sessions"] = {"all": ratio(after.smtp_sessions - before.smtp_sessions)}
+        rows["Emails accepted"] = {"all": ratio(after.emails - before.emails)}
         return {"orders": orders, "rows": rows, "notes": notes}

@@ -198,9 +198,7 @@ async def saga(bench: Bench, *, costs: bool = True) -> dict[str, Any]:
     )
     stack = bench.stack
     meter_costs = (
-        await CostMeter(stack.databases, stack.metrics_urls, lambda: stack.mail.sessions).start()
-        if costs
-        else None
+        await CostMeter(stack.databases, stack.metrics_urls, stack.mail).start() if costs else None
     )
     # The servers the saga leans on are measured beside the mesh: what an order costs the
     # machine is theirs as much as the services'.

@@ -447,27 +447,3 @@ def continuing(name: str, carrier: Mapping[str, Any]) -> Iterator[None]:
         return
     with span(name, carrier=carrier):
         yield
-
-
-@contextmanager
-def resumed(carrier: Mapping[str, Any]) -> Iterator[None]:
-    """The context `carrier` holds (as `trace_headers` stored it) current for the block, with
-    no span of its own: work done later on behalf of a span that has ended."""
-    if _tracer is None or not carrier:
-        yield
-        return
-    carried = _carried_unsampled(carrier)
-    if carried is not None:
-        unsampled = _unsampled.set(carried)
-        try:
-            yield
-        finally:
-            _unsampled.reset(unsampled)
-        return
-    token = _contexts.attach(extract(carrier))
-    masked = _unsampled.set(None)
-    try:
-        yield
-    finally:
-        _unsampled.reset(masked)
-        _contexts.detach(token)

@@ -25,7 +25,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 async def build(settings: NotificationSettings, stack: AsyncExitStack) -> ServiceApp:
     database = await stack.enter_async_context(Database.from_settings(settings))
     messaging = await Messaging.open(
-        settings, stack, database, outbox_table=models.outbox, inbox_table=models.inbox
+        settings, stack, database, outbox_table=None, inbox_table=models.inbox
     )
 
     channels = await stack.enter_async_context(Channels())
@@ -33,7 +33,7 @@ async def build(settings: NotificationSettings, stack: AsyncExitStack) -> Servic
 
     notifications = Notifications(
         database,
-        lambda: NotificationUnitOfWork(database, messaging.outbox),
+        lambda: NotificationUnitOfWork(database),
         Recipients(users.as_service),
         EmailRenderer(),
         SmtpMailer(settings),

@@ -47,3 +47,11 @@ class NotificationService(notification_pb2_grpc.NotificationServiceServicer):
         return notification_pb2.ListNotificationsResponse(
             notifications=[notification_message(row) for row in rows], next_page_token=next_token
         )
+
+    async def GetOrderNotifications(
+        self, request: notification_pb2.GetOrderNotificationsRequest, context: Any
+    ) -> notification_pb2.OrderNotifications:
+        rows = await self.notifications.of_order(require_principal(), request.order_id)
+        return notification_pb2.OrderNotifications(
+            order_id=request.order_id, notifications=[notification_message(row) for row in rows]
+        )

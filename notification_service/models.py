@@ -8,7 +8,7 @@ from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from meshkit.data import UTCDateTime, new_metadata, utcnow
-from meshkit.messaging import inbox_table, outbox_table
+from meshkit.messaging import inbox_table
 
 
 class Base(DeclarativeBase):
@@ -16,7 +16,6 @@ class Base(DeclarativeBase):
 
 
 metadata = Base.metadata
-outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 
 
@@ -32,6 +31,8 @@ class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
         Index("ix_notifications_user_id_id", "user_id", "id"),
+        # An order's emails, which its timeline shows (`GetOrderNotifications`).
+        Index("ix_notifications_order_id_id", "order_id", "id"),
         # The mailer's work queue: due, unsent notifications.
         Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
     )
@@ -54,5 +55,5 @@ class Notification(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The W3C trace context of the event that made it (JSON; empty while tracing is off): the
-    # mailer sends it, and publishes notification.sent, in the same trace.
+    # mailer sends it in the same trace.
     trace_context: Mapped[str] = mapped_column(String(512), default="", server_default="")

@@ -16,23 +16,23 @@ from google.protobuf.message import Message
 
 from ecommerce.events.v1 import events_pb2
 from ecommerce.user.v1 import user_pb2, user_pb2_grpc
-from meshkit.context import Principal
+from meshkit.context import Principal, Role
 from meshkit.data import Database, utcnow
-from meshkit.errors import Unavailable
+from meshkit.errors import Unavailable, require_id
 from meshkit.expiring import ExpiringCache
 from meshkit.failures import FailureStreak, dependency_down
 from meshkit.identity import USERS, authorize
 from meshkit.ids import new_id
 from meshkit.messaging import Envelope
-from meshkit.rpc import PageTokenCodec, page_size, timestamp
+from meshkit.rpc import PageTokenCodec, page_size
 from meshkit.shielding import finish
-from meshkit.telemetry import TRACEPARENT, continuing, resumed, trace_headers
+from meshkit.telemetry import TRACEPARENT, continuing, trace_headers
 from notification_service import metrics
 from notification_service.emails import SUBJECTS, EmailRenderer
 from notification_service.mailer import MailConnection, SmtpMailer
 from notification_service.models import NotificationStatus
 from notification_service.records import NotificationRecord
-from notification_service.repository import page_of_user
+from notification_service.repository import of_order, page_of_user
 from notification_service.unit_of_work import NotificationUnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -202,8 +202,6 @@ class Notifications:
             await uow.commit()
         attempted: list[NotificationRecord] = []
         failures: dict[str, Exception] = {}
-        # Each send's context, for the event its outcome publishes to continue.
-        sends: dict[str, dict[str, str]] = {}
         try:
             # The connection opens at the first send only: an empty pass touches no relay.
             for notification in due:
@@ -212,7 +210,6 @@ class Notifications:
                     f"send {notification.event_type} email",
                     json.loads(notification.trace_context or "{}"),
                 ):
-                    sends[notification.id] = trace_headers()
                     try:
                         await connection.send(
                             notification.recipient,
@@ -227,21 +224,19 @@ class Notifications:
                     attempted.append(notification)
         finally:
             # Cancelled (a deploy) between two sends: what went out is saved all the same.
-            await finish(self._record_all(attempted, failures, sends))
+            await finish(self._record_all(attempted, failures))
         return len(due)
 
     async def _record_all(
         self,
         attempted: list[NotificationRecord],
         failures: dict[str, Exception],
-        sends: dict[str, dict[str, str]],
     ) -> None:
         if not attempted:
             return
         async with self.unit_of_work() as uow:
             for notification in attempted:
-                with resumed(sends[notification.id]):
-                    await self._record(uow, notification, failures.get(notification.id))
+                await self._record(uow, notification, failures.get(notification.id))
             await uow.commit()
 
     async def _give_up(
@@ -296,31 +291,27 @@ class Notifications:
                 notification.id, claimed_attempts=outcome["attempts"], **outcome
             )
             return
-        outcome["sent_at"] = sent_at = utcnow()
+        outcome["sent_at"] = utcnow()
         saved = await uow.notifications.save_attempt(
             notification.id, claimed_attempts=outcome["attempts"], **outcome
         )
         if not saved:
-            # Claimed again meanwhile (its lease ran out): that pass's outcome stands, and
-            # the email it sent publishes the event.
+            # Claimed again meanwhile (its lease ran out): that pass's outcome stands.
             logger.warning("notification %s was claimed again before its outcome was saved",
                            notification.id)  # fmt: skip
             return
         uow.after_commit(metrics.SENT.inc)
-        uow.publish(
-            events_pb2.NotificationSent(
-                notification_id=notification.id,
-                order_id=notification.order_id,
-                user_id=notification.user_id,
-                event_type=notification.event_type,
-                channel="email",
-                recipient=notification.recipient,
-                sent_time=timestamp(sent_at),
-            ),
-            correlation_id=notification.order_id,
-        )
 
     # --- reading ---------------------------------------------------------------------
+
+    async def of_order(self, caller: Principal, order_id: str) -> Sequence[NotificationRecord]:
+        """The notifications about an order, oldest first: all of them for a service or an
+        admin, the caller's own for anyone else (none, for another's order)."""
+        authorize(caller, *USERS, Role.SERVICE)
+        require_id(order_id, "order_id")
+        return await of_order(
+            self.db, order_id, user_id=None if caller.is_privileged else caller.subject
+        )
 
     async def list_own(
         self, caller: Principal, requested_size: int, page_token: str

@@ -1,4 +1,4 @@
-"""The notification service's unit of work: one transaction with its notifications and events."""
+"""The notification service's unit of work: one transaction over its notifications."""
 
 from __future__ import annotations
 

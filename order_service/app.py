@@ -30,7 +30,7 @@ from order_service.reconciler import Reconciler
 from order_service.saga import Saga
 from order_service.settings import OrderSettings
 from order_service.unit_of_work import OrderUnitOfWork
-from order_service.upstream import Catalog, Payments, Users
+from order_service.upstream import Catalog, Notifications, Payments, Users
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -62,6 +62,21 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         ),
     )
 
+    # An order's emails, for its timeline; none where no notification service is deployed.
+    notifications = (
+        Notifications(
+            channels.add(
+                "notification_service",
+                create_channel(
+                    settings.notification_service_addr,
+                    timeout_seconds=settings.rpc_timeout_seconds,
+                    token_source=users.token,
+                ),
+            )
+        )
+        if settings.notification_service_addr
+        else None
+    )
     catalog = Catalog(product_channel)
     changes = open_announcer(
         settings.redis_url,
@@ -79,6 +94,7 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         Users(users.as_service),
         PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
         changes,
+        notifications,
     )
     saga = Saga(unit_of_work, catalog, changes)
     reconciler = Reconciler(
@@ -123,7 +139,6 @@ def subscriptions(saga: Saga) -> Subscriptions[OrderUnitOfWork]:
         .on("payment.succeeded", saga.on_payment_succeeded)
         .on("payment.failed", saga.on_payment_failed)
         .on("payment.refunded", saga.on_payment_refunded)
-        .on("notification.sent", saga.on_notification_sent)
     )
 
 

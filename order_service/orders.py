@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
@@ -20,7 +21,7 @@ from meshkit.errors import (
 from meshkit.failures import dependency_down
 from meshkit.identity import USERS, AccountDeactivated, RoleNotAllowed, authorize
 from meshkit.ids import new_id
-from meshkit.rpc import PageTokenCodec, money, page_size, timestamp
+from meshkit.rpc import PageTokenCodec, money, page_size, timestamp, to_datetime
 from meshkit.shielding import finish
 from order_service import metrics
 from order_service.commands import PlaceOrder
@@ -36,11 +37,13 @@ from order_service.models import OrderStatus
 from order_service.reads import load_order, load_order_by_key, page_of_orders, timeline_of
 from order_service.records import ItemRecord, OrderRecord, TimelineEntry
 from order_service.unit_of_work import OrderUnitOfWork
-from order_service.upstream import Catalog, ProductInfo, Users
+from order_service.upstream import Catalog, Notifications, ProductInfo, Users
 
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "order_service"
+# How an email sent about an order shows on its timeline.
+EMAIL_SENT = "notification.sent"
 STATUSES = frozenset(
     {OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.CANCELLED}
 )
@@ -68,6 +71,7 @@ class Orders:
         users: Users,
         page_tokens: PageTokenCodec,
         changes: ChangeAnnouncer | None = None,
+        notifications: Notifications | None = None,
     ) -> None:
         self.db = database
         self.unit_of_work = unit_of_work
@@ -77,6 +81,9 @@ class Orders:
         # Where every change to an order is announced once committed: the gateway keeps its
         # answers about an order until then.
         self.changes = changes
+        # Where the emails on an order's timeline come from; none where no notification
+        # service is deployed.
+        self.notifications = notifications
 
     # --- placing an order -------------------------------------------------------------
 
@@ -277,9 +284,36 @@ class Orders:
         return orders[:limit], next_token
 
     async def timeline(self, caller: Principal, order_id: str) -> Sequence[TimelineEntry]:
+        """Every event of the order, oldest first: the ones recorded here, and the emails the
+        notification service sent about it, which it answers for itself.
+
+        The emails are asked for at read time rather than each reported by an event: that
+        event cost every order two publishes, two deliveries and their rows, to serve a read
+        that is rare next to orders. Without an answer about them, the read fails
+        (UNAVAILABLE) rather than show a timeline with its emails missing.
+        """
         require_id(order_id, "order_id")
-        await self.get(caller, order_id)  # ownership check
-        return await timeline_of(self.db, order_id)
+        order = await self.get(caller, order_id)  # ownership check
+        if self.notifications is None:
+            return await timeline_of(self.db, order_id)
+        recorded, emails = await asyncio.gather(
+            timeline_of(self.db, order_id), self.notifications.sent_about(order.id)
+        )
+        # Rows of emails recorded here from the events of earlier versions: the notification
+        # service answers for those too.
+        recorded = [entry for entry in recorded if entry.event_type != EMAIL_SENT]
+        sent = [
+            TimelineEntry(
+                event_id=email.id,
+                order_id=order.id,
+                event_type=EMAIL_SENT,
+                source="notification_service",
+                occurred_at=to_datetime(email.sent_time),
+                summary=f"Email sent to the customer about {email.event_type}",
+            )
+            for email in emails
+        ]
+        return sorted([*recorded, *sent], key=lambda entry: (entry.occurred_at, entry.event_id))
 
     # --- life cycle -------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 class Saga:
-    """Moves orders on as the payment and notification services report back."""
+    """Moves orders on as the payment service reports back."""
 
     def __init__(
         self,
@@ -131,18 +131,6 @@ class Saga:
             summary,
         )
         return True
-
-    async def on_notification_sent(
-        self, uow: OrderUnitOfWork, event: Message, envelope: Envelope
-    ) -> None:
-        assert isinstance(event, events_pb2.NotificationSent)
-        if event.order_id:
-            await _record_received(
-                uow,
-                event.order_id,
-                envelope,
-                f"Email sent to the customer about {event.event_type}",
-            )
 
     def _announce_after_commit(self, uow: OrderUnitOfWork, order_id: str) -> None:
         """A change made in an event's unit of work, announced once that commits."""

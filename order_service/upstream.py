@@ -1,5 +1,6 @@
-"""The order service's view of the services it calls: catalog (products, stock), users, and
-payments (only to finish an order the saga left behind)."""
+"""The order service's view of the services it calls: catalog (products, stock), users,
+payments (only to finish an order the saga left behind) and notifications (an order's
+emails, for its timeline)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import datetime
 
 import grpc
 
+from ecommerce.notification.v1 import notification_pb2, notification_pb2_grpc
 from ecommerce.payment.v1 import payment_pb2, payment_pb2_grpc
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
 from ecommerce.user.v1 import user_pb2, user_pb2_grpc
@@ -175,3 +177,27 @@ class Payments:
             if error.code() in _UNREACHABLE:
                 raise _unavailable("payment service", error) from None
             raise
+
+
+class Notifications:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.stub: notification_pb2_grpc.NotificationServiceAsyncStub = (
+            notification_pb2_grpc.NotificationServiceStub(channel)
+        )
+
+    async def sent_about(self, order_id: str) -> list[notification_pb2.Notification]:
+        """The emails sent about an order, oldest first; UNAVAILABLE or DEADLINE_EXCEEDED
+        when the notification service cannot say."""
+        try:
+            answer = await self.stub.GetOrderNotifications(
+                notification_pb2.GetOrderNotificationsRequest(order_id=order_id)
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() in _UNREACHABLE:
+                raise _unavailable("notification service", error) from None
+            raise
+        return [
+            notification
+            for notification in answer.notifications
+            if notification.status == notification_pb2.NOTIFICATION_STATUS_SENT
+        ]

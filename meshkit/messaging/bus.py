@@ -23,7 +23,8 @@ class Messaging:
     database: Database
     connection: AbstractRobustConnection
     topology: amqp.Topology
-    outbox: Outbox
+    # None for a service that only consumes: it runs no relay.
+    outbox: Outbox | None
     inbox: Table
 
     @classmethod
@@ -33,7 +34,7 @@ class Messaging:
         stack: AsyncExitStack,
         database: Database,
         *,
-        outbox_table: Table,
+        outbox_table: Table | None,
         inbox_table: Table,
     ) -> Messaging:
         """Connect (failing fast without a broker) and declare the topology; closed by `stack`."""
@@ -46,14 +47,15 @@ class Messaging:
             database=database,
             connection=connection,
             topology=topology,
-            outbox=Outbox(outbox_table, settings.service_name),
+            outbox=None if outbox_table is None else Outbox(outbox_table, settings.service_name),
             inbox=inbox_table,
         )
 
     def jobs(
         self, subscriptions: Subscriptions[UnitOfWorkT]
     ) -> list[Callable[[], Awaitable[None]]]:
-        """The outbox relay, and the consumer of the service's subscriptions.
+        """The outbox relay (for a service that publishes), and the consumer of the service's
+        subscriptions.
 
         Raises SubscriptionMismatch, which ends the process, when the subscriptions disagree
         with the topology or are another service's.
@@ -64,7 +66,6 @@ class Messaging:
                 [f"it was given the subscriptions of {subscriptions.consumer}"],
             )
         subscriptions.check()
-        relay = OutboxRelay(self.database, self.outbox, self.connection, self.topology)
         consumer = EventConsumer(
             self.database,
             self.inbox,
@@ -79,4 +80,7 @@ class Messaging:
             batch_limit=self.settings.consumer_batch_limit,
             batch_budget_seconds=self.settings.consumer_batch_seconds,
         )
+        if self.outbox is None:
+            return [consumer.run]
+        relay = OutboxRelay(self.database, self.outbox, self.connection, self.topology)
         return [relay.run, consumer.run]

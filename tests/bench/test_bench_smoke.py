@@ -91,11 +91,10 @@ async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> 
     assert rows["gRPC calls served"]["product_service"] > 0  # stock reserved per order
     assert rows["AMQP publishes (outbox)"]["order_service"] > 0
     assert rows["AMQP deliveries settled"]["payment_service"] > 0
-    # Every email the sink accepted publishes its notification.sent, which the order service
-    # takes beside the payment's outcome: an email refused would show as neither.
-    assert rows["AMQP publishes (outbox)"]["notification_service"] > 0
-    delivered = rows["AMQP deliveries settled"]
-    assert delivered["order_service"] > delivered["payment_service"]
+    # The emails were sent and the sink took them: a sink that refused every one once hid
+    # the whole email path from these figures.
+    assert rows["Emails accepted"]["all"] > 0
+    assert rows["AMQP deliveries settled"]["notification_service"] > 0
     assert rows["Redis commands"]["all"] > 0
     # The mailer closes its connection after 10 s idle: the scenarios before the saga take
     # longer, so the saga opens at least one session.

@@ -33,8 +33,8 @@ EXPECTED = {
     ("order_service", "producer", "publish order.confirmed"),
     ("notification_service", "consumer", "process order.created"),
     ("notification_service", "consumer", "process order.confirmed"),
-    ("notification_service", "producer", "publish notification.sent"),
-    ("order_service", "consumer", "process notification.sent"),
+    ("notification_service", "internal", "send order.created email"),
+    ("notification_service", "internal", "send order.confirmed email"),
 }
 
 

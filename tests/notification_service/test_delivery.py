@@ -1,6 +1,6 @@
-"""A mailer pass, on each backend: a sent email is SENT with its event in the outbox; a refused
-one is retried with backoff, then kept as FAILED with the reason after the last attempt. Each
-attempt is counted by its outcome once the pass commits."""
+"""A mailer pass, on each backend: a sent email is SENT; a refused one is retried with backoff,
+then kept as FAILED with the reason after the last attempt. Each attempt is counted by its
+outcome once the pass commits."""
 
 from __future__ import annotations
 
@@ -11,16 +11,14 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from localmesh.faultproxy import FaultyProxy, Mode
 from meshkit.data import Database, utcnow
 from meshkit.ids import new_id
-from meshkit.messaging import Outbox
 from meshkit.settings import load_settings
 from notification_service.mailer import SmtpMailer
-from notification_service.models import Notification, NotificationStatus, metadata, outbox
+from notification_service.models import Notification, NotificationStatus, metadata
 from notification_service.notifications import Notifications
 from notification_service.repository import NotificationRepository
 from notification_service.settings import NotificationSettings
@@ -42,10 +40,9 @@ def smtp() -> Iterator[SmtpServer]:
 def notifications_of(database: Database, smtp: SmtpServer) -> Notifications:
     settings = load_settings(NotificationSettings, env_file=None, SMTP_PORT=smtp.port)
     unused: Any = None  # recipients, renderer, page tokens: a pass needs none of them
-    events = Outbox(outbox, "notification_service")
     return Notifications(
         database,
-        lambda: NotificationUnitOfWork(database, events),
+        lambda: NotificationUnitOfWork(database),
         unused,
         unused,
         SmtpMailer(settings),
@@ -84,15 +81,11 @@ async def set_attempts(database: Database, notification_id: str, attempts: int) 
         row.attempts = attempts
 
 
-def dying_after_the_claim(notifications: Notifications, database: Database) -> Outbox:
+def dying_after_the_claim(notifications: Notifications, database: Database) -> None:
     """The next pass claims, sends, then cannot save its outcomes (its sender "died"); the
-    pass after it runs as usual. Returns the outbox its units of work write."""
-    events = Outbox(outbox, "notification_service")
-    units = iter([NotificationUnitOfWork(database, events), CommitFails(database, events)])
-    notifications.unit_of_work = lambda: (
-        next(units, None) or NotificationUnitOfWork(database, events)
-    )
-    return events
+    pass after it runs as usual."""
+    units = iter([NotificationUnitOfWork(database), CommitFails(database)])
+    notifications.unit_of_work = lambda: next(units, None) or NotificationUnitOfWork(database)
 
 
 async def stored(database: Database, notification_id: str) -> Notification:
@@ -121,9 +114,6 @@ async def test_a_pass_sends_what_is_due_and_records_each_outcome(
     assert (retrying.status, retrying.attempts) == (NotificationStatus.PENDING, 1)
     assert "SMTPRecipientsRefused" in retrying.failure_reason
     assert retrying.next_attempt_at > before and retrying.sent_at is None
-    async with database.session() as session:
-        events = (await session.execute(select(outbox.c.event_type, outbox.c.sent_at))).all()
-    assert [tuple(event) for event in events] == [("notification.sent", None)]
     assert [mail.subject for mail in smtp.received()] == ["To kept@example.com"]
     # Named after the notification: a second copy would be the same message.
     (mail,) = smtp.received()
@@ -295,11 +285,9 @@ async def test_an_outcome_saved_after_another_pass_claimed_it_again_is_not_kept(
     finally:
         NotificationRepository.save_attempt = original  # type: ignore[method-assign]
 
-    # The later claim's pass owns the outcome: this one neither overwrote it nor published.
+    # The later claim's pass owns the outcome: this one did not overwrite it.
     row = await stored(database, kept)
     assert (row.status, row.attempts) == (NotificationStatus.PENDING, 2)
-    async with database.session() as session:
-        assert (await session.execute(select(outbox.c.event_type))).all() == []
     assert counted_since(before) == {"sent": 0, "retried": 0, "failed": 0}
 
 

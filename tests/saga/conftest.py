@@ -65,6 +65,8 @@ class Saga:
             "amqp_namespace": self.namespace,
             "user_service_addr": self.addresses.get("user_service", ""),
             "product_service_addr": self.addresses.get("product_service", ""),
+            # Empty unless a test starts one: the timeline then shows no emails.
+            "notification_service_addr": self.addresses.get("notification_service", ""),
             "consumer_retry_base_seconds": 0.05,
             "consumer_retry_max_seconds": 0.2,
             "db_pool_size": 4,

@@ -26,7 +26,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,ecommerce/notification/v1/notification.proto\x12\x19\x65\x63ommerce.notification.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x03\n\x0cNotification\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12\x33\n\x07\x63hannel\x18\x05 \x01(\x0e\x32\".ecommerce.notification.v1.Channel\x12\x11\n\trecipient\x18\x06 \x01(\t\x12\x0f\n\x07subject\x18\x07 \x01(\t\x12=\n\x06status\x18\x08 \x01(\x0e\x32-.ecommerce.notification.v1.NotificationStatus\x12\x16\n\x0e\x66\x61ilure_reason\x18\t \x01(\t\x12\x10\n\x08\x61ttempts\x18\n \x01(\x05\x12\x35\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x33\n\tsent_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"A\n\x18ListNotificationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"t\n\x19ListNotificationsResponse\x12>\n\rnotifications\x18\x01 \x03(\x0b\x32\'.ecommerce.notification.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x98\x01\n\x12NotificationStatus\x12#\n\x1fNOTIFICATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bNOTIFICATION_STATUS_PENDING\x10\x01\x12\x1c\n\x18NOTIFICATION_STATUS_SENT\x10\x02\x12\x1e\n\x1aNOTIFICATION_STATUS_FAILED\x10\x03*5\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_EMAIL\x10\x01\x32\x95\x01\n\x13NotificationService\x12~\n\x11ListNotifications\x12\x33.ecommerce.notification.v1.ListNotificationsRequest\x1a\x34.ecommerce.notification.v1.ListNotificationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,ecommerce/notification/v1/notification.proto\x12\x19\x65\x63ommerce.notification.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x03\n\x0cNotification\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12\x33\n\x07\x63hannel\x18\x05 \x01(\x0e\x32\".ecommerce.notification.v1.Channel\x12\x11\n\trecipient\x18\x06 \x01(\t\x12\x0f\n\x07subject\x18\x07 \x01(\t\x12=\n\x06status\x18\x08 \x01(\x0e\x32-.ecommerce.notification.v1.NotificationStatus\x12\x16\n\x0e\x66\x61ilure_reason\x18\t \x01(\t\x12\x10\n\x08\x61ttempts\x18\n \x01(\x05\x12\x35\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x33\n\tsent_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"A\n\x18ListNotificationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"t\n\x19ListNotificationsResponse\x12>\n\rnotifications\x18\x01 \x03(\x0b\x32\'.ecommerce.notification.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x1cGetOrderNotificationsRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"f\n\x12OrderNotifications\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12>\n\rnotifications\x18\x02 \x03(\x0b\x32\'.ecommerce.notification.v1.Notification*\x98\x01\n\x12NotificationStatus\x12#\n\x1fNOTIFICATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bNOTIFICATION_STATUS_PENDING\x10\x01\x12\x1c\n\x18NOTIFICATION_STATUS_SENT\x10\x02\x12\x1e\n\x1aNOTIFICATION_STATUS_FAILED\x10\x03*5\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_EMAIL\x10\x01\x32\x96\x02\n\x13NotificationService\x12~\n\x11ListNotifications\x12\x33.ecommerce.notification.v1.ListNotificationsRequest\x1a\x34.ecommerce.notification.v1.ListNotificationsResponse\x12\x7f\n\x15GetOrderNotifications\x12\x37.ecommerce.notification.v1.GetOrderNotificationsRequest\x1a-.ecommerce.notification.v1.OrderNotificationsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,16 +39,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NOTIFICATION'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
   _globals['_NOTIFICATION'].fields_by_name['sent_time']._loaded_options = None
   _globals['_NOTIFICATION'].fields_by_name['sent_time']._serialized_options = b'\342A\001\003'
-  _globals['_NOTIFICATIONSTATUS']._serialized_start=719
-  _globals['_NOTIFICATIONSTATUS']._serialized_end=871
-  _globals['_CHANNEL']._serialized_start=873
-  _globals['_CHANNEL']._serialized_end=926
+  _globals['_GETORDERNOTIFICATIONSREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_GETORDERNOTIFICATIONSREQUEST'].fields_by_name['order_id']._serialized_options = b'\342A\001\002'
+  _globals['_NOTIFICATIONSTATUS']._serialized_start=879
+  _globals['_NOTIFICATIONSTATUS']._serialized_end=1031
+  _globals['_CHANNEL']._serialized_start=1033
+  _globals['_CHANNEL']._serialized_end=1086
   _globals['_NOTIFICATION']._serialized_start=142
   _globals['_NOTIFICATION']._serialized_end=531
   _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=533
   _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=598
   _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=600
   _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=716
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=929
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=1078
+  _globals['_GETORDERNOTIFICATIONSREQUEST']._serialized_start=718
+  _globals['_GETORDERNOTIFICATIONSREQUEST']._serialized_end=772
+  _globals['_ORDERNOTIFICATIONS']._serialized_start=774
+  _globals['_ORDERNOTIFICATIONS']._serialized_end=876
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=1089
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=1367
 # @@protoc_insertion_point(module_scope)

@@ -41,6 +41,11 @@ class NotificationServiceStub:
                 request_serializer=ecommerce_dot_notification_dot_v1_dot_notification__pb2.ListNotificationsRequest.SerializeToString,
                 response_deserializer=ecommerce_dot_notification_dot_v1_dot_notification__pb2.ListNotificationsResponse.FromString,
                 _registered_method=True)
+        self.GetOrderNotifications = channel.unary_unary(
+                '/ecommerce.notification.v1.NotificationService/GetOrderNotifications',
+                request_serializer=ecommerce_dot_notification_dot_v1_dot_notification__pb2.GetOrderNotificationsRequest.SerializeToString,
+                response_deserializer=ecommerce_dot_notification_dot_v1_dot_notification__pb2.OrderNotifications.FromString,
+                _registered_method=True)
 
 
 class NotificationServiceServicer:
@@ -55,6 +60,14 @@ class NotificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetOrderNotifications(self, request, context):
+        """Returns the notifications about one order, oldest first: the emails on its timeline.
+        Caller: a service or an admin, or the order's owner (who sees only their own).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -62,6 +75,11 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.ListNotifications,
                     request_deserializer=ecommerce_dot_notification_dot_v1_dot_notification__pb2.ListNotificationsRequest.FromString,
                     response_serializer=ecommerce_dot_notification_dot_v1_dot_notification__pb2.ListNotificationsResponse.SerializeToString,
+            ),
+            'GetOrderNotifications': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOrderNotifications,
+                    request_deserializer=ecommerce_dot_notification_dot_v1_dot_notification__pb2.GetOrderNotificationsRequest.FromString,
+                    response_serializer=ecommerce_dot_notification_dot_v1_dot_notification__pb2.OrderNotifications.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -93,6 +111,33 @@ class NotificationService:
             '/ecommerce.notification.v1.NotificationService/ListNotifications',
             ecommerce_dot_notification_dot_v1_dot_notification__pb2.ListNotificationsRequest.SerializeToString,
             ecommerce_dot_notification_dot_v1_dot_notification__pb2.ListNotificationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOrderNotifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ecommerce.notification.v1.NotificationService/GetOrderNotifications',
+            ecommerce_dot_notification_dot_v1_dot_notification__pb2.GetOrderNotificationsRequest.SerializeToString,
+            ecommerce_dot_notification_dot_v1_dot_notification__pb2.OrderNotifications.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,10 @@ class NotificationServiceStub:
     def __new__(cls, channel: _aio.Channel) -> NotificationServiceAsyncStub: ...
     ListNotifications: _grpc.UnaryUnaryMultiCallable[_notification_pb2.ListNotificationsRequest, _notification_pb2.ListNotificationsResponse]
     """Lists the caller's own notifications, newest first. Caller: any user."""
+    GetOrderNotifications: _grpc.UnaryUnaryMultiCallable[_notification_pb2.GetOrderNotificationsRequest, _notification_pb2.OrderNotifications]
+    """Returns the notifications about one order, oldest first: the emails on its timeline.
+    Caller: a service or an admin, or the order's owner (who sees only their own).
+    """
 
 @_typing.type_check_only
 class NotificationServiceAsyncStub(NotificationServiceStub):
@@ -47,6 +51,10 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListNotifications: _aio.UnaryUnaryMultiCallable[_notification_pb2.ListNotificationsRequest, _notification_pb2.ListNotificationsResponse]  # type: ignore[assignment]
     """Lists the caller's own notifications, newest first. Caller: any user."""
+    GetOrderNotifications: _aio.UnaryUnaryMultiCallable[_notification_pb2.GetOrderNotificationsRequest, _notification_pb2.OrderNotifications]  # type: ignore[assignment]
+    """Returns the notifications about one order, oldest first: the emails on its timeline.
+    Caller: a service or an admin, or the order's owner (who sees only their own).
+    """
 
 class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Read access to the notifications sent to users. Notifications are sent by consuming
@@ -60,5 +68,15 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_notification_pb2.ListNotificationsResponse, _abc.Awaitable[_notification_pb2.ListNotificationsResponse]]:
         """Lists the caller's own notifications, newest first. Caller: any user."""
+
+    @_abc_1.abstractmethod
+    def GetOrderNotifications(
+        self,
+        request: _notification_pb2.GetOrderNotificationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.OrderNotifications, _abc.Awaitable[_notification_pb2.OrderNotifications]]:
+        """Returns the notifications about one order, oldest first: the emails on its timeline.
+        Caller: a service or an admin, or the order's owner (who sees only their own).
+        """
 
 def add_NotificationServiceServicer_to_server(servicer: NotificationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

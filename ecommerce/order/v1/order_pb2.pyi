@@ -518,9 +518,13 @@ class TimelineEvent(_message.Message):
     OCCUR_TIME_FIELD_NUMBER: _builtins.int
     SUMMARY_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
-    """Id of the event message (its AMQP `message_id`); unique."""
+    """Id of the event message (its AMQP `message_id`), or of the notification for an email
+    sent; unique.
+    """
     type: _builtins.str
-    """Event type, the same as its routing key, e.g. "order.created" or "payment.failed"."""
+    """Event type, the same as its routing key, e.g. "order.created" or "payment.failed";
+    "notification.sent" for an email sent about the order.
+    """
     source: _builtins.str
     """Name of the service that emitted the event, e.g. "payment_service"."""
     summary: _builtins.str
