@@ -153,13 +153,14 @@ async def page_of_user(
 async def of_order(
     db: Database, order_id: str, *, user_id: str | None = None, limit: int = 100
 ) -> Sequence[NotificationRecord]:
-    """An order's notifications, oldest first (ids are time-ordered); only `user_id`'s when
-    given. An order makes one per event it goes through, a handful: `limit` only bounds a
-    reply that something else went wrong with."""
+    """An order's notifications, oldest first; only `user_id`'s when given. An order makes
+    one per event it goes through, a handful: `limit` only bounds a reply that something
+    else went wrong with."""
     query = (
         select(_notifications)
         .where(_notifications.c.order_id == order_id)
-        .order_by(_notifications.c.id)
+        # By creation: ids are ordered by the millisecond only.
+        .order_by(_notifications.c.created_at, _notifications.c.id)
         .limit(limit)
     )
     if user_id is not None:

@@ -139,6 +139,7 @@ def subscriptions(saga: Saga) -> Subscriptions[OrderUnitOfWork]:
         .on("payment.succeeded", saga.on_payment_succeeded)
         .on("payment.failed", saga.on_payment_failed)
         .on("payment.refunded", saga.on_payment_refunded)
+        .on("notification.sent", saga.on_notification_sent)
     )
 
 

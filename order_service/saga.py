@@ -132,6 +132,13 @@ class Saga:
         )
         return True
 
+    async def on_notification_sent(
+        self, uow: OrderUnitOfWork, event: Message, envelope: Envelope
+    ) -> None:
+        """Nothing: an order's timeline asks the notification service for its emails. Only a
+        version of it from before that still publishes these, while a rollout replaces it;
+        they are acked rather than dead-lettered."""
+
     def _announce_after_commit(self, uow: OrderUnitOfWork, order_id: str) -> None:
         """A change made in an event's unit of work, announced once that commits."""
         if self.changes is not None:

@@ -195,6 +195,11 @@ class Notifications:
         except grpc.aio.AioRpcError as error:
             if error.code() in _UNREACHABLE:
                 raise _unavailable("notification service", error) from None
+            if error.code() is grpc.StatusCode.UNIMPLEMENTED:
+                # A version from before it answers this, while a rollout replaces it.
+                raise Unavailable(
+                    "The notification service cannot list an order's emails yet. Retry later."
+                ) from None
             raise
         return [
             notification

@@ -107,6 +107,10 @@ def _migrate(connection: Connection, target_metadata: MetaData, sqlite: bool) ->
 
     if not sqlite:
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+        # The lock is the session's; its statement's transaction ends here, so that the
+        # migrations run in one alembic begins, which a migration building an index
+        # CONCURRENTLY can step out of (`autocommit_block`).
+        connection.commit()
     try:
         context.configure(
             connection=connection,

@@ -35,6 +35,8 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
         "payment.succeeded",
         "payment.failed",
         "payment.refunded",
+        # Retired: no longer published, acked while a rollout's older publishers remain.
+        "notification.sent",
     ),
     "notification_service": (
         "order.created",
@@ -44,12 +46,6 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
         "payment.failed",
         "payment.refunded",
     ),
-}
-# Bindings of earlier versions, removed where they are declared. Nothing publishes these any
-# more; a message of one left on the queue would be dead-lettered for want of a handler.
-RETIRED_BINDINGS: dict[str, tuple[str, ...]] = {
-    # An order's emails are asked of the notification service when its timeline is read.
-    "order_service": ("notification.sent",),
 }
 # RabbitMQ before 4.0 sets no delivery limit on quorum queues: a poison message would loop.
 DELIVERY_LIMIT = 5
@@ -119,8 +115,6 @@ class Topology:
         )
         for key in CONSUMERS[consumer] if routing_keys is None else routing_keys:
             await queue.bind(exchange, routing_key=key)
-        for key in RETIRED_BINDINGS.get(consumer, ()):
-            await queue.unbind(exchange, routing_key=key)
         for delay in self.retry_delays_seconds:
             await self._declare_retry_queue(channel, consumer, delay)
         return queue

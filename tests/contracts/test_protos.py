@@ -72,7 +72,10 @@ EXPECTED_SERVICES: dict[str, set[str]] = {
     },
     "ecommerce.order.v1.AnalyticsService": {"GetTopProducts", "GetSales"},
     "ecommerce.payment.v1.PaymentService": {"GetPayment"},
-    "ecommerce.notification.v1.NotificationService": {"ListNotifications"},
+    "ecommerce.notification.v1.NotificationService": {
+        "ListNotifications",
+        "GetOrderNotifications",
+    },
 }
 
 FLOATING_TYPES = frozenset(

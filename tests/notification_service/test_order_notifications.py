@@ -3,6 +3,7 @@ admin, only their own for anyone else, and a clear error for a bad id or no call
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,8 +18,10 @@ from notification_service.notifications import Notifications
 from tests.conftest import DatabaseFactory
 
 
-async def add(database: Database, *, order_id: str, user_id: str, event_type: str) -> str:
-    now, notification_id = utcnow(), new_id()
+async def add(
+    database: Database, *, order_id: str, user_id: str, event_type: str, minute: int
+) -> str:
+    now, notification_id = utcnow() + timedelta(minutes=minute), new_id()
     async with database.transaction() as session:
         session.add(
             Notification(
@@ -54,9 +57,14 @@ async def test_an_orders_notifications_oldest_first_for_whom_may_see_them(
 ) -> None:
     database = await database_on_each_backend(metadata)
     order, other_order = new_id(), new_id()
-    created = await add(database, order_id=order, user_id="ada", event_type="order.created")
-    await add(database, order_id=other_order, user_id="ada", event_type="order.created")
-    confirmed = await add(database, order_id=order, user_id="ada", event_type="order.confirmed")
+    # Made in the order they were, by time, not in the order of their ids.
+    confirmed = await add(
+        database, order_id=order, user_id="ada", event_type="order.confirmed", minute=2
+    )
+    await add(database, order_id=other_order, user_id="ada", event_type="order.created", minute=0)
+    created = await add(
+        database, order_id=order, user_id="ada", event_type="order.created", minute=1
+    )
     notifications = notifications_on(database)
 
     readers = (caller("ada", Role.CUSTOMER), caller("x", Role.ADMIN), caller("o", Role.SERVICE))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import aio_pika
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
@@ -22,6 +23,7 @@ from ecommerce.payment.v1 import payment_pb2_grpc
 from ecommerce.product.v1 import product_pb2, product_pb2_grpc
 from ecommerce.user.v1 import auth_pb2, auth_pb2_grpc, user_pb2, user_pb2_grpc
 from localmesh.faultproxy import FaultyProxy
+from meshkit.messaging import Topology
 from meshkit.rpc import GrpcServer
 from meshkit.service import running_service
 from meshkit.settings import PROJECT_ROOT, load_settings
@@ -290,3 +292,41 @@ class OrderProcess:
             except TimeoutError:
                 await self.kill()  # not left running into the next tests
                 raise
+
+
+async def publish_event(
+    saga: Saga, event_type: str, body: bytes, message_id: str, correlation_id: str
+) -> None:
+    """An event published to the saga's exchange as a service's relay would."""
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await Topology(saga.namespace).declare_exchange(channel)
+        await exchange.publish(
+            aio_pika.Message(
+                body=body,
+                message_id=message_id,
+                type=event_type,
+                correlation_id=correlation_id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                app_id="tests",
+            ),
+            routing_key=event_type,
+        )
+    finally:
+        await connection.close()
+
+
+async def dead_letters(saga: Saga, consumer: str) -> int:
+    """Messages in `consumer`'s dead-letter queue."""
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(
+            Topology(saga.namespace).dead_letter_queue(consumer),
+            durable=True,
+            arguments={"x-queue-type": "quorum"},
+        )
+        return queue.declaration_result.message_count or 0
+    finally:
+        await connection.close()

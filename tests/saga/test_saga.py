@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Awaitable
 from typing import Any
 
-import aio_pika
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
@@ -20,13 +19,21 @@ from ecommerce.payment.v1 import payment_pb2
 from ecommerce.user.v1 import user_pb2
 from localmesh.faultproxy import FaultyProxy, Mode
 from meshkit.data import Database
-from meshkit.messaging import Topology
 from order_service.app import DEFINITION as ORDER
 from order_service.saga import Saga as OrderSaga
 from payment_service.app import DEFINITION as PAYMENT
 from payment_service.models import Payment
 from tests.conftest import AMQP_URL
-from tests.saga.conftest import ADDRESS, ADMIN_EMAIL, ADMIN_PASSWORD, OrderProcess, Saga, bearer
+from tests.saga.conftest import (
+    ADDRESS,
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    OrderProcess,
+    Saga,
+    bearer,
+    dead_letters,
+    publish_event,
+)
 from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.integration
@@ -388,28 +395,6 @@ async def test_a_crash_between_commit_and_publish_loses_nothing(
         assert await payment_count(saga, order.id) == 1
 
 
-async def _publish(
-    saga: Saga, event_type: str, body: bytes, message_id: str, correlation_id: str
-) -> None:
-    connection = await aio_pika.connect(AMQP_URL)
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await Topology(saga.namespace).declare_exchange(channel)
-        await exchange.publish(
-            aio_pika.Message(
-                body=body,
-                message_id=message_id,
-                type=event_type,
-                correlation_id=correlation_id,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                app_id="tests",
-            ),
-            routing_key=event_type,
-        )
-    finally:
-        await connection.close()
-
-
 async def test_a_duplicate_event_changes_nothing(saga: Saga) -> None:
     product = await saga.new_product(stock=5)
     order = await saga.place(product, 1, key=key())
@@ -424,12 +409,12 @@ async def test_a_duplicate_event_changes_nothing(saga: Saga) -> None:
     ).SerializeToString()
     message_id = uuid.uuid4().hex
     for mid in (uuid.uuid4().hex, message_id, message_id):
-        await _publish(saga, "order.created", event, mid, order.id)
+        await publish_event(saga, "order.created", event, mid, order.id)
     succeeded = events_pb2.PaymentSucceeded(
         payment_id="x", order_id=order.id, user_id=saga.customer_id
     )
     for _ in range(2):
-        await _publish(
+        await publish_event(
             saga, "payment.succeeded", succeeded.SerializeToString(), uuid.uuid4().hex, order.id
         )
     sentinel = await saga.place(product, 1, key=key())
@@ -442,34 +427,22 @@ async def test_a_duplicate_event_changes_nothing(saga: Saga) -> None:
     assert await saga.order_status(order.id) == PAID
 
 
-async def _dead_letters(saga: Saga, consumer: str) -> int:
-    connection = await aio_pika.connect(AMQP_URL)
-    try:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(
-            Topology(saga.namespace).dead_letter_queue(consumer),
-            durable=True,
-            arguments={"x-queue-type": "quorum"},
-        )
-        return queue.declaration_result.message_count or 0
-    finally:
-        await connection.close()
-
-
 async def test_poison_messages_end_in_the_dead_letter_queue(saga: Saga) -> None:
     # Unreadable: dead-lettered at once. Readable but failing every time (a payment for an
     # order that does not exist): retried with backoff, then dead-lettered.
-    await _publish(saga, "order.created", b"\xff not protobuf", uuid.uuid4().hex, "poison")
+    await publish_event(saga, "order.created", b"\xff not protobuf", uuid.uuid4().hex, "poison")
     ghost = events_pb2.PaymentSucceeded(payment_id="p", order_id="no-such-order", user_id="u")
-    await _publish(saga, "payment.succeeded", ghost.SerializeToString(), uuid.uuid4().hex, "ghost")
+    await publish_event(
+        saga, "payment.succeeded", ghost.SerializeToString(), uuid.uuid4().hex, "ghost"
+    )
     product = await saga.new_product(stock=5)
     order = await saga.place(product, 1, key=key())
     await saga.wait_status(order.id, PAID)  # later messages still flow
 
     async def dead_lettered() -> bool:
         return (
-            await _dead_letters(saga, "payment_service") >= 1
-            and await _dead_letters(saga, "order_service") >= 1
+            await dead_letters(saga, "payment_service") >= 1
+            and await dead_letters(saga, "order_service") >= 1
         )
 
     await eventually(

@@ -385,8 +385,9 @@ Global___PaymentFailed: _TypeAlias = PaymentFailed  # noqa: Y015
 
 @_typing.final
 class NotificationSent(_message.Message):
-    """Routing key "notification.sent": a notification was delivered to a user. Published by
-    notification_service.
+    """Routing key "notification.sent": a notification was delivered to a user. Retired: no
+    longer published (an order's timeline asks notification_service for its emails); kept so
+    that what an earlier version published can still be read.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
