@@ -77,6 +77,7 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         if settings.notification_service_addr
         else None
     )
+    verifier = jwks_verifier(settings, users.channel, stack)
     catalog = Catalog(product_channel)
     changes = open_announcer(
         settings.redis_url,
@@ -95,6 +96,7 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
         changes,
         notifications,
+        verifier.revoked,
     )
     saga = Saga(unit_of_work, catalog, changes)
     reconciler = Reconciler(
@@ -126,7 +128,7 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
                 analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server,
             ),
         ],
-        verifier=jwks_verifier(settings, users.channel, stack),
+        verifier=verifier,
         background=[*messaging.jobs(subscriptions(saga)), reconciler.run],
         dependencies=[database.readiness, amqp.readiness(messaging.connection)],
     )

@@ -28,6 +28,7 @@ from meshkit.identity.errors import (
     TokenMissing,
     TokenRevoked,
 )
+from meshkit.identity.revocations import RevokedTokens
 from meshkit.identity.wiring import (
     UserServiceLink,
     confirm_account,
@@ -42,6 +43,7 @@ __all__ = [
     "AccountChanged",
     "AccountDeactivated",
     "JwksVerifier",
+    "RevokedTokens",
     "RoleNotAllowed",
     "ServiceTokenIssuer",
     "ServiceTokenSource",
