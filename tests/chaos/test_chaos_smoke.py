@@ -266,7 +266,7 @@ def test_the_mail_reader_finds_the_order_in_a_rendered_email() -> None:
     mailer = SmtpMailer(load_settings(NotificationSettings, env_file=None))
     message = mailer.message(EMAILS[ANN], email.subject, email.text, email.html, "<n1@example.com>")
 
-    [mail] = read_mail(message.as_bytes(), [EMAILS[ANN]])
+    [mail] = read_mail(message, [EMAILS[ANN]])
 
     assert mail == Mail("<n1@example.com>", EMAILS[ANN], SUBJECTS["order.confirmed"], "0123abcd")
 

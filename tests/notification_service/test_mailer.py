@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 from collections.abc import Iterator
+from email.message import EmailMessage
 
 import aiosmtplib
 import pytest
@@ -160,3 +163,31 @@ async def test_a_closed_idle_connection_reopens_for_the_next_email(smtp: SmtpSer
         assert connection.idle_seconds == 0
         await connection.send("b@example.com", "B", "text", "html", message_id="<t13@example.com>")
     assert smtp.connections == 2
+
+
+def test_a_message_reads_back_as_written_and_its_long_subject_folds() -> None:
+    mailer = SmtpMailer(load_settings(NotificationSettings, env_file=None))
+    subject = "Votre commande numéro 019af3c3c9e07f1a8b2c4d6e8f0a1b78 est confirmée — merci ! " * 2
+    text, html = "Ligne é\n" * 40, "<p>é</p>" * 40
+    raw = mailer.message("zoe@example.com", subject, text, html, "<n-2@example.com>")
+
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    assert parsed["Subject"] == subject
+    assert parsed["To"] == "zoe@example.com" and parsed["Message-ID"] == "<n-2@example.com>"
+    assert parsed.get_content_type() == "multipart/alternative"
+    plain, rich = parsed.iter_parts()
+    assert (plain.get_content_type(), plain.get_content()) == ("text/plain", text)
+    assert (rich.get_content_type(), rich.get_content()) == ("text/html", html)
+    lines = raw.split(b"\r\n")
+    assert all(len(line) <= 78 for line in lines), max(lines, key=len)
+    assert b"\n" not in raw.replace(b"\r\n", b"")  # every line ends in CRLF
+
+
+@pytest.mark.parametrize("field", ["recipient", "subject"])
+def test_a_line_break_in_a_header_is_refused_not_sent(field: str) -> None:
+    mailer = SmtpMailer(load_settings(NotificationSettings, env_file=None))
+    values = {"recipient": "zoe@example.com", "subject": "Hello"}
+    values[field] += "\r\nBcc: everyone@example.com"
+    with pytest.raises(ValueError, match="line break"):
+        mailer.message(values["recipient"], values["subject"], "text", "<p>html</p>", "<n@x>")
