@@ -77,7 +77,6 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         if settings.notification_service_addr
         else None
     )
-    verifier = jwks_verifier(settings, users.channel, stack)
     catalog = Catalog(product_channel)
     changes = open_announcer(
         settings.redis_url,
@@ -96,7 +95,6 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
         PageTokenCodec(settings.page_token_secret.get_secret_value().encode()),
         changes,
         notifications,
-        verifier.revoked,
     )
     saga = Saga(unit_of_work, catalog, changes)
     reconciler = Reconciler(
@@ -128,7 +126,7 @@ async def build(settings: OrderSettings, stack: AsyncExitStack) -> ServiceApp:
                 analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server,
             ),
         ],
-        verifier=verifier,
+        verifier=jwks_verifier(settings, users.channel, stack),
         background=[*messaging.jobs(subscriptions(saga)), reconciler.run],
         dependencies=[database.readiness, amqp.readiness(messaging.connection)],
     )

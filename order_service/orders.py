@@ -19,7 +19,7 @@ from meshkit.errors import (
     require_id,
 )
 from meshkit.failures import dependency_down
-from meshkit.identity import USERS, AccountDeactivated, RevokedTokens, RoleNotAllowed, authorize
+from meshkit.identity import USERS, AccountDeactivated, RoleNotAllowed, authorize
 from meshkit.ids import new_id
 from meshkit.rpc import PageTokenCodec, money, page_size, timestamp, to_datetime
 from meshkit.shielding import finish
@@ -72,7 +72,6 @@ class Orders:
         page_tokens: PageTokenCodec,
         changes: ChangeAnnouncer | None = None,
         notifications: Notifications | None = None,
-        revocations: RevokedTokens | None = None,
     ) -> None:
         self.db = database
         self.unit_of_work = unit_of_work
@@ -85,18 +84,6 @@ class Orders:
         # Where the emails on an order's timeline come from; none where no notification
         # service is deployed.
         self.notifications = notifications
-        # The revocations this service's verifier refuses tokens by (`meshkit.identity`).
-        self.revocations = revocations
-
-    def _revocations_heard(self) -> bool:
-        """Whether the caller's token was checked against current revocations.
-
-        Deactivating an account revokes its tokens, announced to every verifier within a
-        moment; while this one hears them, a token that got this far belongs to an active
-        account, and asking the user service again (its busiest call, once per order) adds
-        nothing. Without them (no Redis, or its subscription lost), the user service is asked.
-        """
-        return self.revocations is not None and self.revocations.hearing
 
     # --- placing an order -------------------------------------------------------------
 
@@ -106,7 +93,7 @@ class Orders:
         replay = await self._replay(user_id, command)
         if replay is not None:
             return replay
-        if not self._revocations_heard() and not await self.users.is_active(user_id):
+        if not await self.users.is_active(user_id):
             raise AccountDeactivated("This account is deactivated.")
         products = await self.catalog.products([line.product_id for line in command.lines])
         currency = self._check_sellable(command, products)

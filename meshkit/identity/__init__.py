@@ -28,7 +28,6 @@ from meshkit.identity.errors import (
     TokenMissing,
     TokenRevoked,
 )
-from meshkit.identity.revocations import RevokedTokens
 from meshkit.identity.wiring import (
     UserServiceLink,
     confirm_account,
@@ -43,7 +42,6 @@ __all__ = [
     "AccountChanged",
     "AccountDeactivated",
     "JwksVerifier",
-    "RevokedTokens",
     "RoleNotAllowed",
     "ServiceTokenIssuer",
     "ServiceTokenSource",

@@ -71,9 +71,6 @@ class RevokedTokens:
 
     def __init__(self) -> None:
         self._before: dict[str, float] = {}
-        # Whether a listener follows the announcements now: what `check` refuses is then
-        # current to within an announcement's delay (`RevocationListener`).
-        self.hearing = False
 
     def __len__(self) -> int:
         return len(self._before)
@@ -118,6 +115,7 @@ class RevocationListener:
         self.reader = reader
         self.channel = channel
         self._task: asyncio.Task[None] | None = None
+        self._hearing = False
         self._warned = False
         self.confirmed = asyncio.Event()
 
@@ -130,7 +128,6 @@ class RevocationListener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self.revoked.hearing = False
 
     async def _listen(self) -> None:
         while True:
@@ -146,8 +143,8 @@ class RevocationListener:
     def _lost(self, why: str) -> None:
         """Once per loss (or at start, when Redis never answered): a warning."""
         self.confirmed.clear()
-        if self.revoked.hearing or not self._warned:
-            self.revoked.hearing, self._warned = False, True
+        if self._hearing or not self._warned:
+            self._hearing, self._warned = False, True
             logger.warning(
                 "revocations unavailable (%s): tokens revoked meanwhile work until they "
                 "expire, or until Redis answers again",
@@ -164,9 +161,9 @@ class RevocationListener:
             # Subscribed first, read after: a revocation made in between is in both.
             stored = await self.reader.zrange(REVOKED_KEY, 0, -1, withscores=True)
             self.revoked.load(_revocations(stored), now=time.time())
-            if not self.revoked.hearing:
+            if not self._hearing:
                 logger.info("hearing revocations (%d known)", len(self.revoked))
-            self.revoked.hearing, self._warned = True, False
+            self._hearing, self._warned = True, False
             self.confirmed.set()
         elif message["type"] == "message":
             revocation = decode(message["data"])

@@ -18,14 +18,14 @@ from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
-# What one order's trace must hold, by process, kind and name. (The order service asks the
-# user service nothing while it hears revocations, as these processes do: the token it
-# checked is the account's state. `FIRST_ORDER` has the user service's part.)
+# What one order's trace must hold, by process, kind and name.
 EXPECTED = {
     ("gateway", "server", "POST /v1/orders"),
     ("order_service", "server", "ecommerce.order.v1.OrderService/CreateOrder"),
     ("order_service", "client", "ecommerce.product.v1.ProductService/ReserveStock"),
     ("product_service", "server", "ecommerce.product.v1.ProductService/ReserveStock"),
+    ("order_service", "client", "ecommerce.user.v1.UserService/IsUserActive"),
+    ("user_service", "server", "ecommerce.user.v1.UserService/IsUserActive"),
     ("order_service", "producer", "publish order.created"),
     ("payment_service", "consumer", "process order.created"),
     ("payment_service", "producer", "publish payment.succeeded"),
@@ -35,12 +35,6 @@ EXPECTED = {
     ("notification_service", "consumer", "process order.confirmed"),
     ("notification_service", "internal", "send order.created email"),
     ("notification_service", "internal", "send order.confirmed email"),
-}
-# A customer's first order also looks them up, for the emails' greeting: the user service's
-# part of the trace, once per customer (the answer is kept for a minute).
-FIRST_ORDER = EXPECTED | {
-    ("notification_service", "client", "ecommerce.user.v1.UserService/GetUser"),
-    ("user_service", "server", "ecommerce.user.v1.UserService/GetUser"),
 }
 
 
@@ -85,10 +79,8 @@ async def place(
     return order_id
 
 
-def missing(
-    spans: list[ReceivedSpan], expected: set[tuple[str, str, str]] = EXPECTED
-) -> set[tuple[str, str, str]]:
-    return expected - {(span.service, span.kind, span.name) for span in spans}
+def missing(spans: list[ReceivedSpan]) -> set[tuple[str, str, str]]:
+    return EXPECTED - {(span.service, span.kind, span.name) for span in spans}
 
 
 async def test_one_order_is_one_trace_from_the_client_to_the_last_email(
@@ -115,14 +107,14 @@ async def test_one_order_is_one_trace_from_the_client_to_the_last_email(
         # Each process sends its spans on its own schedule: a child may come before its
         # parent, so the trace is complete once nothing is missing and no parent is awaited.
         spans = store.spans(trace_id)
-        return spans if not missing(spans, FIRST_ORDER) and not dangling(spans) else None
+        return spans if not missing(spans) and not dangling(spans) else None
 
     try:
         spans = await eventually(complete, timeout=30, message="the order's trace complete")
     except AssertionError:
         spans = store.spans(trace_id)
         raise AssertionError(
-            f"missing from the trace: {missing(spans, FIRST_ORDER)}; no parent: {dangling(spans)}"
+            f"missing from the trace: {missing(spans)}; no parent: {dangling(spans)}"
         ) from None
     (gateway,) = [s for s in spans if s.service == "gateway" and s.kind == "server"]
     assert gateway.parent_id == client_span  # the client's trace, continued
