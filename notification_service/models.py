@@ -35,7 +35,7 @@ class Notification(Base):
     __table_args__ = (
         Index("ix_notifications_user_id_id", "user_id", "id"),
         # An order's emails, which its timeline shows (`GetOrderNotifications`).
-        Index("ix_notifications_order_id_id", "order_id", "id"),
+        Index("ix_notifications_order_id_created_at", "order_id", "created_at", "id"),
         # The mailer's work queue: due, unsent notifications.
         Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
     )

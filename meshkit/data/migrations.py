@@ -108,8 +108,8 @@ def _migrate(connection: Connection, target_metadata: MetaData, sqlite: bool) ->
     if not sqlite:
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
         # The lock is the session's; its statement's transaction ends here, so that the
-        # migrations run in one alembic begins, which a migration building an index
-        # CONCURRENTLY can step out of (`autocommit_block`).
+        # migrations run in one of alembic's own: one that fails rolls back alone, and the
+        # unlock below still runs, instead of failing in an aborted transaction.
         connection.commit()
     try:
         context.configure(

@@ -17,19 +17,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    if op.get_context().dialect.name != "postgresql":
-        op.create_index("ix_notifications_order_id_id", "notifications", ["order_id", "id"])
-        return
-    # Built beside the writes, not in their way: the table holds every email ever sent, and
-    # a plain build would hold the consumer and the mailer back until it ends.
-    with op.get_context().autocommit_block():
-        op.create_index(
-            "ix_notifications_order_id_id",
-            "notifications",
-            ["order_id", "id"],
-            postgresql_concurrently=True,
-        )
+    # Built in the migration's transaction: CONCURRENTLY would wait on every replica queued
+    # for the migration lock, and deadlock with them.
+    op.create_index(
+        "ix_notifications_order_id_created_at", "notifications", ["order_id", "created_at", "id"]
+    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_notifications_order_id_id", table_name="notifications")
+    op.drop_index("ix_notifications_order_id_created_at", table_name="notifications")
