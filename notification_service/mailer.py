@@ -127,17 +127,29 @@ class MailConnection:
         self, recipient: str, subject: str, text: str, html: str, *, message_id: str
     ) -> None:
         message = self.mailer.message(recipient, subject, text, html, message_id)
+        sender = self.mailer.sender_address
+        # An internationalised mailbox needs a relay that takes SMTPUTF8; asked for, a relay
+        # without it is refused before any command is sent.
+        options = [] if recipient.isascii() and sender.isascii() else ["SMTPUTF8"]
         client = await self._open_client()
         try:
-            await client.sendmail(self.mailer.sender_address, [recipient], message)
+            await client.sendmail(sender, [recipient], message, mail_options=options)
             self._last_used = time.monotonic()
-        except OSError:
-            # Dropped, timed out, refused (aiosmtplib's connection errors are OSErrors): the
-            # next email starts afresh. A refused message (a 5xx or 4xx
-            # answer) leaves the connection usable: aiosmtplib has reset the envelope.
-            client.close()
-            self._client = None
+        except aiosmtplib.SMTPException as error:
+            # Dropped or timed out (aiosmtplib's connection errors are OSErrors): the next
+            # email starts afresh. A refused message (a 5xx or 4xx answer), or an option the
+            # relay lacks, leaves the connection usable: no envelope is left open.
+            if isinstance(error, OSError):
+                self._drop(client)
             raise
+        except BaseException:
+            # Failed or cancelled mid-transaction: the connection's state is unknown.
+            self._drop(client)
+            raise
+
+    def _drop(self, client: aiosmtplib.SMTP) -> None:
+        client.close()
+        self._client = None
 
     async def _open_client(self) -> aiosmtplib.SMTP:
         client = self._client

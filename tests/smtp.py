@@ -38,9 +38,11 @@ class ReceivedMail:
 class SmtpServer:
     """Keeps every message it accepts; `stop()` then `start()` on the same port is an outage."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, smtputf8: bool = False) -> None:
         # aiosmtpd does not report the port it bound: pick a free one first.
         self.port = port or free_port()
+        # Whether it takes internationalised mailboxes (RFC 6531).
+        self.smtputf8 = smtputf8
         self._lock = threading.Lock()
         self._received: list[ReceivedMail] = []
         self._greetings = 0
@@ -62,7 +64,9 @@ class SmtpServer:
         return "250 OK"
 
     def start(self) -> SmtpServer:
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller = Controller(
+            self, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=self.smtputf8
+        )
         self._controller.start()
         return self
 

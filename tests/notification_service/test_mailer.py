@@ -191,3 +191,30 @@ def test_a_line_break_in_a_header_is_refused_not_sent(field: str) -> None:
     values[field] += "\r\nBcc: everyone@example.com"
     with pytest.raises(ValueError, match="line break"):
         mailer.message(values["recipient"], values["subject"], "text", "<p>html</p>", "<n@x>")
+
+
+async def test_an_internationalised_mailbox_goes_where_the_relay_takes_it() -> None:
+    without, with_utf8 = SmtpServer().start(), SmtpServer(smtputf8=True).start()
+    try:
+        # Refused before any command by a relay without SMTPUTF8, and the next email goes
+        # on the same connection.
+        async with _mailer(without).connection() as connection:
+            with pytest.raises(aiosmtplib.SMTPNotSupported):
+                await connection.send(
+                    "zoë@example.com", "Hi", "text", "<p>html</p>", message_id="<a@x>"
+                )
+            await connection.send(
+                "ann@example.com", "Hi", "text", "<p>html</p>", message_id="<b@x>"
+            )
+        assert [mail.recipients for mail in without.received()] == [("ann@example.com",)]
+        assert without.connections == 1
+        async with _mailer(with_utf8).connection() as connection:
+            await connection.send(
+                "zoë@example.com", "Hi", "text", "<p>html</p>", message_id="<c@x>"
+            )
+        [mail] = with_utf8.received()
+        assert mail.recipients == ("zoë@example.com",)
+        assert mail.message["To"] == "zoë@example.com"
+    finally:
+        without.stop()
+        with_utf8.stop()
