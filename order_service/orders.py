@@ -13,6 +13,7 @@ from meshkit.caching import ChangeAnnouncer, invalidation
 from meshkit.context import Principal, Role, deadline_var
 from meshkit.data import Database, IntegrityViolation, utcnow
 from meshkit.errors import (
+    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     quoted,
@@ -88,27 +89,20 @@ class Orders:
     # --- placing an order -------------------------------------------------------------
 
     async def place(self, caller: Principal, command: PlaceOrder) -> OrderRecord:
-        """Check the user, price the items, reserve stock, then save order and event together."""
+        """Check the user, reserve stock priced as it is taken, then save order and event
+        together."""
         user_id = authorize(caller, *USERS).subject
         replay = await self._replay(user_id, command)
         if replay is not None:
             return replay
         if not await self.users.is_active(user_id):
             raise AccountDeactivated("This account is deactivated.")
-        products = await self.catalog.products([line.product_id for line in command.lines])
-        currency = self._check_sellable(command, products)
-
         # Shielded: once stock may be reserved, neither the caller hanging up nor its deadline
         # passing may stop this halfway, with the stock reserved and no order saved.
-        return await finish(self._reserve_and_save(new_id(), user_id, command, products, currency))
+        return await finish(self._reserve_and_save(new_id(), user_id, command))
 
     async def _reserve_and_save(
-        self,
-        order_id: str,
-        user_id: str,
-        command: PlaceOrder,
-        products: dict[str, ProductInfo],
-        currency: str,
+        self, order_id: str, user_id: str, command: PlaceOrder
     ) -> OrderRecord:
         """The order saved with its stock reserved, or no order and the stock released.
 
@@ -116,7 +110,8 @@ class Orders:
         product service reserved), so every failure releases; releasing is idempotent.
         """
         try:
-            await self.catalog.reserve(order_id, command.lines)
+            products = await self._reserve(order_id, command)
+            currency = self._check_sellable(command, products)
             return await self._save(order_id, user_id, command, products, currency)
         except IntegrityViolation:
             # The same key won a race with us: that order stands, ours never existed.
@@ -127,6 +122,21 @@ class Orders:
             return replay
         except BaseException:
             await self._release_unless_saved(order_id)
+            raise
+
+    async def _reserve(self, order_id: str, command: PlaceOrder) -> dict[str, ProductInfo]:
+        """The order's stock reserved, its products as their stock was taken: one call to the
+        catalog, which prices the order in the same statement that takes its stock.
+
+        A refusal says why as a look at the products first would have: a product that does
+        not exist or is no longer sold, or prices in two currencies, before a shortage. Those
+        are rare, and only they pay for the look.
+        """
+        try:
+            return await self.catalog.reserve(order_id, command.lines)
+        except FailedPrecondition:
+            products = await self.catalog.products([line.product_id for line in command.lines])
+            self._check_sellable(command, products)
             raise
 
     async def find_by_key(self, user_id: str, idempotency_key: str) -> OrderRecord | None:

@@ -51,6 +51,18 @@ class Line:
     quantity: int
 
 
+def _product_info(product: product_pb2.Product) -> ProductInfo:
+    return ProductInfo(
+        id=product.id,
+        name=product.name,
+        seller_id=product.seller_id,
+        price_minor=product.price.amount_minor,
+        currency_code=product.price.currency_code,
+        stock=product.stock,
+        archived=product.archived,
+    )
+
+
 def _unavailable(what: str, error: grpc.aio.AioRpcError) -> Unavailable | DeadlineExceeded:
     """What the caller is told when `what` could not be reached or did not answer in time.
 
@@ -88,21 +100,14 @@ class Catalog:
                 raise result
             if isinstance(result, BaseException):
                 raise result
-            found[pid] = ProductInfo(
-                id=result.id,
-                name=result.name,
-                seller_id=result.seller_id,
-                price_minor=result.price.amount_minor,
-                currency_code=result.price.currency_code,
-                stock=result.stock,
-                archived=result.archived,
-            )
+            found[pid] = _product_info(result)
         if missing:
             raise InvalidArgument("Some items name products that do not exist.", missing)
         return found
 
-    async def reserve(self, order_id: str, lines: Iterable[Line]) -> None:
-        """All or nothing; idempotent per order id."""
+    async def reserve(self, order_id: str, lines: Iterable[Line]) -> dict[str, ProductInfo]:
+        """All or nothing; idempotent per order id. The reserved products, by id, as their
+        stock was taken: what the order is priced by."""
         request = product_pb2.ReserveStockRequest(
             order_id=order_id,
             items=[
@@ -111,7 +116,7 @@ class Catalog:
             ],
         )
         try:
-            await self.stub.ReserveStock(request)
+            reserved = await self.stub.ReserveStock(request)
         except grpc.aio.AioRpcError as error:
             if error.code() in _UNREACHABLE:
                 raise _unavailable("product catalog", error) from None
@@ -122,6 +127,11 @@ class Catalog:
                     error.details() or "Not enough stock."
                 ) from None
             raise
+        if len(reserved.products) != len(request.items):
+            # A catalog from before it priced reservations (a rollout), or a product gone
+            # since a first reservation of this order: priced as they are now.
+            return await self.products([item.product_id for item in request.items])
+        return {product.id: _product_info(product) for product in reserved.products}
 
     async def held_reservations(self, start: datetime, end: datetime) -> list[str]:
         """Ids of the orders whose stock is still reserved, reserved in [start, end)."""

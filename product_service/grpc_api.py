@@ -78,6 +78,7 @@ def _reservation(result: ReservationResult) -> product_pb2.ReserveStockResponse:
             for line in result.items
         ],
         already_reserved=result.already_reserved,
+        products=[product_message(product) for product in result.products],
     )
 
 

@@ -108,7 +108,7 @@ _TAKE_STOCK = Statement(
         LISTED,
     )
     .values(stock=_products.c.stock - bindparam("quantity"), updated_at=bindparam("now"))
-    .returning(_products.c.stock)
+    .returning(*_products.c)
 )
 _ADD_RESERVATION = Statement(_reservations.insert())
 _GIVE_BACK_STOCK = Statement(
@@ -213,17 +213,18 @@ class ProductRepository:
         row = await self.tx.fetchrow(_COUNT_IN_CATEGORY, {"category_id": category_id})
         return int(row["products"]) if row is not None else 0
 
-    async def take_stock(self, product_id: str, quantity: int) -> int | None:
+    async def take_stock(self, product_id: str, quantity: int) -> ProductRecord | None:
         """Take `quantity` off a listed product's stock in one conditional statement.
 
-        Returns the stock left, or None when there is not enough (or the product is archived
-        or unknown). Concurrent takers queue on the row lock and each re-checks the condition,
-        so stock never goes negative.
+        Returns the product as it is after (its stock what is left, its price what the
+        reservation is priced at), or None when there is not enough (or the product is
+        archived or unknown). Concurrent takers queue on the row lock and each re-checks the
+        condition, so stock never goes negative.
         """
         row = await self.tx.fetchrow(
             _TAKE_STOCK, {"product_id": product_id, "quantity": quantity, "now": utcnow()}
         )
-        return None if row is None else int(row["stock"])
+        return None if row is None else ProductRecord(**row)
 
     async def give_back_stock(self, product_id: str, quantity: int) -> int | None:
         """Return reserved units to stock (archived products too); the stock after it."""

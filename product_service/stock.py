@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from product_service.cache import CatalogCache
 from product_service.errors import OutOfStock, ProductArchived, ProductNotFound, ReservationReleased
 from product_service.products import MAX_STOCK
 from product_service.reads import held_reservations, load_product, load_reservations
-from product_service.records import ReservationRecord
+from product_service.records import ProductRecord, ReservationRecord
 from product_service.unit_of_work import CatalogUnitOfWorkFactory
 from product_service.validation import check_id
 
@@ -54,6 +55,9 @@ class ReservationResult:
     items: tuple[StockLine, ...]
     # True when an earlier call reserved this order already; this one changed nothing.
     already_reserved: bool
+    # The products of `items`, in their order, as their stock was taken (for a repeat, as
+    # they are now): what the order is priced by.
+    products: tuple[ProductRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,19 +164,18 @@ class Stock:
         lines = _lines(items)
         existing = await load_reservations(self.db, order_id)
         if existing:
-            return self._repeat(order_id, lines, existing)
-        emptied: set[str] = set()
+            return await self._repeat(order_id, lines, existing)
+        taken: list[ProductRecord] = []
         try:
             async with self.unit_of_work() as uow:
                 for line in lines:
                     # One conditional UPDATE: the row lock makes concurrent takers queue,
                     # and each re-checks `stock >= quantity` after the one before it.
-                    left = await uow.products.take_stock(line.product_id, line.quantity)
-                    if left is None:
+                    product = await uow.products.take_stock(line.product_id, line.quantity)
+                    if product is None:
                         # Raising rolls back what the earlier lines took.
                         raise _Short(line)
-                    if left == 0:
-                        emptied.add(line.product_id)
+                    taken.append(product)
                 await uow.reservations.add(
                     order_id, [(line.product_id, line.quantity) for line in lines]
                 )
@@ -184,12 +187,12 @@ class Stock:
             existing = await load_reservations(self.db, order_id)
             if not existing:
                 raise
-            return self._repeat(order_id, lines, existing)
+            return await self._repeat(order_id, lines, existing)
         # Listings change only when a product leaves the in-stock filter.
-        await finish(
-            self._forget([(line.product_id, line.product_id in emptied) for line in lines])
+        await finish(self._forget([(product.id, product.stock == 0) for product in taken]))
+        return ReservationResult(
+            order_id=order_id, items=lines, already_reserved=False, products=tuple(taken)
         )
-        return ReservationResult(order_id=order_id, items=lines, already_reserved=False)
 
     async def release(self, caller: Principal, order_id: str) -> bool:
         """Put an order's reserved stock back, once; False when there was nothing to release."""
@@ -235,7 +238,7 @@ class Stock:
         for product_id, listings in changed:
             await self.cache.product_changed(product_id, listings=listings)
 
-    def _repeat(
+    async def _repeat(
         self,
         order_id: str,
         lines: tuple[StockLine, ...],
@@ -247,7 +250,10 @@ class Stock:
                 "order reserved again with other items; the first reservation stands",
                 extra={"order_id": order_id},
             )
-        return result
+        products = [await load_product(self.db, line.product_id) for line in result.items]
+        return dataclasses.replace(
+            result, products=tuple(product for product in products if product is not None)
+        )
 
     async def _shortage(self, line: StockLine) -> FailedPrecondition:
         """Why a line could not be reserved."""

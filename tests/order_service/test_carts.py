@@ -95,10 +95,13 @@ class Shelf(upstream.Catalog):
             raise InvalidArgument("Some items name products that do not exist.")
         return {pid: self.items[pid] for pid in ids}
 
-    async def reserve(self, order_id: str, lines: Iterable[Line]) -> None:
-        if self.out_of_stock:
+    async def reserve(self, order_id: str, lines: Iterable[Line]) -> dict[str, ProductInfo]:
+        lines = tuple(lines)
+        if self.out_of_stock or any(line.product_id not in self.items for line in lines):
             raise FailedPrecondition("Not enough stock.")
-        self.reservations[order_id] = tuple(lines)
+        self.reservations[order_id] = lines
+        # Priced as the stock is taken, as the product service answers.
+        return {line.product_id: self.items[line.product_id] for line in lines}
 
     async def release(self, order_id: str) -> bool:
         return self.reservations.pop(order_id, None) is not None

@@ -125,9 +125,13 @@ async def test_stock_is_taken_reserved_and_given_back(database: Database) -> Non
     first, second = await a_product(database), await a_product(database)
     order_id = new_id()
     async with CatalogUnitOfWork(database) as uow:
-        assert await uow.products.take_stock(first.id, 3) == 0
+        taken = await uow.products.take_stock(first.id, 3)
+        # The product as its stock was taken: what is left, and what it sells at.
+        assert taken is not None
+        assert (taken.stock, taken.price_minor, taken.name) == (0, first.price_minor, first.name)
         assert await uow.products.take_stock(second.id, 4) is None
-        assert await uow.products.take_stock(second.id, 1) == 2
+        left = await uow.products.take_stock(second.id, 1)
+        assert left is not None and left.stock == 2
         await uow.reservations.add(order_id, [(first.id, 3), (second.id, 1)])
         await uow.commit()
 
@@ -162,7 +166,8 @@ async def test_a_save_writes_only_what_it_changes(database: Database) -> None:
         await uow.commit()
     product = await a_product(database, category.id)
     async with CatalogUnitOfWork(database) as uow:
-        assert await uow.products.take_stock(product.id, 2) == product.stock - 2
+        taken = await uow.products.take_stock(product.id, 2)
+        assert taken is not None and taken.stock == product.stock - 2
         await uow.commit()
     async with CatalogUnitOfWork(database) as uow:
         saved = await uow.products.save(product, replace(product, name="Dune II"))

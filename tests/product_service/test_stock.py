@@ -45,6 +45,28 @@ async def test_a_retried_reserve_reserves_once(catalog: CatalogApi) -> None:
     assert again.already_reserved
     assert list(again.items) == list(first.items)
     assert await catalog.stock_of(product.id) == 7
+    # Each answer names the products as priced: the first as its stock was taken.
+    for answer in (first, again):
+        [priced] = answer.products
+        assert (priced.id, priced.name, priced.price, priced.seller_id, priced.stock) == (
+            product.id,
+            "Kite",
+            product.price,
+            product.seller_id,
+            7,
+        )
+
+
+async def test_a_reservation_names_its_products_in_the_order_of_its_items(
+    catalog: CatalogApi,
+) -> None:
+    products = [
+        await catalog.create_product(name, price=price) for name, price in (("B", 250), ("A", 100))
+    ]
+    reserved = await catalog.reserve("order-2", *((p.id, 1) for p in products))
+    assert [p.id for p in reserved.products] == [i.product_id for i in reserved.items]
+    prices = {p.id: p.price.amount_minor for p in reserved.products}
+    assert prices == {products[0].id: 250, products[1].id: 100}
 
 
 async def test_concurrent_reserves_of_one_order_reserve_once(catalog: CatalogApi) -> None:

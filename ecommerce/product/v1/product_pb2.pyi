@@ -599,6 +599,7 @@ class ReserveStockResponse(_message.Message):
     ORDER_ID_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
     ALREADY_RESERVED_FIELD_NUMBER: _builtins.int
+    PRODUCTS_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """Id of the order the stock is reserved for."""
     already_reserved: _builtins.bool
@@ -607,16 +608,23 @@ class ReserveStockResponse(_message.Message):
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockItem]:
         """What is reserved."""
 
+    @_builtins.property
+    def products(self) -> _containers.RepeatedCompositeFieldContainer[Global___Product]:
+        """The reserved products as their stock was taken, in the order of `items`: the price,
+        name and seller an order is priced by. For a repeat, as they are now.
+        """
+
     def __init__(
         self,
         *,
         order_id: _builtins.str = ...,
         items: _abc.Iterable[Global___StockItem] | None = ...,
         already_reserved: _builtins.bool = ...,
+        products: _abc.Iterable[Global___Product] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_reserved", b"already_reserved", "items", b"items", "order_id", b"order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_reserved", b"already_reserved", "items", b"items", "order_id", b"order_id", "products", b"products"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
