@@ -13,9 +13,11 @@ from meshkit.caching import ChangeAnnouncer, invalidation
 from meshkit.context import Principal, Role, deadline_var
 from meshkit.data import Database, IntegrityViolation, utcnow
 from meshkit.errors import (
+    DeadlineExceeded,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
+    Unavailable,
     quoted,
     require_id,
 )
@@ -134,8 +136,11 @@ class Orders:
         """
         try:
             return await self.catalog.reserve(order_id, command.lines)
-        except FailedPrecondition:
-            products = await self.catalog.products([line.product_id for line in command.lines])
+        except FailedPrecondition as refusal:
+            try:
+                products = await self.catalog.products([line.product_id for line in command.lines])
+            except (Unavailable, DeadlineExceeded):
+                raise refusal from None  # a definite answer, not one to retry for
             self._check_sellable(command, products)
             raise
 

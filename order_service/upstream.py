@@ -127,7 +127,9 @@ class Catalog:
                     error.details() or "Not enough stock."
                 ) from None
             raise
-        if len(reserved.products) != len(request.items):
+        if {product.id for product in reserved.products} != {
+            item.product_id for item in request.items
+        }:
             # A catalog from before it priced reservations (a rollout), or a product gone
             # since a first reservation of this order: priced as they are now.
             return await self.products([item.product_id for item in request.items])

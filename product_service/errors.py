@@ -35,6 +35,12 @@ class ProductArchived(FailedPrecondition):
     reason = "PRODUCT_ARCHIVED"
 
 
+class MixedCurrencies(FailedPrecondition):
+    """The products of one reservation are priced in more than one currency."""
+
+    reason = "CURRENCY_MISMATCH"
+
+
 class OutOfStock(FailedPrecondition):
     """Not enough stock of a product for a reservation; nothing was reserved."""
 

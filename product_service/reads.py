@@ -2,7 +2,7 @@
 
 The product behind every cache miss and the reservation check before every reserve run on the
 driver itself. Each reservation changes a product's stock and so drops its cached form: the
-order service's next read of that product misses and comes here. On PostgreSQL the row comes
+next read of that product misses and comes here. On PostgreSQL the row comes
 back through asyncpg directly, as a plain record, a fraction of what `Session.get` cost (as for
 users and orders). SQLite (the laptop default) reads through a session, with the repositories'
 own statements; `tests/product_service/test_reads.py` holds both to the same answer. Every read

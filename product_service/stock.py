@@ -16,12 +16,19 @@ from meshkit.errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
+    quoted,
 )
 from meshkit.identity import authorize
 from meshkit.rpc import PageTokenCodec, page_size
 from meshkit.shielding import finish
 from product_service.cache import CatalogCache
-from product_service.errors import OutOfStock, ProductArchived, ProductNotFound, ReservationReleased
+from product_service.errors import (
+    MixedCurrencies,
+    OutOfStock,
+    ProductArchived,
+    ProductNotFound,
+    ReservationReleased,
+)
 from product_service.products import MAX_STOCK
 from product_service.reads import held_reservations, load_product, load_reservations
 from product_service.records import ProductRecord, ReservationRecord
@@ -176,6 +183,11 @@ class Stock:
                         # Raising rolls back what the earlier lines took.
                         raise _Short(line)
                     taken.append(product)
+                if len({product.currency_code for product in taken}) > 1:
+                    # One order, one currency: refused before anything is taken for good.
+                    raise MixedCurrencies(
+                        "The products of one reservation must be priced in one currency."
+                    )
                 await uow.reservations.add(
                     order_id, [(line.product_id, line.quantity) for line in lines]
                 )
@@ -259,8 +271,9 @@ class Stock:
         """Why a line could not be reserved."""
         product = await load_product(self.db, line.product_id)
         if product is None:
-            # A conflict, as the reservation of a product gone since its order was priced.
-            return FailedPrecondition(f"No product has id {line.product_id!r}.")
+            # A conflict, not NOT_FOUND: the reservation names it, and the caller (an order
+            # being placed) says which of its items it was.
+            return FailedPrecondition(f"No product has id {quoted(line.product_id)}.")
         if product.archived:
             return ProductArchived(f"Product {line.product_id!r} is no longer sold.")
         return OutOfStock(

@@ -248,6 +248,7 @@ async def test_a_cart_mixed_by_a_repricing_shows_no_total(carts: Carts, shelf: S
     assert contents(await carts.set_item(BUYER, "lamp", 3)) == [("lamp", 3), ("desk", 1)]
     with pytest.raises(InvalidArgument, match="one currency"):
         await checkout(carts, "k1")
+    assert shelf.reservations == {}  # nothing kept reserved
 
 
 async def test_archived_lines_neither_price_nor_block_the_cart(carts: Carts, shelf: Shelf) -> None:

@@ -60,13 +60,26 @@ async def test_a_retried_reserve_reserves_once(catalog: CatalogApi) -> None:
 async def test_a_reservation_names_its_products_in_the_order_of_its_items(
     catalog: CatalogApi,
 ) -> None:
-    products = [
-        await catalog.create_product(name, price=price) for name, price in (("B", 250), ("A", 100))
-    ]
-    reserved = await catalog.reserve("order-2", *((p.id, 1) for p in products))
+    first = await catalog.create_product("First", price=250)
+    second = await catalog.create_product("Second", price=100)
+    # Asked for in the reverse of their ids' order: items and products come sorted by id.
+    reserved = await catalog.reserve("order-2", (second.id, 1), (first.id, 1))
+    assert [i.product_id for i in reserved.items] == sorted([first.id, second.id])
     assert [p.id for p in reserved.products] == [i.product_id for i in reserved.items]
     prices = {p.id: p.price.amount_minor for p in reserved.products}
-    assert prices == {products[0].id: 250, products[1].id: 100}
+    assert prices == {first.id: 250, second.id: 100}
+
+
+async def test_a_reservation_in_two_currencies_is_refused_and_takes_nothing(
+    catalog: CatalogApi,
+) -> None:
+    dollars = await catalog.create_product("Dollars", stock=5)
+    euros = await catalog.create_product("Euros", stock=5, currency="EUR")
+    error = await expect(
+        Code.FAILED_PRECONDITION, catalog.reserve("order-3", (dollars.id, 1), (euros.id, 1))
+    )
+    assert "one currency" in (error.details() or "")
+    assert (await catalog.stock_of(dollars.id), await catalog.stock_of(euros.id)) == (5, 5)
 
 
 async def test_concurrent_reserves_of_one_order_reserve_once(catalog: CatalogApi) -> None:

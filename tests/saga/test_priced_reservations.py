@@ -85,3 +85,12 @@ async def test_items_in_two_currencies_are_refused_with_the_stock_back(saga: Sag
     assert violations(error) == {"items": "all items must be priced in one currency"}
     # Reserved, then found priced in two currencies: given back.
     assert (await saga.stock_of(dollars), await saga.stock_of(euros.id)) == (5, 5)
+
+
+async def test_an_unknown_product_beside_a_shortage_is_still_a_field_error(saga: Saga) -> None:
+    scarce = await saga.new_product(stock=1, name="Scarce")
+    error = await refused(saga, (scarce, 2), ("0" * 32, 1))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    [(field, problem)] = violations(error).items()
+    assert field.endswith(".product_id") and problem == "no such product"
+    assert await saga.stock_of(scarce) == 1

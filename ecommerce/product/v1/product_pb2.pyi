@@ -610,8 +610,8 @@ class ReserveStockResponse(_message.Message):
 
     @_builtins.property
     def products(self) -> _containers.RepeatedCompositeFieldContainer[Global___Product]:
-        """The reserved products as their stock was taken, in the order of `items`: the price,
-        name and seller an order is priced by. For a repeat, as they are now.
+        """The reserved products as their stock was taken: the price, name and seller an order
+        is priced by. For a repeat, as they are now.
         """
 
     def __init__(
