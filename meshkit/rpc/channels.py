@@ -39,6 +39,14 @@ KEEPALIVE_TIME_MS = 30_000
 # How soon a channel may look a name up again after the last lookup.
 DNS_MIN_SECONDS_BETWEEN_LOOKUPS = 1
 
+# How long a channel waits before it tries a failed connection again: from the first wait,
+# growing by gRPC's factor of 1.6 per failure, to the longest. gRPC's own are 1 s and 120 s:
+# an upstream back after an outage of a few minutes then went unused for up to two more,
+# every call failing UNAVAILABLE meanwhile, and a mesh started all at once waited seconds
+# for services that were up. A try is one TCP connect to a peer in the same cluster.
+RECONNECT_BACKOFF_FIRST_MS = 250
+RECONNECT_BACKOFF_LONGEST_MS = 2_000
+
 # A deadline this close to passing is not worth a network round trip.
 _MIN_USEFUL_TIMEOUT = 0.001
 
@@ -282,6 +290,8 @@ def create_channel(
             # rescheduled) is looked up again within a second of its connection failing; gRPC
             # waits 30 s between lookups by default, failing calls with UNAVAILABLE meanwhile.
             ("grpc.dns_min_time_between_resolutions_ms", DNS_MIN_SECONDS_BETWEEN_LOOKUPS * 1000),
+            ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_FIRST_MS),
+            ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_LONGEST_MS),
         ],
     )
     return MeshChannel(inner, _OutgoingContext(timeout_seconds, token_source))
