@@ -85,9 +85,26 @@ async def postgres_databases() -> AsyncIterator[PostgresFactory]:
     try:
         yield create
     finally:
-        for name in created:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+        await _drop_databases(created)
+
+
+# Each drop waits on a checkpoint; drops on several connections share them. One by one, the
+# session's few hundred databases took 20 s after its last test.
+DROPPING_CONNECTIONS = 8
+
+
+async def _drop_databases(names: list[str]) -> None:
+    async def drop_share(share: list[str]) -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        try:
+            for name in share:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+    shares = [names[start::DROPPING_CONNECTIONS] for start in range(DROPPING_CONNECTIONS)]
+    await asyncio.gather(*(drop_share(share) for share in shares if share))
 
 
 @pytest.fixture
