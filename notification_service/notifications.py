@@ -9,7 +9,6 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -32,7 +31,7 @@ from notification_service.emails import SUBJECTS, EmailRenderer
 from notification_service.mailer import MailConnection, SmtpMailer
 from notification_service.models import NotificationStatus
 from notification_service.records import NotificationRecord
-from notification_service.repository import of_order, page_of_user
+from notification_service.repository import claim_due, of_order, page_of_user, save_sent
 from notification_service.unit_of_work import NotificationUnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -181,25 +180,25 @@ class Notifications:
         """One pass over due notifications; returns how many were attempted.
 
         Delivery is at least once. Each attempt is counted and the notification leased (not
-        due again for `lease_seconds`, longer than a pass can take) in a transaction of its
-        own before the emails go, and no transaction is held while they do: a sender that
-        dies after an email left, but before its outcome was saved, sends it again once the
-        lease is over, counted, and under the same Message-ID, which a receiver's dedupe
-        recognises as the same message. Stopped mid-pass, it saves what it sent first.
+        due again for `lease_seconds`, longer than a pass can take) by a claim that commits
+        before the emails go, and no transaction is held while they do: a sender that dies
+        after an email left, but before its outcome was saved, sends it again once the lease
+        is over, counted, and under the same Message-ID, which a receiver's dedupe recognises
+        as the same message. Stopped mid-pass, it saves what it sent first.
         """
-        async with self.unit_of_work() as uow:
-            due = await uow.notifications.due(utcnow(), self.batch_size)
-            if not due:
-                return 0
-            # Past its last attempt (each one of an unknown outcome, its sender having died
-            # each time): given up on, not sent again.
-            spent = [n for n in due if n.attempts >= self.max_attempts]
-            for notification in spent:
-                await self._give_up(uow, notification, "no outcome known of its last attempt")
-            due = [n for n in due if n.attempts < self.max_attempts]
-            lease_until = utcnow() + timedelta(seconds=self.lease_seconds)
-            await uow.notifications.claim(due, lease_until)
-            await uow.commit()
+        now = utcnow()
+        claimed = await claim_due(
+            self.db, now, now + timedelta(seconds=self.lease_seconds), self.batch_size
+        )
+        # Claimed past its last attempt (each one of an unknown outcome, its sender having
+        # died each time): given up on, not sent again.
+        spent = [n for n in claimed if n.attempts > self.max_attempts]
+        if spent:
+            async with self.unit_of_work() as uow:
+                for notification in spent:
+                    await self._give_up(uow, notification, "no outcome known of its last attempt")
+                await uow.commit()
+        due = [n for n in claimed if n.attempts <= self.max_attempts]
         attempted: list[NotificationRecord] = []
         failures: dict[str, Exception] = {}
         try:
@@ -232,75 +231,75 @@ class Notifications:
         attempted: list[NotificationRecord],
         failures: dict[str, Exception],
     ) -> None:
-        if not attempted:
+        """Save the outcome of each attempt its claim counted: the emails that went out in one
+        statement, the failures (rare) one by one."""
+        sent = [n for n in attempted if n.id not in failures]
+        if sent:
+            saved = await save_sent(self.db, sent, utcnow())
+            for notification in sent:
+                if notification.id not in saved:
+                    # Claimed again meanwhile (its lease ran out): that pass's outcome stands.
+                    logger.warning(
+                        "notification %s was claimed again before its outcome was saved",
+                        notification.id,
+                    )
+            metrics.SENT.inc(len(saved))
+        failed = [n for n in attempted if n.id in failures]
+        if not failed:
             return
         async with self.unit_of_work() as uow:
-            for notification in attempted:
-                await self._record(uow, notification, failures.get(notification.id))
+            for notification in failed:
+                await self._record_failure(uow, notification, failures[notification.id])
             await uow.commit()
 
     async def _give_up(
         self, uow: NotificationUnitOfWork, notification: NotificationRecord, reason: str
     ) -> None:
+        """Keep `notification` (as claimed) as failed, with the attempts made before its claim."""
         logger.error("giving up on notification %s: %s", notification.id, reason)
         await uow.notifications.save_attempt(
             notification.id,
             claimed_attempts=notification.attempts,
             status=NotificationStatus.FAILED,
-            attempts=notification.attempts,
+            attempts=notification.attempts - 1,
             failure_reason=reason,
             next_attempt_at=notification.next_attempt_at,
             sent_at=None,
         )
         uow.after_commit(metrics.FAILED.inc)
 
-    async def _record(
-        self,
-        uow: NotificationUnitOfWork,
-        notification: NotificationRecord,
-        failure: Exception | None,
+    async def _record_failure(
+        self, uow: NotificationUnitOfWork, notification: NotificationRecord, failure: Exception
     ) -> None:
-        """Save the outcome of the attempt `claim` counted (`notification` as it was read)."""
-        outcome: dict[str, Any] = {
-            "status": NotificationStatus.SENT,
-            "attempts": notification.attempts + 1,
-            "failure_reason": "",
-            "next_attempt_at": notification.next_attempt_at,
-            "sent_at": None,
-        }
-        if failure is not None:
-            reason = f"{type(failure).__name__}: {failure}"[:500]
-            outcome.update(status=NotificationStatus.PENDING, failure_reason=reason)
-            if outcome["attempts"] >= self.max_attempts:
-                outcome["status"] = NotificationStatus.FAILED
-                logger.error("giving up on notification %s: %s", notification.id, reason)
-                uow.after_commit(metrics.FAILED.inc)
-            else:
-                uow.after_commit(metrics.RETRIED.inc)
-                delay = min(self.retry_max, self.retry_base * 2 ** (outcome["attempts"] - 1))
-                outcome["next_attempt_at"] = utcnow() + timedelta(
-                    seconds=delay * random.uniform(0.8, 1.2)
-                )
-                logger.warning(
-                    "sending notification %s failed (attempt %d): %s",
-                    notification.id,
-                    outcome["attempts"],
-                    reason,
-                )
-            await uow.notifications.save_attempt(
-                notification.id, claimed_attempts=outcome["attempts"], **outcome
+        """Save the failed attempt its claim counted (`notification` as claimed): retried with
+        backoff, or kept as failed after the last."""
+        attempts = notification.attempts
+        reason = f"{type(failure).__name__}: {failure}"[:500]
+        status = NotificationStatus.PENDING
+        next_attempt_at = notification.next_attempt_at
+        if attempts >= self.max_attempts:
+            status = NotificationStatus.FAILED
+            logger.error("giving up on notification %s: %s", notification.id, reason)
+            uow.after_commit(metrics.FAILED.inc)
+        else:
+            uow.after_commit(metrics.RETRIED.inc)
+            delay = min(self.retry_max, self.retry_base * 2 ** (attempts - 1))
+            next_attempt_at = utcnow() + timedelta(seconds=delay * random.uniform(0.8, 1.2))
+            logger.warning(
+                "sending notification %s failed (attempt %d): %s",
+                notification.id,
+                attempts,
+                reason,
             )
-            return
-        outcome["sent_at"] = utcnow()
-        saved = await uow.notifications.save_attempt(
-            notification.id, claimed_attempts=outcome["attempts"], **outcome
+        await uow.notifications.save_attempt(
+            notification.id,
+            claimed_attempts=attempts,
+            status=status,
+            attempts=attempts,
+            failure_reason=reason,
+            next_attempt_at=next_attempt_at,
+            sent_at=None,
         )
-        if not saved:
-            # Claimed again meanwhile (its lease ran out): that pass's outcome stands.
-            logger.warning("notification %s was claimed again before its outcome was saved",
-                           notification.id)  # fmt: skip
-            return
-        uow.after_commit(metrics.SENT.inc)
 
     # --- reading ---------------------------------------------------------------------
 

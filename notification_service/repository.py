@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Table, any_, bindparam, select, update
+from sqlalchemy import Integer, String, Table, bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from meshkit.data import Database, Statement, Transaction
+from meshkit.data import Database, Statement, Transaction, fetch_alone
+from meshkit.data.transactions import SessionTransaction
 from notification_service.models import Notification, NotificationStatus
 from notification_service.records import NotificationRecord
 
@@ -33,39 +34,47 @@ _SAVE_ATTEMPT = Statement(
 )
 
 
-# A pass's notifications about to be sent: each one's attempt counted, and none due again
-# until the lease ends. The rows are locked by the read that found them due, in the same
-# transaction, so `attempts + 1` counts from what that read saw. One statement per pass on
-# PostgreSQL (an array of ids); one per notification elsewhere.
-_CLAIM_ALL = Statement(
-    update(_notifications)
-    .where(_notifications.c.id == any_(bindparam("notification_ids", type_=ARRAY(String))))
-    .values(attempts=_notifications.c.attempts + 1, next_attempt_at=bindparam("lease_until"))
-)
-_CLAIM_ONE = Statement(
-    update(_notifications)
-    .where(_notifications.c.id == bindparam("notification_id"))
-    .values(attempts=_notifications.c.attempts + 1, next_attempt_at=bindparam("lease_until"))
-)
-
-
-def _due_statement(batch_size: int, *, skip_locked: bool) -> Statement:
-    """The mailer's work: due, unsent notifications, oldest first."""
-    query = (
-        select(_notifications)
+def _claim_statement(batch_size: int) -> Statement:
+    """The mailer's claim of a pass: the oldest due, unsent notifications, each one's attempt
+    counted and its next one put off until the lease ends, in one statement that returns
+    them as claimed. Replicas skip each other's locked rows instead of waiting (PostgreSQL).
+    """
+    due = (
+        select(_notifications.c.id)
         .where(
             _notifications.c.status == NotificationStatus.PENDING,
             _notifications.c.next_attempt_at <= bindparam("now"),
         )
         .order_by(_notifications.c.next_attempt_at)
         .limit(batch_size)
+        .with_for_update(skip_locked=True)
     )
-    # Replicas take disjoint batches instead of waiting on each other's rows (PostgreSQL).
-    return Statement(query.with_for_update(skip_locked=True) if skip_locked else query)
+    return Statement(
+        update(_notifications)
+        .where(_notifications.c.id.in_(due.scalar_subquery()))
+        .values(attempts=_notifications.c.attempts + 1, next_attempt_at=bindparam("lease_until"))
+        .returning(*_notifications.c)
+    )
 
 
-# Built once per batch size and backend: the mailer asks for the same batch every pass.
-_DUE: dict[tuple[int, bool], Statement] = {}
+# Built once per batch size: the mailer asks for the same batch every pass.
+_CLAIMS: dict[int, Statement] = {}
+
+# The emails of a pass that went out, saved as sent in one statement (PostgreSQL): each only
+# over the attempt its pass claimed, as `_SAVE_ATTEMPT`.
+_SAVE_SENT = Statement(
+    update(_notifications)
+    .where(
+        tuple_(_notifications.c.id, _notifications.c.attempts).in_(
+            select(
+                func.unnest(bindparam("ids", type_=ARRAY(String))),
+                func.unnest(bindparam("claimed", type_=ARRAY(Integer))),
+            )
+        )
+    )
+    .values(status=NotificationStatus.SENT, failure_reason="", sent_at=bindparam("sent_at"))
+    .returning(_notifications.c.id)
+)
 
 
 class NotificationRepository:
@@ -78,32 +87,6 @@ class NotificationRepository:
         """Store a notification; a second for the same message breaks its unique
         `source_message_id`, and the redelivery that made it rolls back."""
         await self.tx.execute(_RECORD, values)
-
-    async def due(self, now: datetime, batch_size: int) -> list[NotificationRecord]:
-        """Up to `batch_size` notifications due by `now`, locked for this transaction."""
-        skip_locked = self.tx.dialect == "postgresql"
-        statement = _DUE.get((batch_size, skip_locked))
-        if statement is None:
-            statement = _DUE[batch_size, skip_locked] = _due_statement(
-                batch_size, skip_locked=skip_locked
-            )
-        return [NotificationRecord(**row) for row in await self.tx.fetch(statement, {"now": now})]
-
-    async def claim(self, claimed: Sequence[NotificationRecord], lease_until: datetime) -> None:
-        """Count an attempt of each of `claimed`, before it is made, and put off its next one
-        until `lease_until`: what dies with the sender is sent again then, and counted."""
-        if not claimed:
-            return
-        if self.tx.dialect == "postgresql":
-            await self.tx.execute(
-                _CLAIM_ALL,
-                {"notification_ids": [n.id for n in claimed], "lease_until": lease_until},
-            )
-            return
-        await self.tx.execute_many(
-            _CLAIM_ONE,
-            [{"notification_id": n.id, "lease_until": lease_until} for n in claimed],
-        )
 
     async def save_attempt(
         self,
@@ -131,6 +114,58 @@ class NotificationRepository:
             },
         )
         return saved > 0
+
+
+async def claim_due(
+    db: Database, now: datetime, lease_until: datetime, batch_size: int
+) -> list[NotificationRecord]:
+    """Claim up to `batch_size` notifications due by `now` for a pass, leased until
+    `lease_until`; each as claimed, its `attempts` counting the attempt about to be made.
+
+    Committed before any email goes: what dies with the sender is sent again once the lease
+    ends, and counted.
+    """
+    statement = _CLAIMS.get(batch_size)
+    if statement is None:
+        statement = _CLAIMS[batch_size] = _claim_statement(batch_size)
+    rows = await fetch_alone(db, statement, {"now": now, "lease_until": lease_until})
+    # RETURNING gives no order: the oldest first, as they were written.
+    return sorted((NotificationRecord(**row) for row in rows), key=lambda n: (n.created_at, n.id))
+
+
+async def save_sent(
+    db: Database, sent: Sequence[NotificationRecord], sent_at: datetime
+) -> set[str]:
+    """Save `sent` (as claimed) as sent; the ids of those saved, which leaves out any another
+    pass has claimed again since (its lease having ended)."""
+    if not sent:
+        return set()
+    if db.is_postgresql:
+        rows = await fetch_alone(
+            db,
+            _SAVE_SENT,
+            {
+                "ids": [n.id for n in sent],
+                "claimed": [n.attempts for n in sent],
+                "sent_at": sent_at,
+            },
+        )
+        return {row["id"] for row in rows}
+    saved: set[str] = set()
+    async with db.transaction() as session:
+        tx = SessionTransaction(session)
+        for notification in sent:
+            if await NotificationRepository(tx).save_attempt(
+                notification.id,
+                claimed_attempts=notification.attempts,
+                status=NotificationStatus.SENT,
+                attempts=notification.attempts,
+                failure_reason="",
+                next_attempt_at=notification.next_attempt_at,
+                sent_at=sent_at,
+            ):
+                saved.add(notification.id)
+    return saved
 
 
 async def page_of_user(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from meshkit.data.db import Database, UTCDateTime, in_utc, new_metadata, utcnow
 from meshkit.data.migrations import run_env, upgrade_to_head, upgrade_to_head_async
-from meshkit.data.transactions import IntegrityViolation, Statement, Transaction
+from meshkit.data.transactions import IntegrityViolation, Statement, Transaction, fetch_alone
 from meshkit.data.unit_of_work import UnitOfWork
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "Transaction",
     "UTCDateTime",
     "UnitOfWork",
+    "fetch_alone",
     "in_utc",
     "new_metadata",
     "run_env",

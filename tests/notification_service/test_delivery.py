@@ -17,10 +17,11 @@ from localmesh.faultproxy import FaultyProxy, Mode
 from meshkit.data import Database, utcnow
 from meshkit.ids import new_id
 from meshkit.settings import load_settings
+from notification_service import notifications as delivery
+from notification_service import repository
 from notification_service.mailer import SmtpMailer
 from notification_service.models import Notification, NotificationStatus, metadata
 from notification_service.notifications import Notifications
-from notification_service.repository import NotificationRepository
 from notification_service.settings import NotificationSettings
 from notification_service.unit_of_work import NotificationUnitOfWork
 from tests.conftest import DatabaseFactory
@@ -81,11 +82,20 @@ async def set_attempts(database: Database, notification_id: str, attempts: int) 
         row.attempts = attempts
 
 
-def dying_after_the_claim(notifications: Notifications, database: Database) -> None:
+def dying_after_the_claim(monkeypatch: pytest.MonkeyPatch) -> None:
     """The next pass claims, sends, then cannot save its outcomes (its sender "died"); the
     pass after it runs as usual."""
-    units = iter([NotificationUnitOfWork(database), CommitFails(database)])
-    notifications.unit_of_work = lambda: next(units, None) or NotificationUnitOfWork(database)
+    original = repository.save_sent
+    calls = 0
+
+    async def dies_once(*args: Any, **kwargs: Any) -> set[str]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the pass could not commit")
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(delivery, "save_sent", dies_once)
 
 
 async def stored(database: Database, notification_id: str) -> Notification:
@@ -178,18 +188,13 @@ async def test_each_attempt_is_counted_by_its_outcome(
     assert counted_since(before) == {"sent": 1, "retried": MAX_ATTEMPTS - 1, "failed": 1}
 
 
-class CommitFails(NotificationUnitOfWork):
-    async def commit(self) -> None:
-        raise RuntimeError("the pass could not commit")
-
-
 async def test_an_email_whose_outcome_was_not_saved_is_sent_again_as_the_same_message(
-    database_on_each_backend: DatabaseFactory, smtp: SmtpServer
+    database_on_each_backend: DatabaseFactory, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = await database_on_each_backend(metadata)
     notifications = notifications_of(database, smtp)
     notifications.lease_seconds = 0  # due again at once, not after the usual minute
-    dying_after_the_claim(notifications, database)
+    dying_after_the_claim(monkeypatch)
     kept = await add_notification(database, "kept@example.com")
     before = emails()
 
@@ -213,11 +218,11 @@ async def test_an_email_whose_outcome_was_not_saved_is_sent_again_as_the_same_me
 
 
 async def test_a_leased_notification_is_not_sent_again_before_its_lease_ends(
-    database_on_each_backend: DatabaseFactory, smtp: SmtpServer
+    database_on_each_backend: DatabaseFactory, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = await database_on_each_backend(metadata)
     notifications = notifications_of(database, smtp)
-    dying_after_the_claim(notifications, database)
+    dying_after_the_claim(monkeypatch)
     await add_notification(database, "kept@example.com")
     async with notifications.mailer.connection() as connection:
         with pytest.raises(RuntimeError, match="could not commit"):
@@ -265,30 +270,33 @@ async def test_a_pass_stopped_between_two_sends_saves_the_one_it_sent(
 
 
 async def test_an_outcome_saved_after_another_pass_claimed_it_again_is_not_kept(
-    database_on_each_backend: DatabaseFactory, smtp: SmtpServer
+    database_on_each_backend: DatabaseFactory, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = await database_on_each_backend(metadata)
     notifications = notifications_of(database, smtp)
+    first = await add_notification(database, "first@example.com")
     kept = await add_notification(database, "kept@example.com")
+    last = await add_notification(database, "last@example.com")
     before = emails()
-    original = NotificationRepository.save_attempt
+    original = repository.save_sent
 
-    async def claimed_again_first(self: NotificationRepository, *args: Any, **kw: Any) -> bool:
-        # This pass's lease ran out while it sent: another pass claimed the notification.
+    async def claimed_again_first(*args: Any, **kwargs: Any) -> set[str]:
+        # This pass's lease ran out while it sent: another pass claimed one notification.
         await set_attempts(database, kept, 2)
-        return await original(self, *args, **kw)
+        return await original(*args, **kwargs)
 
-    NotificationRepository.save_attempt = claimed_again_first  # type: ignore[method-assign]
-    try:
-        async with notifications.mailer.connection() as connection:
-            assert await notifications.deliver_due(connection) == 1
-    finally:
-        NotificationRepository.save_attempt = original  # type: ignore[method-assign]
+    monkeypatch.setattr(delivery, "save_sent", claimed_again_first)
+    async with notifications.mailer.connection() as connection:
+        assert await notifications.deliver_due(connection) == 3
 
-    # The later claim's pass owns the outcome: this one did not overwrite it.
+    # The later claim's pass owns the outcome: this one did not overwrite it...
     row = await stored(database, kept)
     assert (row.status, row.attempts) == (NotificationStatus.PENDING, 2)
-    assert counted_since(before) == {"sent": 0, "retried": 0, "failed": 0}
+    # ...and saved those of the others, which no one claimed since.
+    for other in (first, last):
+        row = await stored(database, other)
+        assert (row.status, row.attempts) == (NotificationStatus.SENT, 1)
+    assert counted_since(before) == {"sent": 2, "retried": 0, "failed": 0}
 
 
 async def test_a_notification_past_its_last_attempt_of_unknown_outcome_is_given_up(
