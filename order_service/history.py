@@ -142,7 +142,7 @@ async def write_history(database: Database, orders: Sequence[PastOrder]) -> tupl
                 continue
             await uow.orders.add(order)
             for event_type, occurred_at, summary in past.timeline():
-                await uow.timeline.record(
+                uow.timeline.record(
                     event_id=new_id(),
                     order_id=order.id,
                     event_type=event_type,

@@ -52,10 +52,10 @@ STATUSES = frozenset(
 )
 
 
-async def emit(uow: OrderUnitOfWork, order_id: str, body: Message, summary: str) -> None:
+def emit(uow: OrderUnitOfWork, order_id: str, body: Message, summary: str) -> None:
     """Publish the event and put it on the order's timeline, in the caller's unit of work."""
     envelope = uow.publish(body, correlation_id=order_id)
-    await uow.timeline.record(
+    uow.timeline.record(
         event_id=envelope.message_id,
         order_id=order_id,
         event_type=envelope.event_type,
@@ -231,7 +231,7 @@ class Orders:
         async with self.unit_of_work() as uow:
             await uow.orders.add(order)
             metrics.count_move(uow, metrics.NONE, OrderStatus.PENDING)
-            await emit(uow, order_id, event, f"Order placed: {len(items)} item(s)")
+            emit(uow, order_id, event, f"Order placed: {len(items)} item(s)")
             await uow.commit()
         return order
 
@@ -350,7 +350,7 @@ class Orders:
             metrics.count_move(uow, OrderStatus.PENDING, OrderStatus.CANCELLED)
             # Inside the transaction: if the release fails, the cancellation does not happen.
             await self.catalog.release(order_id)
-            await emit(
+            emit(
                 uow,
                 order_id,
                 events_pb2.OrderCancelled(
@@ -399,7 +399,7 @@ class Orders:
             ):
                 raise OrderNotPaid(f"Only a PAID order can be shipped; this one is {order.status}.")
             metrics.count_move(uow, OrderStatus.PAID, OrderStatus.SHIPPED)
-            await emit(
+            emit(
                 uow,
                 order_id,
                 events_pb2.OrderShipped(

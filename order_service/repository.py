@@ -15,7 +15,7 @@ from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from meshkit.data import Statement, Transaction
+from meshkit.data import RowsInsert, Statement, Transaction
 from order_service.models import CartItem, Order, OrderItem, TimelineEvent
 from order_service.records import CartLineRecord, ItemRecord, OrderRecord
 
@@ -135,24 +135,27 @@ class OrderRepository:
         return row["status"] if row is not None else None
 
 
-# Built once, run with parameters (every event of an order records one): SQLite's, PostgreSQL's.
-_RECORD_TIMELINE_EVENT = {
-    "sqlite": Statement(
-        sqlite_insert(_timeline).on_conflict_do_nothing(index_elements=["event_id"])
-    ),
-    "postgresql": Statement(
-        postgresql_insert(_timeline).on_conflict_do_nothing(index_elements=["event_id"])
-    ),
-}
+# Built once, run with parameters: every event of an order records one.
+_TIMELINE_ENTRIES = RowsInsert(
+    _timeline,
+    ("event_id", "order_id", "event_type", "source", "occurred_at", "summary"),
+    conflict_keys=("event_id",),
+)
 
 
 class TimelineRepository:
-    """What happened to each order, one entry per event."""
+    """What happened to each order, one entry per event.
+
+    The entries of a unit of work are written together as it commits (`write_held`): an
+    event that moves an order records two (the one received, the one it causes), and a batch
+    of events shares one transaction.
+    """
 
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
+        self._held: list[dict[str, Any]] = []
 
-    async def record(
+    def record(
         self,
         *,
         event_id: str,
@@ -163,8 +166,7 @@ class TimelineRepository:
         summary: str,
     ) -> None:
         """Idempotent: the same event recorded twice is one entry."""
-        await self.tx.execute(
-            _RECORD_TIMELINE_EVENT[self.tx.dialect],
+        self._held.append(
             {
                 "event_id": event_id,
                 "order_id": order_id,
@@ -172,8 +174,13 @@ class TimelineRepository:
                 "source": source,
                 "occurred_at": occurred_at,
                 "summary": summary[:500],
-            },
+            }
         )
+
+    async def write_held(self) -> None:
+        """Write the entries recorded since the last call, in one statement (PostgreSQL)."""
+        held, self._held = self._held, []
+        await self.tx.insert_rows(_TIMELINE_ENTRIES, held)
 
 
 LINE_KEY = ("user_id", "product_id")  # the primary key of cart_items

@@ -42,7 +42,7 @@ class Saga:
         self, uow: OrderUnitOfWork, event: Message, envelope: Envelope
     ) -> None:
         assert isinstance(event, events_pb2.PaymentSucceeded)
-        await _record_received(uow, event.order_id, envelope, "Payment succeeded")
+        _record_received(uow, event.order_id, envelope, "Payment succeeded")
         if await self.confirm(uow, event.order_id, event.payment_id, "Order confirmed: paid"):
             return
         status = await uow.orders.status_of(event.order_id)
@@ -61,14 +61,14 @@ class Saga:
         self, uow: OrderUnitOfWork, event: Message, envelope: Envelope
     ) -> None:
         assert isinstance(event, events_pb2.PaymentRefunded)
-        await _record_received(uow, event.order_id, envelope, "Payment refunded")
+        _record_received(uow, event.order_id, envelope, "Payment refunded")
 
     async def on_payment_failed(
         self, uow: OrderUnitOfWork, event: Message, envelope: Envelope
     ) -> None:
         assert isinstance(event, events_pb2.PaymentFailed)
         reason = event.failure_reason or event.failure_code or "payment declined"
-        await _record_received(uow, event.order_id, envelope, f"Payment failed: {reason}")
+        _record_received(uow, event.order_id, envelope, f"Payment failed: {reason}")
         # Already moved on when not: a duplicate, or the owner cancelled first.
         await self.cancel_unpaid(
             uow, event.order_id, f"payment failed: {reason}", "Order cancelled: payment failed"
@@ -87,7 +87,7 @@ class Saga:
         metrics.count_move(uow, OrderStatus.PENDING, OrderStatus.PAID)
         metrics.time_to_paid(uow, moved.created_at, now)
         self._announce_after_commit(uow, order_id)
-        await emit(
+        emit(
             uow,
             order_id,
             events_pb2.OrderConfirmed(
@@ -118,7 +118,7 @@ class Saga:
         metrics.count_move(uow, OrderStatus.PENDING, OrderStatus.CANCELLED)
         self._announce_after_commit(uow, order_id)
         await self.catalog.release(order_id)
-        await emit(
+        emit(
             uow,
             order_id,
             events_pb2.OrderCancelled(
@@ -147,10 +147,8 @@ class Saga:
             )
 
 
-async def _record_received(
-    uow: OrderUnitOfWork, order_id: str, envelope: Envelope, summary: str
-) -> None:
-    await uow.timeline.record(
+def _record_received(uow: OrderUnitOfWork, order_id: str, envelope: Envelope, summary: str) -> None:
+    uow.timeline.record(
         event_id=envelope.message_id,
         order_id=order_id,
         event_type=envelope.event_type,

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 from meshkit.data.db import Database, UTCDateTime, in_utc, new_metadata, utcnow
 from meshkit.data.migrations import run_env, upgrade_to_head, upgrade_to_head_async
-from meshkit.data.transactions import IntegrityViolation, Statement, Transaction, fetch_alone
+from meshkit.data.transactions import (
+    IntegrityViolation,
+    RowsInsert,
+    Statement,
+    Transaction,
+    fetch_alone,
+)
 from meshkit.data.unit_of_work import UnitOfWork
 
 __all__ = [
     "Database",
     "IntegrityViolation",
+    "RowsInsert",
     "Statement",
     "Transaction",
     "UTCDateTime",

@@ -15,12 +15,16 @@ from contextlib import contextmanager
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import Insert
+from sqlalchemy import Insert, String, Table, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
 
 from meshkit.data.db import Database, after_commit, in_utc, run_after_commit
 
@@ -76,6 +80,51 @@ class Statement:
         return values
 
 
+class RowsInsert:
+    """An insert of any number of rows of `columns`, built once: one statement for all of them
+    on PostgreSQL (an array per column, unnested), one row at a time elsewhere.
+
+    A unit of work that writes several rows of one table (a batch of events' timeline entries
+    or outbox rows) pays one statement instead of one per row. `conflict_keys`: rows whose key
+    exists already are skipped, as `ON CONFLICT DO NOTHING`.
+    """
+
+    __slots__ = ("columns", "many", "one")
+
+    def __init__(
+        self, table: Table, columns: Sequence[str], *, conflict_keys: Sequence[str] = ()
+    ) -> None:
+        self.columns = tuple(columns)
+        # `inline`: nothing is read back (a generated key), so no RETURNING.
+        postgresql, sqlite = postgresql_insert(table).inline(), sqlite_insert(table).inline()
+        arrays = select(
+            *(
+                func.unnest(bindparam(name, type_=ARRAY(_unbounded(table.c[name].type))))
+                for name in columns
+            )
+        )
+        many = postgresql_insert(table).from_select(list(self.columns), arrays)
+        if conflict_keys:
+            keys = list(conflict_keys)
+            postgresql = postgresql.on_conflict_do_nothing(index_elements=keys)
+            sqlite = sqlite.on_conflict_do_nothing(index_elements=keys)
+            many = many.on_conflict_do_nothing(index_elements=keys)
+        one: dict[str, Insert] = {"postgresql": postgresql, "sqlite": sqlite}
+        # Per dialect, for a single row (and every row elsewhere); and all rows on PostgreSQL.
+        self.one = {name: Statement(insert) for name, insert in one.items()}
+        self.many = Statement(many)
+
+    def arrays(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """The rows as one array per column, the parameters of `many`."""
+        return {name: [row[name] for row in rows] for name in self.columns}
+
+
+def _unbounded(type_: TypeEngine[Any]) -> TypeEngine[Any]:
+    """A column's type without its length: an explicit cast to `VARCHAR(n)` would cut a longer
+    value short silently, where the column refuses it."""
+    return type_.__class__() if isinstance(type_, String) else type_
+
+
 class IntegrityViolation(Exception):
     """A statement broke a constraint (a unique key, most often): the transaction is lost."""
 
@@ -92,6 +141,17 @@ class Transaction(ABC):
     @abstractmethod
     async def execute_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
         """Runs the statement once per row of parameters, as one batch."""
+
+    async def insert_rows(self, insert: RowsInsert, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert `rows` (each with every one of `insert.columns`): one row by one statement,
+        more by `insert_many`."""
+        if len(rows) == 1:
+            await self.execute(insert.one[self.dialect], rows[0])
+        elif rows:
+            await self.insert_many(insert, rows)
+
+    async def insert_many(self, insert: RowsInsert, rows: Sequence[Mapping[str, Any]]) -> None:
+        await self.execute_many(insert.one[self.dialect], rows)
 
     @abstractmethod
     async def fetch(
@@ -135,6 +195,9 @@ class DriverTransaction(Transaction):
         compiled = [statement.on_postgresql(row) for row in rows]
         with self._running():
             await self.connection.executemany(compiled[0][0], [args for _, args in compiled])
+
+    async def insert_many(self, insert: RowsInsert, rows: Sequence[Mapping[str, Any]]) -> None:
+        await self.execute(insert.many, insert.arrays(rows))
 
     async def fetch(
         self, statement: Statement, params: Mapping[str, Any] | None = None

@@ -109,6 +109,10 @@ class UnitOfWork:
         self._check_open("after_commit()")
         self.tx.after_commit(callback)
 
+    async def before_commit(self) -> None:
+        """Write what the repositories held back to write together; a subclass's hook, run in
+        the transaction by `commit()` before it writes the events."""
+
     async def commit(self) -> None:
         """Write the published events and commit them with every other change of the block."""
         self._check_open("commit()")
@@ -116,6 +120,7 @@ class UnitOfWork:
             # PostgreSQL would answer COMMIT with a ROLLBACK and no error: a statement failed
             # (its error caught in the block), and the transaction is lost.
             raise RuntimeError("a statement of this unit of work failed: nothing can commit")
+        await self.before_commit()
         if self._published:
             assert self.outbox is not None
             await self.outbox.write(self.tx, self._published)

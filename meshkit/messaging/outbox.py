@@ -43,7 +43,7 @@ from sqlalchemy import (
 
 from meshkit.context import correlation_id_var, request_id_var
 from meshkit.data.db import Database, UTCDateTime, utcnow
-from meshkit.data.transactions import Statement, Transaction
+from meshkit.data.transactions import RowsInsert, Statement, Transaction
 from meshkit.data.unit_of_work import UnitOfWork
 from meshkit.failures import FailureStreak
 from meshkit.messaging.amqp import Topology
@@ -84,6 +84,18 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
+# The columns an event's row is written with; the others are the relay's.
+_WRITTEN = (
+    "message_id",
+    "event_type",
+    "correlation_id",
+    "payload",
+    "headers",
+    "created_at",
+    "attempts",
+)
+
+
 class Outbox:
     """Writes events in the caller's transaction (a unit of work's, at its commit) and wakes
     the relay once that commits."""
@@ -92,9 +104,9 @@ class Outbox:
         self.table = table
         self.source = source
         self.pending = asyncio.Event()
-        # Built once, run with parameters: cheaper than a statement built per event.
-        # `inline`: nothing to read back (the id), so no RETURNING.
-        self._insert = Statement(table.insert().inline())
+        # Built once, run with parameters: cheaper than a statement built per event. The
+        # events of a unit of work (a batch of deliveries' above all) go in one statement.
+        self._rows = RowsInsert(table, _WRITTEN)
 
     def envelope(self, body: Message, *, correlation_id: str) -> Envelope:
         """The envelope `body` will be published in, with this request's ids in its headers,
@@ -131,10 +143,7 @@ class Outbox:
             }
             for envelope, body in published
         ]
-        if len(rows) == 1:
-            await tx.execute(self._insert, rows[0])
-        else:
-            await tx.execute_many(self._insert, rows)
+        await tx.insert_rows(self._rows, rows)
         # After commit: woken earlier, the relay would find nothing and go back to sleep.
         tx.after_commit(self.pending.set)
 
