@@ -4,11 +4,19 @@ The row commits in the business transaction, so an event exists if and only if t
 does. The relay publishes rows with publisher confirms and marks them sent; a crash between
 commit and publish only delays the event, and a crash between publish and mark sends it again
 (consumers de-duplicate by message id).
+
+The rows a process commits are handed to its own relay in memory as well, which publishes
+them at once and then marks them sent by one statement, with no claim transaction around the
+publish. The rows nobody handed over (written before a restart, or whose publish failed) are
+claimed by the relay's poll once they are `handoff_grace_seconds` old, an age no handed row
+reaches unpublished: the two ways do not publish one row together, and if a replica's clock
+says otherwise, the consumers' de-duplication takes the second copy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import json
@@ -17,7 +25,7 @@ import math
 import random
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -34,16 +42,18 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    any_,
     bindparam,
     func,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from meshkit.context import correlation_id_var, request_id_var
 from meshkit.data.db import Database, UTCDateTime, utcnow
-from meshkit.data.transactions import RowsInsert, Statement, Transaction
+from meshkit.data.transactions import RowsInsert, Statement, Transaction, fetch_alone
 from meshkit.data.unit_of_work import UnitOfWork
 from meshkit.failures import FailureStreak
 from meshkit.messaging.amqp import Topology
@@ -96,14 +106,20 @@ _WRITTEN = (
 )
 
 
+# How many committed rows wait in memory for the relay at most; the rest wait for its poll.
+HANDED_LIMIT = 1_000
+
+
 class Outbox:
-    """Writes events in the caller's transaction (a unit of work's, at its commit) and wakes
-    the relay once that commits."""
+    """Writes events in the caller's transaction (a unit of work's, at its commit) and, once
+    that commits, hands them to the relay and wakes it."""
 
     def __init__(self, table: Table, source: str) -> None:
         self.table = table
         self.source = source
         self.pending = asyncio.Event()
+        # Rows committed and not yet taken by the relay, oldest first.
+        self.handed: collections.deque[dict[str, Any]] = collections.deque()
         # Built once, run with parameters: cheaper than a statement built per event. The
         # events of a unit of work (a batch of deliveries' above all) go in one statement.
         self._rows = RowsInsert(table, _WRITTEN)
@@ -144,8 +160,13 @@ class Outbox:
             for envelope, body in published
         ]
         await tx.insert_rows(self._rows, rows)
-        # After commit: woken earlier, the relay would find nothing and go back to sleep.
-        tx.after_commit(self.pending.set)
+        # After commit: rows that may yet roll back must never be published.
+        tx.after_commit(functools.partial(self._committed, rows))
+
+    def _committed(self, rows: list[dict[str, Any]]) -> None:
+        room = max(0, HANDED_LIMIT - len(self.handed))
+        self.handed.extend(rows[:room])
+        self.pending.set()
 
 
 # How long the backlog's measure may take before the relay goes on publishing without it.
@@ -171,6 +192,7 @@ class OutboxRelay:
         max_backoff: float = 5.0,
         publish_timeout: float = 10.0,
         backlog_interval: float = 5.0,
+        handoff_grace_seconds: float = 2.0,
     ) -> None:
         self.db = database
         self.outbox = outbox
@@ -181,6 +203,10 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
         self.publish_timeout = publish_timeout
+        # How old an unsent row is before the poll claims it: until then it is the handed
+        # rows' publisher's, which leaves to the poll any that reach half of it (module doc).
+        self.handoff_grace = timedelta(seconds=handoff_grace_seconds)
+        self._polled_at = -math.inf
         # The backlog gauges are measured at most this often, by one query, not per event.
         self.backlog_interval = backlog_interval
         self._backlog_measured_at = -math.inf
@@ -210,7 +236,11 @@ class OutboxRelay:
             self.outbox.pending.clear()
             await self._measure_backlog_if_due()
             try:
-                sent = await self.relay_batch()
+                sent = await self.relay_handed()
+                polled = 0
+                # Handed rows keep it busy under load; the poll still comes every interval.
+                if not sent or time.monotonic() - self._polled_at >= self.poll_interval:
+                    polled = await self.relay_batch()
                 if failed := failures.ended():
                     logger.warning("outbox relay publishing again after %d failures", failed)
             except asyncio.CancelledError:
@@ -231,21 +261,60 @@ class OutboxRelay:
                     self._exchange = None
                 await asyncio.sleep(delay)
                 continue
-            if sent == self.batch_size:
+            if self.outbox.handed or polled == self.batch_size:
                 continue  # more may be waiting
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.outbox.pending.wait(), self.poll_interval)
 
+    async def relay_handed(self) -> int:
+        """Publish a batch of the rows this process committed, then mark them sent; returns
+        how many were published.
+
+        No transaction is held while they are published. A row older than half the grace
+        is left to the poll instead, which may claim it soon. A failed publish raises: the
+        rows taken stay unsent, for the poll.
+        """
+        handed, oldest = self.outbox.handed, utcnow() - self.handoff_grace / 2
+        rows: list[dict[str, Any]] = []
+        while handed and len(rows) < self.batch_size:
+            row = handed.popleft()
+            if row["created_at"] >= oldest:
+                rows.append(row)
+        if not rows:
+            return 0
+        exchange = await self._exchange_for_publishing()
+        try:
+            await self._publish_all(exchange, rows)
+        except Exception:
+            self._publish_failures.inc()
+            raise
+        marked = await fetch_alone(
+            self.db,
+            self._mark_sent,
+            {"message_ids": [row["message_id"] for row in rows], "now": utcnow()},
+        )
+        self._count_published(rows)
+        if len(marked) < len(rows):
+            # Its clock ahead, another replica's poll took them too: published twice, which
+            # the consumers' de-duplication absorbs.
+            logger.info("%d handed outbox row(s) were sent already", len(rows) - len(marked))
+        return len(rows)
+
     async def relay_batch(self) -> int:
-        """Publish one batch; returns how many rows were sent.
+        """Publish one batch of the rows nobody handed over, claimed once past the grace;
+        returns how many rows were sent.
 
         The claim marks the rows sent, but the mark only counts if the batch is published: it
         commits after the confirms, in the same transaction. A failed publish raises: the
         transaction rolls back, the rows stay unsent, and the batch counts as a failure.
         """
+        self._polled_at = time.monotonic()
         exchange = await self._exchange_for_publishing()
         async with UnitOfWork(self.db) as uow:
-            claimed = await uow.tx.fetch(self._claim, {"now": utcnow()})
+            now = utcnow()
+            claimed = await uow.tx.fetch(
+                self._claim, {"now": now, "written_before": now - self.handoff_grace}
+            )
             # RETURNING gives no order: publish oldest first, as the rows were written.
             rows = sorted(claimed, key=lambda row: row["id"])
             if rows:
@@ -313,7 +382,10 @@ class OutboxRelay:
         """
         unsent = (
             select(self.table.c.id)
-            .where(self.table.c.sent_at.is_(None))
+            .where(
+                self.table.c.sent_at.is_(None),
+                self.table.c.created_at <= bindparam("written_before"),
+            )
             .order_by(self.table.c.id)
             .limit(self.batch_size)
         )
@@ -325,6 +397,23 @@ class OutboxRelay:
             .where(self.table.c.id.in_(unsent.scalar_subquery()))
             .values(sent_at=bindparam("now"), attempts=self.table.c.attempts + 1)
             .returning(*self.table.c)
+        )
+
+    @functools.cached_property
+    def _mark_sent(self) -> Statement:
+        """Mark the handed rows published, by message id, unless another relay did."""
+        message_id = self.table.c.message_id
+        ids = bindparam("message_ids", type_=ARRAY(String))
+        return Statement(
+            update(self.table)
+            .where(
+                message_id == any_(ids)
+                if self.db.is_postgresql
+                else message_id.in_(bindparam("message_ids", expanding=True)),
+                self.table.c.sent_at.is_(None),
+            )
+            .values(sent_at=bindparam("now"), attempts=self.table.c.attempts + 1)
+            .returning(self.table.c.id)
         )
 
     def _message(self, row: Mapping[Any, Any], traces: Any, spans: list[Any]) -> aio_pika.Message:

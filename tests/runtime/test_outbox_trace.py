@@ -60,7 +60,15 @@ async def main(url, amqp_url, namespace):
     try:
         await topology.declare_all(connection)
         async with Database(url) as database:
-            relay = OutboxRelay(database, Outbox(table, "order_service"), connection, topology)
+            # No grace: no handed publisher of the row is alive, which a restarted relay
+            # could only know by waiting the grace out.
+            relay = OutboxRelay(
+                database,
+                Outbox(table, "order_service"),
+                connection,
+                topology,
+                handoff_grace_seconds=0,
+            )
             assert await relay.relay_batch() == 1
     finally:
         await topology.delete_all(connection)

@@ -1,0 +1,149 @@
+"""The relay publishes what its own process commits at once, from memory, with no claim; rows
+nobody handed over (another process's, or ones whose publish failed) go by its poll once past
+the grace, and a handed row that reached half of it is left to the poll."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import aio_pika
+import pytest
+from sqlalchemy import MetaData, Table
+
+from ecommerce.events.v1 import events_pb2
+from localmesh.faultproxy import FaultyProxy, Mode
+from meshkit.data import Database, UnitOfWork, utcnow
+from meshkit.messaging import Outbox, OutboxRelay, Topology, outbox_table
+from tests.conftest import AMQP_URL
+from tests.support import eventually
+
+pytestmark = pytest.mark.integration
+
+GRACE_SECONDS = 1.5
+
+
+@pytest.fixture
+async def outbox_db(postgres_url: str) -> AsyncIterator[tuple[Database, Table]]:
+    metadata = MetaData()
+    table = outbox_table(metadata)
+    async with Database(postgres_url) as database:
+        async with database.engine.begin() as tables:
+            await tables.run_sync(metadata.create_all)
+        yield database, table
+
+
+@pytest.fixture
+async def broker(amqp_namespace: str) -> AsyncIterator[tuple[Topology, aio_pika.abc.AbstractQueue]]:
+    """The namespace's topology, declared, and the payment service's queue to read."""
+    topology = Topology(amqp_namespace)
+    connection = await aio_pika.connect_robust(AMQP_URL)
+    try:
+        await topology.declare_all(connection)
+        channel = await connection.channel()
+        yield topology, await channel.get_queue(topology.queue("payment_service"))
+    finally:
+        await connection.close()
+
+
+async def commit(database: Database, outbox: Outbox, order_id: str) -> None:
+    async with UnitOfWork(database, outbox) as uow:
+        uow.publish(events_pb2.OrderCreated(order_id=order_id), correlation_id=order_id)
+        await uow.commit()
+
+
+async def delivered(queue: aio_pika.abc.AbstractQueue, timeout: float) -> list[str]:
+    """The correlation ids of the messages that reach `queue` within `timeout` seconds."""
+    deadline, seen = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        message = await queue.get(no_ack=True, fail=False)
+        if message is None:
+            await asyncio.sleep(0.05)
+        else:
+            seen.append(message.correlation_id or "")
+    return seen
+
+
+async def unsent(database: Database) -> int:
+    async with database.driver_connection() as connection:
+        count: int = await connection.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+    return count
+
+
+async def all_sent(database: Database) -> bool:
+    return await unsent(database) == 0
+
+
+async def test_its_own_commits_go_at_once_and_anothers_rows_after_the_grace(
+    outbox_db: tuple[Database, Table], broker: tuple[Topology, aio_pika.abc.AbstractQueue]
+) -> None:
+    (database, table), (topology, queue) = outbox_db, broker
+    connection = await aio_pika.connect_robust(AMQP_URL)
+    outbox = Outbox(table, "order_service")
+    relay = OutboxRelay(database, outbox, connection, topology, handoff_grace_seconds=GRACE_SECONDS)
+    running = asyncio.create_task(relay.run())
+    try:
+        began = time.monotonic()
+        await commit(database, Outbox(table, "order_service"), "another-process")
+        await commit(database, outbox, "this-process")
+        # Its own at once; the other's is not claimed while a publisher of it may be alive.
+        assert await delivered(queue, GRACE_SECONDS * 0.6) == ["this-process"]
+        assert await eventually(lambda: delivered(queue, 0.2), timeout=10) == ["another-process"]
+        assert time.monotonic() - began >= GRACE_SECONDS
+        assert await eventually(lambda: all_sent(database), message="both marked sent")
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await connection.close()
+
+
+async def test_a_handed_row_whose_publish_failed_goes_by_the_poll_once(
+    outbox_db: tuple[Database, Table], broker: tuple[Topology, aio_pika.abc.AbstractQueue]
+) -> None:
+    (database, table), (topology, queue) = outbox_db, broker
+    host, port = AMQP_URL.split("@", 1)[1].rstrip("/").split(":")
+    async with FaultyProxy(host, int(port)) as proxy:
+        connection = await aio_pika.connect_robust(f"amqp://guest:guest@{proxy.endpoint}/")
+        outbox = Outbox(table, "order_service")
+        relay = OutboxRelay(
+            database, outbox, connection, topology, handoff_grace_seconds=GRACE_SECONDS
+        )
+        assert await relay.relay_handed() == 0  # its channel opened while the broker answers
+        proxy.set_mode(Mode.RESET)
+        await commit(database, outbox, "o-1")
+        with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the lost connection raises
+            await relay.relay_handed()
+        assert not outbox.handed and await unsent(database) == 1
+        proxy.set_mode(Mode.FORWARD)
+        running = asyncio.create_task(relay.run())
+        try:
+            assert await eventually(lambda: delivered(queue, 0.2), timeout=20) == ["o-1"]
+            assert await eventually(lambda: all_sent(database), message="marked sent")
+            assert await delivered(queue, 0.5) == []  # once
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            await connection.close()
+
+
+async def test_a_handed_row_past_half_the_grace_is_left_to_the_poll(
+    outbox_db: tuple[Database, Table], broker: tuple[Topology, aio_pika.abc.AbstractQueue]
+) -> None:
+    (database, table), (topology, queue) = outbox_db, broker
+    connection = await aio_pika.connect_robust(AMQP_URL)
+    try:
+        outbox = Outbox(table, "order_service")
+        relay = OutboxRelay(
+            database, outbox, connection, topology, handoff_grace_seconds=GRACE_SECONDS
+        )
+        await commit(database, outbox, "o-late")
+        (row,) = outbox.handed
+        # Handed over long enough ago that a poll may claim it any moment.
+        row["created_at"] = utcnow() - timedelta(seconds=GRACE_SECONDS * 0.6)
+        assert await relay.relay_handed() == 0
+        assert not outbox.handed and await delivered(queue, 0.3) == []
+        assert await unsent(database) == 1
+    finally:
+        await connection.close()
