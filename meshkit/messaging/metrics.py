@@ -24,7 +24,7 @@ OUTBOX_EVENTS_PUBLISHED = Counter(
 )
 OUTBOX_PUBLISH_FAILURES = Counter(
     "outbox_publish_failures_total",
-    "Batches of claimed outbox rows whose publish failed; their rows stay unsent.",
+    "Batches of outbox rows whose publish failed; their rows stay unsent.",
     ["service"],
 )
 OUTBOX_EVENTS_PENDING = Gauge(

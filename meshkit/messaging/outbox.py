@@ -7,10 +7,17 @@ commit and publish only delays the event, and a crash between publish and mark s
 
 The rows a process commits are handed to its own relay in memory as well, which publishes
 them at once and then marks them sent by one statement, with no claim transaction around the
-publish. The rows nobody handed over (written before a restart, or whose publish failed) are
-claimed by the relay's poll once they are `handoff_grace_seconds` old, an age no handed row
-reaches unpublished: the two ways do not publish one row together, and if a replica's clock
-says otherwise, the consumers' de-duplication takes the second copy.
+publish. It takes a handed row only while it is younger than a quarter of
+`handoff_grace_seconds`, and gives its publish another quarter at most; the poll claims the
+rows nobody handed over (written before a restart, or by another replica) once they are
+`handoff_grace_seconds` old. So the two ways do not publish one row together; when they do (a
+replica's clock far ahead, a mark that waited long), the consumers' de-duplication takes the
+second copy.
+
+Once a handed row is not published (its publish or mark failed, it waited too long, or the
+hand-over was full), the process stops handing rows over: its poll takes every unsent row,
+oldest first, without the grace, until it has caught up. Events then keep the order they were
+written in, however the broker or the database failed.
 """
 
 from __future__ import annotations
@@ -120,6 +127,9 @@ class Outbox:
         self.pending = asyncio.Event()
         # Rows committed and not yet taken by the relay, oldest first.
         self.handed: collections.deque[dict[str, Any]] = collections.deque()
+        # False from a row that was not published by hand-over until the poll has caught up
+        # (module doc): meanwhile the rows committed wait for the poll, in order.
+        self.handing_over = True
         # Built once, run with parameters: cheaper than a statement built per event. The
         # events of a unit of work (a batch of deliveries' above all) go in one statement.
         self._rows = RowsInsert(table, _WRITTEN)
@@ -164,9 +174,16 @@ class Outbox:
         tx.after_commit(functools.partial(self._committed, rows))
 
     def _committed(self, rows: list[dict[str, Any]]) -> None:
-        room = max(0, HANDED_LIMIT - len(self.handed))
-        self.handed.extend(rows[:room])
+        if self.handing_over and len(self.handed) + len(rows) <= HANDED_LIMIT:
+            self.handed.extend(rows)
+        else:
+            self.stop_handing_over()
         self.pending.set()
+
+    def stop_handing_over(self) -> None:
+        """Leave every unsent row to the poll, in order, until it has caught up."""
+        self.handing_over = False
+        self.handed.clear()
 
 
 # How long the backlog's measure may take before the relay goes on publishing without it.
@@ -174,7 +191,9 @@ BACKLOG_MEASURE_TIMEOUT_SECONDS = 2.0
 
 
 class OutboxRelay:
-    """Publishes unsent outbox rows, oldest first, with confirms; safe with several replicas.
+    """Publishes unsent outbox rows with confirms, in the order they were written: a
+    process's own commits as it hands them over, the rest by its poll (module doc). Safe with
+    several replicas.
 
     It counts what it publishes and what fails, and keeps the gauges of the backlog fresh
     (`meshkit.messaging.metrics`).
@@ -192,7 +211,7 @@ class OutboxRelay:
         max_backoff: float = 5.0,
         publish_timeout: float = 10.0,
         backlog_interval: float = 5.0,
-        handoff_grace_seconds: float = 2.0,
+        handoff_grace_seconds: float = 4.0,
     ) -> None:
         self.db = database
         self.outbox = outbox
@@ -203,9 +222,11 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
         self.publish_timeout = publish_timeout
-        # How old an unsent row is before the poll claims it: until then it is the handed
-        # rows' publisher's, which leaves to the poll any that reach half of it (module doc).
+        # How old an unsent row is before the poll claims it: until then it may be a handed
+        # row, taken while younger than a quarter of it and published within another quarter
+        # (module doc).
         self.handoff_grace = timedelta(seconds=handoff_grace_seconds)
+        self._handed_publish_timeout = min(publish_timeout, handoff_grace_seconds / 4)
         self._polled_at = -math.inf
         # The backlog gauges are measured at most this often, by one query, not per event.
         self.backlog_interval = backlog_interval
@@ -238,8 +259,13 @@ class OutboxRelay:
             try:
                 sent = await self.relay_handed()
                 polled = 0
-                # Handed rows keep it busy under load; the poll still comes every interval.
-                if not sent or time.monotonic() - self._polled_at >= self.poll_interval:
+                # Handed rows keep it busy under load; the poll still comes every interval,
+                # and at once while the hand-over is stopped.
+                if (
+                    not sent
+                    or not self.outbox.handing_over
+                    or time.monotonic() - self._polled_at >= self.poll_interval
+                ):
                     polled = await self.relay_batch()
                 if failed := failures.ended():
                     logger.warning("outbox relay publishing again after %d failures", failed)
@@ -258,7 +284,7 @@ class OutboxRelay:
                 )
                 if not isinstance(exc, TimeoutError):
                     # A slow broker leaves the channel usable; anything else may not have.
-                    self._exchange = None
+                    await self._forget_channel()
                 await asyncio.sleep(delay)
                 continue
             if self.outbox.handed or polled == self.batch_size:
@@ -270,39 +296,43 @@ class OutboxRelay:
         """Publish a batch of the rows this process committed, then mark them sent; returns
         how many were published.
 
-        No transaction is held while they are published. A row older than half the grace
-        is left to the poll instead, which may claim it soon. A failed publish raises: the
-        rows taken stay unsent, for the poll.
+        No transaction is held while they are published. When one of them is too old to be
+        taken (module doc), or its publish or mark fails (which raises), the hand-over stops
+        and the poll takes them all, in order.
         """
-        handed, oldest = self.outbox.handed, utcnow() - self.handoff_grace / 2
-        rows: list[dict[str, Any]] = []
-        while handed and len(rows) < self.batch_size:
-            row = handed.popleft()
-            if row["created_at"] >= oldest:
-                rows.append(row)
+        handed = self.outbox.handed
+        rows = [handed.popleft() for _ in range(min(len(handed), self.batch_size))]
         if not rows:
             return 0
-        exchange = await self._exchange_for_publishing()
+        if rows[0]["created_at"] < utcnow() - self.handoff_grace / 4:
+            self.outbox.stop_handing_over()
+            return 0
         try:
-            await self._publish_all(exchange, rows)
-        except Exception:
-            self._publish_failures.inc()
+            exchange = await self._exchange_for_publishing()
+            try:
+                await self._publish_all(exchange, rows, self._handed_publish_timeout)
+            except Exception:
+                self._publish_failures.inc()
+                raise
+            marked = await fetch_alone(
+                self.db,
+                self._mark_sent,
+                {"message_ids": [row["message_id"] for row in rows], "now": utcnow()},
+            )
+        except BaseException:
+            self.outbox.stop_handing_over()
             raise
-        marked = await fetch_alone(
-            self.db,
-            self._mark_sent,
-            {"message_ids": [row["message_id"] for row in rows], "now": utcnow()},
-        )
         self._count_published(rows)
         if len(marked) < len(rows):
-            # Its clock ahead, another replica's poll took them too: published twice, which
-            # the consumers' de-duplication absorbs.
+            # Another replica's poll took them too (its clock far ahead): published twice,
+            # which the consumers' de-duplication absorbs.
             logger.info("%d handed outbox row(s) were sent already", len(rows) - len(marked))
         return len(rows)
 
     async def relay_batch(self) -> int:
-        """Publish one batch of the rows nobody handed over, claimed once past the grace;
-        returns how many rows were sent.
+        """Publish one batch of the rows nobody handed over, oldest first; returns how many
+        rows were sent. Only rows past the grace while the hand-over runs; every unsent row
+        while it is stopped, and once a batch takes them all, the hand-over starts again.
 
         The claim marks the rows sent, but the mark only counts if the batch is published: it
         commits after the confirms, in the same transaction. A failed publish raises: the
@@ -312,20 +342,36 @@ class OutboxRelay:
         exchange = await self._exchange_for_publishing()
         async with UnitOfWork(self.db) as uow:
             now = utcnow()
-            claimed = await uow.tx.fetch(
-                self._claim, {"now": now, "written_before": now - self.handoff_grace}
-            )
+            caught_up = not self.outbox.handing_over
+            grace = self.handoff_grace if self.outbox.handing_over else timedelta(0)
+            claimed = await uow.tx.fetch(self._claim, {"now": now, "written_before": now - grace})
+            if caught_up and len(claimed) < self.batch_size:
+                # Rows committed from now on are handed over, and published after these.
+                self.outbox.handing_over = True
             # RETURNING gives no order: publish oldest first, as the rows were written.
             rows = sorted(claimed, key=lambda row: row["id"])
             if rows:
                 try:
-                    await self._publish_all(exchange, rows)
-                except Exception:
-                    self._publish_failures.inc()
+                    try:
+                        await self._publish_all(exchange, rows, self.publish_timeout)
+                    except Exception:
+                        self._publish_failures.inc()
+                        raise
+                    await uow.commit()
+                except BaseException:
+                    if caught_up:
+                        self.outbox.stop_handing_over()  # these go first, when they can
                     raise
-                await uow.commit()
                 self._count_published(rows)
         return len(rows)
+
+    async def _forget_channel(self) -> None:
+        """Drop the publishing channel, closed if it still can be: the next batch opens one."""
+        channel, self._channel, self._exchange = self._channel, None, None
+        if channel is not None and not channel.is_closed:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await channel.close()
 
     def _count_published(self, rows: Sequence[Mapping[Any, Any]]) -> None:
         for row in rows:
@@ -442,6 +488,7 @@ class OutboxRelay:
         self,
         exchange: aio_pika.abc.AbstractExchange,
         rows: Sequence[Mapping[Any, Any]],
+        timeout: float,
     ) -> None:
         # Confirms are awaited together: one round trip per batch, not per message. And for
         # a bounded time: the claim keeps the batch's rows locked, out of other replicas'
@@ -455,7 +502,7 @@ class OutboxRelay:
             end_publish(spans, error)
             raise
         try:
-            async with asyncio.timeout(self.publish_timeout):
+            async with asyncio.timeout(timeout):
                 await asyncio.gather(
                     *(
                         exchange.publish(message, routing_key=row["event_type"], mandatory=True)

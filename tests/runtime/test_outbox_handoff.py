@@ -1,6 +1,7 @@
 """The relay publishes what its own process commits at once, from memory, with no claim; rows
-nobody handed over (another process's, or ones whose publish failed) go by its poll once past
-the grace, and a handed row that reached half of it is left to the poll."""
+nobody handed over (another process's) go by its poll once past the grace. A handed row that
+could not be published, or waited too long, stops the hand-over: the poll takes every row in
+order until it has caught up."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import timedelta
 
 import aio_pika
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import MetaData, Table
 
 from ecommerce.events.v1 import events_pb2
@@ -99,36 +101,62 @@ async def test_its_own_commits_go_at_once_and_anothers_rows_after_the_grace(
         await connection.close()
 
 
-async def test_a_handed_row_whose_publish_failed_goes_by_the_poll_once(
+def publish_failures() -> float:
+    sample = REGISTRY.get_sample_value(
+        "outbox_publish_failures_total", {"service": "order_service"}
+    )
+    return sample or 0.0
+
+
+async def test_after_a_failed_publish_every_row_goes_by_the_poll_in_order_then_handed_again(
     outbox_db: tuple[Database, Table], broker: tuple[Topology, aio_pika.abc.AbstractQueue]
 ) -> None:
     (database, table), (topology, queue) = outbox_db, broker
     host, port = AMQP_URL.split("@", 1)[1].rstrip("/").split(":")
     async with FaultyProxy(host, int(port)) as proxy:
-        connection = await aio_pika.connect_robust(f"amqp://guest:guest@{proxy.endpoint}/")
-        outbox = Outbox(table, "order_service")
-        relay = OutboxRelay(
-            database, outbox, connection, topology, handoff_grace_seconds=GRACE_SECONDS
+        connection = await aio_pika.connect_robust(
+            f"amqp://guest:guest@{proxy.endpoint}/", reconnect_interval=0.2
         )
-        assert await relay.relay_handed() == 0  # its channel opened while the broker answers
-        proxy.set_mode(Mode.RESET)
+        outbox = Outbox(table, "order_service")
+        # A second for the poll's publish: the channel the stall broke fails it that soon.
+        relay = OutboxRelay(
+            database,
+            outbox,
+            connection,
+            topology,
+            publish_timeout=1.0,
+            handoff_grace_seconds=GRACE_SECONDS,
+        )
+        await relay._exchange_for_publishing()  # its channel open while the broker answers
+        failed_before = publish_failures()
+        proxy.set_mode(Mode.STALL)
         await commit(database, outbox, "o-1")
-        with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the lost connection raises
+        with pytest.raises(TimeoutError):  # no confirm within a quarter of the grace
             await relay.relay_handed()
-        assert not outbox.handed and await unsent(database) == 1
+        assert publish_failures() == failed_before + 1
+        # Stopped: what commits meanwhile waits for the poll, behind what failed.
+        assert not outbox.handing_over and not outbox.handed
+        await commit(database, outbox, "o-2")
+        assert not outbox.handed and await unsent(database) == 2
         proxy.set_mode(Mode.FORWARD)
         running = asyncio.create_task(relay.run())
         try:
-            assert await eventually(lambda: delivered(queue, 0.2), timeout=20) == ["o-1"]
+            seen = await eventually(lambda: delivered(queue, 0.3), timeout=20)
+            while len(seen) < 2:
+                seen += await delivered(queue, 0.3)
+            # In order, and each once: without the grace, since nothing was handed over.
+            assert seen == ["o-1", "o-2"]
             assert await eventually(lambda: all_sent(database), message="marked sent")
-            assert await delivered(queue, 0.5) == []  # once
+            assert outbox.handing_over
+            await commit(database, outbox, "o-3")
+            assert await delivered(queue, GRACE_SECONDS * 0.6) == ["o-3"]
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
             await connection.close()
 
 
-async def test_a_handed_row_past_half_the_grace_is_left_to_the_poll(
+async def test_a_handed_row_too_old_to_publish_stops_the_hand_over(
     outbox_db: tuple[Database, Table], broker: tuple[Topology, aio_pika.abc.AbstractQueue]
 ) -> None:
     (database, table), (topology, queue) = outbox_db, broker
@@ -140,10 +168,14 @@ async def test_a_handed_row_past_half_the_grace_is_left_to_the_poll(
         )
         await commit(database, outbox, "o-late")
         (row,) = outbox.handed
-        # Handed over long enough ago that a poll may claim it any moment.
-        row["created_at"] = utcnow() - timedelta(seconds=GRACE_SECONDS * 0.6)
+        # Handed over long enough ago that its publish could outlast the grace.
+        row["created_at"] = utcnow() - timedelta(seconds=GRACE_SECONDS * 0.3)
         assert await relay.relay_handed() == 0
-        assert not outbox.handed and await delivered(queue, 0.3) == []
-        assert await unsent(database) == 1
+        assert not outbox.handing_over and not outbox.handed
+        assert await delivered(queue, 0.3) == [] and await unsent(database) == 1
+        # The poll takes it at once, the hand-over stopped.
+        assert await relay.relay_batch() == 1
+        assert outbox.handing_over
+        assert await delivered(queue, 0.3) == ["o-late"]
     finally:
         await connection.close()

@@ -50,10 +50,24 @@ async def test_a_batch_whose_broker_hangs_is_released_to_another_replica(
     host, port = AMQP_URL.split("@", 1)[1].rstrip("/").split(":")
     proxy = await FaultyProxy(host, int(port)).start()
     hung = await aio_pika.connect_robust(f"amqp://guest:guest@{proxy.endpoint}/")
-    outbox = Outbox(table, "order_service")
-    stuck = OutboxRelay(database, outbox, hung, topology, publish_timeout=0.5)
+    # Written by a third process, and no grace: neither relay has the row handed over, and
+    # both claim it at once (`meshkit.messaging.outbox`).
+    writer = Outbox(table, "order_service")
+    stuck = OutboxRelay(
+        database,
+        Outbox(table, "order_service"),
+        hung,
+        topology,
+        publish_timeout=0.5,
+        handoff_grace_seconds=0,
+    )
     healthy = OutboxRelay(
-        database, Outbox(table, "order_service"), direct, topology, poll_interval=0.05
+        database,
+        Outbox(table, "order_service"),
+        direct,
+        topology,
+        poll_interval=0.05,
+        handoff_grace_seconds=0,
     )
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -61,7 +75,7 @@ async def test_a_batch_whose_broker_hangs_is_released_to_another_replica(
         assert await stuck.relay_batch() == 0  # opens its channel while the broker answers
         tasks.append(asyncio.create_task(stuck.run()))
         proxy.set_mode(Mode.STALL)
-        async with UnitOfWork(database, outbox) as uow:
+        async with UnitOfWork(database, writer) as uow:
             uow.publish(events_pb2.OrderCreated(order_id="o-1"), correlation_id="o-1")
             await uow.commit()
         # The stuck relay claimed the row and waits for a confirm that never comes.
