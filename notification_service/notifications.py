@@ -191,13 +191,8 @@ class Notifications:
             self.db, now, now + timedelta(seconds=self.lease_seconds), self.batch_size
         )
         # Claimed past its last attempt (each one of an unknown outcome, its sender having
-        # died each time): given up on, not sent again.
+        # died each time): given up on with the outcomes below, not sent again.
         spent = [n for n in claimed if n.attempts > self.max_attempts]
-        if spent:
-            async with self.unit_of_work() as uow:
-                for notification in spent:
-                    await self._give_up(uow, notification, "no outcome known of its last attempt")
-                await uow.commit()
         due = [n for n in claimed if n.attempts <= self.max_attempts]
         attempted: list[NotificationRecord] = []
         failures: dict[str, Exception] = {}
@@ -223,16 +218,17 @@ class Notifications:
                     attempted.append(notification)
         finally:
             # Cancelled (a deploy) between two sends: what went out is saved all the same.
-            await finish(self._record_all(attempted, failures))
+            await finish(self._record_all(attempted, failures, spent))
         return len(due)
 
     async def _record_all(
         self,
         attempted: list[NotificationRecord],
         failures: dict[str, Exception],
+        spent: list[NotificationRecord],
     ) -> None:
         """Save the outcome of each attempt its claim counted: the emails that went out in one
-        statement, the failures (rare) one by one."""
+        statement; the failures and the notifications given up on (rare) one by one."""
         sent = [n for n in attempted if n.id not in failures]
         if sent:
             saved = await save_sent(self.db, sent, utcnow())
@@ -245,9 +241,11 @@ class Notifications:
                     )
             metrics.SENT.inc(len(saved))
         failed = [n for n in attempted if n.id in failures]
-        if not failed:
+        if not failed and not spent:
             return
         async with self.unit_of_work() as uow:
+            for notification in spent:
+                await self._give_up(uow, notification, "no outcome known of its last attempt")
             for notification in failed:
                 await self._record_failure(uow, notification, failures[notification.id])
             await uow.commit()

@@ -17,13 +17,15 @@ from notification_service.records import NotificationRecord
 _notifications: Table = Notification.__table__  # type: ignore[assignment]
 # Built once, run with parameters: every email of every order is one.
 _RECORD = Statement(_notifications.insert())
-# Only over the attempt it claimed: a pass whose lease ran out, the notification claimed
-# again by another, does not overwrite what that one saves.
+# Only over the attempt it claimed, and while nothing is settled: a pass whose lease ran out,
+# the notification claimed again by another (and perhaps given up on), does not overwrite
+# what that one saves.
 _SAVE_ATTEMPT = Statement(
     update(_notifications)
     .where(
         _notifications.c.id == bindparam("notification_id"),
         _notifications.c.attempts == bindparam("claimed_attempts"),
+        _notifications.c.status == NotificationStatus.PENDING,
     )
     .values(
         {
@@ -70,7 +72,8 @@ _SAVE_SENT = Statement(
                 func.unnest(bindparam("ids", type_=ARRAY(String))),
                 func.unnest(bindparam("claimed", type_=ARRAY(Integer))),
             )
-        )
+        ),
+        _notifications.c.status == NotificationStatus.PENDING,
     )
     .values(status=NotificationStatus.SENT, failure_reason="", sent_at=bindparam("sent_at"))
     .returning(_notifications.c.id)

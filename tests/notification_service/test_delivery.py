@@ -22,6 +22,7 @@ from notification_service import repository
 from notification_service.mailer import SmtpMailer
 from notification_service.models import Notification, NotificationStatus, metadata
 from notification_service.notifications import Notifications
+from notification_service.records import NotificationRecord
 from notification_service.settings import NotificationSettings
 from notification_service.unit_of_work import NotificationUnitOfWork
 from tests.conftest import DatabaseFactory
@@ -357,3 +358,23 @@ async def test_a_database_outage_is_a_few_warnings_then_mail_goes_again(
 
 def _failed_pass(record: logging.LogRecord) -> bool:
     return record.getMessage().startswith("mailer pass failed")
+
+
+async def test_a_stale_pass_does_not_overwrite_a_notification_given_up_on(
+    database_on_each_backend: DatabaseFactory, smtp: SmtpServer
+) -> None:
+    database = await database_on_each_backend(metadata)
+    notifications = notifications_of(database, smtp)
+    stuck = await add_notification(database, "stuck@example.com")
+    await set_attempts(database, stuck, MAX_ATTEMPTS)
+    async with notifications.mailer.connection() as connection:
+        assert await notifications.deliver_due(connection) == 0
+    given_up = await stored(database, stuck)
+    assert (given_up.status, given_up.attempts) == (NotificationStatus.FAILED, MAX_ATTEMPTS)
+
+    # The pass that claimed its last attempt, long ago, saves its outcome only now.
+    columns = Notification.__table__.columns
+    stale = NotificationRecord(**{column.key: getattr(given_up, column.key) for column in columns})
+    assert await repository.save_sent(database, [stale], utcnow()) == set()
+    row = await stored(database, stuck)
+    assert (row.status, row.sent_at) == (NotificationStatus.FAILED, None)
