@@ -315,6 +315,13 @@ async def test_a_notification_past_its_last_attempt_of_unknown_outcome_is_given_
     assert (failed.status, failed.attempts) == (NotificationStatus.FAILED, MAX_ATTEMPTS)
     assert smtp.received() == []
 
+    # The pass that claimed its last attempt, long ago, saves its outcome only now: too late.
+    columns = Notification.__table__.columns
+    stale = NotificationRecord(**{column.key: getattr(failed, column.key) for column in columns})
+    assert await repository.save_sent(database, [stale], utcnow()) == set()
+    row = await stored(database, stuck)
+    assert (row.status, row.sent_at) == (NotificationStatus.FAILED, None)
+
 
 async def test_a_database_outage_is_a_few_warnings_then_mail_goes_again(
     postgres_url: str, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
@@ -358,23 +365,3 @@ async def test_a_database_outage_is_a_few_warnings_then_mail_goes_again(
 
 def _failed_pass(record: logging.LogRecord) -> bool:
     return record.getMessage().startswith("mailer pass failed")
-
-
-async def test_a_stale_pass_does_not_overwrite_a_notification_given_up_on(
-    database_on_each_backend: DatabaseFactory, smtp: SmtpServer
-) -> None:
-    database = await database_on_each_backend(metadata)
-    notifications = notifications_of(database, smtp)
-    stuck = await add_notification(database, "stuck@example.com")
-    await set_attempts(database, stuck, MAX_ATTEMPTS)
-    async with notifications.mailer.connection() as connection:
-        assert await notifications.deliver_due(connection) == 0
-    given_up = await stored(database, stuck)
-    assert (given_up.status, given_up.attempts) == (NotificationStatus.FAILED, MAX_ATTEMPTS)
-
-    # The pass that claimed its last attempt, long ago, saves its outcome only now.
-    columns = Notification.__table__.columns
-    stale = NotificationRecord(**{column.key: getattr(given_up, column.key) for column in columns})
-    assert await repository.save_sent(database, [stale], utcnow()) == set()
-    row = await stored(database, stuck)
-    assert (row.status, row.sent_at) == (NotificationStatus.FAILED, None)

@@ -12,7 +12,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from sqlalchemy import MetaData, Table
 
 from meshkit.data import Database, UnitOfWork
-from meshkit.messaging import EventConsumer, Handler, Topology, inbox_table
+from meshkit.messaging import EventConsumer, Handler, Topology, inbox_table, outbox_table
 from meshkit.messaging.events import CONTENT_TYPE
 from tests.conftest import AMQP_URL
 from tests.support import queue_counts
@@ -73,3 +73,14 @@ async def consumer_rig(postgres_url: str, amqp_namespace: str) -> AsyncIterator[
             yield ConsumerRig(database, inbox, connection, channel, Topology(amqp_namespace))
         finally:
             await connection.close()
+
+
+@pytest.fixture
+async def outbox_db(postgres_url: str) -> AsyncIterator[tuple[Database, Table]]:
+    """A database with an empty outbox table, and the table."""
+    metadata = MetaData()
+    table = outbox_table(metadata)
+    async with Database(postgres_url) as database:
+        async with database.engine.begin() as tables:
+            await tables.run_sync(metadata.create_all)
+        yield database, table

@@ -13,28 +13,18 @@ from datetime import timedelta
 import aio_pika
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import MetaData, Table
+from sqlalchemy import Table
 
 from ecommerce.events.v1 import events_pb2
 from localmesh.faultproxy import FaultyProxy, Mode
 from meshkit.data import Database, UnitOfWork, utcnow
-from meshkit.messaging import Outbox, OutboxRelay, Topology, outbox_table
+from meshkit.messaging import Outbox, OutboxRelay, Topology
 from tests.conftest import AMQP_URL
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
 GRACE_SECONDS = 1.5
-
-
-@pytest.fixture
-async def outbox_db(postgres_url: str) -> AsyncIterator[tuple[Database, Table]]:
-    metadata = MetaData()
-    table = outbox_table(metadata)
-    async with Database(postgres_url) as database:
-        async with database.engine.begin() as tables:
-            await tables.run_sync(metadata.create_all)
-        yield database, table
 
 
 @pytest.fixture
