@@ -31,6 +31,8 @@ class Profile:
     # saga's fixed rate, run once per setting.
     tracing_rounds: int = 3
     tracing_saga_seconds: float = 20
+    # The settings compared, by the names `bench.tracing_cost.SETTINGS` gives them.
+    tracing_settings: tuple[str, ...] = ("off", "10%", "100%")
     # Seed data.
     products: int = 10_000
     categories: int = 20
@@ -104,6 +106,8 @@ SMOKE = Profile(
     shopper_warmup=1,
     tracing_rounds=1,
     tracing_saga_seconds=2,
+    # 100% runs the same code as 10%, sampling more: the quick and full runs measure it.
+    tracing_settings=("off", "10%"),
     products=1_000,
     categories=5,
     shoppers=20,

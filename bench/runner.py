@@ -170,6 +170,7 @@ async def run_bench(
             if key in RESTARTING and MEMORY in selected and "after" not in results[MEMORY]:
                 _memory_after(results, stack)
             _say(f"running {CATALOGUE[key].title}", began)
+            bench.more_to_run = key != plan[-1]
             result: dict[str, Any]
             try:
                 run = _run(bench, key, compared)

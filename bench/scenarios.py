@@ -30,6 +30,9 @@ class Bench:
     profile: Profile
     # Processes beside the mesh's six that a scenario started (replicas), by name.
     extra_pids: Mapping[str, int] = field(default_factory=dict)
+    # Whether a scenario runs after the current one: one that restarts the mesh with other
+    # settings need not put the first ones back for none.
+    more_to_run: bool = True
 
     @property
     def mesh_pids(self) -> dict[str, int]:

@@ -57,7 +57,7 @@ async def measure(bench: Bench) -> dict[str, Any]:
     warmed: set[str] = set()
     sink: tuple[str, asyncio.subprocess.Process] | None = None
     try:
-        for name in SETTINGS:
+        for name in bench.profile.tracing_settings:
             print(f"  tracing {name}: restarting the mesh", file=sys.stderr, flush=True)
             port = free_port()
             started = await start_process(
@@ -71,8 +71,13 @@ async def measure(bench: Bench) -> dict[str, Any]:
             warmed &= {"hello"}
             settings[name] = await _setting(bench, warmed)
     finally:
-        # The mesh as the run began: untraced, whatever shell variables it inherits.
-        await bench.stack.restart_mesh(setting_env("off", 0))
+        # The mesh as the run began (untraced, whatever shell variables it inherits) for the
+        # scenarios after this one; stopped when none follows. Either way its processes send
+        # what they still held of the last setting's spans.
+        if bench.more_to_run:
+            await bench.stack.restart_mesh(setting_env("off", 0))
+        else:
+            await bench.stack.mesh.stop()
         if sink is not None:
             exported = await _exported(sink[1])
             if sink[0] in settings:

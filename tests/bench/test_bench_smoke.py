@@ -35,7 +35,7 @@ async def _bench_databases() -> set[str]:
     return {row["datname"] for row in rows}
 
 
-# The mesh is started six times: once, twice for the replicas and once for each setting of
+# The mesh is started several times: once, for the replicas, and once for each setting of
 # tracing's cost.
 @pytest.mark.timeout(480)
 async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> None:
@@ -137,7 +137,7 @@ async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> 
     # Tracing's cost: 1, 3 and the saga's fixed rate under each setting, against off.
     tracing = results["8"]
     assert "failed" not in tracing, tracing
-    assert list(tracing["settings"]) == ["off", "10%", "100%"]
+    assert list(tracing["settings"]) == list(SMOKE.tracing_settings) == ["off", "10%"]
     for setting, figures in tracing["settings"].items():
         for key in ("1", "3"):
             assert figures[key]["requests"] > 0 and figures[key]["errors"] == 0, (setting, key)
@@ -146,7 +146,7 @@ async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> 
         assert phase["placed"] > 0 and phase["lost"] == 0, (setting, phase)
         # Traced as it says: the sink heard from the mesh, or, off, heard nothing.
         assert (figures["exported"]["requests"] > 0) is (setting != "off"), setting
-    for setting in ("10%", "100%"):
+    for setting in ("10%",):
         assert tracing["versus_off"][setting]["1"] > 0
         assert tracing["versus_off"][setting]["5_cpu"] > 0
 
