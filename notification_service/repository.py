@@ -156,9 +156,9 @@ async def save_sent(
         return {row["id"] for row in rows}
     saved: set[str] = set()
     async with db.transaction() as session:
-        tx = SessionTransaction(session)
+        repository = NotificationRepository(SessionTransaction(session))
         for notification in sent:
-            if await NotificationRepository(tx).save_attempt(
+            if await repository.save_attempt(
                 notification.id,
                 claimed_attempts=notification.attempts,
                 status=NotificationStatus.SENT,

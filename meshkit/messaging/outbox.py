@@ -449,11 +449,10 @@ class OutboxRelay:
     def _mark_sent(self) -> Statement:
         """Mark the handed rows published, by message id, unless another relay did."""
         message_id = self.table.c.message_id
-        ids = bindparam("message_ids", type_=ARRAY(String))
         return Statement(
             update(self.table)
             .where(
-                message_id == any_(ids)
+                message_id == any_(bindparam("message_ids", type_=ARRAY(String)))
                 if self.db.is_postgresql
                 else message_id.in_(bindparam("message_ids", expanding=True)),
                 self.table.c.sent_at.is_(None),
