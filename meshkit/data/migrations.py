@@ -1,19 +1,22 @@
 """Alembic migrations for every service: one env.py body, one way to upgrade.
 
 Alembic (with Mako and Pygments) is imported only when migrations run: a serving process,
-which migrates in a child process (`meshkit.service`), never holds their memory.
+which migrates in a child process (`meshkit.service`), never holds their memory. Whether
+there is anything to run is answered without it (`is_at_head`).
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import logging
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import MetaData, pool, text
+from sqlalchemy import MetaData, make_url, pool, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from meshkit.data.db import UTCDateTime, ensure_sqlite_directory, is_sqlite
@@ -51,6 +54,79 @@ def upgrade_to_head(script_location: Path, database_url: str) -> list[str]:
     config.attributes[_APPLIED] = applied
     command.upgrade(config, "head")
     return applied
+
+
+# Past it, the database is taken as not answering: the migrating process then says why.
+_HEAD_CHECK_TIMEOUT_SECONDS = 5.0
+
+
+def script_heads(script_location: Path) -> frozenset[str] | None:
+    """The head revisions of the scripts under `versions/`, read without Alembic: each
+    script's `revision` not named as another's `down_revision`. None when a script does not
+    state both as plain literals, or there is none: only Alembic can tell then."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((script_location / "versions").glob("*.py")):
+        stated = _literal_assignments(path, ("revision", "down_revision"))
+        revision, down = stated.get("revision"), stated.get("down_revision", ())
+        if not isinstance(revision, str) or "down_revision" not in stated:
+            return None
+        revisions.add(revision)
+        if isinstance(down, str):
+            parents.add(down)
+        elif isinstance(down, tuple) and all(isinstance(parent, str) for parent in down):
+            parents.update(down)  # a merge revision
+        elif down is not None:
+            return None
+    return frozenset(revisions - parents) if revisions else None
+
+
+def _literal_assignments(path: Path, names: tuple[str, ...]) -> dict[str, object]:
+    """The module-level `name = <literal>` (annotated or not) of `names` in a script."""
+    stated: dict[str, object] = {}
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in names:
+            try:
+                stated[target.id] = ast.literal_eval(value)
+            except ValueError:
+                stated[target.id] = value  # not a literal: neither a str nor a tuple
+    return stated
+
+
+async def database_revisions(database_url: str) -> frozenset[str] | None:
+    """The revisions the database stands at; None when they cannot be read: no version table
+    yet, or no database answering. An SQLite file that does not exist is not created."""
+    url = make_url(database_url)
+    if is_sqlite(url) and not _sqlite_file_exists(url.database):
+        return None
+    engine = create_async_engine(url, poolclass=pool.NullPool)
+    try:
+        async with asyncio.timeout(_HEAD_CHECK_TIMEOUT_SECONDS), engine.connect() as connection:
+            found = await connection.execute(text("SELECT version_num FROM alembic_version"))
+            return frozenset(row[0] for row in found)
+    except (SQLAlchemyError, OSError, TimeoutError):
+        return None
+    finally:
+        await engine.dispose()
+
+
+def _sqlite_file_exists(database: str | None) -> bool:
+    return bool(database) and Path(database or "").exists()
+
+
+async def is_at_head(script_location: Path, database_url: str) -> bool:
+    """Whether upgrading to head would apply nothing: the database stands at exactly the
+    scripts' heads. False whenever either cannot be read plainly."""
+    heads = script_heads(script_location)
+    if not heads:
+        return False
+    return await database_revisions(database_url) == heads
 
 
 async def upgrade_to_head_async(script_location: Path, database_url: str) -> list[str]:
