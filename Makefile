@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-SERVICES := user_service product_service order_service payment_service notification_service
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 CHAOS_ARGS ?=
@@ -44,7 +43,7 @@ proto-lint: install
 	$(PY) scripts/lint_protos.py
 
 migrate: install
-	@for service in $(SERVICES); do $(PY) -m $$service migrate || exit 1; done
+	@$(PY) -m localmesh.migrate
 
 # DEMO=1 (or yes, true): once the mesh is ready, the launcher seeds the demo shop into it.
 run: install proto migrate

@@ -243,11 +243,7 @@ def run(definition: ServiceDefinition[SettingsT], argv: Sequence[str] | None = N
         definition.commands[args.command](settings, rest)
         return
     if args.command == "migrate":
-        applied = _migrate(definition, settings)
-        if applied:
-            print(f"{settings_cls.service_name}: database migrated: {', '.join(applied)}")
-        else:
-            print(f"{settings_cls.service_name}: database up to date")
+        migrate_and_say(definition, settings)
         return
     if definition.migrations is not None and settings.migrate_on_start:
         migrate_before_serving(definition.migrations, settings)
@@ -269,6 +265,16 @@ def _operations(service_name: str) -> dict[str, Command[Any]]:
     from meshkit.messaging.dead_letters import dead_letters_command
 
     return {"dead-letters": dead_letters_command}
+
+
+def migrate_and_say(definition: ServiceDefinition[SettingsT], settings: SettingsT) -> None:
+    """`migrate`: apply the pending migrations and print one line of what was done; on failure,
+    one line of why, and exit 1."""
+    applied = _migrate(definition, settings)
+    if applied:
+        print(f"{settings.service_name}: database migrated: {', '.join(applied)}")
+    else:
+        print(f"{settings.service_name}: database up to date")
 
 
 def _migrate(definition: ServiceDefinition[SettingsT], settings: SettingsT) -> list[str]:
