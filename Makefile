@@ -46,7 +46,8 @@ migrate: install
 	@$(PY) -m localmesh.migrate
 
 # DEMO=1 (or yes, true): once the mesh is ready, the launcher seeds the demo shop into it.
-run: install proto migrate
+# The launcher migrates every database before it starts the services.
+run: install proto
 	$(PY) -m localmesh.launcher $(if $(filter 1 yes true,$(DEMO)),--demo)
 
 demo: install

@@ -310,7 +310,7 @@ def migrate_before_serving(migrations: Path, settings: ServiceSettings) -> None:
     and every import of the service again, most of the time to serving.
     """
     if asyncio.run(is_at_head(migrations, settings.database_url)):
-        logger.info("database up to date")
+        logger.info("database at head: nothing to migrate")
         return
     _migrate_in_child(settings.service_name)
 

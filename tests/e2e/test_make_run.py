@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from localmesh.launcher import DEFAULT_GRPC_PORTS, MeshPorts
+from localmesh.launcher import DEFAULT_GRPC_PORTS, Mesh, MeshPorts
 from meshkit.logging import PREFIX_WIDTH
 from meshkit.settings import PROJECT_ROOT
 from tests.support import eventually, free_port
@@ -83,6 +83,13 @@ async def test_make_run_starts_ready_and_stops_cleanly(tmp_path: Path) -> None:
         for name in ("gateway", "user_service", "notification_service", "mail_sink"):
             assert any(line.startswith(f"{name:<{PREFIX_WIDTH}} | ") for line in lines), name
         assert not [line for line in lines if line.lstrip().startswith("{")], not_info(log)
+        # The launcher migrated every database before the services started: none ran its own
+        # migrating process.
+        for service in DEFAULT_GRPC_PORTS:
+            assert any(
+                line.startswith(f"{service:<{PREFIX_WIDTH}} | ") and "nothing to migrate" in line
+                for line in lines
+            ), service
 
         # Ctrl-C in a terminal signals the whole foreground process group.
         os.killpg(process.pid, signal.SIGINT)
@@ -125,3 +132,24 @@ async def test_make_run_without_rabbitmq_stops_at_once_naming_the_fix(tmp_path: 
     assert "rabbitmq-server" in errors[0]
     assert "Gateway ready" not in stdout.decode()
     assert not processes_in_session(process.pid)
+
+
+async def test_a_database_that_cannot_be_migrated_stops_the_launch_before_any_service(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    databases = {
+        f"{service.upper()}_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / service}.db"
+        for service in DEFAULT_GRPC_PORTS
+    }
+    databases["ORDER_SERVICE_DATABASE_URL"] = f"sqlite+aiosqlite:///{blocker / 'order.db'}"
+    mesh = Mesh(
+        ports=MeshPorts(grpc={n: free_port() for n in DEFAULT_GRPC_PORTS}),
+        extra_env=databases,
+        log_path=tmp_path / "mesh.log",
+    )
+    with pytest.raises(RuntimeError, match="could not be migrated"):
+        await mesh.start(ready_timeout=30)
+    assert mesh.processes == {}
+    assert "order_service cannot migrate its database" in (tmp_path / "mesh.log").read_text()
