@@ -148,26 +148,31 @@ async def test_discard_removes_the_named_messages_or_all(
 
 def test_every_consumer_has_the_command_and_others_do_not(amqp_namespace: str) -> None:
     env = {**os.environ, "AMQP_URL": AMQP_URL, "AMQP_NAMESPACE": amqp_namespace}
-    # The queues exist once a consumer has declared them; without, the command says so.
-    for service in ("order_service", "payment_service", "notification_service"):
-        shown = subprocess.run(
-            [sys.executable, "-m", service, "dead-letters", "--help"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
+    # The queues exist once a consumer has declared them; without, the command says so. The
+    # four interpreters start side by side: each takes a second to import its service.
+    commands = {
+        **{
+            service: [sys.executable, "-m", service, "dead-letters", "--help"]
+            for service in ("order_service", "payment_service", "notification_service")
+        },
+        "product_service": [sys.executable, "-m", "product_service", "dead-letters", "list"],
+    }
+    running = {
+        service: subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        assert shown.returncode == 0, shown.stderr
-        assert "replay" in shown.stdout
-    refused = subprocess.run(
-        [sys.executable, "-m", "product_service", "dead-letters", "list"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+        for service, argv in commands.items()
+    }
+    done = {
+        service: (process, *process.communicate(timeout=60)) for service, process in running.items()
+    }
+    for service in ("order_service", "payment_service", "notification_service"):
+        process, stdout, stderr = done[service]
+        assert process.returncode == 0, stderr
+        assert "replay" in stdout
+    refused, _, stderr = done["product_service"]
     assert refused.returncode == 2
-    assert "invalid choice" in refused.stderr
+    assert "invalid choice" in stderr
 
 
 @pytest.mark.parametrize("argv", [("replay",), ("discard",), ("show",)])
