@@ -10,13 +10,13 @@ from __future__ import annotations
 import ast
 import asyncio
 import logging
+import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import MetaData, make_url, pool, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from meshkit.data.db import UTCDateTime, ensure_sqlite_directory, is_sqlite
@@ -58,16 +58,27 @@ def upgrade_to_head(script_location: Path, database_url: str) -> list[str]:
 
 # Past it, the database is taken as not answering: the migrating process then says why.
 _HEAD_CHECK_TIMEOUT_SECONDS = 5.0
+# The files under versions/ that Alembic reads as scripts: neither an editor's lock file
+# (`.#0003_x.py`) nor a package's `__init__.py`.
+_SCRIPT_NAME = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
 
 
 def script_heads(script_location: Path) -> frozenset[str] | None:
     """The head revisions of the scripts under `versions/`, read without Alembic: each
     script's `revision` not named as another's `down_revision`. None when a script does not
-    state both as plain literals, or there is none: only Alembic can tell then."""
+    state both as plain literals, cannot be read, or there is none: only Alembic can tell."""
     revisions: set[str] = set()
     parents: set[str] = set()
-    for path in sorted((script_location / "versions").glob("*.py")):
-        stated = _literal_assignments(path, ("revision", "down_revision"))
+    try:
+        scripts = sorted(
+            path
+            for path in (script_location / "versions").iterdir()
+            if _SCRIPT_NAME.match(path.name)
+        )
+        statements = [_literal_assignments(path, ("revision", "down_revision")) for path in scripts]
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for stated in statements:
         revision, down = stated.get("revision"), stated.get("down_revision", ())
         if not isinstance(revision, str) or "down_revision" not in stated:
             return None
@@ -84,7 +95,8 @@ def script_heads(script_location: Path) -> frozenset[str] | None:
 def _literal_assignments(path: Path, names: tuple[str, ...]) -> dict[str, object]:
     """The module-level `name = <literal>` (annotated or not) of `names` in a script."""
     stated: dict[str, object] = {}
-    for node in ast.parse(path.read_text(), str(path)).body:
+    # Bytes: the script's own encoding declaration decides, not the locale.
+    for node in ast.parse(path.read_bytes(), str(path)).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
@@ -100,17 +112,21 @@ def _literal_assignments(path: Path, names: tuple[str, ...]) -> dict[str, object
 
 
 async def database_revisions(database_url: str) -> frozenset[str] | None:
-    """The revisions the database stands at; None when they cannot be read: no version table
-    yet, or no database answering. An SQLite file that does not exist is not created."""
-    url = make_url(database_url)
-    if is_sqlite(url) and not _sqlite_file_exists(url.database):
+    """The revisions the database stands at; None when they cannot be read, for whatever
+    reason: no version table yet, no database answering, a URL the async engine refuses. The
+    migrating process then says why. An SQLite file that does not exist is not created."""
+    try:
+        url = make_url(database_url)
+        if is_sqlite(url) and not _sqlite_file_exists(url.database):
+            return None
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+    except Exception:
         return None
-    engine = create_async_engine(url, poolclass=pool.NullPool)
     try:
         async with asyncio.timeout(_HEAD_CHECK_TIMEOUT_SECONDS), engine.connect() as connection:
             found = await connection.execute(text("SELECT version_num FROM alembic_version"))
             return frozenset(row[0] for row in found)
-    except (SQLAlchemyError, OSError, TimeoutError):
+    except Exception:
         return None
     finally:
         await engine.dispose()

@@ -101,6 +101,33 @@ async def test_a_missing_sqlite_file_is_not_at_head_and_not_created(tmp_path: Pa
     assert await is_at_head(ORDER_MIGRATIONS, url)
 
 
+def test_editor_lock_files_and_init_are_not_scripts(tmp_path: Path) -> None:
+    (tmp_path / "versions").mkdir()
+    _script(tmp_path, "a", '"a"', "None")
+    (tmp_path / "versions" / "__init__.py").write_text("")
+    # An editor's lock file: a dangling link, which cannot be read.
+    (tmp_path / "versions" / ".#a.py").symlink_to(tmp_path / "absent")
+    assert script_heads(tmp_path) == frozenset({"a"})
+
+
+def test_a_script_that_cannot_be_parsed_or_no_versions_leaves_the_answer_to_alembic(
+    tmp_path: Path,
+) -> None:
+    assert script_heads(tmp_path) is None  # no versions/ at all
+    (tmp_path / "versions").mkdir()
+    _script(tmp_path, "a", '"a"', "None")
+    (tmp_path / "versions" / "b.py").write_text("revision = (\n")
+    assert script_heads(tmp_path) is None
+
+
+async def test_a_url_the_async_engine_refuses_is_not_at_head(tmp_path: Path) -> None:
+    # A synchronous driver: the service's own start then fails in the migrating process,
+    # with its one line of why, not in this check with a traceback.
+    database = tmp_path / "order_service.db"
+    database.write_bytes(b"")
+    assert await database_revisions(f"sqlite:///{database}") is None
+
+
 async def test_a_database_that_does_not_answer_is_not_at_head() -> None:
     url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/absent"
     assert await database_revisions(url) is None
