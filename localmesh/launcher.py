@@ -46,6 +46,8 @@ DEFAULT_GATEWAY_PORT = 8000
 SERVICE_PYTHON_FLAGS: tuple[str, ...] = ("-OO",)
 # Every service's migrations, in one process (run with the services' flags, and their bytecode).
 MIGRATE_MODULE = "localmesh.migrate"
+# Its exit status when interrupted (Ctrl-C), as a shell reports SIGINT.
+MIGRATION_INTERRUPTED = 130
 
 
 DEFAULT_METRICS_PORTS: Mapping[str, int] = {
@@ -141,7 +143,7 @@ class Mesh:
         log = self.log_path.open("ab") if self.log_path else None
         try:
             if not self._migrated:
-                await self._migrate(env, log)
+                await self._migrate(env, log, ready_timeout)
             if self.mail_sink:
                 port = env.get("SMTP_PORT", "1025")
                 self.processes["mail_sink"] = await self.spawn(
@@ -154,7 +156,7 @@ class Mesh:
                 log.close()  # the children hold their own descriptors
         await self.wait_ready(ready_timeout)
 
-    async def _migrate(self, env: Mapping[str, str], log: BinaryIO | None) -> None:
+    async def _migrate(self, env: Mapping[str, str], log: BinaryIO | None, timeout: float) -> None:
         """Every service's database to head, in one process, before any service starts.
 
         Each service then finds its database migrated and starts without a migrating process
@@ -162,7 +164,21 @@ class Mesh:
         of five, beside the six starting. Once per mesh: a restart finds them migrated.
         """
         migrating = await self.spawn(MIGRATE_MODULE, env, log)
-        if await migrating.wait() != 0:
+        try:
+            status = await asyncio.wait_for(migrating.wait(), timeout)
+        except BaseException as exc:
+            # Past the deadline, or the start cancelled: no migration goes on alone.
+            if migrating.returncode is None:
+                migrating.kill()
+                await migrating.wait()
+            if isinstance(exc, TimeoutError):
+                raise TimeoutError(
+                    f"the databases were not migrated within {timeout:.0f}s"
+                ) from None
+            raise
+        if status == MIGRATION_INTERRUPTED or status < 0:
+            raise RuntimeError("the migration of the databases was interrupted")
+        if status != 0:
             raise RuntimeError("the databases could not be migrated")
         self._migrated = True
 

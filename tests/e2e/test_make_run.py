@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bench.procstat import children
 from localmesh.launcher import DEFAULT_GRPC_PORTS, Mesh, MeshPorts
 from meshkit.logging import PREFIX_WIDTH
 from meshkit.settings import PROJECT_ROOT
@@ -153,3 +155,28 @@ async def test_a_database_that_cannot_be_migrated_stops_the_launch_before_any_se
         await mesh.start(ready_timeout=30)
     assert mesh.processes == {}
     assert "order_service cannot migrate its database" in (tmp_path / "mesh.log").read_text()
+
+
+async def test_a_migration_that_hangs_is_stopped_at_the_start_deadline(tmp_path: Path) -> None:
+    # A port that takes connections and never answers: the driver waits on it.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    port = silent.getsockname()[1]
+    databases = {
+        f"{service.upper()}_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / service}.db"
+        for service in DEFAULT_GRPC_PORTS
+    }
+    databases["USER_SERVICE_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/x"
+    mesh = Mesh(
+        ports=MeshPorts(grpc={n: free_port() for n in DEFAULT_GRPC_PORTS}),
+        extra_env=databases,
+        log_path=tmp_path / "mesh.log",
+    )
+    try:
+        with pytest.raises(TimeoutError, match="not migrated within 2s"):
+            await mesh.start(ready_timeout=2)
+    finally:
+        silent.close()
+    assert mesh.processes == {}
+    assert children(os.getpid()) == [], "the migrating process was left running"

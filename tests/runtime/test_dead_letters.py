@@ -163,9 +163,16 @@ def test_every_consumer_has_the_command_and_others_do_not(amqp_namespace: str) -
         )
         for service, argv in commands.items()
     }
-    done = {
-        service: (process, *process.communicate(timeout=60)) for service, process in running.items()
-    }
+    try:
+        done = {
+            service: (process, *process.communicate(timeout=60))
+            for service, process in running.items()
+        }
+    finally:
+        for process in running.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     for service in ("order_service", "payment_service", "notification_service"):
         process, stdout, stderr = done[service]
         assert process.returncode == 0, stderr

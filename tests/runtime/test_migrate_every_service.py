@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from localmesh.launcher import SERVICES
+from localmesh.launcher import MIGRATION_INTERRUPTED, SERVICES
 from meshkit.settings import PROJECT_ROOT
 
 
-def _migrate_all(data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _environment(data_dir: Path) -> dict[str, str]:
     inherited = {
         key: value
         for key, value in os.environ.items()
         if key not in ("APP_ENV", "LOG_LEVEL", "LOG_FORMAT", "DATA_DIR", "DATABASE_URL")
         and not key.endswith("_DATABASE_URL")
     }
+    return {**inherited, "PYTHONPATH": str(PROJECT_ROOT), "DATA_DIR": str(data_dir)}
+
+
+def _migrate_all(data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "localmesh.migrate"],
         cwd=data_dir,  # no `.env` of a developer's
-        env={**inherited, "PYTHONPATH": str(PROJECT_ROOT), "DATA_DIR": str(data_dir), **env},
+        env={**_environment(data_dir), **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -59,3 +65,31 @@ def test_the_first_service_that_cannot_migrate_stops_the_rest_naming_itself(
     said = [line.split(":", 1)[0] for line in done.stdout.splitlines()]
     assert said == ["user_service", "product_service"]
     assert not (tmp_path / "payment_service.db").exists()
+
+
+def test_ctrl_c_stops_it_quietly_with_the_status_a_shell_gives_sigint(tmp_path: Path) -> None:
+    # A port that takes the connection and never answers: the migration waits on it.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(60)
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:{silent.getsockname()[1]}/x"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "localmesh.migrate"],
+            cwd=tmp_path,
+            env={**_environment(tmp_path), "USER_SERVICE_DATABASE_URL": url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            connection, _ = silent.accept()  # the migration has begun
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+            connection.close()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == MIGRATION_INTERRUPTED
+    assert "Traceback" not in stderr, stderr
