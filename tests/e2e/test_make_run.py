@@ -136,20 +136,28 @@ async def test_make_run_without_rabbitmq_stops_at_once_naming_the_fix(tmp_path: 
     assert not processes_in_session(process.pid)
 
 
+def _mesh_on_sqlite(tmp_path: Path, **databases: str) -> Mesh:
+    """The mesh on SQLite files in `tmp_path`, but for the databases named, not started."""
+    return Mesh(
+        ports=MeshPorts(grpc={name: free_port() for name in DEFAULT_GRPC_PORTS}),
+        extra_env={
+            **{
+                f"{service.upper()}_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / service}.db"
+                for service in DEFAULT_GRPC_PORTS
+            },
+            **databases,
+        },
+        log_path=tmp_path / "mesh.log",
+    )
+
+
 async def test_a_database_that_cannot_be_migrated_stops_the_launch_before_any_service(
     tmp_path: Path,
 ) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
-    databases = {
-        f"{service.upper()}_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / service}.db"
-        for service in DEFAULT_GRPC_PORTS
-    }
-    databases["ORDER_SERVICE_DATABASE_URL"] = f"sqlite+aiosqlite:///{blocker / 'order.db'}"
-    mesh = Mesh(
-        ports=MeshPorts(grpc={n: free_port() for n in DEFAULT_GRPC_PORTS}),
-        extra_env=databases,
-        log_path=tmp_path / "mesh.log",
+    mesh = _mesh_on_sqlite(
+        tmp_path, ORDER_SERVICE_DATABASE_URL=f"sqlite+aiosqlite:///{blocker / 'order.db'}"
     )
     with pytest.raises(RuntimeError, match="could not be migrated"):
         await mesh.start(ready_timeout=30)
@@ -163,15 +171,8 @@ async def test_a_migration_that_hangs_is_stopped_at_the_start_deadline(tmp_path:
     silent.bind(("127.0.0.1", 0))
     silent.listen()
     port = silent.getsockname()[1]
-    databases = {
-        f"{service.upper()}_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / service}.db"
-        for service in DEFAULT_GRPC_PORTS
-    }
-    databases["USER_SERVICE_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/x"
-    mesh = Mesh(
-        ports=MeshPorts(grpc={n: free_port() for n in DEFAULT_GRPC_PORTS}),
-        extra_env=databases,
-        log_path=tmp_path / "mesh.log",
+    mesh = _mesh_on_sqlite(
+        tmp_path, USER_SERVICE_DATABASE_URL=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/x"
     )
     try:
         with pytest.raises(TimeoutError, match="not migrated within 2s"):
