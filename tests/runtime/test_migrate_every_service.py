@@ -12,6 +12,13 @@ from pathlib import Path
 from localmesh.launcher import MIGRATION_INTERRUPTED, SERVICES
 from meshkit.settings import PROJECT_ROOT
 
+# `python -m localmesh.migrate` as a terminal starts it, Ctrl-C raising KeyboardInterrupt: a
+# test run from a background job would pass SIGINT on ignored.
+_MIGRATE_AS_IN_A_TERMINAL = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('localmesh.migrate', run_name='__main__')"
+)
+
 
 def _environment(data_dir: Path) -> dict[str, str]:
     inherited = {
@@ -75,7 +82,7 @@ def test_ctrl_c_stops_it_quietly_with_the_status_a_shell_gives_sigint(tmp_path: 
         silent.settimeout(60)
         url = f"postgresql+asyncpg://postgres@127.0.0.1:{silent.getsockname()[1]}/x"
         process = subprocess.Popen(
-            [sys.executable, "-m", "localmesh.migrate"],
+            [sys.executable, "-c", _MIGRATE_AS_IN_A_TERMINAL],
             cwd=tmp_path,
             env={**_environment(tmp_path), "USER_SERVICE_DATABASE_URL": url},
             stdout=subprocess.PIPE,
