@@ -107,12 +107,27 @@ async def running_service(
         finally:
             # The watcher stops first: nothing may say SERVING once shutdown has begun.
             if watcher is not None:
-                watcher.cancel()
-                await asyncio.gather(watcher, return_exceptions=True)
+                await stop_tasks([watcher])
             await server.stop(settings.shutdown_grace_seconds)
-            for task in jobs:
-                task.cancel()
-            await asyncio.gather(*jobs, return_exceptions=True)
+            await stop_tasks(jobs)
+
+
+# How long a cancelled task gets to end before it is cancelled again.
+RECANCEL_AFTER_SECONDS = 1.0
+
+
+async def stop_tasks(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Cancel `tasks` and wait until every one has ended, cancelling again one that has not.
+
+    On Python 3.11 a cancellation that meets a timeout expiring at the same moment (in
+    `asyncio.timeout` or `wait_for`) can be lost: the job then sees a timeout, handles it as a
+    failure and runs on, and a single cancel would leave its shutdown waiting for good.
+    """
+    running = {task for task in tasks if not task.done()}
+    while running:
+        for task in running:
+            task.cancel()
+        _, running = await asyncio.wait(running, timeout=RECANCEL_AFTER_SECONDS)
 
 
 async def supervise(

@@ -12,6 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from meshkit import service
 from meshkit.service import supervise
 from tests.runtime.conftest import ConsumerRig
 from tests.support import eventually, free_port
@@ -38,6 +39,33 @@ async def test_a_failed_job_restarts_until_it_runs() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert starts == 3  # cancellation is not a failure: nothing restarts
+
+
+async def test_a_job_that_loses_its_cancellation_is_still_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(service, "RECANCEL_AFTER_SECONDS", 0.05)
+    starts = 0
+    running = asyncio.Event()
+
+    async def loses_one_cancel() -> None:
+        # As a job whose cancellation met a timeout expiring at the same moment: it sees a
+        # failure, not a cancellation, and is restarted.
+        nonlocal starts
+        starts += 1
+        running.set()
+        try:
+            await asyncio.Future()
+        except asyncio.CancelledError:
+            if starts == 1:
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                raise TimeoutError("the cancellation was lost") from None
+            raise
+
+    task = asyncio.create_task(supervise(loses_one_cancel, initial_backoff=0.01))
+    await asyncio.wait_for(running.wait(), 5)
+    await asyncio.wait_for(service.stop_tasks([task]), 5)
+    assert task.cancelled()
 
 
 async def test_a_job_that_returns_is_not_restarted() -> None:
