@@ -86,7 +86,12 @@ def _percentiles(figures: dict[str, Any]) -> dict[str, str]:
 
 
 # A reference is named in its scenario's row as what it is to it.
-_SHORT_NAMES = {"floor1": "floor", "floor3": "floor"}
+_SHORT_NAMES = {
+    "floor1": "floor",
+    "floor3": "floor",
+    "1-untraced": "its untraced twin",
+    "3-untraced": "its untraced twin",
+}
 
 
 def _versus(result: dict[str, Any]) -> str:
@@ -271,8 +276,11 @@ def _tracing_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
             row = _throughput_row(
                 f"8:{setting}:{key}", f"8 tracing {setting}: {SCENARIOS[key].title}", figures[key]
             )
-            if against.get(key) is not None:
-                row["vs baseline"] += f"; {against[key]:.0%} of off"
+            if against.get(f"{key}_across_restart") is not None:
+                row["notes"] += (
+                    f"; against the untraced mesh's ratio to hello world, across the restart: "
+                    f"{against[f'{key}_across_restart']:.0%}"
+                )
             yield row
         phase = figures["5"]["phases"][0]
         machine = (figures["5"].get("cpu_ms_per_order") or {}).get("machine")

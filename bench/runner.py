@@ -8,6 +8,7 @@ import platform
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -182,6 +183,7 @@ async def run_bench(
                 else:
                     result = await run
             except Exception as exc:  # one broken scenario must not hide the others' figures
+                traceback.print_exc(file=sys.stderr)
                 result = {"failed": f"{type(exc).__name__}: {exc}"[:2000]}
             results[key] = result
         # A baseline's row pools every slice it ran, between the slices of all its scenarios.

@@ -33,6 +33,12 @@ class Bench:
     # Whether a scenario runs after the current one: one that restarts the mesh with other
     # settings need not put the first ones back for none.
     more_to_run: bool = True
+    # The gateway the HTTP scenarios load: the mesh's, unless a scenario started another.
+    gateway_url: str | None = None
+
+    @property
+    def gateway(self) -> str:
+        return self.gateway_url or self.stack.gateway_url
 
     @property
     def mesh_pids(self) -> dict[str, int]:
@@ -84,7 +90,7 @@ def _hot_products(bench: Bench) -> list[str]:
 async def product_by_id(bench: Bench, seconds: float) -> dict[str, Any]:
     """1: GET /v1/products/{id}, cycling through the hot products, cache warm."""
     targets = [Target(f"/v1/products/{pid}", {}) for pid in _hot_products(bench)]
-    return await _wrk(bench, bench.stack.gateway_url, targets, bench.mesh_pids, seconds)
+    return await _wrk(bench, bench.gateway, targets, bench.mesh_pids, seconds)
 
 
 async def product_floor(bench: Bench, seconds: float) -> dict[str, Any]:
@@ -106,7 +112,7 @@ async def product_listing(bench: Bench, seconds: float) -> dict[str, Any]:
         Target(f"/v1/products?category_id={cid}&order_by=price", {})
         for cid in bench.seeded.category_ids
     ]
-    return await _wrk(bench, bench.stack.gateway_url, targets, bench.mesh_pids, seconds)
+    return await _wrk(bench, bench.gateway, targets, bench.mesh_pids, seconds)
 
 
 def _order_reads(bench: Bench) -> list[Target]:
@@ -118,7 +124,7 @@ def _order_reads(bench: Bench) -> list[Target]:
 
 async def order_by_id(bench: Bench, seconds: float) -> dict[str, Any]:
     """3: GET /v1/orders/{id} with its owner's bearer token, cycling through seeded orders."""
-    return await _wrk(bench, bench.stack.gateway_url, _order_reads(bench), bench.mesh_pids, seconds)
+    return await _wrk(bench, bench.gateway, _order_reads(bench), bench.mesh_pids, seconds)
 
 
 async def order_floor(bench: Bench, seconds: float) -> dict[str, Any]:

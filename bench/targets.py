@@ -61,7 +61,7 @@ def _tracing_checks(result: dict[str, Any]) -> list[Check]:
     tenth = (result.get("versus_off") or {}).get("10%", {}).get("1")
     checks = [
         _check(
-            "8:10%:1", f"req/s >= {TRACING_10_FLOOR:.0%} of tracing off's", tenth,
+            "8:10%:1", f"req/s >= {TRACING_10_FLOOR:.0%} of its untraced twin's", tenth,
             lambda v: v >= TRACING_10_FLOOR, "{:.0%}",
         )
     ]  # fmt: skip

@@ -2,17 +2,22 @@
 rate, with tracing off, sampling a tenth of the traces and sampling them all; the mesh is
 restarted for each, every process exporting over OTLP/gRPC to a receiver that discards.
 
-Each setting's figures are compared with the same run's untraced ones: the throughput ratio
-of 1 and 3 to hello world (paired slices, `bench.paired`), the saga's p99 and CPU per order.
+Scenarios 1 and 3 are measured beside an untraced twin: a second gateway, started beside the
+restarted mesh without tracing, loaded in the same rounds as the mesh's own and hello world
+(`bench.paired`). A setting's cost is the median of its rounds' ratios of the traced
+gateway's throughput to the twin's: two slices a few seconds apart, not two spells minutes
+apart, which on a shared machine differed by more than the cost measured. The saga's p99 and
+CPU per order are compared with the untraced setting's, across the restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +27,9 @@ from bench import paired
 from bench.scenarios import BASELINES, SCENARIOS, Bench, Definition, saga
 from bench.stack import start_process, stop_process
 from localmesh.launcher import free_port
+
+# How long the untraced twin may take to say it is ready.
+TWIN_READY_SECONDS = 60.0
 
 # The settings compared, by the name the table gives them: OpenTelemetry's own variables.
 SETTINGS: dict[str, dict[str, str]] = {
@@ -67,10 +75,12 @@ async def measure(bench: Bench) -> dict[str, Any]:
             if sink is not None:
                 settings[sink[0]]["exported"] = await _exported(sink[1])
             sink = (name, started)
-            if bench.profile.tracing_warm_caches:
-                await caches_live(bench)
             warmed &= {"hello"}
-            settings[name] = await _setting(bench, warmed)
+            async with untraced_twin(bench) as twin:
+                if bench.profile.tracing_warm_caches:
+                    await caches_live(bench, bench.stack.gateway_url)
+                    await caches_live(bench, twin.gateway)
+                settings[name] = await _setting(bench, twin, warmed)
     finally:
         # The mesh as the run began (untraced, whatever shell variables it inherits) for the
         # scenarios after this one; stopped when none follows. Either way its processes send
@@ -95,15 +105,47 @@ async def _exported(sink: asyncio.subprocess.Process) -> dict[str, int]:
     return counted
 
 
-async def caches_live(bench: Bench, timeout: float = 30.0) -> None:
-    """Wait until the restarted gateway answers a product and an order from its own caches,
-    which it does once it hears their writers (`gateway.answer_cache`): measured before
-    then, scenarios 1 and 3 would measure a cold start."""
+@contextlib.asynccontextmanager
+async def untraced_twin(bench: Bench) -> AsyncIterator[Bench]:
+    """A second gateway beside the mesh, on a port of its own, with tracing off whatever the
+    mesh runs with: `bench` with the HTTP scenarios loading it, and its process's CPU
+    counted as the gateway's."""
+    port = free_port()
+    process = await bench.stack.mesh.spawn_replica("gateway", port, setting_env("off", 0))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await _ready(url, process)
+        pids = {**bench.extra_pids, "gateway": process.pid}
+        yield replace(bench, gateway_url=url, extra_pids=pids)
+    finally:
+        await stop_process(process)
+
+
+async def _ready(url: str, process: asyncio.subprocess.Process) -> None:
+    deadline = time.monotonic() + TWIN_READY_SECONDS
+    async with httpx.AsyncClient(base_url=url, timeout=1) as client:
+        while True:
+            if process.returncode is not None:
+                raise RuntimeError(f"the untraced gateway exited with {process.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the untraced gateway was not ready in {TWIN_READY_SECONDS:.0f}s"
+                )
+            await asyncio.sleep(0.1)
+
+
+async def caches_live(bench: Bench, gateway_url: str, timeout: float = 30.0) -> None:
+    """Wait until the gateway at `gateway_url` answers a product and an order from its own
+    caches, which it does once it hears their writers (`gateway.answer_cache`): measured
+    before then, scenarios 1 and 3 would measure a cold start."""
     product = f"/v1/products/{bench.seeded.product_ids[0]}"
     order_id, token = bench.seeded.orders[0]
     order = (f"/v1/orders/{order_id}", {"Authorization": f"Bearer {token}"})
     deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=bench.stack.gateway_url, timeout=5) as client:
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=5) as client:
         while True:
             for _ in range(2):
                 await client.get(product)
@@ -126,13 +168,17 @@ def _answer_cache_hits(exposition: str) -> dict[str, float]:
     return hits
 
 
-async def _setting(bench: Bench, warmed: set[str]) -> dict[str, Any]:
+async def _setting(bench: Bench, twin: Bench, warmed: set[str]) -> dict[str, Any]:
     profile = bench.profile
     rounds = replace(bench, profile=replace(profile, rounds=profile.tracing_rounds))
     figures: dict[str, Any] = {}
     for key in CLOSED_LOOP:
-        measured = await paired.measure(rounds, SCENARIOS[key], BASELINES["hello"], warmed)
-        figures[key] = measured.figures
+        scenario = SCENARIOS[key]
+        measured = await paired.measure(
+            rounds, scenario, BASELINES["hello"], warmed, reference=_on(twin, scenario)
+        )
+        # The twin's figures against hello world, and the scenario's against the twin's.
+        figures[key] = {**measured.figures, "untraced_twin": measured.reference}
     fixed_rate = replace(
         profile, saga_seconds=profile.tracing_saga_seconds, saga_steps=(), saga_drain=5.0
     )
@@ -140,10 +186,27 @@ async def _setting(bench: Bench, warmed: set[str]) -> dict[str, Any]:
     return figures
 
 
+def _on(twin: Bench, scenario: Definition) -> Definition:
+    """`scenario` as loaded on the untraced twin."""
+    assert scenario.slice is not None
+    load = scenario.slice
+
+    async def slice_on_twin(bench: Bench, seconds: float) -> dict[str, Any]:
+        return await load(twin, seconds)
+
+    return Definition(
+        f"{scenario.key}-untraced",
+        f"{scenario.title}, untraced twin",
+        slice=slice_on_twin,
+        baseline="hello",
+    )
+
+
 def versus_off(settings: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float | None]]:
-    """Each traced setting's figures as a ratio to the untraced ones: throughput (of hello
-    world's, so a spell the machine was slower in counts for less), the saga's p99, and its
-    CPU per order across the machine."""
+    """Each traced setting's figures as a ratio to the untraced ones: throughput against the
+    untraced twin in the same rounds (and, for the record, as the ratio of the two settings'
+    ratios to hello world, across the restart), the saga's p99, and its CPU per order across
+    the machine."""
     off = settings.get("off")
     if off is None:
         return {}
@@ -153,7 +216,10 @@ def versus_off(settings: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str,
             continue
         entry: dict[str, float | None] = {}
         for key in CLOSED_LOOP:
-            entry[key] = _ratio(figures[key].get("ratio"), off[key].get("ratio"))
+            entry[key] = (figures[key].get("reference") or {}).get("ratio")
+            entry[f"{key}_across_restart"] = _ratio(
+                figures[key].get("ratio"), off[key].get("ratio")
+            )
         entry["5_p99"] = _ratio(_saga_p99(figures["5"]), _saga_p99(off["5"]))
         entry["5_cpu"] = _ratio(machine_ms_per_order(figures["5"]), machine_ms_per_order(off["5"]))
         compared[name] = entry

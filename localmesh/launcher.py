@@ -214,10 +214,12 @@ class Mesh:
             if log is not None:
                 log.close()  # the child holds its own descriptor
 
-    async def spawn_replica(self, name: str, port: int) -> asyncio.subprocess.Process:
-        """Another process `name`, as the mesh's runs (`env_of`) but listening on `port`, and
-        with no metrics endpoint, whose port the first one holds."""
-        env = self.env_of(name)
+    async def spawn_replica(
+        self, name: str, port: int, overrides: Mapping[str, str] | None = None
+    ) -> asyncio.subprocess.Process:
+        """Another process `name`, as the mesh's runs (`env_of`, with `overrides`) but
+        listening on `port`, and with no metrics endpoint, whose port the first one holds."""
+        env = {**self.env_of(name), **(overrides or {})}
         env.pop("METRICS_PORT", None)
         env["GATEWAY_PORT" if name == "gateway" else f"{name.upper()}_GRPC_PORT"] = str(port)
         return await self.spawn_logged(name, env)

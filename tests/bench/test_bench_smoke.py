@@ -142,12 +142,17 @@ async def test_every_scenario_produces_figures_and_no_errors(tmp_path: Path) -> 
         for key in ("1", "3"):
             assert figures[key]["requests"] > 0 and figures[key]["errors"] == 0, (setting, key)
             assert figures[key]["ratio"] > 0, (setting, key)
+            # Beside a gateway that does not trace, loaded in the same rounds.
+            twin = figures[key]["untraced_twin"]
+            assert twin["requests"] > 0 and twin["errors"] == 0, (setting, key)
+            assert figures[key]["reference"]["ratio"] > 0, (setting, key)
         (phase,) = figures["5"]["phases"]
         assert phase["placed"] > 0 and phase["lost"] == 0, (setting, phase)
         # Traced as it says: the sink heard from the mesh, or, off, heard nothing.
         assert (figures["exported"]["requests"] > 0) is (setting != "off"), setting
     for setting in ("10%",):
         assert tracing["versus_off"][setting]["1"] > 0
+        assert tracing["versus_off"][setting]["1_across_restart"] > 0
         assert tracing["versus_off"][setting]["5_cpu"] > 0
 
     # Every target is judged, and the report renders and is written.
