@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, SpanKind, Tracer
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+    from meshkit.recorded_span import Recorder
+
 logger = logging.getLogger(__name__)
 
 TRACEPARENT = "traceparent"
@@ -43,7 +45,15 @@ TRACESTATE = "tracestate"
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 _PROTOCOLS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 
+# The instrumentation scope of every span the mesh makes.
+_SCOPE = "meshkit"
+
 _provider: TracerProvider | None = None
+# Where the spans `start_span` makes go, and what makes them (`meshkit.recorded_span`).
+_recorder: Recorder | None = None
+_recorded: Any = None
+_root_flags: Any = None
+_child_flags: tuple[Any, Any] = (None, None)
 _tracer: Tracer | None = None
 _sampler: Sampler | None = None
 # Whether the sampler drops every child of an unsampled parent, as the parent-based ones do:
@@ -78,7 +88,7 @@ def configure_tracing(default_service_name: str) -> bool:
     """Install the SDK's provider and an OTLP exporter when tracing is requested; once per
     process. Returns whether tracing is on."""
     global _provider, _tracer, _sampler, _follows_parent, _root_rule, _trace, _contexts
-    global _root_context
+    global _root_context, _recorder, _recorded, _root_flags, _child_flags
     if _provider is not None:
         return True
     if not tracing_requested():
@@ -87,6 +97,9 @@ def configure_tracing(default_service_name: str) -> bool:
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from meshkit.recorded_span import RecordedSpan, Recorder
 
     resource = Resource.create()
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
@@ -97,15 +110,23 @@ def configure_tracing(default_service_name: str) -> bool:
         resource=resource,
         id_generator=_ChosenTraceIds(),  # type: ignore[arg-type]
     )
-    provider.add_span_processor(BatchSpanProcessor(_exporter()))
+    processor = BatchSpanProcessor(_exporter())
+    provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     _provider = provider
+    _recorder = Recorder(processor, provider.resource, InstrumentationScope(_SCOPE))
     _sampler = provider.sampler
     _follows_parent = _drops_unsampled_children(provider.sampler)
     _root_rule = _rule_for_roots(provider.sampler)
     _trace, _contexts, _root_context = trace, context, context.Context()
+    _recorded = RecordedSpan
+    sampled, random_id = trace.TraceFlags.SAMPLED, trace.TraceFlags.RANDOM_TRACE_ID
+    # The flags the SDK gives a span it samples: its trace id is random where it drew it
+    # (`_ChosenTraceIds`), and where its parent says so.
+    _root_flags = trace.TraceFlags(sampled | random_id)
+    _child_flags = (trace.TraceFlags(sampled), trace.TraceFlags(sampled | random_id))
     # Last: the hooks take a tracer as the sign that all of the above is set.
-    _tracer = provider.get_tracer("meshkit")
+    _tracer = provider.get_tracer(_SCOPE)
     logger.info(
         "tracing to %s",
         next(os.environ[name] for name in _ENDPOINTS if os.environ.get(name)),
@@ -188,8 +209,8 @@ FLUSH_AT_EXIT_MILLIS = 3000
 
 def shutdown_tracing() -> None:
     """Send what is buffered, for a bounded time, then stop: at the end of the process."""
-    global _provider, _tracer, _sampler
-    provider, _provider, _tracer, _sampler = _provider, None, None, None
+    global _provider, _tracer, _sampler, _recorder
+    provider, _provider, _tracer, _sampler, _recorder = _provider, None, None, None, None
     if provider is not None:
         provider.force_flush(timeout_millis=FLUSH_AT_EXIT_MILLIS)
         provider.shutdown()
@@ -274,8 +295,33 @@ def enter(
         state = above.trace_state.to_header() if above.trace_state else ""
         header = f"00-{above.trace_id:032x}-{above.span_id:016x}-{above.trace_flags:02x}"
         return Entered(None, None, _unsampled.set((header, state)))
-    made = _tracer.start_span(name, parent, kind or trace.SpanKind.INTERNAL, attributes)
-    return _entered(made, parent)
+    return _entered(start_span(name, parent, kind, attributes), parent)
+
+
+def start_span(
+    name: str,
+    parent: Context | None = None,
+    kind: SpanKind | None = None,
+    attributes: Mapping[str, str | int] | None = None,
+) -> Span:
+    """A span, child of `parent` (or of the current context), not made current; the caller
+    ends it. Tracing must be on.
+
+    A child of a sampled parent, under a sampler that follows parents, is recorded at once
+    (`meshkit.recorded_span`): the sampler would only say yes. Anything else is the SDK's,
+    asked of the sampler."""
+    assert _tracer is not None and _recorder is not None
+    trace = _trace
+    kind = kind or trace.SpanKind.INTERNAL
+    above = trace.get_current_span(parent).get_span_context()
+    if not (_follows_parent and above.is_valid and above.trace_flags.sampled):
+        return _tracer.start_span(name, parent, kind, attributes)
+    flags = _child_flags[above.trace_flags.random_trace_id]
+    context = trace.SpanContext(
+        above.trace_id, _random_bits(64) or 1, False, flags, above.trace_state
+    )
+    made: Span = _recorded(name, context, above, kind, attributes, _recorder)
+    return made
 
 
 def _enter_root(
@@ -294,6 +340,10 @@ def _enter_root(
     kind = kind or _trace.SpanKind.INTERNAL
     if not _samples_root(trace_id, parent, name, kind):
         return Entered(None, *_dropped_root(trace_id, parent))
+    if rule is not None and _recorder is not None:
+        # Sampled by the rule the SDK's sampler would apply: recorded at once.
+        context = _trace.SpanContext(trace_id, _random_bits(64) or 1, False, _root_flags)
+        return _entered(_recorded(name, context, None, kind, attributes, _recorder), parent)
     chosen = _chosen_trace_id.set(trace_id)
     try:
         made = _tracer.start_span(name, parent, kind, attributes)

@@ -22,6 +22,8 @@ KINDS = {
     trace_pb2.Span.SPAN_KIND_CONSUMER: "consumer",
 }
 
+STATUSES = {trace_pb2.Status.STATUS_CODE_OK: "ok", trace_pb2.Status.STATUS_CODE_ERROR: "error"}
+
 
 @dataclass(frozen=True)
 class ReceivedSpan:
@@ -33,6 +35,9 @@ class ReceivedSpan:
     parent_id: str
     links: tuple[str, ...]  # the trace ids linked to
     attributes: dict[str, Any]
+    status: str = "unset"
+    events: tuple[str, ...] = ()  # their names
+    trace_state: str = ""
 
 
 class SpanStore:
@@ -65,6 +70,9 @@ class SpanStore:
                             parent_id=span.parent_span_id.hex(),
                             links=tuple(link.trace_id.hex() for link in span.links),
                             attributes={a.key: _value(a.value) for a in span.attributes},
+                            status=STATUSES.get(span.status.code, "unset"),
+                            events=tuple(event.name for event in span.events),
+                            trace_state=span.trace_state,
                         )
                     )
         with self._lock:

@@ -470,7 +470,7 @@ class OutboxRelay:
             OCCURRED_AT_HEADER: _iso(row["created_at"]),
         }
         if traces is not None:
-            spans.append(start_publish(traces, row["event_type"], row["message_id"], headers))
+            spans.append(start_publish(row["event_type"], row["message_id"], headers))
         return aio_pika.Message(
             body=row["payload"],
             content_type=CONTENT_TYPE,

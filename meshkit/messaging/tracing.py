@@ -8,10 +8,10 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from meshkit.telemetry import carries_unsampled, extract, inject, span
+from meshkit.telemetry import carries_unsampled, extract, inject, span, start_span
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span, Tracer
+    from opentelemetry.trace import Span
 
 
 def _attributes(event_type: str, message_id: str) -> dict[str, str]:
@@ -23,7 +23,7 @@ def _attributes(event_type: str, message_id: str) -> dict[str, str]:
 
 
 def start_publish(
-    tracer: Tracer, event_type: str, message_id: str, headers: MutableMapping[str, Any]
+    event_type: str, message_id: str, headers: MutableMapping[str, Any]
 ) -> Span | None:
     """A producer span for one outbox row, child of the request or handler that wrote it (the
     context stored in its headers), whose own context then replaces it in `headers`: the
@@ -35,11 +35,11 @@ def start_publish(
     if carries_unsampled(headers):
         return None
 
-    publish = tracer.start_span(
+    publish = start_span(
         f"publish {event_type}",
-        context=extract(headers),
-        kind=SpanKind.PRODUCER,
-        attributes=_attributes(event_type, message_id),
+        extract(headers),
+        SpanKind.PRODUCER,
+        _attributes(event_type, message_id),
     )
     inject(headers, context=set_span_in_context(publish))
     return publish

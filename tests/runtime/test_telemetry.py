@@ -270,3 +270,86 @@ def test_headers_of_an_unsampled_trace_travel_as_they_came(
     names = {span.name for span in store.spans("ef" * 16)}
     assert names == {"server", "client"}
     assert {span.name for span in store.spans("34" * 16)} == {"later"}
+
+
+# Spans made on the mesh's own path (`meshkit.recorded_span`), as the exporter sends them.
+RECORDED_PROBE = """
+import json
+from meshkit import telemetry
+telemetry.configure_tracing("probe-process")
+from opentelemetry.trace import SpanKind
+
+made = {}
+with telemetry.span("root", kind=SpanKind.SERVER, carrier={}) as root:
+    made["root"] = type(root).__name__
+    root.update_name("GET /things/{id}")
+    root.set_attribute("http.response.status_code", 404)
+    root.set_attributes({"http.route": "/things/{id}"})
+    with telemetry.span("child", kind=SpanKind.CLIENT) as child:
+        made["child"] = type(child).__name__
+        flags = {"child": telemetry.trace_headers()["traceparent"][-2:]}
+try:
+    incoming = {"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01", "tracestate": "vendor=1"}
+    with telemetry.span("failing", kind=SpanKind.SERVER, carrier=incoming) as failing:
+        made["failing"] = type(failing).__name__
+        flags["failing"] = telemetry.trace_headers()["traceparent"][-2:]
+        raise ValueError("no such thing")
+except ValueError:
+    pass
+stored = {"traceparent": f"00-{'ef' * 16}-{'12' * 8}-01"}
+publish = telemetry.start_span("publish", telemetry.extract(stored), SpanKind.PRODUCER)
+made["publish"] = type(publish).__name__
+publish.end()
+publish.set_attribute("after", "its end")
+telemetry.shutdown_tracing()
+print(json.dumps({"made": made, "flags": flags}))
+"""
+
+
+def test_sampled_spans_are_recorded_without_the_sdk_and_exported_whole(
+    grpc_otlp: tuple[str, SpanStore],
+) -> None:
+    endpoint, store = grpc_otlp
+    result = run_probe(
+        RECORDED_PROBE,
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG="1",
+    )
+    made = result["made"]
+    assert set(made.values()) == {"RecordedSpan"}, made
+    spans = {span.name: span for span in store.spans()}
+    assert set(spans) == {"GET /things/{id}", "child", "failing", "publish"}
+
+    root, child = spans["GET /things/{id}"], spans["child"]
+    assert (root.kind, root.parent_id, root.status) == ("server", "", "unset")
+    assert root.attributes == {"http.response.status_code": 404, "http.route": "/things/{id}"}
+    assert (child.trace_id, child.parent_id, child.kind) == (root.trace_id, root.span_id, "client")
+    # Sampled, and its trace id random, as W3C level 2 says of ids the mesh draws.
+    assert result["flags"]["child"] == "03"
+
+    failing = spans["failing"]
+    assert (failing.trace_id, failing.parent_id) == ("ab" * 16, "cd" * 8)
+    assert failing.trace_state == "vendor=1"
+    assert (failing.status, failing.events) == ("error", ("exception",))
+    # A caller's flags say nothing of how its ids were drawn: the child says no more.
+    assert result["flags"]["failing"] == "01"
+
+    publish = spans["publish"]
+    assert (publish.trace_id, publish.parent_id, publish.kind) == ("ef" * 16, "12" * 8, "producer")
+    assert "after" not in publish.attributes
+
+
+def test_a_sampler_that_does_not_follow_parents_is_asked_for_every_child(
+    grpc_otlp: tuple[str, SpanStore],
+) -> None:
+    endpoint, store = grpc_otlp
+    made = run_probe(RECORDED_PROBE, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)["made"]
+    made_by_sampler = run_probe(
+        RECORDED_PROBE, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_TRACES_SAMPLER="always_on"
+    )["made"]
+    # The default sampler follows parents; always_on decides every span on its own.
+    assert made["child"] == "RecordedSpan"
+    assert made_by_sampler["root"] == "RecordedSpan"
+    assert made_by_sampler["child"] == made_by_sampler["failing"] == "_Span"
+    assert len(store.spans()) == 8
