@@ -6,18 +6,23 @@ again, and copies itself into a `ReadableSpan` when it ends: a third of what a s
 cost the gateway. A span of the mesh's is made once its trace was sampled
 (`meshkit.telemetry.enter`) and is changed and ended by the one task that handles its
 request, so none of that is needed, and the span is itself the `ReadableSpan` the exporter
-reads once it has ended. The SDK's span limits (`OTEL_SPAN_*_LIMIT`) are not applied: the
-mesh's spans carry a handful of attributes, and an event only for an exception.
+reads once it has ended.
+
+What it leaves out of the SDK's: span limits (`OTEL_SPAN_*_LIMIT`; the mesh's spans carry a
+handful of attributes and an event only for an exception), the warnings for a change to an
+ended span (it is ignored, as the SDK ignores it), and the SDK's own metrics of its spans.
 """
 
 from __future__ import annotations
 
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from time import time_ns
+from types import TracebackType
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -29,7 +34,8 @@ _UNSET = Status(StatusCode.UNSET)
 
 @dataclass(frozen=True)
 class Recorder:
-    """Where ended spans go, and what each carries of its process."""
+    """Where spans go when they start and end (the provider's processors), and what each
+    carries of its process."""
 
     processor: SpanProcessor
     resource: Resource
@@ -47,7 +53,7 @@ class RecordedSpan(trace.Span, ReadableSpan):
         kind: SpanKind,
         attributes: Mapping[str, types.AnyValue] | None,
         recorder: Recorder,
-        links: Sequence[Link] = (),
+        parent_context: Context | None = None,
     ) -> None:
         # ReadableSpan's fields, set here rather than by its constructor, which would make a
         # resource of its own for each span.
@@ -57,7 +63,7 @@ class RecordedSpan(trace.Span, ReadableSpan):
         self._kind = kind
         self._attributes: dict[str, types.AnyValue] = dict(attributes) if attributes else {}
         self._events: list[Event] = []
-        self._links: tuple[Link, ...] = tuple(links)
+        self._links: tuple[Link, ...] = ()
         self._status = _UNSET
         self._resource = recorder.resource
         self._instrumentation_scope = recorder.scope
@@ -65,6 +71,8 @@ class RecordedSpan(trace.Span, ReadableSpan):
         self._processor = recorder.processor
         self._start_time: int | None = time_ns()
         self._end_time: int | None = None
+        # Processors take any span with a span's methods, though typed for the SDK's.
+        self._processor.on_start(self, parent_context)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(name="{self._name}", context={self._context})'
@@ -93,7 +101,8 @@ class RecordedSpan(trace.Span, ReadableSpan):
             self._events.append(Event(name, attributes, timestamp))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
-        if self._end_time is None and context.is_valid:
+        # What the SDK keeps: a link to a valid context, or one that says something.
+        if self._end_time is None and (context.is_valid or attributes or context.trace_state):
             self._links = (*self._links, Link(context, attributes))
 
     def update_name(self, name: str) -> None:
@@ -130,6 +139,18 @@ class RecordedSpan(trace.Span, ReadableSpan):
         }
         recorded.update(attributes or {})
         self.add_event("exception", recorded, timestamp)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        """Ends it, as the SDK's span does, with the exception that left the block recorded."""
+        if exc_val is not None and self.is_recording():
+            self.record_exception(exc_val, escaped=True)
+            self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
+        self.end()
 
     def end(self, end_time: int | None = None) -> None:
         if self._end_time is not None:

@@ -95,6 +95,7 @@ def configure_tracing(default_service_name: str) -> bool:
         return False
     from opentelemetry import context, trace
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import Tracer as SdkTracer
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -110,13 +111,17 @@ def configure_tracing(default_service_name: str) -> bool:
         resource=resource,
         id_generator=_ChosenTraceIds(),  # type: ignore[arg-type]
     )
-    processor = BatchSpanProcessor(_exporter())
-    provider.add_span_processor(processor)
+    provider.add_span_processor(BatchSpanProcessor(_exporter()))
     trace.set_tracer_provider(provider)
     _provider = provider
-    _recorder = Recorder(processor, provider.resource, InstrumentationScope(_SCOPE))
+    tracer = provider.get_tracer(_SCOPE)
+    assert isinstance(tracer, SdkTracer)
+    # Through the provider's processors, with the tracer's scope, as the SDK's spans go: the
+    # exporter then batches both kinds of span under one scope.
+    scope = InstrumentationScope(_SCOPE, "")
+    _recorder = Recorder(tracer.span_processor, provider.resource, scope)
     _sampler = provider.sampler
-    _follows_parent = _drops_unsampled_children(provider.sampler)
+    _follows_parent = _follows_parents(provider.sampler)
     _root_rule = _rule_for_roots(provider.sampler)
     _trace, _contexts, _root_context = trace, context, context.Context()
     _recorded = RecordedSpan
@@ -126,7 +131,7 @@ def configure_tracing(default_service_name: str) -> bool:
     _root_flags = trace.TraceFlags(sampled | random_id)
     _child_flags = (trace.TraceFlags(sampled), trace.TraceFlags(sampled | random_id))
     # Last: the hooks take a tracer as the sign that all of the above is set.
-    _tracer = provider.get_tracer(_SCOPE)
+    _tracer = tracer
     logger.info(
         "tracing to %s",
         next(os.environ[name] for name in _ENDPOINTS if os.environ.get(name)),
@@ -167,19 +172,23 @@ def _rule_for_roots(sampler: Sampler) -> Callable[[int], bool] | None:
     return None
 
 
-def _drops_unsampled_children(sampler: Sampler) -> bool:
-    """Whether `sampler` drops every span whose parent, remote or local, was not sampled."""
+def _follows_parents(sampler: Sampler) -> bool:
+    """Whether `sampler` samples exactly the spans whose parent, remote or local, was sampled:
+    then a child's decision is its parent's, and need not be asked."""
     from opentelemetry import trace
-    from opentelemetry.sdk.trace.sampling import Decision, ParentBased
+    from opentelemetry.sdk.trace.sampling import ParentBased
 
     if not isinstance(sampler, ParentBased):
         return False
     for remote in (True, False):
-        parent = trace.NonRecordingSpan(trace.SpanContext(1, 1, is_remote=remote))
-        context = trace.set_span_in_context(parent)
-        decision = sampler.should_sample(context, 1, "unsampled parent").decision
-        if decision is not Decision.DROP:
-            return False
+        for flags in (trace.TraceFlags.DEFAULT, trace.TraceFlags.SAMPLED):
+            parent = trace.NonRecordingSpan(
+                trace.SpanContext(1, 1, remote, trace.TraceFlags(flags))
+            )
+            context = trace.set_span_in_context(parent)
+            decision = sampler.should_sample(context, 1, "parent").decision
+            if decision.is_sampled() != bool(flags):  # type: ignore[no-untyped-call]
+                return False
     return True
 
 
@@ -304,8 +313,9 @@ def start_span(
     kind: SpanKind | None = None,
     attributes: Mapping[str, str | int] | None = None,
 ) -> Span:
-    """A span, child of `parent` (or of the current context), not made current; the caller
-    ends it. Tracing must be on.
+    """A span, child of `parent` (or of the current OpenTelemetry context: an unsampled trace
+    carried as headers is not looked at here, `enter` is), not made current; the caller ends
+    it. Tracing must be on.
 
     A child of a sampled parent, under a sampler that follows parents, is recorded at once
     (`meshkit.recorded_span`): the sampler would only say yes. Anything else is the SDK's,
@@ -320,7 +330,7 @@ def start_span(
     context = trace.SpanContext(
         above.trace_id, _random_bits(64) or 1, False, flags, above.trace_state
     )
-    made: Span = _recorded(name, context, above, kind, attributes, _recorder)
+    made: Span = _recorded(name, context, above, kind, attributes, _recorder, parent)
     return made
 
 
@@ -343,7 +353,8 @@ def _enter_root(
     if rule is not None and _recorder is not None:
         # Sampled by the rule the SDK's sampler would apply: recorded at once.
         context = _trace.SpanContext(trace_id, _random_bits(64) or 1, False, _root_flags)
-        return _entered(_recorded(name, context, None, kind, attributes, _recorder), parent)
+        made = _recorded(name, context, None, kind, attributes, _recorder, parent)
+        return _entered(made, parent)
     chosen = _chosen_trace_id.set(trace_id)
     try:
         made = _tracer.start_span(name, parent, kind, attributes)

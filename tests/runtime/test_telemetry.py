@@ -353,3 +353,73 @@ def test_a_sampler_that_does_not_follow_parents_is_asked_for_every_child(
     assert made_by_sampler["root"] == "RecordedSpan"
     assert made_by_sampler["child"] == made_by_sampler["failing"] == "_Span"
     assert len(store.spans()) == 8
+
+
+# The same span made on both paths, the mesh's and the SDK's, and changed in the same ways.
+SIDE_BY_SIDE_PROBE = """
+import json
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from meshkit import telemetry
+telemetry.configure_tracing("probe-process")
+
+ended = []
+class Keep:
+    def on_start(self, span, parent_context=None): pass
+    def _on_ending(self, span): pass
+    def on_end(self, span): ended.append(span)
+    def shutdown(self): pass
+    def force_flush(self, timeout_millis=30000): return True
+telemetry._provider.add_span_processor(Keep())
+
+parent = telemetry.extract({"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01", "tracestate": "v=1"})
+def exercise(span):
+    span.update_name("renamed")
+    span.set_attribute("a", 1)
+    span.set_attributes({"b": "x", "gone": None, "many": ("p", "q")})
+    span.add_event("checkpoint", {"step": 2})
+    span.add_link(SpanContext(int("12" * 16, 16), int("34" * 8, 16), True, TraceFlags(1)), {"k": "v"})
+    span.set_status(Status(StatusCode.ERROR, "broken"))
+    span.set_status(Status(StatusCode.UNSET))
+    span.record_exception(ValueError("no such thing"))
+    span.end()
+    span.set_attribute("late", 1)
+    span.end()
+made = [
+    telemetry.start_span("op", parent, SpanKind.PRODUCER, {"first": "yes"}),
+    telemetry.tracer().start_span("op", parent, SpanKind.PRODUCER, {"first": "yes"}),
+]
+for span in made:
+    exercise(span)
+request = encode_spans(ended)
+(resource,) = request.resource_spans
+spans = [MessageToDict(span) for scope in resource.scope_spans for span in scope.spans]
+for span in spans:
+    for key in ("spanId", "startTimeUnixNano", "endTimeUnixNano"):
+        span.pop(key)
+    for event in span.get("events", []):
+        event.pop("timeUnixNano")
+left_open = telemetry.start_span("left open", parent, SpanKind.INTERNAL)
+telemetry.shutdown_tracing()
+left_open.end()
+print(json.dumps({
+    "made": [type(span).__name__ for span in made],
+    "scopes": len(resource.scope_spans),
+    "spans": spans,
+}))
+"""
+
+
+def test_a_recorded_span_is_exported_as_the_sdks_own_would_be() -> None:
+    result = run_probe(SIDE_BY_SIDE_PROBE, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:1")
+    assert result["made"] == ["RecordedSpan", "_Span"]
+    # One resource, one scope: the exporter batches both kinds of span together.
+    assert result["scopes"] == 1
+    recorded, sdk = result["spans"]
+    assert recorded == sdk
+    assert recorded["name"] == "renamed" and recorded["traceState"] == "v=1"
+    assert recorded["status"] == {"code": "STATUS_CODE_ERROR", "message": "broken"}
+    assert [event["name"] for event in recorded["events"]] == ["checkpoint", "exception"]
+    assert {a["key"] for a in recorded["attributes"]} == {"first", "a", "b", "gone", "many"}
+    assert recorded["links"][0]["attributes"] == [{"key": "k", "value": {"stringValue": "v"}}]
