@@ -18,6 +18,7 @@ from meshkit.context import (
     remaining_time,
     request_id_var,
 )
+from meshkit.rpc.idempotency import repeatable_methods
 from meshkit.telemetry import tracer
 
 logger = logging.getLogger(__name__)
@@ -52,32 +53,43 @@ _MIN_USEFUL_TIMEOUT = 0.001
 
 
 def service_config(max_attempts: int = 4) -> str:
-    """Calls spread over every address the target resolves to; retries on UNAVAILABLE only.
+    """Calls spread over every address the target resolves to; retried on UNAVAILABLE, and
+    those the protos declare safe to run twice on CANCELLED too.
 
     gRPC's default policy (pick_first) sends every call of a channel down one connection to
     one address, so the replicas behind a name (one DNS record each, from a headless
     Kubernetes Service or compose's `--scale`) would get the callers they happen to be
     picked by; round_robin keeps a connection to each and takes them in turn.
 
-    UNAVAILABLE is the one code that says the call did not run: retrying anything else could
-    repeat a side effect or hammer a service that said no. The default deadline is set per
-    call by `MeshChannel`, not here: grpc 1.85 fails a call at once when a service-config
-    timeout is shorter than the call's own deadline.
+    UNAVAILABLE says the call did not run. CANCELLED from a server is what one that stops
+    gracefully (a rolling update, a scale-down) answers the calls it had accepted but not yet
+    started; it also ends a call still running past the server's grace, which may have done
+    part of its work. So it is retried only for the methods that may run twice
+    (`meshkit.rpc.idempotency`): reads, and writes made idempotent by a key. Retrying any
+    other code could repeat a side effect or hammer a service that said no. The default
+    deadline is set per call by `MeshChannel`, not here: grpc 1.85 fails a call at once when
+    a service-config timeout is shorter than the call's own deadline.
     """
+
+    def retried_on(*codes: str) -> dict[str, object]:
+        return {
+            "maxAttempts": max_attempts,
+            "initialBackoff": "0.05s",
+            "maxBackoff": "1s",
+            "backoffMultiplier": 2,
+            "retryableStatusCodes": list(codes),
+        }
+
+    repeatable = [
+        {"service": service, "method": method} for service, method in repeatable_methods()
+    ]
     return json.dumps(
         {
             "loadBalancingConfig": [{"round_robin": {}}],
             "methodConfig": [
-                {
-                    "name": [{}],
-                    "retryPolicy": {
-                        "maxAttempts": max_attempts,
-                        "initialBackoff": "0.05s",
-                        "maxBackoff": "1s",
-                        "backoffMultiplier": 2,
-                        "retryableStatusCodes": ["UNAVAILABLE"],
-                    },
-                }
+                # gRPC takes the most specific name that matches a call.
+                {"name": [{}], "retryPolicy": retried_on("UNAVAILABLE")},
+                {"name": repeatable, "retryPolicy": retried_on("UNAVAILABLE", "CANCELLED")},
             ],
         }
     )

@@ -1,6 +1,7 @@
 """The client channel against a scripted servicer served by pytest-grpc.
 
-Retries happen on UNAVAILABLE only; every call has a deadline; context travels as metadata.
+Retries happen on UNAVAILABLE (and, for the methods safe to repeat, CANCELLED: see
+test_graceful_drain); every call has a deadline; context travels as metadata.
 """
 
 from __future__ import annotations

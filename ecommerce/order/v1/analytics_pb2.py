@@ -27,7 +27,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"ecommerce/order/v1/analytics.proto\x12\x12\x65\x63ommerce.order.v1\x1a\x1f\x65\x63ommerce/common/v1/money.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x01\n\x15GetTopProductsRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x03 \x01(\x05\"J\n\x16GetTopProductsResponse\x12\x30\n\x08products\x18\x01 \x03(\x0b\x32\x1e.ecommerce.order.v1.TopProduct\"u\n\nTopProduct\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x14\n\x0cproduct_name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12+\n\x07revenue\x18\x04 \x01(\x0b\x32\x1a.ecommerce.common.v1.Money\"\xab\x01\n\x0fGetSalesRequest\x12:\n\x0bgranularity\x18\x01 \x01(\x0e\x32\x1f.ecommerce.order.v1.GranularityB\x04\xe2\x41\x01\x02\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x10GetSalesResponse\x12\x30\n\x07periods\x18\x01 \x03(\x0b\x32\x1f.ecommerce.order.v1.SalesPeriod\"\x86\x01\n\x0bSalesPeriod\x12\x35\n\x11period_start_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0border_count\x18\x02 \x01(\x03\x12+\n\x07revenue\x18\x03 \x01(\x0b\x32\x1a.ecommerce.common.v1.Money*l\n\x0bGranularity\x12\x1b\n\x17GRANULARITY_UNSPECIFIED\x10\x00\x12\x13\n\x0fGRANULARITY_DAY\x10\x01\x12\x14\n\x10GRANULARITY_WEEK\x10\x02\x12\x15\n\x11GRANULARITY_MONTH\x10\x03\x32\xd2\x01\n\x10\x41nalyticsService\x12g\n\x0eGetTopProducts\x12).ecommerce.order.v1.GetTopProductsRequest\x1a*.ecommerce.order.v1.GetTopProductsResponse\x12U\n\x08GetSales\x12#.ecommerce.order.v1.GetSalesRequest\x1a$.ecommerce.order.v1.GetSalesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"ecommerce/order/v1/analytics.proto\x12\x12\x65\x63ommerce.order.v1\x1a\x1f\x65\x63ommerce/common/v1/money.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x01\n\x15GetTopProductsRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x03 \x01(\x05\"J\n\x16GetTopProductsResponse\x12\x30\n\x08products\x18\x01 \x03(\x0b\x32\x1e.ecommerce.order.v1.TopProduct\"u\n\nTopProduct\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x14\n\x0cproduct_name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12+\n\x07revenue\x18\x04 \x01(\x0b\x32\x1a.ecommerce.common.v1.Money\"\xab\x01\n\x0fGetSalesRequest\x12:\n\x0bgranularity\x18\x01 \x01(\x0e\x32\x1f.ecommerce.order.v1.GranularityB\x04\xe2\x41\x01\x02\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x10GetSalesResponse\x12\x30\n\x07periods\x18\x01 \x03(\x0b\x32\x1f.ecommerce.order.v1.SalesPeriod\"\x86\x01\n\x0bSalesPeriod\x12\x35\n\x11period_start_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0border_count\x18\x02 \x01(\x03\x12+\n\x07revenue\x18\x03 \x01(\x0b\x32\x1a.ecommerce.common.v1.Money*l\n\x0bGranularity\x12\x1b\n\x17GRANULARITY_UNSPECIFIED\x10\x00\x12\x13\n\x0fGRANULARITY_DAY\x10\x01\x12\x14\n\x10GRANULARITY_WEEK\x10\x02\x12\x15\n\x11GRANULARITY_MONTH\x10\x03\x32\xdc\x01\n\x10\x41nalyticsService\x12l\n\x0eGetTopProducts\x12).ecommerce.order.v1.GetTopProductsRequest\x1a*.ecommerce.order.v1.GetTopProductsResponse\"\x03\x90\x02\x01\x12Z\n\x08GetSales\x12#.ecommerce.order.v1.GetSalesRequest\x1a$.ecommerce.order.v1.GetSalesResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETSALESREQUEST'].fields_by_name['granularity']._loaded_options = None
   _globals['_GETSALESREQUEST'].fields_by_name['granularity']._serialized_options = b'\342A\001\002'
+  _globals['_ANALYTICSSERVICE'].methods_by_name['GetTopProducts']._loaded_options = None
+  _globals['_ANALYTICSSERVICE'].methods_by_name['GetTopProducts']._serialized_options = b'\220\002\001'
+  _globals['_ANALYTICSSERVICE'].methods_by_name['GetSales']._loaded_options = None
+  _globals['_ANALYTICSSERVICE'].methods_by_name['GetSales']._serialized_options = b'\220\002\001'
   _globals['_GRANULARITY']._serialized_start=868
   _globals['_GRANULARITY']._serialized_end=976
   _globals['_GETTOPPRODUCTSREQUEST']._serialized_start=158
@@ -51,5 +55,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SALESPERIOD']._serialized_start=732
   _globals['_SALESPERIOD']._serialized_end=866
   _globals['_ANALYTICSSERVICE']._serialized_start=979
-  _globals['_ANALYTICSSERVICE']._serialized_end=1189
+  _globals['_ANALYTICSSERVICE']._serialized_end=1199
 # @@protoc_insertion_point(module_scope)

@@ -27,7 +27,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"ecommerce/payment/v1/payment.proto\x12\x14\x65\x63ommerce.payment.v1\x1a\x1f\x65\x63ommerce/common/v1/money.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x02\n\x07Payment\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12*\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x1a.ecommerce.common.v1.Money\x12\x33\n\x06status\x18\x05 \x01(\x0e\x32#.ecommerce.payment.v1.PaymentStatus\x12\x16\n\x0epayment_method\x18\x06 \x01(\t\x12\x14\n\x0c\x66\x61ilure_code\x18\x07 \x01(\t\x12\x16\n\x0e\x66\x61ilure_reason\x18\x08 \x01(\t\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0brefund_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"+\n\x11GetPaymentRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02*\x85\x01\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18PAYMENT_STATUS_SUCCEEDED\x10\x01\x12\x19\n\x15PAYMENT_STATUS_FAILED\x10\x02\x12\x1b\n\x17PAYMENT_STATUS_REFUNDED\x10\x03\x32\x66\n\x0ePaymentService\x12T\n\nGetPayment\x12\'.ecommerce.payment.v1.GetPaymentRequest\x1a\x1d.ecommerce.payment.v1.Paymentb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"ecommerce/payment/v1/payment.proto\x12\x14\x65\x63ommerce.payment.v1\x1a\x1f\x65\x63ommerce/common/v1/money.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x02\n\x07Payment\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12*\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x1a.ecommerce.common.v1.Money\x12\x33\n\x06status\x18\x05 \x01(\x0e\x32#.ecommerce.payment.v1.PaymentStatus\x12\x16\n\x0epayment_method\x18\x06 \x01(\t\x12\x14\n\x0c\x66\x61ilure_code\x18\x07 \x01(\t\x12\x16\n\x0e\x66\x61ilure_reason\x18\x08 \x01(\t\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0brefund_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"+\n\x11GetPaymentRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02*\x85\x01\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18PAYMENT_STATUS_SUCCEEDED\x10\x01\x12\x19\n\x15PAYMENT_STATUS_FAILED\x10\x02\x12\x1b\n\x17PAYMENT_STATUS_REFUNDED\x10\x03\x32k\n\x0ePaymentService\x12Y\n\nGetPayment\x12\'.ecommerce.payment.v1.GetPaymentRequest\x1a\x1d.ecommerce.payment.v1.Payment\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,6 +42,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAYMENT'].fields_by_name['refund_time']._serialized_options = b'\342A\001\003'
   _globals['_GETPAYMENTREQUEST'].fields_by_name['order_id']._loaded_options = None
   _globals['_GETPAYMENTREQUEST'].fields_by_name['order_id']._serialized_options = b'\342A\001\002'
+  _globals['_PAYMENTSERVICE'].methods_by_name['GetPayment']._loaded_options = None
+  _globals['_PAYMENTSERVICE'].methods_by_name['GetPayment']._serialized_options = b'\220\002\001'
   _globals['_PAYMENTSTATUS']._serialized_start=547
   _globals['_PAYMENTSTATUS']._serialized_end=680
   _globals['_PAYMENT']._serialized_start=160
@@ -49,5 +51,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPAYMENTREQUEST']._serialized_start=501
   _globals['_GETPAYMENTREQUEST']._serialized_end=544
   _globals['_PAYMENTSERVICE']._serialized_start=682
-  _globals['_PAYMENTSERVICE']._serialized_end=784
+  _globals['_PAYMENTSERVICE']._serialized_end=789
 # @@protoc_insertion_point(module_scope)
