@@ -61,12 +61,16 @@ def service_config(max_attempts: int = 4) -> str:
     Kubernetes Service or compose's `--scale`) would get the callers they happen to be
     picked by; round_robin keeps a connection to each and takes them in turn.
 
-    UNAVAILABLE says the call did not run. CANCELLED from a server is what one that stops
-    gracefully (a rolling update, a scale-down) answers the calls it had accepted but not yet
-    started; it also ends a call still running past the server's grace, which may have done
-    part of its work. So it is retried only for the methods that may run twice
-    (`meshkit.rpc.idempotency`): reads, and writes made idempotent by a key. Retrying any
-    other code could repeat a side effect or hammer a service that said no. The default
+    UNAVAILABLE is what a call gets that found no server (refused, reset, or a GOAWAY before
+    it started), and is retried for every method. A call still running when a stopping
+    server's grace (SHUTDOWN_GRACE_SECONDS) runs out gets it too, after doing part of its
+    work: the grace is no shorter than the deadline the mesh gives a call
+    (RPC_TIMEOUT_SECONDS), so by then its caller has given up on it. CANCELLED from a server
+    is what one that stops gracefully (a rolling update, a scale-down) answers the calls it
+    had accepted but not yet started; since a server may also say it of a call it did start,
+    it is retried only for the methods declared safe to run twice
+    (`meshkit.rpc.idempotency`): reads, and CreateOrder, idempotent per its key. Retrying
+    any other code could repeat a side effect or hammer a service that said no. The default
     deadline is set per call by `MeshChannel`, not here: grpc 1.85 fails a call at once when
     a service-config timeout is shorter than the call's own deadline.
     """
@@ -87,7 +91,8 @@ def service_config(max_attempts: int = 4) -> str:
         {
             "loadBalancingConfig": [{"round_robin": {}}],
             "methodConfig": [
-                # gRPC takes the most specific name that matches a call.
+                # gRPC takes the most specific name that matches a call; a name given twice
+                # would make every call of the channel fail.
                 {"name": [{}], "retryPolicy": retried_on("UNAVAILABLE")},
                 {"name": repeatable, "retryPolicy": retried_on("UNAVAILABLE", "CANCELLED")},
             ],

@@ -3,7 +3,8 @@
 A read (`NO_SIDE_EFFECTS`), or a write that a key makes idempotent (`IDEMPOTENT`, as
 CreateOrder is per `idempotency_key`), may be tried again whatever became of the first try.
 The channels (`meshkit.rpc.channels`) retry these on CANCELLED too: what a server that stops
-gracefully answers the calls it had accepted but not yet started.
+gracefully answers the calls it had accepted but not yet started. Only the mesh's own protos
+are read: the standard health service, for one, is never retried on CANCELLED.
 """
 
 from __future__ import annotations
