@@ -36,7 +36,8 @@ async def grpc_serving(target: str) -> bool:
     return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-async def _http_ready(url: str) -> bool:
+async def http_ready(url: str) -> bool:
+    """Whether `url` answers 200 within a second."""
     async with httpx.AsyncClient(timeout=1) as client:
         try:
             return (await client.get(url)).status_code == 200
@@ -47,7 +48,7 @@ async def _http_ready(url: str) -> bool:
 async def _seconds_to_serve(bench: Bench, name: str) -> float | None:
     port = free_port()
     if name == "gateway":
-        ready = functools.partial(_http_ready, f"http://127.0.0.1:{port}/readyz")
+        ready = functools.partial(http_ready, f"http://127.0.0.1:{port}/readyz")
     else:
         ready = functools.partial(grpc_serving, f"127.0.0.1:{port}")
     started = time.monotonic()

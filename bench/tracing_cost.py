@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from bench import paired
+from bench.coldstart import http_ready
 from bench.scenarios import BASELINES, SCENARIOS, Bench, Definition, saga
 from bench.stack import start_process, stop_process
 from localmesh.launcher import free_port
@@ -123,18 +124,12 @@ async def untraced_twin(bench: Bench) -> AsyncIterator[Bench]:
 
 async def _ready(url: str, process: asyncio.subprocess.Process) -> None:
     deadline = time.monotonic() + TWIN_READY_SECONDS
-    async with httpx.AsyncClient(base_url=url, timeout=1) as client:
-        while True:
-            if process.returncode is not None:
-                raise RuntimeError(f"the untraced gateway exited with {process.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"the untraced gateway was not ready in {TWIN_READY_SECONDS:.0f}s"
-                )
-            await asyncio.sleep(0.1)
+    while not await http_ready(f"{url}/readyz"):
+        if process.returncode is not None:
+            raise RuntimeError(f"the untraced gateway exited with {process.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the untraced gateway was not ready in {TWIN_READY_SECONDS:.0f}s")
+        await asyncio.sleep(0.1)
 
 
 async def caches_live(bench: Bench, gateway_url: str, timeout: float = 30.0) -> None:

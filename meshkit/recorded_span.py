@@ -15,6 +15,7 @@ ended span (it is ignored, as the SDK ignores it), and the SDK's own metrics of 
 
 from __future__ import annotations
 
+import random
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,10 +27,14 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
 
 _UNSET = Status(StatusCode.UNSET)
+# The flags the SDK gives a span it samples: its trace id is random where the mesh drew it
+# (a root), and where its parent says so (a child).
+_ROOT_FLAGS = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+_CHILD_FLAGS = (TraceFlags(TraceFlags.SAMPLED), _ROOT_FLAGS)
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,35 @@ class Recorder:
     processor: SpanProcessor
     resource: Resource
     scope: InstrumentationScope
+
+    def root(
+        self,
+        name: str,
+        trace_id: int,
+        kind: SpanKind,
+        attributes: Mapping[str, types.AnyValue] | None,
+        parent_context: Context | None,
+    ) -> RecordedSpan:
+        """The first span of trace `trace_id`, sampled."""
+        context = SpanContext(trace_id, _span_id(), False, _ROOT_FLAGS)
+        return RecordedSpan(name, context, None, kind, attributes, self, parent_context)
+
+    def child(
+        self,
+        name: str,
+        above: SpanContext,
+        kind: SpanKind,
+        attributes: Mapping[str, types.AnyValue] | None,
+        parent_context: Context | None,
+    ) -> RecordedSpan:
+        """A span under the sampled span `above`, in its trace and with its trace state."""
+        flags = _CHILD_FLAGS[above.trace_flags.random_trace_id]
+        context = SpanContext(above.trace_id, _span_id(), False, flags, above.trace_state)
+        return RecordedSpan(name, context, above, kind, attributes, self, parent_context)
+
+
+def _span_id() -> int:
+    return random.getrandbits(64) or 1
 
 
 class RecordedSpan(trace.Span, ReadableSpan):

@@ -49,11 +49,8 @@ _PROTOCOLS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL
 _SCOPE = "meshkit"
 
 _provider: TracerProvider | None = None
-# Where the spans `start_span` makes go, and what makes them (`meshkit.recorded_span`).
+# What makes the spans `start_span` records, and where they go (`meshkit.recorded_span`).
 _recorder: Recorder | None = None
-_recorded: Any = None
-_root_flags: Any = None
-_child_flags: tuple[Any, Any] = (None, None)
 _tracer: Tracer | None = None
 _sampler: Sampler | None = None
 # Whether the sampler drops every child of an unsampled parent, as the parent-based ones do:
@@ -88,7 +85,7 @@ def configure_tracing(default_service_name: str) -> bool:
     """Install the SDK's provider and an OTLP exporter when tracing is requested; once per
     process. Returns whether tracing is on."""
     global _provider, _tracer, _sampler, _follows_parent, _root_rule, _trace, _contexts
-    global _root_context, _recorder, _recorded, _root_flags, _child_flags
+    global _root_context, _recorder
     if _provider is not None:
         return True
     if not tracing_requested():
@@ -100,7 +97,7 @@ def configure_tracing(default_service_name: str) -> bool:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-    from meshkit.recorded_span import RecordedSpan, Recorder
+    from meshkit.recorded_span import Recorder
 
     resource = Resource.create()
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
@@ -124,12 +121,6 @@ def configure_tracing(default_service_name: str) -> bool:
     _follows_parent = _follows_parents(provider.sampler)
     _root_rule = _rule_for_roots(provider.sampler)
     _trace, _contexts, _root_context = trace, context, context.Context()
-    _recorded = RecordedSpan
-    sampled, random_id = trace.TraceFlags.SAMPLED, trace.TraceFlags.RANDOM_TRACE_ID
-    # The flags the SDK gives a span it samples: its trace id is random where it drew it
-    # (`_ChosenTraceIds`), and where its parent says so.
-    _root_flags = trace.TraceFlags(sampled | random_id)
-    _child_flags = (trace.TraceFlags(sampled), trace.TraceFlags(sampled | random_id))
     # Last: the hooks take a tracer as the sign that all of the above is set.
     _tracer = tracer
     logger.info(
@@ -326,12 +317,7 @@ def start_span(
     above = trace.get_current_span(parent).get_span_context()
     if not (_follows_parent and above.is_valid and above.trace_flags.sampled):
         return _tracer.start_span(name, parent, kind, attributes)
-    flags = _child_flags[above.trace_flags.random_trace_id]
-    context = trace.SpanContext(
-        above.trace_id, _random_bits(64) or 1, False, flags, above.trace_state
-    )
-    made: Span = _recorded(name, context, above, kind, attributes, _recorder, parent)
-    return made
+    return _recorder.child(name, above, kind, attributes, parent)
 
 
 def _enter_root(
@@ -352,9 +338,7 @@ def _enter_root(
         return Entered(None, *_dropped_root(trace_id, parent))
     if rule is not None and _recorder is not None:
         # Sampled by the rule the SDK's sampler would apply: recorded at once.
-        context = _trace.SpanContext(trace_id, _random_bits(64) or 1, False, _root_flags)
-        made = _recorded(name, context, None, kind, attributes, _recorder, parent)
-        return _entered(made, parent)
+        return _entered(_recorder.root(name, trace_id, kind, attributes, parent), parent)
     chosen = _chosen_trace_id.set(trace_id)
     try:
         made = _tracer.start_span(name, parent, kind, attributes)
