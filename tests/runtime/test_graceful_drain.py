@@ -91,7 +91,8 @@ async def test_a_call_cancelled_by_the_server_is_tried_again_only_when_repeatabl
     assert calls == {REPEATABLE: 2, NOT_REPEATABLE: 1}
 
 
-async def test_a_replica_stopping_gracefully_under_load_fails_no_repeatable_call() -> None:
+async def _stop_one_of_two_replicas_under_load() -> dict[str, collections.Counter[str]]:
+    """Each method's outcomes while one of two loaded replicas stops with a grace."""
     served: collections.Counter[int] = collections.Counter()
     # Both replicas busy: the load reaches the one about to stop.
     both_busy = asyncio.Event()
@@ -132,8 +133,8 @@ async def test_a_replica_stopping_gracefully_under_load_fails_no_repeatable_call
                     except grpc.aio.AioRpcError as error:
                         seen[error.code().name] += 1
 
-            # Enough calls in flight that the stopping server holds some it has not started;
-            # the calls that may not be repeated show that it did.
+            # Many calls in flight, so that the stopping server likely holds some it has
+            # accepted but not started.
             callers = [
                 asyncio.create_task(caller(method))
                 for method in (REPEATABLE, NOT_REPEATABLE)
@@ -151,5 +152,15 @@ async def test_a_replica_stopping_gracefully_under_load_fails_no_repeatable_call
             task.cancel()
         await first.stop(None)
         await second.stop(None)
-    assert outcomes[NOT_REPEATABLE]["CANCELLED"] > 0, outcomes
-    assert set(outcomes[REPEATABLE]) == {"OK"}, outcomes
+    return outcomes
+
+
+async def test_a_replica_stopping_gracefully_under_load_fails_no_repeatable_call() -> None:
+    # Whether a stop catches calls accepted but not started is a matter of timing, so the
+    # stop is repeated until one did: the calls that may not be repeated show it.
+    for _ in range(8):
+        outcomes = await _stop_one_of_two_replicas_under_load()
+        assert set(outcomes[REPEATABLE]) == {"OK"}, outcomes
+        if outcomes[NOT_REPEATABLE]["CANCELLED"] > 0:
+            return
+    pytest.fail(f"no stop cancelled a call it had accepted: {outcomes}")
