@@ -140,7 +140,7 @@ async def write_history(database: Database, orders: Sequence[PastOrder]) -> tupl
             if await uow.orders.by_idempotency_key(order.user_id, order.idempotency_key):
                 present += 1
                 continue
-            await uow.orders.add(order)
+            uow.orders.add(order)
             for event_type, occurred_at, summary in past.timeline():
                 uow.timeline.record(
                     event_id=new_id(),

@@ -229,7 +229,7 @@ class Orders:
             create_time=timestamp(now),
         )
         async with self.unit_of_work() as uow:
-            await uow.orders.add(order)
+            uow.orders.add(order)
             metrics.count_move(uow, metrics.NONE, OrderStatus.PENDING)
             emit(uow, order_id, event, f"Order placed: {len(items)} item(s)")
             await uow.commit()

@@ -57,8 +57,8 @@ _ORDER_BY_KEY = Statement(
 _ITEMS = Statement(
     select(_items).where(_items.c.order_id == bindparam("order_id")).order_by(_items.c.position)
 )
-_ADD_ORDER = Statement(_orders.insert())
-_ADD_ITEMS = Statement(_items.insert())
+_ADD_ORDERS = RowsInsert(_orders, ORDER_FIELDS)
+_ADD_ITEMS = RowsInsert(_items, ("order_id", *ITEM_FIELDS))
 _STATUS_OF = Statement(select(_orders.c.status).where(_orders.c.id == bindparam("order_id")))
 # Built once per set of columns it sets, run with parameters: every saga step moves an order.
 _TRANSITIONS: dict[frozenset[str], Statement] = {}
@@ -101,11 +101,12 @@ class OrderRepository:
             return None
         return order_record(row, await self.tx.fetch(_ITEMS, {"order_id": row["id"]}))
 
-    async def add(self, order: OrderRecord) -> None:
-        """The order and its items; a second order with the owner's idempotency key breaks the
-        unique constraint (`IntegrityViolation`)."""
-        await self.tx.execute(_ADD_ORDER, {name: getattr(order, name) for name in ORDER_FIELDS})
-        await self.tx.execute_many(
+    def add(self, order: OrderRecord) -> None:
+        """The order and its items, written as the unit of work commits (`Transaction.hold`),
+        with its timeline entries and events: a second order with the owner's idempotency key
+        breaks the unique constraint then (`IntegrityViolation`)."""
+        self.tx.hold(_ADD_ORDERS, [{name: getattr(order, name) for name in ORDER_FIELDS}])
+        self.tx.hold(
             _ADD_ITEMS,
             [
                 {"order_id": order.id, **{name: getattr(item, name) for name in ITEM_FIELDS}}
@@ -146,14 +147,14 @@ _TIMELINE_ENTRIES = RowsInsert(
 class TimelineRepository:
     """What happened to each order, one entry per event.
 
-    The entries of a unit of work are written together as it commits (`write_held`): an
-    event that moves an order records two (the one received, the one it causes), and a batch
-    of events shares one transaction.
+    Entries are written as the unit of work commits, with its other held rows
+    (`Transaction.hold`): an event that moves an order records two (the one received, the one
+    it causes), a batch of events shares one transaction, and a new order's entry goes in the
+    statement that writes the order.
     """
 
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
-        self._held: list[dict[str, Any]] = []
 
     def record(
         self,
@@ -166,21 +167,19 @@ class TimelineRepository:
         summary: str,
     ) -> None:
         """Idempotent: the same event recorded twice is one entry."""
-        self._held.append(
-            {
-                "event_id": event_id,
-                "order_id": order_id,
-                "event_type": event_type,
-                "source": source,
-                "occurred_at": occurred_at,
-                "summary": summary[:500],
-            }
+        self.tx.hold(
+            _TIMELINE_ENTRIES,
+            [
+                {
+                    "event_id": event_id,
+                    "order_id": order_id,
+                    "event_type": event_type,
+                    "source": source,
+                    "occurred_at": occurred_at,
+                    "summary": summary[:500],
+                }
+            ],
         )
-
-    async def write_held(self) -> None:
-        """Write the entries recorded since the last call, in one statement (PostgreSQL)."""
-        held, self._held = self._held, []
-        await self.tx.insert_rows(_TIMELINE_ENTRIES, held)
 
 
 LINE_KEY = ("user_id", "product_id")  # the primary key of cart_items

@@ -16,6 +16,3 @@ class OrderUnitOfWork(UnitOfWork):
         self.orders = OrderRepository(tx)
         self.timeline = TimelineRepository(tx)
         self.carts = CartRepository(tx)
-
-    async def before_commit(self) -> None:
-        await self.timeline.write_held()

@@ -89,34 +89,76 @@ class RowsInsert:
     exists already are skipped, as `ON CONFLICT DO NOTHING`.
     """
 
-    __slots__ = ("columns", "many", "one")
+    __slots__ = ("columns", "conflict_keys", "many", "one", "table")
 
     def __init__(
         self, table: Table, columns: Sequence[str], *, conflict_keys: Sequence[str] = ()
     ) -> None:
+        self.table = table
         self.columns = tuple(columns)
+        self.conflict_keys = tuple(conflict_keys)
         # `inline`: nothing is read back (a generated key), so no RETURNING.
         postgresql, sqlite = postgresql_insert(table).inline(), sqlite_insert(table).inline()
-        arrays = select(
-            *(
-                func.unnest(bindparam(name, type_=ARRAY(_unbounded(table.c[name].type))))
-                for name in columns
-            )
-        )
-        many = postgresql_insert(table).from_select(list(self.columns), arrays)
         if conflict_keys:
             keys = list(conflict_keys)
             postgresql = postgresql.on_conflict_do_nothing(index_elements=keys)
             sqlite = sqlite.on_conflict_do_nothing(index_elements=keys)
-            many = many.on_conflict_do_nothing(index_elements=keys)
         one: dict[str, Insert] = {"postgresql": postgresql, "sqlite": sqlite}
         # Per dialect, for a single row (and every row elsewhere); and all rows on PostgreSQL.
         self.one = {name: Statement(insert) for name, insert in one.items()}
-        self.many = Statement(many)
+        self.many = Statement(self.unnested())
 
-    def arrays(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-        """The rows as one array per column, the parameters of `many`."""
-        return {name: [row[name] for row in rows] for name in self.columns}
+    def unnested(self, prefix: str = "") -> Insert:
+        """All rows in one PostgreSQL statement, from an array per column, each array a
+        parameter named `prefix` and the column."""
+        arrays = select(
+            *(
+                func.unnest(
+                    bindparam(prefix + name, type_=ARRAY(_unbounded(self.table.c[name].type)))
+                )
+                for name in self.columns
+            )
+        )
+        many = postgresql_insert(self.table).from_select(list(self.columns), arrays)
+        if self.conflict_keys:
+            many = many.on_conflict_do_nothing(index_elements=list(self.conflict_keys))
+        return many
+
+    def arrays(self, rows: Sequence[Mapping[str, Any]], prefix: str = "") -> dict[str, list[Any]]:
+        """The rows as one array per column, the parameters of `many` (or of `unnested(prefix)`)."""
+        return {prefix + name: [row[name] for row in rows] for name in self.columns}
+
+
+# Statements that insert into several tables at once, by the inserts they join.
+_JOINED: dict[tuple[RowsInsert, ...], Statement] = {}
+
+
+def joined(inserts: tuple[RowsInsert, ...]) -> Statement:
+    """One PostgreSQL statement of several inserts: each but the last a data-modifying CTE.
+
+    PostgreSQL runs them against one snapshot and checks foreign keys as the statement ends, so
+    a row may refer to a row of another of the inserts, whatever their order. The parameters
+    are each insert's arrays, prefixed by its place (`joined_arrays`).
+    """
+    statement = _JOINED.get(inserts)
+    if statement is None:
+        *ctes, last = (insert.unnested(_prefix(place)) for place, insert in enumerate(inserts))
+        statement = _JOINED[inserts] = Statement(
+            last.add_cte(*(cte.cte(f"joined_{place}") for place, cte in enumerate(ctes)))
+        )
+    return statement
+
+
+def joined_arrays(held: Sequence[tuple[RowsInsert, Sequence[Mapping[str, Any]]]]) -> dict[str, Any]:
+    """The parameters of `joined` for these inserts and their rows."""
+    params: dict[str, Any] = {}
+    for place, (insert, rows) in enumerate(held):
+        params.update(insert.arrays(rows, _prefix(place)))
+    return params
+
+
+def _prefix(place: int) -> str:
+    return f"j{place}_"
 
 
 def _unbounded(type_: TypeEngine[Any]) -> TypeEngine[Any]:
@@ -133,6 +175,29 @@ class Transaction(ABC):
     """Statements of one transaction; what it commits, it commits together."""
 
     dialect: str
+    # Whether a transaction is open on the database: held rows are written in it.
+    begun = True
+
+    def __init__(self) -> None:
+        # Rows to insert as the transaction commits, by insert, in the order first held.
+        self._held: dict[RowsInsert, list[Mapping[str, Any]]] = {}
+
+    def hold(self, insert: RowsInsert, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert `rows` as the transaction commits (`write_held`), with every other row held:
+        on PostgreSQL, all of them in one statement.
+
+        Nothing can read a held row before then, in this transaction or another, and a
+        constraint a held row breaks is raised by the commit. Hold a row before the rows that
+        refer to it: elsewhere than on PostgreSQL they are written in that order.
+        """
+        if rows:
+            self._held.setdefault(insert, []).extend(rows)
+
+    async def write_held(self) -> None:
+        """Insert the rows held so far, insert by insert in the order they were first held."""
+        held, self._held = self._held, {}
+        for insert, rows in held.items():
+            await self.insert_rows(insert, rows)
 
     @abstractmethod
     async def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> int:
@@ -171,12 +236,20 @@ class Transaction(ABC):
 
 
 class DriverTransaction(Transaction):
-    """On an asyncpg connection inside its transaction (PostgreSQL)."""
+    """On an asyncpg connection (PostgreSQL), inside its transaction once a statement runs.
+
+    `transaction`, asyncpg's, is begun by the first statement: a unit of work that only held
+    rows to insert commits them as one statement in autocommit, with no BEGIN and COMMIT round
+    trips around it. Without one, each statement is a transaction by itself (`fetch_alone`).
+    """
 
     dialect = "postgresql"
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, transaction: Any = None) -> None:
+        super().__init__()
         self.connection = connection
+        self._transaction = transaction
+        self.begun = False
         # A statement failed: PostgreSQL has aborted the transaction, and would answer its
         # COMMIT with a ROLLBACK, without an error. Whoever commits must be told.
         self.failed = False
@@ -185,6 +258,7 @@ class DriverTransaction(Transaction):
     async def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> int:
         sql, args = statement.on_postgresql(params or {})
         with self._running():
+            await self._begin()
             status: str = await self.connection.execute(sql, *args)
         count = status.rsplit(" ", 1)[-1]  # "INSERT 0 1", "UPDATE 3"
         return int(count) if count.isdigit() else 0
@@ -194,6 +268,7 @@ class DriverTransaction(Transaction):
             return
         compiled = [statement.on_postgresql(row) for row in rows]
         with self._running():
+            await self._begin()
             await self.connection.executemany(compiled[0][0], [args for _, args in compiled])
 
     async def insert_many(self, insert: RowsInsert, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -204,8 +279,32 @@ class DriverTransaction(Transaction):
     ) -> list[dict[str, Any]]:
         sql, args = statement.on_postgresql(params or {})
         with self._running():
+            await self._begin()
             rows = await self.connection.fetch(sql, *args)
         return [in_utc(dict(row)) for row in rows]
+
+    async def write_held(self) -> None:
+        """The held rows in one statement, whatever the tables they go to."""
+        held, self._held = self._held, {}
+        if len(held) == 1:
+            [(insert, rows)] = held.items()
+            await self.insert_rows(insert, rows)
+        elif held:
+            await self.execute(joined(tuple(held)), joined_arrays(list(held.items())))
+
+    async def commit(self) -> None:
+        """Commit; with no statement run before, the held rows are the whole transaction: one
+        statement, which commits by itself."""
+        if self.begun:
+            await self._transaction.commit()
+        else:
+            self._transaction = None
+            await self.write_held()
+
+    async def rollback(self) -> None:
+        self._held = {}
+        if self.begun:
+            await self._transaction.rollback()
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after_commit.append(callback)
@@ -213,6 +312,11 @@ class DriverTransaction(Transaction):
     def committed(self) -> None:
         for callback in self._after_commit:
             run_after_commit(callback)
+
+    async def _begin(self) -> None:
+        if not self.begun and self._transaction is not None:
+            await self._transaction.start()
+            self.begun = True
 
     @contextmanager
     def _running(self) -> Iterator[None]:
@@ -230,6 +334,7 @@ class SessionTransaction(Transaction):
     """Through a SQLAlchemy session inside its transaction (any database)."""
 
     def __init__(self, session: AsyncSession) -> None:
+        super().__init__()
         self.session = session
         self.dialect = session.bind.dialect.name if session.bind else "sqlite"
 

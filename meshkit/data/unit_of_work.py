@@ -7,7 +7,9 @@ without committing, by an exception or not, rolls everything back. A service sub
 attach its repositories (`attach`), so its domain code reaches the database only through them.
 
 On PostgreSQL the transaction is one of asyncpg's own connections, so the repositories' hot
-statements run on the driver; elsewhere (SQLite) it is a SQLAlchemy session's.
+statements run on the driver, and it begins with its first statement: a block that only
+inserts (an order, its timeline entry and its event) commits as one statement. Elsewhere
+(SQLite) it is a SQLAlchemy session's.
 """
 
 from __future__ import annotations
@@ -72,11 +74,9 @@ class UnitOfWork:
         try:
             if self.database.is_postgresql:
                 connection = await stack.enter_async_context(self.database.driver_connection())
-                transaction = connection.transaction()
-                await transaction.start()
-                driver = DriverTransaction(connection)
+                driver = DriverTransaction(connection, connection.transaction())
                 self.tx = driver
-                self._commit, self._rollback = transaction.commit, transaction.rollback
+                self._commit, self._rollback = driver.commit, driver.rollback
                 # A session's own event runs the callbacks of a SessionTransaction.
                 self._committed = driver.committed
             else:
@@ -109,10 +109,6 @@ class UnitOfWork:
         self._check_open("after_commit()")
         self.tx.after_commit(callback)
 
-    async def before_commit(self) -> None:
-        """Write what the repositories held back to write together; a subclass's hook, run in
-        the transaction by `commit()` before it writes the events."""
-
     async def commit(self) -> None:
         """Write the published events and commit them with every other change of the block."""
         self._check_open("commit()")
@@ -120,11 +116,14 @@ class UnitOfWork:
             # PostgreSQL would answer COMMIT with a ROLLBACK and no error: a statement failed
             # (its error caught in the block), and the transaction is lost.
             raise RuntimeError("a statement of this unit of work failed: nothing can commit")
-        await self.before_commit()
         if self._published:
             assert self.outbox is not None
             await self.outbox.write(self.tx, self._published)
             self._published = []
+        if self.tx.begun:
+            # In the transaction, which a failure here rolls back as the block ends. Else the
+            # held rows are all there is to commit (`DriverTransaction.commit`).
+            await self.tx.write_held()
         assert self._commit is not None
         commit, self._commit, self._rollback = self._commit, None, None
         mark_commit_attempted()

@@ -156,7 +156,7 @@ class Outbox:
         )
 
     async def write(self, tx: Transaction, published: Sequence[tuple[Envelope, Message]]) -> None:
-        """Write the events in the caller's transaction, as one batch."""
+        """Write the events in the caller's transaction as it commits, with the rows it holds."""
         rows = [
             {
                 "message_id": envelope.message_id,
@@ -169,7 +169,7 @@ class Outbox:
             }
             for envelope, body in published
         ]
-        await tx.insert_rows(self._rows, rows)
+        tx.hold(self._rows, rows)
         # After commit: rows that may yet roll back must never be published.
         tx.after_commit(functools.partial(self._committed, rows))
 
