@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import Insert, String, Table, bindparam, func, select
+from sqlalchemy import Insert, String, Table, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
@@ -41,14 +41,15 @@ class Statement:
         self.statement = statement
         self._compiled: dict[frozenset[str], tuple[str, SQLCompiler]] = {}
         # An insert's Python-side column defaults, as SQLAlchemy's own execution adds them for
-        # the columns it is not given; None for other statements, which carry their own binds.
+        # the columns it is not given; None for other statements, which carry their own binds,
+        # and for an insert of a select's rows, which names every column it writes.
         self._defaults: tuple[tuple[str, Any], ...] | None = (
             tuple(
                 (column.key, column.default)
                 for column in statement.table.columns
                 if column.default is not None
             )
-            if isinstance(statement, Insert)
+            if isinstance(statement, Insert) and statement.select is None
             else None
         )
 
@@ -94,6 +95,10 @@ class RowsInsert:
     def __init__(
         self, table: Table, columns: Sequence[str], *, conflict_keys: Sequence[str] = ()
     ) -> None:
+        unnamed = [c.key for c in table.columns if c.default is not None and c.key not in columns]
+        if unnamed:
+            # A row of `one` would take their Python-side defaults, and rows of `many` not.
+            raise ValueError(f"{table.name}: columns with defaults must be inserted: {unnamed}")
         self.table = table
         self.columns = tuple(columns)
         self.conflict_keys = tuple(conflict_keys)
@@ -119,7 +124,9 @@ class RowsInsert:
                 for name in self.columns
             )
         )
-        many = postgresql_insert(self.table).from_select(list(self.columns), arrays)
+        many = postgresql_insert(self.table).from_select(
+            list(self.columns), arrays, include_defaults=False
+        )
         if self.conflict_keys:
             many = many.on_conflict_do_nothing(index_elements=list(self.conflict_keys))
         return many
@@ -187,8 +194,8 @@ class Transaction(ABC):
         on PostgreSQL, all of them in one statement.
 
         Nothing can read a held row before then, in this transaction or another, and a
-        constraint a held row breaks is raised by the commit. Hold a row before the rows that
-        refer to it: elsewhere than on PostgreSQL they are written in that order.
+        constraint a held row breaks is raised by the commit. Only a unit of work's commit
+        writes them.
         """
         if rows:
             self._held.setdefault(insert, []).extend(rows)
@@ -332,6 +339,13 @@ class DriverTransaction(Transaction):
 
 class SessionTransaction(Transaction):
     """Through a SQLAlchemy session inside its transaction (any database)."""
+
+    async def write_held(self) -> None:
+        """Insert the held rows one insert after another, foreign keys checked as the
+        transaction commits: a row may refer to one held after it, as on PostgreSQL."""
+        if self._held and self.dialect == "sqlite":
+            await self.session.execute(text("PRAGMA defer_foreign_keys = ON"))
+        await super().write_held()
 
     def __init__(self, session: AsyncSession) -> None:
         super().__init__()

@@ -7,7 +7,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, ForeignKey, MetaData, String, Table, bindparam, func, select
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    func,
+    select,
+)
 
 from ecommerce.events.v1 import events_pb2
 from meshkit.data import Database, IntegrityViolation, RowsInsert, Statement, UnitOfWork
@@ -39,9 +49,9 @@ def unit(database: Database) -> UnitOfWork:
 
 
 def hold_family(uow: UnitOfWork, parent: str, *kids: str) -> None:
-    # The children refer to a parent held in the same commit.
-    uow.tx.hold(PARENTS, [{"id": parent}])
+    # The children first: they refer to a parent held after them, in the same commit.
     uow.tx.hold(CHILDREN, [{"id": kid, "parent_id": parent} for kid in kids])
+    uow.tx.hold(PARENTS, [{"id": parent}])
     uow.publish(events_pb2.OrderShipped(order_id=parent), correlation_id=parent)
 
 
@@ -109,23 +119,45 @@ async def test_a_block_that_reads_first_writes_its_held_rows_in_its_transaction(
     assert await written(database) == (["p1"], ["c1"], 1)
 
 
+@pytest.mark.parametrize("read_first", [False, True])
 async def test_a_held_row_that_breaks_a_constraint_fails_the_commit_and_writes_nothing(
-    database: Database,
+    database: Database, read_first: bool
 ) -> None:
     async with unit(database) as uow:
         hold_family(uow, "p1")
         await uow.commit()
+    committed: list[str] = []
     async with unit(database) as uow:
+        if read_first:
+            assert await uow.tx.fetch(_PARENT, {"id": "p2"}) == []
         hold_family(uow, "p2", "c2")
         hold_family(uow, "p1", "c1")
+        uow.after_commit(lambda: committed.append("after"))
         with pytest.raises(IntegrityViolation):
             await uow.commit()
+    assert committed == []
     assert await written(database) == (["p1"], [], 1)
-    # The connection went back to the pool usable.
+    # The connection went back to the pool usable, with no transaction left open.
     async with unit(database) as uow:
+        if isinstance(uow.tx, DriverTransaction):
+            assert not uow.tx.connection.is_in_transaction()
         hold_family(uow, "p3")
         await uow.commit()
     assert await written(database) == (["p1", "p3"], [], 2)
+
+
+def test_an_insert_must_name_every_column_with_a_default() -> None:
+    table = Table(
+        "defaults",
+        MetaData(),
+        Column("id", String(8), primary_key=True),
+        Column("n", Integer, default=7),
+    )
+    with pytest.raises(
+        ValueError, match=r"defaults: columns with defaults must be inserted: \['n'\]"
+    ):
+        RowsInsert(table, ("id",))
+    assert RowsInsert(table, ("id", "n")).columns == ("id", "n")
 
 
 async def test_held_rows_are_dropped_when_the_block_ends_without_a_commit(
