@@ -33,7 +33,7 @@ class Profile:
     tracing_rounds: int = 6
     tracing_saga_seconds: float = 20
     # The settings compared, by the names `bench.tracing_cost.SETTINGS` gives them.
-    tracing_settings: tuple[str, ...] = ("off", "10%", "100%")
+    tracing_settings: tuple[str, ...] = ("off", "0%", "10%", "100%")
     # Whether each restarted mesh is measured only once the gateway's caches are live (a few
     # seconds after it hears their writers): else scenarios 1 and 3 measure a cold start.
     tracing_warm_caches: bool = True

@@ -281,6 +281,11 @@ def _tracing_rows(result: dict[str, Any]) -> Iterator[dict[str, str]]:
                     f"; against the untraced mesh's ratio to hello world, across the restart: "
                     f"{against[f'{key}_across_restart']:.0%}"
                 )
+            if against.get(f"{key}_from_the_ends") is not None:
+                row["notes"] += (
+                    f"; from 0% and 100%, time per request being linear in the share sampled: "
+                    f"{against[f'{key}_from_the_ends']:.0%} of its untraced twin"
+                )
             yield row
         phase = figures["5"]["phases"][0]
         machine = (figures["5"].get("cpu_ms_per_order") or {}).get("machine")

@@ -67,9 +67,9 @@ def _tracing_checks(result: dict[str, Any]) -> list[Check]:
     ]  # fmt: skip
     for setting, figures in result["settings"].items():
         exported = (figures.get("exported") or {}).get("requests")
-        if setting == "off":
+        if setting in ("off", "0%"):
             checks.append(
-                _check("8:off:1", "exports nothing", exported, lambda v: v == 0, "{:.0f}")
+                _check(f"8:{setting}:1", "exports nothing", exported, lambda v: v == 0, "{:.0f}")
             )
         else:
             checks.append(

@@ -20,7 +20,7 @@ from bench.report import Report, cores_note, rows
 from bench.scenarios import Definition
 from bench.stats import QUANTILE_POINTS, percentile, pooled_percentile, quantiles_ms, summary_ms
 from bench.targets import evaluate
-from bench.tracing_cost import versus_off
+from bench.tracing_cost import from_the_ends, versus_off
 
 
 def _results(**overrides: Any) -> dict[str, Any]:
@@ -140,6 +140,27 @@ def test_tracing_at_a_tenth_is_judged_against_its_untraced_twin_in_the_same_roun
     silent["settings"]["10%"]["exported"] = {"requests": 0, "bytes": 0}
     exports = {(c.row, c.target): c.passed for c in evaluate({"8": silent})}
     assert exports[("8:10%:1", "exports spans")] is False
+
+
+def test_a_share_sampled_is_found_from_none_and_every_request_sampled() -> None:
+    # Time per request against the twin's: 1/0.98 with none sampled, 1/0.70 with all.
+    assert from_the_ends(0.98, 0.70, 0.0) == 0.98
+    assert from_the_ends(0.98, 0.70, 1.0) == 0.70
+    assert from_the_ends(0.98, 0.70, 0.1) == round(1 / (0.9 / 0.98 + 0.1 / 0.70), 3) == 0.942
+    assert from_the_ends(None, 0.70, 0.1) is None
+
+    settings = _tracing(0.70, 0.65)["settings"]
+    settings["0%"] = {**settings["off"], "1": {"ratio": 0.69, "reference": {"ratio": 0.98}}}
+    settings["100%"] = {**settings["10%"], "1": {"ratio": 0.5, "reference": {"ratio": 0.70}}}
+    compared = versus_off(settings)
+    assert compared["10%"]["1_from_the_ends"] == 0.942
+    assert "1_from_the_ends" not in compared["0%"]
+    # With nothing sampled, nothing is exported.
+    exports = {(c.row, c.target): c.passed for c in evaluate({"8": {"settings": settings}})}
+    assert exports[("8:0%:1", "exports nothing")]
+    settings["0%"]["exported"] = {"requests": 3, "bytes": 900}
+    exports = {(c.row, c.target): c.passed for c in evaluate({"8": {"settings": settings}})}
+    assert exports[("8:0%:1", "exports nothing")] is False
 
 
 def test_a_failed_scenario_misses() -> None:
