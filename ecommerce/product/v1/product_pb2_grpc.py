@@ -200,7 +200,8 @@ class ProductServiceServicer:
         """Reserves stock for every item of an order, all or nothing: fails with
         FAILED_PRECONDITION, reserving nothing, when one item is short. Idempotent per
         order id: a repeated call returns the first reservation with
-        `already_reserved` set. Caller: a service.
+        `already_reserved` set, even while the first is still running. Caller: a
+        service.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

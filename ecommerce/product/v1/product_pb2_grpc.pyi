@@ -68,7 +68,8 @@ class ProductServiceStub:
     """Reserves stock for every item of an order, all or nothing: fails with
     FAILED_PRECONDITION, reserving nothing, when one item is short. Idempotent per
     order id: a repeated call returns the first reservation with
-    `already_reserved` set. Caller: a service.
+    `already_reserved` set, even while the first is still running. Caller: a
+    service.
     """
     ReleaseStock: _grpc.UnaryUnaryMultiCallable[_product_pb2.ReleaseStockRequest, _product_pb2.ReleaseStockResponse]
     """Puts an order's reserved stock back. Idempotent per order id. Caller: a service."""
@@ -117,7 +118,8 @@ class ProductServiceAsyncStub(ProductServiceStub):
     """Reserves stock for every item of an order, all or nothing: fails with
     FAILED_PRECONDITION, reserving nothing, when one item is short. Idempotent per
     order id: a repeated call returns the first reservation with
-    `already_reserved` set. Caller: a service.
+    `already_reserved` set, even while the first is still running. Caller: a
+    service.
     """
     ReleaseStock: _aio.UnaryUnaryMultiCallable[_product_pb2.ReleaseStockRequest, _product_pb2.ReleaseStockResponse]  # type: ignore[assignment]
     """Puts an order's reserved stock back. Idempotent per order id. Caller: a service."""
@@ -235,7 +237,8 @@ class ProductServiceServicer(metaclass=_abc_1.ABCMeta):
         """Reserves stock for every item of an order, all or nothing: fails with
         FAILED_PRECONDITION, reserving nothing, when one item is short. Idempotent per
         order id: a repeated call returns the first reservation with
-        `already_reserved` set. Caller: a service.
+        `already_reserved` set, even while the first is still running. Caller: a
+        service.
         """
 
     @_abc_1.abstractmethod
