@@ -118,7 +118,7 @@ class Notifications:
         email, name = await self.recipients.lookup(user_id)
         rendered = self.renderer.render(envelope.event_type, event, customer_name=name)
         now = utcnow()
-        await uow.notifications.add(
+        uow.notifications.add(
             id=new_id(),
             source_message_id=envelope.message_id,
             user_id=user_id,

@@ -6,17 +6,34 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, Table, bindparam, func, select, tuple_, update
+from sqlalchemy import (
+    ColumnDefault,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from meshkit.data import Database, Statement, Transaction, fetch_alone
+from meshkit.data import Database, RowsInsert, Statement, Transaction, fetch_alone
 from meshkit.data.transactions import SessionTransaction
 from notification_service.models import Notification, NotificationStatus
 from notification_service.records import NotificationRecord
 
 _notifications: Table = Notification.__table__  # type: ignore[assignment]
-# Built once, run with parameters: every email of every order is one.
-_RECORD = Statement(_notifications.insert())
+# Built once, run with parameters: every email of every order is one, and the emails of a
+# batch of events go in one statement as its unit of work commits. Every column but the
+# mailer's outcome, those a notification is not given taking their defaults.
+_RECORD = RowsInsert(_notifications, [c.key for c in _notifications.columns if c.key != "sent_at"])
+_DEFAULTS = {
+    column.key: column.default.arg
+    for column in _notifications.columns
+    if isinstance(column.default, ColumnDefault) and column.default.is_scalar
+}
 # Only over the attempt it claimed, and while nothing is settled: a pass whose lease ran out,
 # the notification claimed again by another (and perhaps given up on), does not overwrite
 # what that one saves.
@@ -86,10 +103,11 @@ class NotificationRepository:
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
 
-    async def add(self, **values: Any) -> None:
-        """Store a notification; a second for the same message breaks its unique
-        `source_message_id`, and the redelivery that made it rolls back."""
-        await self.tx.execute(_RECORD, values)
+    def add(self, **values: Any) -> None:
+        """Store a notification as the unit of work commits (`Transaction.hold`); a second for
+        the same message breaks its unique `source_message_id` then, and the redelivery that
+        made it rolls back."""
+        self.tx.hold(_RECORD, [{**_DEFAULTS, **values}])
 
     async def save_attempt(
         self,
