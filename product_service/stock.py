@@ -193,6 +193,11 @@ class Stock:
                 )
                 await uow.commit()
         except _Short as short:
+            # Short, perhaps, of what a concurrent reserve of the same order just took: then
+            # that reservation is the answer, as for a repeat.
+            existing = await load_reservations(self.db, order_id)
+            if existing:
+                return await self._repeat(order_id, lines, existing)
             raise await self._shortage(short.line) from None
         except IntegrityViolation:
             # A concurrent reserve of the same order committed first; ours rolled back.

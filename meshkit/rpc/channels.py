@@ -69,7 +69,8 @@ def service_config(max_attempts: int = 4) -> str:
     is what one that stops gracefully (a rolling update, a scale-down) answers the calls it
     had accepted but not yet started; since a server may also say it of a call it did start,
     it is retried only for the methods declared safe to run twice
-    (`meshkit.rpc.idempotency`): reads, and CreateOrder, idempotent per its key. Retrying
+    (`meshkit.rpc.idempotency`): reads, CreateOrder per its key, ReserveStock per its
+    order. Retrying
     any other code could repeat a side effect or hammer a service that said no. The default
     deadline is set per call by `MeshChannel`, not here: grpc 1.85 fails a call at once when
     a service-config timeout is shorter than the call's own deadline.
